@@ -1,0 +1,298 @@
+//! Scalar reference kernels: the definition every SIMD path is tested against.
+//! Always compiled, portable, f32 accumulation.
+
+use crate::layout::{BlockQ8_0, QK, TILE_ROWS, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::view::{BlockQ8Act, OutCols, Tiled};
+use half::f16;
+use libm::{erff as erf, expf as exp, tanhf as tanh};
+
+fn h2f(bits: u16) -> f32 {
+    f16::from_bits(bits).to_f32()
+}
+
+/// Quantizes `x` (a multiple of `QK` long) into q8 activation blocks: per block
+/// `d = max|x| / 127`, `q = round(x / d)`.
+pub fn quantize_q8_act(x: &[f32], out: &mut [BlockQ8Act]) {
+    assert_eq!(x.len(), out.len() * QK, "activation length is not blocks × QK");
+    for (chunk, block) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let amax = chunk.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in block.qs.iter_mut().zip(chunk) {
+            *q = libm::roundf(v * id) as i8;
+            sum += i32::from(*q);
+        }
+        block.d = d;
+        block.sum = sum;
+    }
+}
+
+/// Integer dot of tile row `r`'s block with an activation block, and the float result.
+trait TileDot {
+    fn dot(&self, r: usize, a: &BlockQ8Act) -> f32;
+}
+
+impl TileDot for TileQ8_0 {
+    fn dot(&self, r: usize, a: &BlockQ8Act) -> f32 {
+        let mut isum = 0i32;
+        for c in 0..QK / 4 {
+            for j in 0..4 {
+                isum += i32::from(self.qs[c * 32 + r * 4 + j]) * i32::from(a.qs[c * 4 + j]);
+            }
+        }
+        h2f(self.d[r]) * a.d * isum as f32
+    }
+}
+
+/// Integer dot of the unsigned nibbles (0..=15) of row `r` with the activations.
+fn nibble_dot(qs: &[u8; TILE_ROWS * QK / 2], r: usize, a: &BlockQ8Act) -> i32 {
+    let mut isum = 0i32;
+    for c in 0..QK / 8 {
+        for j in 0..4 {
+            let byte = qs[c * 32 + r * 4 + j];
+            isum += i32::from(byte & 0x0f) * i32::from(a.qs[c * 4 + j]);
+            isum += i32::from(byte >> 4) * i32::from(a.qs[16 + c * 4 + j]);
+        }
+    }
+    isum
+}
+
+impl TileDot for TileQ4_0 {
+    fn dot(&self, r: usize, a: &BlockQ8Act) -> f32 {
+        let isum = nibble_dot(&self.qs, r, a) - 8 * a.sum;
+        h2f(self.d[r]) * a.d * isum as f32
+    }
+}
+
+impl TileDot for TileQ4_1 {
+    fn dot(&self, r: usize, a: &BlockQ8Act) -> f32 {
+        let isum = nibble_dot(&self.qs, r, a);
+        h2f(self.d[r]) * a.d * isum as f32 + h2f(self.m[r]) * a.d * a.sum as f32
+    }
+}
+
+fn matmul_tiled<T: TileDot>(w: Tiled<'_, T>, x: &[BlockQ8Act], mut out: OutCols<'_>) {
+    let bpr = w.blocks_per_row();
+    assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
+    assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
+    for t in 0..out.n() {
+        let xa = &x[t * bpr..][..bpr];
+        let row = out.row(t);
+        for tr in 0..w.tile_rows() {
+            let tiles = w.tile_row(tr);
+            for r in 0..TILE_ROWS.min(w.rows() - tr * TILE_ROWS) {
+                row[tr * TILE_ROWS + r] = tiles.iter().zip(xa).map(|(tile, a)| tile.dot(r, a)).sum();
+            }
+        }
+    }
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` for q8 weights and q8 activations.
+pub fn matmul_q8_0(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` for q4 weights (`d * (q - 8)`) and q8 activations.
+pub fn matmul_q4_0(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` for q4 weights with minimum (`d * q + m`) and q8 activations.
+pub fn matmul_q4_1(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` for f16 weights (`out.width()` rows of `cols` values,
+/// row-major) and f32 inputs (`out.n()` rows of `cols`).
+pub fn matmul_f16(w: &[u16], x: &[f32], mut out: OutCols<'_>) {
+    let cols = x.len() / out.n().max(1);
+    assert_eq!(w.len(), out.width() * cols, "weights are not width × cols");
+    for t in 0..out.n() {
+        let xt = &x[t * cols..][..cols];
+        for (o, wr) in out.row(t).iter_mut().zip(w.chunks_exact(cols.max(1))) {
+            *o = wr.iter().zip(xt).map(|(&a, &b)| h2f(a) * b).sum();
+        }
+    }
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` for f32 weights, laid out as in [`matmul_f16`].
+pub fn matmul_f32(w: &[f32], x: &[f32], mut out: OutCols<'_>) {
+    let cols = x.len() / out.n().max(1);
+    assert_eq!(w.len(), out.width() * cols, "weights are not width × cols");
+    for t in 0..out.n() {
+        let xt = &x[t * cols..][..cols];
+        for (o, wr) in out.row(t).iter_mut().zip(w.chunks_exact(cols.max(1))) {
+            *o = dot_f32(wr, xt);
+        }
+    }
+}
+
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `out = x / sqrt(mean(x²) + eps) * w`.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let scale = 1.0 / libm::sqrtf(ms + eps);
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * g;
+    }
+}
+
+/// `out = (x - mean(x)) / sqrt(var(x) + eps) * w + b`.
+pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let scale = 1.0 / libm::sqrtf(var + eps);
+    for (((o, &v), &g), &bias) in out.iter_mut().zip(x).zip(w).zip(b) {
+        *o = (v - mean) * scale * g + bias;
+    }
+}
+
+/// In-place softmax, max-subtracted.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = exp(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    x.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// SwiGLU: `out = silu(gate) * up`, `silu(g) = g / (1 + e^-g)`.
+pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + exp(-g)) * u;
+    }
+}
+
+/// In-place GELU, exact form: `x/2 · (1 + erf(x/√2))`.
+pub fn gelu_erf(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = 0.5 * *v * (1.0 + erf(*v * core::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// In-place GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+pub fn gelu_tanh(x: &mut [f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for v in x.iter_mut() {
+        let u = SQRT_2_OVER_PI * (*v + 0.044715 * *v * *v * *v);
+        *v = 0.5 * *v * (1.0 + tanh(u));
+    }
+}
+
+/// `dst += src`.
+pub fn add(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+}
+
+/// `dst *= src`.
+pub fn mul(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d *= s);
+}
+
+/// Rotary embedding, rotate-half layout (GPT-NeoX / Hugging Face Llama): pairs
+/// `(x[i], x[i + d/2])` rotate by the angle whose cosine and sine are `cos[i]`, `sin[i]`.
+/// Dimensions past `2 * cos.len()` (partial rotary) are left alone.
+pub fn rope_neox(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cos.len();
+    let (lo, hi) = x[..2 * half].split_at_mut(half);
+    for i in 0..half {
+        let (a, b) = (lo[i], hi[i]);
+        lo[i] = a * cos[i] - b * sin[i];
+        hi[i] = b * cos[i] + a * sin[i];
+    }
+}
+
+/// Rotary embedding, interleaved layout (GPT-J / original Llama): pairs `(x[2i], x[2i+1])`.
+pub fn rope_interleaved(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    for (i, pair) in x.chunks_exact_mut(2).take(cos.len()).enumerate() {
+        let (a, b) = (pair[0], pair[1]);
+        pair[0] = a * cos[i] - b * sin[i];
+        pair[1] = b * cos[i] + a * sin[i];
+    }
+}
+
+/// Converts f32 values to f16 bits (round to nearest even).
+pub fn f32_to_f16(src: &[f32], dst: &mut [u16]) {
+    dst.iter_mut()
+        .zip(src)
+        .for_each(|(d, &s)| *d = f16::from_f32(s).to_bits());
+}
+
+/// Attention scores over an f16 key cache: `out[t] = scale · q · keys[t]`, where `keys`
+/// holds `out.len()` rows of `q.len()` values.
+pub fn attn_scores_f16(q: &[f32], keys: &[u16], scale: f32, out: &mut [f32]) {
+    let d = q.len();
+    assert_eq!(keys.len(), out.len() * d, "keys are not out.len() × head_dim");
+    for (o, k) in out.iter_mut().zip(keys.chunks_exact(d.max(1))) {
+        *o = scale * k.iter().zip(q).map(|(&a, &b)| h2f(a) * b).sum::<f32>();
+    }
+}
+
+/// Weighted sum over an f16 value cache: `out = Σ_t p[t] · values[t]`, where `values`
+/// holds `p.len()` rows of `out.len()` values. Overwrites `out`.
+pub fn attn_values_f16(p: &[f32], values: &[u16], out: &mut [f32]) {
+    let d = out.len();
+    assert_eq!(values.len(), p.len() * d, "values are not p.len() × head_dim");
+    out.fill(0.0);
+    for (&pt, v) in p.iter().zip(values.chunks_exact(d.max(1))) {
+        out.iter_mut().zip(v).for_each(|(o, &x)| *o += pt * h2f(x));
+    }
+}
+
+/// Quantizes cache rows to q8 blocks (`d = max|x| / 127` rounded to f16).
+pub fn quantize_q8_kv(src: &[f32], dst: &mut [BlockQ8_0]) {
+    assert_eq!(src.len(), dst.len() * QK, "cache row length is not blocks × QK");
+    for (chunk, block) in src.chunks_exact(QK).zip(dst.iter_mut()) {
+        let amax = chunk.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = f16::from_f32(amax / 127.0);
+        let id = if d.to_f32() > 0.0 { 1.0 / d.to_f32() } else { 0.0 };
+        block.d = d.to_bits();
+        for (q, &v) in block.qs.iter_mut().zip(chunk) {
+            *q = libm::roundf(v * id).clamp(-127.0, 127.0) as i8;
+        }
+    }
+}
+
+/// Attention scores over a q8 key cache with a q8-quantized query:
+/// `out[t] = scale · q · keys[t]`, each key row `q.len()` blocks.
+pub fn attn_scores_q8(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
+    let nb = q.len();
+    assert_eq!(keys.len(), out.len() * nb, "keys are not out.len() × blocks");
+    for (o, k) in out.iter_mut().zip(keys.chunks_exact(nb.max(1))) {
+        let mut acc = 0.0;
+        for (kb, qb) in k.iter().zip(q) {
+            let isum: i32 = kb
+                .qs
+                .iter()
+                .zip(&qb.qs)
+                .map(|(&a, &b)| i32::from(a) * i32::from(b))
+                .sum();
+            acc += h2f(kb.d) * qb.d * isum as f32;
+        }
+        *o = scale * acc;
+    }
+}
+
+/// Weighted sum over a q8 value cache: `out = Σ_t p[t] · values[t]`, each value row
+/// `out.len() / QK` blocks. Overwrites `out`.
+pub fn attn_values_q8(p: &[f32], values: &[BlockQ8_0], out: &mut [f32]) {
+    let nb = out.len() / QK;
+    assert_eq!(values.len(), p.len() * nb, "values are not p.len() × blocks");
+    out.fill(0.0);
+    for (&pt, v) in p.iter().zip(values.chunks_exact(nb.max(1))) {
+        for (ob, vb) in out.chunks_exact_mut(QK).zip(v) {
+            let s = pt * h2f(vb.d);
+            ob.iter_mut()
+                .zip(&vb.qs)
+                .for_each(|(o, &q)| *o += s * f32::from(q));
+        }
+    }
+}

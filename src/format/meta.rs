@@ -1,0 +1,338 @@
+//! The metadata JSON of a packed file: model configuration, tokenizer description, chat
+//! template and provenance. Large tokenizer tables live in tensors (see [`tok_tensor`]).
+
+use serde::{Deserialize, Serialize};
+
+/// Everything in the metadata JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The network.
+    pub config: ModelConfig,
+    /// How text becomes token ids and back.
+    pub tokenizer: TokenizerSpec,
+    /// The model's own Jinja chat template, if it has one.
+    #[serde(default)]
+    pub chat_template: Option<String>,
+    /// Where the file came from.
+    pub source: SourceInfo,
+}
+
+/// Model architecture families the runtime implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// Llama 2/3, TinyLlama, SmolLM/SmolLM2, Mistral: decoder, RMSNorm, RoPE, GQA, SwiGLU.
+    Llama,
+    /// Qwen2: Llama with q/k/v biases.
+    Qwen2,
+    /// BERT encoders (sentence embeddings).
+    Bert,
+}
+
+impl Architecture {
+    /// Every supported architecture.
+    pub const ALL: [Architecture; 3] = [Architecture::Llama, Architecture::Qwen2, Architecture::Bert];
+
+    /// The lower-case name used in the file and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Bert => "bert",
+        }
+    }
+
+    /// Whether this is a causal decoder (text generation) rather than an encoder.
+    pub fn is_decoder(self) -> bool {
+        !matches!(self, Architecture::Bert)
+    }
+}
+
+/// Normalization layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormKind {
+    /// RMSNorm (weight only).
+    Rms,
+    /// LayerNorm (weight and bias).
+    Layer,
+}
+
+/// Feed-forward activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// SwiGLU: `silu(gate) * up`.
+    Silu,
+    /// GELU, exact (erf) form.
+    GeluErf,
+    /// GELU, tanh approximation.
+    GeluTanh,
+}
+
+/// Which pairs of dimensions RoPE rotates together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RopeLayout {
+    /// `(x[i], x[i + d/2])`, as in Hugging Face transformers (converted files always use this
+    /// for Llama and Qwen2: the converter undoes llama.cpp's Q/K row permutation).
+    Neox,
+    /// `(x[2i], x[2i + 1])`.
+    Interleaved,
+}
+
+/// Frequency scaling of RoPE for long contexts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RopeScaling {
+    /// Positions divided by `factor`.
+    Linear {
+        /// Scale factor.
+        factor: f32,
+    },
+    /// Llama 3.1's frequency-dependent scaling.
+    Llama3 {
+        /// Scale factor for low frequencies.
+        factor: f32,
+        /// Wavelength boundary (as a fraction of the original context) of the scaled band.
+        low_freq_factor: f32,
+        /// Wavelength boundary of the unscaled band.
+        high_freq_factor: f32,
+        /// Context length the model was trained with.
+        original_max_position: usize,
+    },
+}
+
+/// Rotary position embedding parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rope {
+    /// Pairing of dimensions.
+    pub layout: RopeLayout,
+    /// Base of the frequencies.
+    pub theta: f32,
+    /// Number of rotated dimensions per head (the head dimension unless partial rotary).
+    pub dims: usize,
+    /// Optional long-context scaling.
+    #[serde(default)]
+    pub scaling: Option<RopeScaling>,
+}
+
+/// Pooling of an encoder's token states into one sentence vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pooling {
+    /// How token vectors are combined.
+    pub mode: PoolingMode,
+    /// Whether the pooled vector is L2-normalized.
+    pub normalize: bool,
+}
+
+/// Token-vector combination for [`Pooling`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolingMode {
+    /// Mean over the (unpadded) tokens.
+    Mean,
+    /// The first (`[CLS]`) token.
+    Cls,
+}
+
+/// Dimensions and choices that define the network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Family.
+    pub architecture: Architecture,
+    /// Rows of the embedding table.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Transformer blocks.
+    pub num_layers: usize,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than `num_heads`).
+    pub num_kv_heads: usize,
+    /// Dimension of one head.
+    pub head_dim: usize,
+    /// Longest context the model supports (positions).
+    pub max_context: usize,
+    /// Normalization kind.
+    pub norm: NormKind,
+    /// Normalization epsilon (f32, as the reference implementations add it).
+    pub norm_eps: f32,
+    /// Rotary embeddings; `None` for learned absolute positions (BERT).
+    pub rope: Option<Rope>,
+    /// Feed-forward activation.
+    pub activation: Activation,
+    /// Biases on the q, k and v projections.
+    pub qkv_bias: bool,
+    /// Bias on the attention output projection.
+    pub attn_out_bias: bool,
+    /// Biases on the feed-forward projections.
+    pub mlp_bias: bool,
+    /// The output head reuses the token embedding.
+    pub tied_embeddings: bool,
+    /// Token-type (segment) vocabulary of encoders; 0 for decoders.
+    #[serde(default)]
+    pub type_vocab_size: usize,
+    /// Sentence pooling of encoders.
+    #[serde(default)]
+    pub pooling: Option<Pooling>,
+}
+
+/// Tokenization algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerModel {
+    /// Byte-level BPE (GPT-2, Llama 3, SmolLM2, Qwen2): BPE over the UTF-8 bytes of
+    /// pre-tokenized pieces, ranked by the merge list.
+    BpeByteLevel,
+    /// SentencePiece-style BPE (Llama 2, TinyLlama): BPE over characters of
+    /// space-replaced text, ranked by merges or by scores, unknown characters as bytes.
+    BpeSentencePiece,
+    /// WordPiece (BERT): greedy longest match with a continuation prefix.
+    WordPiece,
+}
+
+/// One step of pre-tokenization (splitting text into pieces before the model runs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PreTokenizerStep {
+    /// Split on the matches of a regular expression, keeping each match as a piece and the
+    /// text between matches as pieces too (Hugging Face `Split` with `Isolated` behaviour,
+    /// and the regex inside `ByteLevel(use_regex)`).
+    Split {
+        /// The pattern, in the syntax of Hugging Face tokenizers (Oniguruma).
+        pattern: String,
+    },
+    /// Split digits from other characters; `individual` puts every digit in its own piece.
+    Digits {
+        /// One piece per digit.
+        individual: bool,
+    },
+    /// BERT's pre-tokenizer: split on whitespace, and isolate each punctuation character.
+    Bert,
+}
+
+/// Text normalization before pre-tokenization.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Normalizer {
+    /// BERT: drop control characters and map whitespace to spaces.
+    #[serde(default)]
+    pub clean_text: bool,
+    /// BERT: put spaces around CJK ideographs.
+    #[serde(default)]
+    pub handle_chinese_chars: bool,
+    /// BERT: NFD and drop combining marks.
+    #[serde(default)]
+    pub strip_accents: bool,
+    /// Lower-case.
+    #[serde(default)]
+    pub lowercase: bool,
+    /// SentencePiece: prefix the text with a space before replacing spaces.
+    #[serde(default)]
+    pub add_dummy_prefix: bool,
+}
+
+/// Everything about the tokenizer except the large tables.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenizerSpec {
+    /// Algorithm.
+    pub model: TokenizerModel,
+    /// Number of tokens (entries of the vocabulary tables).
+    pub vocab_size: usize,
+    /// Normalization.
+    #[serde(default)]
+    pub normalizer: Normalizer,
+    /// Pre-tokenization steps, applied in order.
+    #[serde(default)]
+    pub pre_tokenizer: Vec<PreTokenizerStep>,
+    /// Beginning-of-sequence token (`[CLS]` for BERT).
+    pub bos: Option<u32>,
+    /// End-of-sequence token (`[SEP]` for BERT).
+    pub eos: Option<u32>,
+    /// Unknown token.
+    pub unk: Option<u32>,
+    /// Padding token.
+    pub pad: Option<u32>,
+    /// Prepend `bos` when encoding a prompt.
+    pub add_bos: bool,
+    /// Append `eos` when encoding.
+    pub add_eos: bool,
+    /// Tokens that end a generation (end of sequence and end of turn).
+    pub stop_tokens: Vec<u32>,
+    /// SentencePiece: unknown characters become their UTF-8 byte tokens.
+    #[serde(default)]
+    pub byte_fallback: bool,
+    /// WordPiece: prefix of word-continuation tokens (`##`).
+    #[serde(default)]
+    pub continuing_subword_prefix: Option<String>,
+    /// WordPiece: longer words become `unk`.
+    #[serde(default)]
+    pub max_input_chars_per_word: Option<usize>,
+    /// Encoders: default maximum tokens per input (sentence-transformers' `max_seq_length`).
+    #[serde(default)]
+    pub max_length: Option<usize>,
+}
+
+/// Provenance of a packed file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// Converter name and version.
+    pub converter: String,
+    /// What was converted (file or folder name, and its format).
+    pub source: String,
+    /// The requested quantization.
+    pub quant: String,
+    /// Model name, if the source had one.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Names of the tensors that hold the tokenizer tables.
+pub mod tok_tensor {
+    /// `U8 [bytes]`: the raw bytes of every token, concatenated (byte-level tokens are stored
+    /// as the bytes they stand for, SentencePiece `▁` as a space, byte tokens as their byte).
+    pub const VOCAB: &str = "tokenizer.vocab";
+    /// `U32 [vocab_size + 1]`: start of token `i` in [`VOCAB`] is entry `i`, end is `i + 1`.
+    pub const VOCAB_OFFSETS: &str = "tokenizer.vocab_offsets";
+    /// `U8 [vocab_size]`: [`super::TokenKind`] code of each token.
+    pub const KINDS: &str = "tokenizer.kinds";
+    /// `U32 [merges, 3]`: BPE merges in rank order, `(left id, right id, merged id)`.
+    pub const MERGES: &str = "tokenizer.merges";
+    /// `F32 [vocab_size]`: SentencePiece scores (merge priority when there are no merges).
+    pub const SCORES: &str = "tokenizer.scores";
+}
+
+/// What a vocabulary entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TokenKind {
+    /// Produced by the tokenization algorithm.
+    Normal = 0,
+    /// Control/special token (`<|im_start|>`, `[CLS]`): matched verbatim in text, skipped
+    /// when decoding for display.
+    Special = 1,
+    /// Added (user-defined) token: matched verbatim in text, decoded as text.
+    Added = 2,
+    /// SentencePiece byte token `<0xXX>` (stored as the byte itself).
+    Byte = 3,
+    /// Unused slot (never produced by encoding).
+    Unused = 4,
+}
+
+impl TokenKind {
+    /// The kind with this code.
+    pub fn from_code(code: u8) -> Option<TokenKind> {
+        [
+            TokenKind::Normal,
+            TokenKind::Special,
+            TokenKind::Added,
+            TokenKind::Byte,
+            TokenKind::Unused,
+        ]
+        .get(usize::from(code))
+        .copied()
+    }
+}
