@@ -1,0 +1,3 @@
+//! Subcommands of the `edgelm` command, one module each.
+
+pub mod inspect;
