@@ -132,23 +132,252 @@ pub static SCALAR: Kernels = Kernels {
     attn_values_q8: scalar::attn_values_q8,
 };
 
+impl Isa {
+    /// Whether this build contains the path (it is compiled for x86_64 or aarch64 only).
+    pub const fn compiled(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => cfg!(target_arch = "x86_64"),
+            Isa::Neon | Isa::NeonDotprod | Isa::NeonI8mm => cfg!(target_arch = "aarch64"),
+        }
+    }
+
+    /// Whether this build's target guarantees the path's CPU features at compile time
+    /// (e.g. NEON on aarch64 Linux, or AVX2 under `-C target-cpu=haswell`).
+    pub const fn enabled_at_compile_time(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => cfg!(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c"
+            )),
+            Isa::Neon => cfg!(all(target_arch = "aarch64", target_feature = "neon")),
+            Isa::NeonDotprod => cfg!(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_feature = "dotprod"
+            )),
+            Isa::NeonI8mm => cfg!(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_feature = "dotprod",
+                target_feature = "i8mm"
+            )),
+        }
+    }
+
+    /// Whether the running CPU has the path's features (without `std`: whether the build
+    /// target guarantees them, see [`Isa::enabled_at_compile_time`]).
+    pub fn supported(self) -> bool {
+        self.enabled_at_compile_time() || self.detected()
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    fn detected(self) -> bool {
+        use std::is_x86_feature_detected as has;
+        match self {
+            Isa::Avx2 => has!("avx2") && has!("fma") && has!("f16c"),
+            _ => false,
+        }
+    }
+
+    #[cfg(all(feature = "std", target_arch = "aarch64"))]
+    fn detected(self) -> bool {
+        use std::arch::is_aarch64_feature_detected as has;
+        match self {
+            Isa::Neon => has!("neon"),
+            Isa::NeonDotprod => has!("neon") && has!("dotprod"),
+            Isa::NeonI8mm => has!("neon") && has!("dotprod") && has!("i8mm"),
+            _ => false,
+        }
+    }
+
+    #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    fn detected(self) -> bool {
+        false
+    }
+}
+
+/// A set of instruction-set paths; displays as a comma-separated list of names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IsaSet(u8);
+
+impl IsaSet {
+    fn bit(isa: Isa) -> u8 {
+        1 << Isa::ALL.iter().position(|&i| i == isa).unwrap_or(0)
+    }
+
+    /// Adds `isa`.
+    pub fn insert(&mut self, isa: Isa) {
+        self.0 |= Self::bit(isa);
+    }
+
+    /// Whether `isa` is in the set.
+    pub fn contains(self, isa: Isa) -> bool {
+        self.0 & Self::bit(isa) != 0
+    }
+
+    /// The members, slowest first (the order of [`Isa::ALL`]).
+    pub fn iter(self) -> impl Iterator<Item = Isa> {
+        Isa::ALL.into_iter().filter(move |&isa| self.contains(isa))
+    }
+}
+
+impl FromIterator<Isa> for IsaSet {
+    fn from_iter<I: IntoIterator<Item = Isa>>(iter: I) -> Self {
+        let mut set = IsaSet::default();
+        iter.into_iter().for_each(|isa| set.insert(isa));
+        set
+    }
+}
+
+impl core::fmt::Display for IsaSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, isa) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(isa.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Kernels::select`] refused a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelectError {
+    requested: Requested,
+    available: IsaSet,
+}
+
+/// Longest requested name an error repeats.
+const NAME_MAX: usize = 24;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Requested {
+    /// No path has this name (its first bytes, cut at a character boundary).
+    Unknown {
+        name: [u8; NAME_MAX],
+        len: usize,
+        cut: bool,
+    },
+    /// A known path this CPU or build cannot run.
+    Unavailable(Isa),
+}
+
+impl SelectError {
+    fn unknown(name: &str, available: IsaSet) -> Self {
+        let len = name.floor_char_boundary(NAME_MAX);
+        let mut buf = [0; NAME_MAX];
+        buf[..len].copy_from_slice(&name.as_bytes()[..len]);
+        let requested = Requested::Unknown {
+            name: buf,
+            len,
+            cut: len < name.len(),
+        };
+        SelectError { requested, available }
+    }
+
+    /// The known path that was asked for, if the name was a path's.
+    pub fn isa(&self) -> Option<Isa> {
+        match self.requested {
+            Requested::Unavailable(isa) => Some(isa),
+            Requested::Unknown { .. } => None,
+        }
+    }
+
+    /// The paths this CPU and build can run.
+    pub fn available(&self) -> IsaSet {
+        self.available
+    }
+}
+
+impl core::fmt::Display for SelectError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.requested {
+            Requested::Unknown { name, len, cut } => {
+                let name = core::str::from_utf8(&name[..*len]).unwrap_or("?");
+                let known: IsaSet = Isa::ALL.into_iter().collect();
+                let dots = if *cut { "…" } else { "" };
+                write!(
+                    f,
+                    "unknown instruction-set path \"{name}{dots}\" (known: {known}, or auto)"
+                )?;
+            }
+            Requested::Unavailable(isa) => {
+                write!(
+                    f,
+                    "instruction-set path {isa} is not supported by this CPU or build"
+                )?;
+            }
+        }
+        write!(f, "; available here: {}", self.available)
+    }
+}
+
+impl core::error::Error for SelectError {}
+
 impl Kernels {
     /// The table for `isa`, or `None` if this CPU (or this build's target) cannot run it.
-    #[cfg(feature = "std")]
     pub fn get(isa: Isa) -> Option<&'static Kernels> {
+        // SAFETY: `supported` checked the CPU (or the build target) for the path's features.
+        isa.supported()
+            .then(|| unsafe { Kernels::get_unchecked(isa) })
+            .flatten()
+    }
+
+    /// The table for `isa` if this build contains it, without checking the CPU.
+    ///
+    /// # Safety
+    /// The CPU must have the path's features (see [`Isa`]): its kernels execute those
+    /// instructions, which is undefined behaviour (usually `SIGILL`) on a CPU without them.
+    pub unsafe fn get_unchecked(isa: Isa) -> Option<&'static Kernels> {
         match isa {
             Isa::Scalar => Some(&SCALAR),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(&crate::x86_64::avx2::AVX2),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => Some(&crate::aarch64::neon::NEON),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => Some(&crate::aarch64::dotprod::DOTPROD),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonI8mm => Some(&crate::aarch64::i8mm::I8MM),
+            #[allow(unreachable_patterns)]
             _ => None,
         }
     }
 
+    /// The paths this CPU and build can run.
+    pub fn available() -> IsaSet {
+        Isa::ALL
+            .into_iter()
+            .filter(|&isa| Kernels::get(isa).is_some())
+            .collect()
+    }
+
     /// The fastest table this CPU can run.
-    #[cfg(feature = "std")]
     pub fn detect() -> &'static Kernels {
         Isa::ALL
             .into_iter()
             .rev()
             .find_map(Kernels::get)
             .unwrap_or(&SCALAR)
+    }
+
+    /// The table named `name` (an [`Isa::name`]; `None`, `""` or `"auto"` mean
+    /// [`Kernels::detect`]), as for an `EDGELM_ISA` override. A path this CPU or build
+    /// cannot run is an error naming it and the available ones, never an illegal instruction.
+    pub fn select(name: Option<&str>) -> Result<&'static Kernels, SelectError> {
+        let name = name.map(str::trim).unwrap_or("");
+        if name.is_empty() || name == "auto" {
+            return Ok(Kernels::detect());
+        }
+        let isa = Isa::from_name(name).ok_or_else(|| SelectError::unknown(name, Kernels::available()))?;
+        Kernels::get(isa).ok_or(SelectError {
+            requested: Requested::Unavailable(isa),
+            available: Kernels::available(),
+        })
     }
 }

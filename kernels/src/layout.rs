@@ -338,9 +338,9 @@ mod tests {
         }];
         pack_tiles(&blocks[..8], 1, &mut tiles);
         for c in 0..4 {
-            for r in 0..8 {
+            for (r, block) in blocks[..8].iter().enumerate() {
                 for j in 0..4 {
-                    assert_eq!(tiles[0].qs[c * 32 + r * 4 + j], blocks[r].qs[c * 4 + j]);
+                    assert_eq!(tiles[0].qs[c * 32 + r * 4 + j], block.qs[c * 4 + j]);
                 }
             }
         }

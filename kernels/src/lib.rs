@@ -4,7 +4,7 @@
 //! Each operation has a scalar reference ([`scalar`]) and SIMD twins with the same
 //! signature (AVX2 on x86_64; NEON, NEON+SDOT and NEON+SMMLA on aarch64), collected into one
 //! [`Kernels`] table per instruction-set path and chosen once at run time from CPU feature
-//! detection ([`Kernels::detect`], with the `std` feature).
+//! detection ([`Kernels::detect`] and [`Kernels::select`], with the `std` feature).
 #![no_std]
 #![warn(missing_docs)]
 
@@ -16,5 +16,10 @@ pub mod layout;
 pub mod scalar;
 pub mod view;
 
-pub use dispatch::{Isa, Kernels, SCALAR};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod simd;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+pub use dispatch::{Isa, IsaSet, Kernels, SCALAR, SelectError};
 pub use view::{BlockQ8Act, OutCols, Tiled};

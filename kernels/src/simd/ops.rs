@@ -1,0 +1,376 @@
+//! Float kernels written once for every [`Lanes`] type: normalization, activations,
+//! element-wise arithmetic, rotary embedding, f16 conversion, float matmul and the f16
+//! attention loops. Each has the semantics of its namesake in [`crate::scalar`].
+//!
+//! Slices are walked `L::N` values at a time; a last partial vector goes through a padded
+//! stack buffer, so every value takes the same vector code.
+
+use core::ops::Range;
+
+use super::lanes::{Lanes, MAX_LANES};
+use super::math;
+use crate::view::OutCols;
+
+/// The ranges `[i, i + N)` covering `0..len`, the last one possibly shorter.
+#[inline(always)]
+pub(crate) fn chunks<L: Lanes>(len: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..len).step_by(L::N).map(move |i| i..(i + L::N).min(len))
+}
+
+/// Loads `src` (up to `N` values); missing lanes are `pad`.
+#[inline(always)]
+pub(crate) fn load_pad<L: Lanes>(src: &[f32], pad: f32) -> L {
+    if src.len() >= L::N {
+        L::load(src)
+    } else {
+        let mut buf = [pad; MAX_LANES];
+        buf[..src.len()].copy_from_slice(src);
+        L::load(&buf)
+    }
+}
+
+/// Loads `src` (up to `N` values); missing lanes are 0.
+#[inline(always)]
+pub(crate) fn load<L: Lanes>(src: &[f32]) -> L {
+    load_pad(src, 0.0)
+}
+
+/// Stores the first `dst.len()` (at most `N`) lanes of `v`.
+#[inline(always)]
+pub(crate) fn store<L: Lanes>(v: L, dst: &mut [f32]) {
+    if dst.len() >= L::N {
+        v.store(dst);
+    } else {
+        let mut buf = [0.0; MAX_LANES];
+        v.store(&mut buf);
+        let n = dst.len();
+        dst.copy_from_slice(&buf[..n]);
+    }
+}
+
+/// Loads `src` (up to `N` f16 values); missing lanes are 0.
+#[inline(always)]
+fn load_f16<L: Lanes>(src: &[u16]) -> L {
+    if src.len() >= L::N {
+        L::load_f16(src)
+    } else {
+        let mut buf = [0; MAX_LANES];
+        buf[..src.len()].copy_from_slice(src);
+        L::load_f16(&buf)
+    }
+}
+
+/// `x[i] = f(x[i])`.
+#[inline(always)]
+fn map<L: Lanes>(x: &mut [f32], f: impl Fn(L) -> L) {
+    for r in chunks::<L>(x.len()) {
+        let v = f(load(&x[r.clone()]));
+        store(v, &mut x[r]);
+    }
+}
+
+/// `out[i] = f(a[i], b[i])`; `out` may alias neither input, all three have one length.
+#[inline(always)]
+fn zip_map<L: Lanes>(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(L, L) -> L) {
+    assert!(
+        a.len() == out.len() && b.len() == out.len(),
+        "operand lengths differ"
+    );
+    for r in chunks::<L>(out.len()) {
+        let v = f(load(&a[r.clone()]), load(&b[r.clone()]));
+        store(v, &mut out[r]);
+    }
+}
+
+/// `dst[i] = f(dst[i], src[i])`.
+#[inline(always)]
+fn update<L: Lanes>(dst: &mut [f32], src: &[f32], f: impl Fn(L, L) -> L) {
+    assert_eq!(dst.len(), src.len(), "operand lengths differ");
+    for r in chunks::<L>(dst.len()) {
+        let v = f(load(&dst[r.clone()]), load(&src[r.clone()]));
+        store(v, &mut dst[r]);
+    }
+}
+
+/// `Σ f(x[i])`, padding lanes `pad`, over two accumulators (two independent chains).
+#[inline(always)]
+fn sum_map<L: Lanes>(x: &[f32], pad: f32, f: impl Fn(L) -> L) -> f32 {
+    let (mut a0, mut a1) = (L::zero(), L::zero());
+    let mut it = chunks::<L>(x.len());
+    while let Some(r) = it.next() {
+        a0 = a0.add(f(load_pad(&x[r], pad)));
+        if let Some(r) = it.next() {
+            a1 = a1.add(f(load_pad(&x[r], pad)));
+        }
+    }
+    a0.add(a1).reduce_sum()
+}
+
+/// See [`crate::scalar::rms_norm`].
+#[inline(always)]
+pub(crate) fn rms_norm<L: Lanes>(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let ms = sum_map::<L>(x, 0.0, |v| v.mul(v)) / x.len() as f32;
+    let scale = L::splat(1.0 / libm::sqrtf(ms + eps));
+    zip_map(out, x, w, |v: L, g| v.mul(scale).mul(g));
+}
+
+/// See [`crate::scalar::layer_norm`].
+#[inline(always)]
+pub(crate) fn layer_norm<L: Lanes>(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    assert_eq!(b.len(), out.len(), "operand lengths differ");
+    let n = x.len() as f32;
+    let mean = sum_map::<L>(x, 0.0, |v| v) / n;
+    let m = L::splat(mean);
+    // Padding lanes hold the mean, so they add nothing to the variance.
+    let var = sum_map::<L>(x, mean, |v| v.sub(m).mul(v.sub(m))) / n;
+    let scale = L::splat(1.0 / libm::sqrtf(var + eps));
+    zip_map(out, x, w, |v: L, g| v.sub(m).mul(scale).mul(g));
+    update(out, b, |o: L, bias| o.add(bias));
+}
+
+/// See [`crate::scalar::softmax`].
+#[inline(always)]
+pub(crate) fn softmax<L: Lanes>(x: &mut [f32]) {
+    let mut mx = L::splat(f32::NEG_INFINITY);
+    for r in chunks::<L>(x.len()) {
+        mx = mx.max(load_pad(&x[r], f32::NEG_INFINITY));
+    }
+    let max = L::splat(mx.reduce_max());
+    let mut sum = L::zero();
+    for r in chunks::<L>(x.len()) {
+        let e = math::exp(load_pad::<L>(&x[r.clone()], f32::NEG_INFINITY).sub(max));
+        sum = sum.add(e);
+        store(e, &mut x[r]);
+    }
+    let inv = L::splat(1.0 / sum.reduce_sum());
+    map(x, |v: L| v.mul(inv));
+}
+
+/// See [`crate::scalar::swiglu`].
+#[inline(always)]
+pub(crate) fn swiglu<L: Lanes>(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let one = L::splat(1.0);
+    zip_map(out, gate, up, |g: L, u| {
+        g.div(one.add(math::exp(g.mul(L::splat(-1.0))))).mul(u)
+    });
+}
+
+/// See [`crate::scalar::gelu_erf`].
+#[inline(always)]
+pub(crate) fn gelu_erf<L: Lanes>(x: &mut [f32]) {
+    let (half, one) = (L::splat(0.5), L::splat(1.0));
+    let k = L::splat(core::f32::consts::FRAC_1_SQRT_2);
+    map(x, |v: L| half.mul(v).mul(one.add(math::erf(v.mul(k)))));
+}
+
+/// See [`crate::scalar::gelu_tanh`].
+#[inline(always)]
+pub(crate) fn gelu_tanh<L: Lanes>(x: &mut [f32]) {
+    let (half, one) = (L::splat(0.5), L::splat(1.0));
+    let (k, c) = (L::splat(0.797_884_6), L::splat(0.044715));
+    map(x, |v: L| {
+        let u = k.mul(c.mul(v).mul(v).mul_add(v, v));
+        half.mul(v).mul(one.add(math::tanh_abs(u)))
+    });
+}
+
+/// See [`crate::scalar::add`].
+#[inline(always)]
+pub(crate) fn add<L: Lanes>(dst: &mut [f32], src: &[f32]) {
+    update(dst, src, |d: L, s| d.add(s));
+}
+
+/// See [`crate::scalar::mul`].
+#[inline(always)]
+pub(crate) fn mul<L: Lanes>(dst: &mut [f32], src: &[f32]) {
+    update(dst, src, |d: L, s| d.mul(s));
+}
+
+/// Checks the rotary-embedding operands (as the scalar reference does).
+fn check_rope(x: &[f32], cos: &[f32], sin: &[f32]) {
+    assert_eq!(cos.len(), sin.len(), "cos and sin lengths differ");
+    assert!(x.len() >= 2 * cos.len(), "rotary dimensions exceed the head");
+}
+
+/// See [`crate::scalar::rope_neox`]. Bit-exact: the same products and differences.
+#[inline(always)]
+pub(crate) fn rope_neox<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    check_rope(x, cos, sin);
+    let (lo, hi) = x[..2 * cos.len()].split_at_mut(cos.len());
+    for r in chunks::<L>(cos.len()) {
+        let (a, b): (L, L) = (load(&lo[r.clone()]), load(&hi[r.clone()]));
+        let (c, s): (L, L) = (load(&cos[r.clone()]), load(&sin[r.clone()]));
+        store(a.mul(c).sub(b.mul(s)), &mut lo[r.clone()]);
+        store(b.mul(c).add(a.mul(s)), &mut hi[r]);
+    }
+}
+
+/// See [`crate::scalar::rope_interleaved`]. Bit-exact: the same products and sums.
+#[inline(always)]
+pub(crate) fn rope_interleaved<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    check_rope(x, cos, sin);
+    // Even lanes get a·c − b·s, odd lanes b·c + a·s: x·c + swap(x)·s·(∓1).
+    let sign = L::load(&[-1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0]);
+    let dup = |src: &[f32]| {
+        let mut buf = [0.0; MAX_LANES / 2];
+        buf[..src.len()].copy_from_slice(src);
+        L::load_dup_pairs(&buf)
+    };
+    for r in chunks::<L>(2 * cos.len()) {
+        let pairs = r.start / 2..r.end / 2;
+        let v: L = load(&x[r.clone()]);
+        let (c, s) = (dup(&cos[pairs.clone()]), dup(&sin[pairs]));
+        store(v.mul(c).add(v.swap_pairs().mul(s).mul(sign)), &mut x[r]);
+    }
+}
+
+/// See [`crate::scalar::f32_to_f16`].
+#[inline(always)]
+pub(crate) fn f32_to_f16<L: Lanes>(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len(), "operand lengths differ");
+    for r in chunks::<L>(src.len()) {
+        if r.len() == L::N {
+            L::load(&src[r.clone()]).store_f16(&mut dst[r]);
+        } else {
+            let mut buf = [0; MAX_LANES];
+            load::<L>(&src[r.clone()]).store_f16(&mut buf);
+            dst[r.clone()].copy_from_slice(&buf[..r.len()]);
+        }
+    }
+}
+
+/// A float weight type the float matmul reads.
+pub(crate) trait FloatWeight: Copy {
+    /// Loads up to `N` values as f32 lanes (missing lanes 0).
+    fn load<L: Lanes>(src: &[Self]) -> L;
+}
+
+impl FloatWeight for f32 {
+    #[inline(always)]
+    fn load<L: Lanes>(src: &[f32]) -> L {
+        load(src)
+    }
+}
+
+impl FloatWeight for u16 {
+    #[inline(always)]
+    fn load<L: Lanes>(src: &[u16]) -> L {
+        load_f16(src)
+    }
+}
+
+/// Dots of one weight row with `NT` input rows (all `w.len()` long), two accumulators each.
+#[inline(always)]
+fn dots<L: Lanes, W: FloatWeight, const NT: usize>(w: &[W], x: [&[f32]; NT]) -> [f32; NT] {
+    let step = |acc: &mut [L; NT], r: Range<usize>| {
+        let wv: L = W::load(&w[r.clone()]);
+        for (a, xt) in acc.iter_mut().zip(x) {
+            *a = wv.mul_add(load(&xt[r.clone()]), *a);
+        }
+    };
+    let (mut a0, mut a1) = ([L::zero(); NT], [L::zero(); NT]);
+    let mut it = chunks::<L>(w.len());
+    while let Some(r) = it.next() {
+        step(&mut a0, r);
+        if let Some(r) = it.next() {
+            step(&mut a1, r);
+        }
+    }
+    core::array::from_fn(|t| a0[t].add(a1[t]).reduce_sum())
+}
+
+/// Tokens per weight-row pass of the float matmul.
+const FLOAT_GROUP: usize = 4;
+
+/// See [`crate::scalar::matmul_f16`] and [`crate::scalar::matmul_f32`].
+#[inline(always)]
+pub(crate) fn matmul_float<L: Lanes, W: FloatWeight>(w: &[W], x: &[f32], mut out: OutCols<'_>) {
+    let n = out.n();
+    let cols = x.len() / n.max(1);
+    assert_eq!(x.len(), n * cols, "inputs are not n × cols");
+    assert_eq!(w.len(), out.width() * cols, "weights are not width × cols");
+    if cols == 0 {
+        (0..n).for_each(|t| out.row(t).fill(0.0));
+        return;
+    }
+    for (r, wr) in w.chunks_exact(cols).enumerate() {
+        let mut t = 0;
+        while n - t >= FLOAT_GROUP {
+            let xs = core::array::from_fn(|i| &x[(t + i) * cols..][..cols]);
+            for (i, d) in dots::<L, W, FLOAT_GROUP>(wr, xs).into_iter().enumerate() {
+                out.row(t + i)[r] = d;
+            }
+            t += FLOAT_GROUP;
+        }
+        for t in t..n {
+            out.row(t)[r] = dots::<L, W, 1>(wr, [&x[t * cols..][..cols]])[0];
+        }
+    }
+}
+
+/// See [`crate::scalar::attn_scores_f16`].
+#[inline(always)]
+pub(crate) fn attn_scores_f16<L: Lanes>(q: &[f32], keys: &[u16], scale: f32, out: &mut [f32]) {
+    let d = q.len();
+    assert_eq!(keys.len(), out.len() * d, "keys are not out.len() × head_dim");
+    if d == 0 {
+        return out.fill(0.0);
+    }
+    for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
+        *o = scale * dots::<L, u16, 1>(k, [q])[0];
+    }
+}
+
+/// Output columns one pass of the value loops keeps in registers.
+pub(crate) const VALUE_COLS: usize = 32;
+
+/// `out = Σ_t weight(t) · row(t)` over `rows` rows of `out.len()` values, `VALUE_COLS`
+/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t`.
+#[inline(always)]
+pub(crate) fn weighted_rows<L: Lanes>(
+    rows: usize,
+    out: &mut [f32],
+    weight: impl Fn(usize) -> f32,
+    row: impl Fn(usize, Range<usize>) -> L,
+) {
+    for pass in (0..out.len()).step_by(VALUE_COLS) {
+        let width = VALUE_COLS.min(out.len() - pass);
+        let cols = &mut out[pass..pass + width];
+        let row = |t, r: Range<usize>| row(t, pass + r.start..pass + r.end);
+        // A constant width for whole passes lets the accumulators live in registers.
+        if width == VALUE_COLS {
+            weighted_pass(rows, VALUE_COLS, cols, &weight, row);
+        } else {
+            weighted_pass(rows, width, cols, &weight, row);
+        }
+    }
+}
+
+/// One pass of [`weighted_rows`] over `width <= VALUE_COLS` columns.
+#[inline(always)]
+fn weighted_pass<L: Lanes>(
+    rows: usize,
+    width: usize,
+    out: &mut [f32],
+    weight: impl Fn(usize) -> f32,
+    row: impl Fn(usize, Range<usize>) -> L,
+) {
+    let mut acc = [L::zero(); VALUE_COLS / 4];
+    for t in 0..rows {
+        let wt = L::splat(weight(t));
+        for (a, r) in acc.iter_mut().zip(chunks::<L>(width)) {
+            *a = wt.mul_add(row(t, r), *a);
+        }
+    }
+    for (a, r) in acc.iter().zip(chunks::<L>(width)) {
+        store(*a, &mut out[r]);
+    }
+}
+
+/// See [`crate::scalar::attn_values_f16`].
+#[inline(always)]
+pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f32]) {
+    let d = out.len();
+    assert_eq!(values.len(), p.len() * d, "values are not p.len() × head_dim");
+    weighted_rows::<L>(p.len(), out, |t| p[t], |t, cols| load_f16(&values[t * d..][cols]));
+}

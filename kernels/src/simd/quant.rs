@@ -1,0 +1,94 @@
+//! q8 quantization (activations and KV cache) and the q8 value loop, for every [`Lanes`]
+//! type. Quantization is bit-exact with [`crate::scalar`]: the same scale, the same products
+//! and the same rounding (half away from zero).
+
+use half::f16;
+
+use super::lanes::Lanes;
+use super::ops::weighted_rows;
+use crate::layout::{BlockQ8_0, QK};
+use crate::view::BlockQ8Act;
+
+/// `max |x|` over one block.
+#[inline(always)]
+fn abs_max<L: Lanes>(x: &[f32]) -> f32 {
+    x.chunks_exact(L::N)
+        .fold(L::zero(), |m, c| m.max(L::load(c).abs()))
+        .reduce_max()
+}
+
+/// Writes `round(x * id)`, clamped to `[lo, hi]`, into `qs`, and returns their sum.
+#[inline(always)]
+fn round_block<L: Lanes>(x: &[f32], id: f32, (lo, hi): (f32, f32), qs: &mut [i8; QK]) -> i32 {
+    let (id, lo, hi) = (L::splat(id), L::splat(lo), L::splat(hi));
+    let mut sum = L::zero();
+    for (c, q) in x.chunks_exact(L::N).zip(qs.chunks_exact_mut(L::N)) {
+        let v = L::load(c).mul(id).round_half_away().max(lo).min(hi);
+        v.store_i8(q);
+        sum = sum.add(v);
+    }
+    // At most 32 integers of magnitude <= 127: the f32 sum is exact.
+    sum.reduce_sum() as i32
+}
+
+/// See [`crate::scalar::quantize_q8_act`].
+#[inline(always)]
+pub(crate) fn quantize_q8_act<L: Lanes>(x: &[f32], out: &mut [BlockQ8Act]) {
+    assert_eq!(x.len(), out.len() * QK, "activation length is not blocks × QK");
+    for (chunk, block) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let d = abs_max::<L>(chunk) / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        // |x · id| <= 127 up to rounding, so the clamp only guards -128 against NaN inputs.
+        block.sum = round_block::<L>(chunk, id, (-127.0, 127.0), &mut block.qs);
+        block.d = d;
+    }
+}
+
+/// See [`crate::scalar::quantize_q8_kv`].
+#[inline(always)]
+pub(crate) fn quantize_q8_kv<L: Lanes>(src: &[f32], dst: &mut [BlockQ8_0]) {
+    assert_eq!(src.len(), dst.len() * QK, "cache row length is not blocks × QK");
+    for (chunk, block) in src.chunks_exact(QK).zip(dst.iter_mut()) {
+        let d = f16::from_f32(abs_max::<L>(chunk) / 127.0);
+        let id = if d.to_f32() > 0.0 { 1.0 / d.to_f32() } else { 0.0 };
+        block.d = d.to_bits();
+        round_block::<L>(chunk, id, (-127.0, 127.0), &mut block.qs);
+    }
+}
+
+/// See [`crate::scalar::attn_values_q8`].
+#[inline(always)]
+pub(crate) fn attn_values_q8<L: Lanes>(p: &[f32], values: &[BlockQ8_0], out: &mut [f32]) {
+    let nb = out.len() / QK;
+    assert_eq!(out.len(), nb * QK, "head_dim is not a multiple of QK");
+    assert_eq!(values.len(), p.len() * nb, "values are not p.len() × blocks");
+    // Pass b covers block b of every row; row t weighs p[t]·d[t][b], as in the reference.
+    for (b, ob) in out.chunks_exact_mut(QK).enumerate() {
+        let block = |t: usize| &values[t * nb + b];
+        let weight = |t: usize| p[t] * f16::from_bits(block(t).d).to_f32();
+        weighted_rows::<L>(p.len(), ob, weight, |t, cols| L::load_i8(&block(t).qs[cols]));
+    }
+}
+
+/// See [`crate::scalar::attn_scores_q8`]. `block(acc, key, query)` adds one block's
+/// `d_k · d_q · Σ k·q` into a vector accumulator; `finish` sums its lanes.
+#[inline(always)]
+pub(crate) fn attn_scores_q8<A: Copy>(
+    q: &[BlockQ8Act],
+    keys: &[BlockQ8_0],
+    scale: f32,
+    out: &mut [f32],
+    zero: A,
+    block: impl Fn(A, &BlockQ8_0, &BlockQ8Act) -> A,
+    finish: impl Fn(A) -> f32,
+) {
+    let nb = q.len();
+    assert_eq!(keys.len(), out.len() * nb, "keys are not out.len() × blocks");
+    if nb == 0 {
+        return out.fill(0.0);
+    }
+    for (o, k) in out.iter_mut().zip(keys.chunks_exact(nb)) {
+        let acc = k.iter().zip(q).fold(zero, |acc, (kb, qb)| block(acc, kb, qb));
+        *o = scale * finish(acc);
+    }
+}

@@ -1,0 +1,75 @@
+//! The loop nest of the quantized matmuls, shared by every SIMD path.
+//!
+//! For each tile row (eight weight rows), tokens go in groups of `G`: a group's kernel reads
+//! each weight tile once, unpacks it once and multiplies it with all `G` tokens' activation
+//! blocks (this is where prefill speed comes from); leftover tokens go one by one. A tile
+//! row (at most a few tens of KiB) stays in cache while all tokens pass over it. Each
+//! accumulator `A` holds one token's eight row sums; lane `r` is row `r`, so nothing is
+//! reduced across lanes.
+
+use crate::layout::TILE_ROWS;
+use crate::view::{BlockQ8Act, OutCols, Tiled};
+
+/// The per-ISA parts of a quantized matmul over tiles `T` with accumulators `A`.
+pub(crate) struct TileKernel<A, BG, B1, F> {
+    /// The accumulator before any block.
+    pub zero: A,
+    /// Adds one tile times the blocks of `G` tokens into their accumulators.
+    pub group: BG,
+    /// The same for one token.
+    pub single: B1,
+    /// The eight row sums of an accumulator.
+    pub finish: F,
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]`, see [`crate::scalar::matmul_q8_0`].
+#[inline(always)]
+pub(crate) fn matmul<T, A, BG, B1, F, const G: usize>(
+    w: Tiled<'_, T>,
+    x: &[BlockQ8Act],
+    mut out: OutCols<'_>,
+    k: TileKernel<A, BG, B1, F>,
+) where
+    A: Copy,
+    BG: Fn(&T, [&BlockQ8Act; G], &mut [A; G]),
+    B1: Fn(&T, [&BlockQ8Act; 1], &mut [A; 1]),
+    F: Fn(A) -> [f32; TILE_ROWS],
+{
+    let bpr = w.blocks_per_row();
+    assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
+    assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
+    let n = out.n();
+    let token = |t: usize| &x[t * bpr..][..bpr];
+    for tr in 0..w.tile_rows() {
+        let tiles = w.tile_row(tr);
+        let rows = tr * TILE_ROWS..(tr * TILE_ROWS + TILE_ROWS).min(w.rows());
+        let mut store = |t: usize, acc: A| {
+            out.row(t)[rows.clone()].copy_from_slice(&(k.finish)(acc)[..rows.len()]);
+        };
+        let mut t = 0;
+        while n - t >= G {
+            let acc = tile_row(tiles, core::array::from_fn(|i| token(t + i)), k.zero, &k.group);
+            acc.into_iter().enumerate().for_each(|(i, a)| store(t + i, a));
+            t += G;
+        }
+        for t in t..n {
+            let [acc] = tile_row(tiles, [token(t)], k.zero, &k.single);
+            store(t, acc);
+        }
+    }
+}
+
+/// Accumulates one tile row against `NT` tokens' activation rows.
+#[inline(always)]
+fn tile_row<T, A: Copy, const NT: usize>(
+    tiles: &[T],
+    acts: [&[BlockQ8Act]; NT],
+    zero: A,
+    block: &impl Fn(&T, [&BlockQ8Act; NT], &mut [A; NT]),
+) -> [A; NT] {
+    let mut acc = [zero; NT];
+    for (b, tile) in tiles.iter().enumerate() {
+        block(tile, acts.map(|a| &a[b]), &mut acc);
+    }
+    acc
+}

@@ -1,0 +1,147 @@
+//! AVX2 integer dot products of weight tiles with q8 activation blocks.
+//!
+//! A 32-byte tile chunk is one register whose 32-bit lane `r` holds four quants of row `r`;
+//! the matching four activations are broadcast to all lanes, `maddubs` multiplies u8 × i8
+//! into pairwise i16 sums and `madd` with ones widens to one i32 per lane: eight rows at
+//! once, no horizontal sums. The activation quants are assumed in `-127..=127`, as
+//! [`crate::scalar::quantize_q8_act`] makes them.
+
+use core::arch::x86_64::*;
+
+use zerocopy::IntoBytes;
+
+use crate::layout::{TILE_ROWS, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::view::BlockQ8Act;
+
+/// Tokens per group in the matmuls (see `simd::tiles`).
+pub(crate) const GROUP: usize = 4;
+
+/// Loads 32 bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn load32(bytes: &[u8; 32]) -> __m256i {
+    // SAFETY: `bytes` is 32 readable bytes; loadu has no alignment requirement.
+    unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
+}
+
+/// The eight f16 scales of a tile as f32 lanes.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub(crate) fn scales(d: &[u16; TILE_ROWS]) -> __m256 {
+    // SAFETY: `d` is 16 readable bytes.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(d.as_ptr().cast()) })
+}
+
+/// Activation quants `4g..4g + 4` broadcast to every 32-bit lane.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn group4(qs: &[i8; 32], g: usize) -> __m256i {
+    _mm256_set1_epi32(i32::from_le_bytes(core::array::from_fn(|j| qs[4 * g + j] as u8)))
+}
+
+/// Per token, eight i32 lanes: row `r`'s nibbles (unsigned, 0..=15) dotted with the block.
+///
+/// Range: `maddubs(nibble, a)` is a sum of two products of magnitude <= 15·128, so <= 3840;
+/// eight of them (four chunks, low and high nibbles) sum to <= 30720 < 32767 in i16.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+    let mask = _mm256_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_si256(); NT];
+    for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
+        let w = load32(chunk);
+        let lo = _mm256_and_si256(w, mask);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+        for (s, at) in acc.iter_mut().zip(a) {
+            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(lo, group4(&at.qs, c)));
+            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)));
+        }
+    }
+    acc.map(|s| _mm256_madd_epi16(s, _mm256_set1_epi16(1)))
+}
+
+/// `acc[t] += (dw · d_t) · isum[t]`, the per-block scaling of the q4_0 and q8_0 products.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn scale_into<const NT: usize>(
+    dw: __m256,
+    a: [&BlockQ8Act; NT],
+    isum: [__m256i; NT],
+    acc: &mut [__m256; NT],
+) {
+    for ((acc, at), s) in acc.iter_mut().zip(a).zip(isum) {
+        *acc = _mm256_fmadd_ps(
+            _mm256_mul_ps(dw, _mm256_set1_ps(at.d)),
+            _mm256_cvtepi32_ps(s),
+            *acc,
+        );
+    }
+}
+
+/// One Q4_0 tile (`d·(q − 8)`) times `NT` tokens: the −8 folds in as `−8·sum(a)`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+    let mut dots = nibble_dots(&tile.qs, a);
+    for (s, at) in dots.iter_mut().zip(a) {
+        *s = _mm256_sub_epi32(*s, _mm256_set1_epi32(8 * at.sum));
+    }
+    scale_into(scales(&tile.d), a, dots, acc);
+}
+
+/// One Q4_1 tile (`d·q + m`) times `NT` tokens: the minimum folds in as `m·d_a·sum(a)`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q4_1<const NT: usize>(tile: &TileQ4_1, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+    let dots = nibble_dots(&tile.qs, a);
+    scale_into(scales(&tile.d), a, dots, acc);
+    let m = scales(&tile.m);
+    for (acc, at) in acc.iter_mut().zip(a) {
+        *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(at.d * at.sum as f32), *acc);
+    }
+}
+
+/// `Σ |w|·(a with w's sign)` in i32 lanes: the sign trick, since `maddubs` needs one unsigned
+/// operand. Range: |w| <= 128 and |a| <= 127, so each i16 pair sum is <= 2·128·127 = 32512.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn signed_dot_i16(w: __m256i, w_abs: __m256i, a: __m256i) -> __m256i {
+    _mm256_madd_epi16(
+        _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(a, w)),
+        _mm256_set1_epi16(1),
+    )
+}
+
+/// One Q8_0 tile times `NT` tokens.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q8_0<const NT: usize>(tile: &TileQ8_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+    let mut dots = [_mm256_setzero_si256(); NT];
+    for (c, chunk) in tile.qs.as_bytes().as_chunks::<32>().0.iter().enumerate() {
+        let w = load32(chunk);
+        let w_abs = _mm256_abs_epi8(w);
+        for (s, at) in dots.iter_mut().zip(a) {
+            *s = _mm256_add_epi32(*s, signed_dot_i16(w, w_abs, group4(&at.qs, c)));
+        }
+    }
+    scale_into(scales(&tile.d), a, dots, acc);
+}
+
+/// The eight row sums of an accumulator.
+#[target_feature(enable = "avx")]
+#[inline]
+pub(crate) fn finish(acc: __m256) -> [f32; TILE_ROWS] {
+    let mut out = [0.0; TILE_ROWS];
+    // SAFETY: `out` holds 8 f32.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
+    out
+}
+
+/// `Σ k·q` of two q8 blocks as eight i32 partial sums (the key quants in `-127..=127`, as
+/// [`crate::scalar::quantize_q8_kv`] makes them).
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn block_dot_q8(k: &[i8; 32], q: &[i8; 32]) -> __m256i {
+    let k = load32(zerocopy::transmute_ref!(k));
+    signed_dot_i16(k, _mm256_abs_epi8(k), load32(zerocopy::transmute_ref!(q)))
+}
