@@ -230,6 +230,9 @@ pub struct Normalizer {
     /// Lower-case.
     #[serde(default)]
     pub lowercase: bool,
+    /// Unicode NFC composition (Qwen2).
+    #[serde(default)]
+    pub nfc: bool,
     /// SentencePiece: prefix the text with a space before replacing spaces.
     #[serde(default)]
     pub add_dummy_prefix: bool,
@@ -265,6 +268,10 @@ pub struct TokenizerSpec {
     /// SentencePiece: unknown characters become their UTF-8 byte tokens.
     #[serde(default)]
     pub byte_fallback: bool,
+    /// BPE: a pre-tokenized piece that is itself a token is emitted whole, without merging
+    /// (Hugging Face `ignore_merges`, Llama 3).
+    #[serde(default)]
+    pub ignore_merges: bool,
     /// WordPiece: prefix of word-continuation tokens (`##`).
     #[serde(default)]
     pub continuing_subword_prefix: Option<String>,

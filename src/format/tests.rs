@@ -47,6 +47,7 @@ pub(crate) fn sample_meta() -> Metadata {
             add_eos: false,
             stop_tokens: vec![0],
             byte_fallback: false,
+            ignore_merges: false,
             continuing_subword_prefix: None,
             max_input_chars_per_word: None,
             max_length: None,

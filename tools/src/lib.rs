@@ -3,3 +3,4 @@
 #![warn(missing_docs)]
 
 pub mod gguf;
+pub mod tokenizer_import;
