@@ -16,6 +16,8 @@ pub mod layout;
 pub mod scalar;
 pub mod view;
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd;
 #[cfg(target_arch = "x86_64")]

@@ -92,3 +92,19 @@ pub(crate) trait Lanes: Copy {
         t.add(step)
     }
 }
+
+/// Implements [`Lanes`] methods that apply one intrinsic (or a closure over intrinsics) to
+/// the registers of `self` and the arguments, in a type `Self(register)`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! lane_fns {
+    ($($name:ident($($arg:ident),*) => $intrinsic:expr;)*) => {$(
+        #[inline(always)]
+        fn $name(self, $($arg: Self),*) -> Self {
+            // SAFETY: a value of this type exists only inside functions compiled with its
+            // target features (see `Lanes`), into which this method inlines.
+            Self(unsafe { $intrinsic(self.0, $($arg.0),*) })
+        }
+    )*};
+}
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use lane_fns;

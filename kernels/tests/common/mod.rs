@@ -19,15 +19,15 @@ pub fn uniform(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
 }
 
-/// Every non-scalar table this CPU runs. Prints them, so a run shows what it covered.
+/// Every non-scalar table this CPU runs. Prints them once, so a run shows what it covered.
 pub fn simd_paths() -> Vec<&'static Kernels> {
+    static REPORT: std::sync::Once = std::sync::Once::new();
     let paths: Vec<_> = Isa::ALL
         .into_iter()
         .filter(|&isa| isa != Isa::Scalar)
         .filter_map(Kernels::get)
         .collect();
-    let names: Vec<_> = paths.iter().map(|k| k.isa.name()).collect();
-    eprintln!("SIMD paths under test: {names:?}");
+    REPORT.call_once(|| eprintln!("SIMD paths under test: {}", Kernels::available()));
     paths
 }
 

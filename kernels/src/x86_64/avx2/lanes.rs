@@ -2,22 +2,11 @@
 
 use core::arch::x86_64::*;
 
-use crate::simd::lanes::Lanes;
+use crate::simd::lanes::{Lanes, lane_fns};
 
 /// Eight f32 lanes. Made only inside `avx2,fma,f16c` functions (see [`Lanes`]).
 #[derive(Clone, Copy)]
 pub(crate) struct F32x8(__m256);
-
-/// Lane-wise methods that are one intrinsic over the lanes of `self` and the arguments.
-macro_rules! lane_fns {
-    ($($name:ident($($arg:ident),*) => $intrinsic:expr;)*) => {$(
-        #[inline(always)]
-        fn $name(self, $($arg: Self),*) -> Self {
-            // SAFETY: an F32x8 exists only inside functions with avx2, fma and f16c enabled.
-            Self(unsafe { $intrinsic(self.0, $($arg.0),*) })
-        }
-    )*};
-}
 
 impl F32x8 {
     /// Wraps a register; only inside avx2 functions (see the type).

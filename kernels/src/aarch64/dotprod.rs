@@ -1,0 +1,151 @@
+//! The SDOT path: NEON plus Armv8.2 dot product (Cortex-A55/A76/A78: Raspberry Pi 5,
+//! Jetson Orin, RK3588). `sdot` by element multiplies four rows' four quants (one register
+//! of a tile chunk) by one group of four activation quants and adds into i32 lanes: a tile
+//! chunk and a 16-byte activation register take four instructions, no widening steps.
+//!
+//! Everything but the integer dots is the NEON path's.
+
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+use super::neon::matmul::{
+    Acc, Dots, GROUP, Nibbles, chunks, load_act, load_chunk, scale_q4_0, scale_q4_1, scale_q8_0,
+};
+use super::neon::{NEON_KERNELS, attn_scores_q8_with, tile_kernel};
+use crate::dispatch::{Isa, Kernels};
+use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::simd::entries;
+use crate::simd::tiles::matmul;
+use crate::view::{BlockQ8Act, OutCols, Tiled};
+
+/// The SDOT kernels, as a constant the SMMLA table starts from.
+pub(crate) const DOTPROD_KERNELS: Kernels = Kernels {
+    isa: Isa::NeonDotprod,
+    matmul_q8_0: matmul_q8_0_dotprod,
+    matmul_q4_0: matmul_q4_0_dotprod,
+    matmul_q4_1: matmul_q4_1_dotprod,
+    attn_scores_q8: attn_scores_q8_dotprod,
+    ..NEON_KERNELS
+};
+
+/// The SDOT table.
+pub(crate) static DOTPROD: Kernels = DOTPROD_KERNELS;
+
+/// `acc += Σ_i w[i] · (group i of a)`: lane `r` of `w[i]` holds four quants of row `r`,
+/// group `i` of `a` is its bytes `4i..4i + 4`. Four `sdot` by element.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+pub(crate) fn sdot_groups(acc: int32x4_t, w: [int8x16_t; 4], a: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: sdot is enabled for this function; the asm only reads and writes registers.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {w0:v}.16b, {a:v}.4b[0]",
+            "sdot {acc:v}.4s, {w1:v}.16b, {a:v}.4b[1]",
+            "sdot {acc:v}.4s, {w2:v}.16b, {a:v}.4b[2]",
+            "sdot {acc:v}.4s, {w3:v}.16b, {a:v}.4b[3]",
+            acc = inout(vreg) acc,
+            w0 = in(vreg) w[0],
+            w1 = in(vreg) w[1],
+            w2 = in(vreg) w[2],
+            w3 = in(vreg) w[3],
+            a = in(vreg) a,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// `acc += lane-wise 4-byte dots of a and b` (plain `sdot`).
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: sdot is enabled for this function; the asm only reads and writes registers.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// Groups of a tile's chunk registers: `g[c][h]` is chunk `c`, rows `4h..4h + 4`; returns
+/// for half `h` the chunks `first..first + 4`.
+#[inline(always)]
+fn four(g: &[[int8x16_t; 2]], first: usize, h: usize) -> [int8x16_t; 4] {
+    core::array::from_fn(|i| g[first + i][h])
+}
+
+/// Q8 dots per token: chunks 0-3 pair with activation quants 0-15, chunks 4-7 with 16-31.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+pub(crate) fn q8_dots_sdot<const NT: usize>(t: &TileQ8_0, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
+    use zerocopy::IntoBytes;
+    let w: [[int8x16_t; 2]; 8] =
+        core::array::from_fn(|c| load_chunk(&chunks(t.qs.as_bytes())[c]).map(|v| vreinterpretq_s8_u8(v)));
+    a.map(|at| {
+        let [lo, hi] = load_act(at);
+        [0, 1].map(|h| {
+            sdot_groups(
+                sdot_groups(vdupq_n_s32(0), four(&w, 0, h), lo),
+                four(&w, 4, h),
+                hi,
+            )
+        })
+    })
+}
+
+/// Q4 nibble dots per token: the low nibbles of chunks 0-3 are elements 0-15, the high
+/// nibbles elements 16-31.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+pub(crate) fn nibble_dots_sdot<const NT: usize>(t: &impl Nibbles, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
+    let mask = vdupq_n_u8(0x0f);
+    let raw: [[uint8x16_t; 2]; 4] = core::array::from_fn(|c| load_chunk(&chunks(t.nibbles())[c]));
+    let lo = raw.map(|w| w.map(|v| vreinterpretq_s8_u8(vandq_u8(v, mask))));
+    let hi = raw.map(|w| w.map(|v| vreinterpretq_s8_u8(vshrq_n_u8::<4>(v))));
+    a.map(|at| {
+        let [al, ah] = load_act(at);
+        [0, 1].map(|h| {
+            sdot_groups(
+                sdot_groups(vdupq_n_s32(0), four(&lo, 0, h), al),
+                four(&hi, 0, h),
+                ah,
+            )
+        })
+    })
+}
+
+/// `Σ k·q` of two q8 blocks as four i32 partial sums.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn block_dot_q8_sdot(k: &[i8; 32], q: &[i8; 32]) -> int32x4_t {
+    // SAFETY: both arrays are 32 readable bytes.
+    let (k, q) = unsafe {
+        (
+            [vld1q_s8(k.as_ptr()), vld1q_s8(k.as_ptr().add(16))],
+            [vld1q_s8(q.as_ptr()), vld1q_s8(q.as_ptr().add(16))],
+        )
+    };
+    sdot(sdot(vdupq_n_s32(0), k[0], q[0]), k[1], q[1])
+}
+
+entries! { "neon,dotprod";
+    fn matmul_q8_0_dotprod(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0))
+    }
+    fn matmul_q4_0_dotprod(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0))
+    }
+    fn matmul_q4_1_dotprod(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1))
+    }
+    fn attn_scores_q8_dotprod(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
+        attn_scores_q8_with!(block_dot_q8_sdot, q, keys, scale, out)
+    }
+}

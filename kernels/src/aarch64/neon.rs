@@ -1,0 +1,97 @@
+//! The baseline NEON path: every aarch64 CPU (Cortex-A53/A72: Raspberry Pi 3 and 4).
+//!
+//! Quantized matmuls use widening multiplies on the tile layout (see [`matmul`]); the rest is
+//! the generic code of [`crate::simd`] with four-lane vectors. The SDOT and SMMLA paths
+//! reuse everything here except the integer dots.
+
+pub(crate) mod lanes;
+pub(crate) mod matmul;
+
+use core::arch::aarch64::*;
+
+use lanes::F32x4;
+use matmul::{Acc, GROUP, block_dot_q8, nibble_dots, q8_dots, scale_q4_0, scale_q4_1, scale_q8_0};
+
+use crate::dispatch::{Isa, Kernels};
+use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::simd::tiles::matmul;
+use crate::simd::{entries, lanes_table};
+use crate::view::{BlockQ8Act, OutCols, Tiled};
+
+lanes_table! { "neon", F32x4,
+    isa: Isa::Neon,
+    matmul_q8_0: matmul_q8_0_neon,
+    matmul_q4_0: matmul_q4_0_neon,
+    matmul_q4_1: matmul_q4_1_neon,
+    attn_scores_q8: attn_scores_q8_neon,
+}
+
+/// The NEON kernels, as a constant the SDOT and SMMLA tables start from.
+pub(crate) const NEON_KERNELS: Kernels = TABLE;
+
+/// The NEON table.
+pub(crate) static NEON: Kernels = NEON_KERNELS;
+
+/// The matmul loop nest on aarch64: integer dots `$group` (for `GROUP` tokens) and `$single`
+/// (for one), then the tile type's per-block scaling `$scale`.
+macro_rules! tile_kernel {
+    ($group:path, $single:path, $scale:path) => {
+        $crate::simd::tiles::TileKernel {
+            zero: $crate::aarch64::neon::matmul::zero(),
+            group: |t: &_, a: [&BlockQ8Act; GROUP], acc: &mut [Acc; GROUP]| $scale(t, a, $group(t, a), acc),
+            single: |t: &_, a: [&BlockQ8Act; 1], acc: &mut [Acc; 1]| $scale(t, a, $single(t, a), acc),
+            finish: |acc| $crate::aarch64::neon::matmul::finish(acc),
+        }
+    };
+}
+pub(crate) use tile_kernel;
+
+/// [`crate::scalar::attn_scores_q8`] with a block dot `$dot(&k.qs, &q.qs) -> int32x4_t`.
+macro_rules! attn_scores_q8_with {
+    ($dot:path, $q:expr, $keys:expr, $scale:expr, $out:expr) => {
+        $crate::simd::quant::attn_scores_q8(
+            $q,
+            $keys,
+            $scale,
+            $out,
+            vdupq_n_f32(0.0),
+            |acc, kb: &BlockQ8_0, qb: &BlockQ8Act| {
+                let d = half::f16::from_bits(kb.d).to_f32() * qb.d;
+                vfmaq_n_f32(acc, vcvtq_f32_s32($dot(&kb.qs, &qb.qs)), d)
+            },
+            |acc| vaddvq_f32(acc),
+        )
+    };
+}
+pub(crate) use attn_scores_q8_with;
+
+entries! { "neon";
+    fn matmul_q8_0_neon(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, tile_kernel!(q8_dots, q8_dots, scale_q8_0))
+    }
+    fn matmul_q4_0_neon(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, tile_kernel!(nibble_dots, nibble_dots, scale_q4_0))
+    }
+    fn matmul_q4_1_neon(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, tile_kernel!(nibble_dots, nibble_dots, scale_q4_1))
+    }
+    fn attn_scores_q8_neon(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
+        attn_scores_q8_with!(block_dot_q8, q, keys, scale, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vector_math_is_within_its_stated_error() {
+        #[target_feature(enable = "neon")]
+        fn run() -> (f64, f64, f64) {
+            crate::simd::math::tests::check::<F32x4>()
+        }
+        // SAFETY: NEON is part of every aarch64 target this crate builds for.
+        let (exp_ulp, erf_abs, tanh_abs) = unsafe { run() };
+        std::eprintln!("neon: exp {exp_ulp} ulp, erf {erf_abs:e}, tanh {tanh_abs:e} (absolute)");
+    }
+}

@@ -1,0 +1,238 @@
+//! NEON pieces of the quantized matmuls, shared by all three aarch64 paths: tile loads,
+//! per-block scaling (one accumulator is two `float32x4_t`: rows 0-3 and rows 4-7) and the
+//! baseline integer dots with widening multiplies (no SDOT on a Cortex-A72 / Pi 4).
+//!
+//! A 32-byte tile chunk loads as two registers whose 32-bit lane `r` holds four quants of
+//! row `r` (rows 0-3, rows 4-7). The activation quants are assumed in `-127..=127`, as
+//! [`crate::scalar::quantize_q8_act`] makes them.
+
+use core::arch::aarch64::*;
+
+use zerocopy::IntoBytes;
+
+use crate::layout::{TILE_ROWS, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::view::BlockQ8Act;
+
+/// One token's eight row sums: rows 0-3 and rows 4-7.
+pub(crate) type Acc = [float32x4_t; 2];
+/// One token's eight integer row dots, split like [`Acc`].
+pub(crate) type Dots = [int32x4_t; 2];
+/// Tokens per group in the NEON and SDOT matmuls.
+pub(crate) const GROUP: usize = 4;
+
+/// A 32-byte tile chunk as rows 0-3 and rows 4-7.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn load_chunk(chunk: &[u8; 32]) -> [uint8x16_t; 2] {
+    // SAFETY: `chunk` is 32 readable bytes.
+    unsafe { [vld1q_u8(chunk.as_ptr()), vld1q_u8(chunk.as_ptr().add(16))] }
+}
+
+/// The 32-byte chunks of a tile's quants.
+#[inline(always)]
+pub(crate) fn chunks(qs: &[u8]) -> &[[u8; 32]] {
+    qs.as_chunks::<32>().0
+}
+
+/// The two halves of a block's activation quants: elements 0-15 and 16-31.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn load_act(a: &BlockQ8Act) -> [int8x16_t; 2] {
+    // SAFETY: `qs` is 32 readable bytes.
+    unsafe { [vld1q_s8(a.qs.as_ptr()), vld1q_s8(a.qs.as_ptr().add(16))] }
+}
+
+/// Activation quants `4g..4g + 4` repeated in every 32-bit lane.
+#[target_feature(enable = "neon")]
+#[inline]
+fn group4(qs: &[i8; 32], g: usize) -> int8x16_t {
+    let word = i32::from_le_bytes(core::array::from_fn(|j| qs[4 * g + j] as u8));
+    vreinterpretq_s8_s32(vdupq_n_s32(word))
+}
+
+/// Eight f16 values (tile scales or minimums) as f32, split like [`Acc`].
+#[target_feature(enable = "neon")]
+#[inline]
+fn halves_f16(d: &[u16; TILE_ROWS]) -> [float32x4_t; 2] {
+    // SAFETY: `d` is 8 readable u16.
+    let (lo, hi) = unsafe { (vld1_u16(d.as_ptr()), vld1_u16(d.as_ptr().add(4))) };
+    [
+        vcvt_f32_f16(vreinterpret_f16_u16(lo)),
+        vcvt_f32_f16(vreinterpret_f16_u16(hi)),
+    ]
+}
+
+/// Rows `(a, a+1)` and `(a+2, a+3)`, as pairwise i16 partials, into one i32 per row.
+#[target_feature(enable = "neon")]
+#[inline]
+fn rows4(a: int16x8_t, b: int16x8_t) -> int32x4_t {
+    vpaddq_s32(vpaddlq_s16(a), vpaddlq_s16(b))
+}
+
+/// The Q4 tiles' nibbles.
+pub(crate) trait Nibbles {
+    /// The interleaved nibbles.
+    fn nibbles(&self) -> &[u8; TILE_ROWS * 16];
+}
+
+impl Nibbles for TileQ4_0 {
+    #[inline(always)]
+    fn nibbles(&self) -> &[u8; TILE_ROWS * 16] {
+        &self.qs
+    }
+}
+
+impl Nibbles for TileQ4_1 {
+    #[inline(always)]
+    fn nibbles(&self) -> &[u8; TILE_ROWS * 16] {
+        &self.qs
+    }
+}
+
+/// `acc += (dw · d_a) · dots`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn scale_into(dw: [float32x4_t; 2], a: &BlockQ8Act, dots: Dots, acc: &mut Acc) {
+    for h in 0..2 {
+        acc[h] = vfmaq_f32(acc[h], vmulq_n_f32(dw[h], a.d), vcvtq_f32_s32(dots[h]));
+    }
+}
+
+/// `acc[t] += (dw · d_t) · dots[t]`: the per-block scaling of Q8_0 dots.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn scale_q8_0<const NT: usize>(
+    tile: &TileQ8_0,
+    a: [&BlockQ8Act; NT],
+    dots: [Dots; NT],
+    acc: &mut [Acc; NT],
+) {
+    let dw = halves_f16(&tile.d);
+    for ((acc, at), dt) in acc.iter_mut().zip(a).zip(dots) {
+        scale_into(dw, at, dt, acc);
+    }
+}
+
+/// Q4_0 (`d·(q − 8)`) from unsigned-nibble dots: the −8 folds in as `−8·sum(a)`.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn scale_q4_0<const NT: usize>(
+    tile: &TileQ4_0,
+    a: [&BlockQ8Act; NT],
+    dots: [Dots; NT],
+    acc: &mut [Acc; NT],
+) {
+    let dw = halves_f16(&tile.d);
+    for ((acc, at), dt) in acc.iter_mut().zip(a).zip(dots) {
+        let fix = vdupq_n_s32(8 * at.sum);
+        scale_into(dw, at, dt.map(|d| vsubq_s32(d, fix)), acc);
+    }
+}
+
+/// Q4_1 (`d·q + m`): the scaled nibble dots plus `m · d_a · sum(a)`.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn scale_q4_1<const NT: usize>(
+    tile: &TileQ4_1,
+    a: [&BlockQ8Act; NT],
+    dots: [Dots; NT],
+    acc: &mut [Acc; NT],
+) {
+    let (dw, m) = (halves_f16(&tile.d), halves_f16(&tile.m));
+    for ((acc, at), dt) in acc.iter_mut().zip(a).zip(dots) {
+        scale_into(dw, at, dt, acc);
+        for h in 0..2 {
+            acc[h] = vfmaq_n_f32(acc[h], m[h], at.d * at.sum as f32);
+        }
+    }
+}
+
+/// The zero accumulator.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn zero() -> Acc {
+    [vdupq_n_f32(0.0); 2]
+}
+
+/// The eight row sums of an accumulator.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn finish(acc: Acc) -> [f32; TILE_ROWS] {
+    let mut out = [0.0; TILE_ROWS];
+    // SAFETY: `out` holds 8 f32.
+    unsafe {
+        vst1q_f32(out.as_mut_ptr(), acc[0]);
+        vst1q_f32(out.as_mut_ptr().add(4), acc[1]);
+    }
+    out
+}
+
+/// Q4 nibble dots (unsigned 0..=15) per token, with `vmlal` into i16 lanes.
+///
+/// Range: an i16 lane sums eight products (four chunks, low and high nibbles) of magnitude
+/// <= 15·128 = 1920, so <= 15360 < 32767.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn nibble_dots<const NT: usize>(t: &impl Nibbles, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
+    let mask = vdupq_n_u8(0x0f);
+    let mut s16 = [[vdupq_n_s16(0); 4]; NT];
+    for (c, chunk) in chunks(t.nibbles()).iter().enumerate() {
+        let w = load_chunk(chunk);
+        let lo = w.map(|v| vreinterpretq_s8_u8(vandq_u8(v, mask)));
+        let hi = w.map(|v| vreinterpretq_s8_u8(vshrq_n_u8::<4>(v)));
+        for (s, at) in s16.iter_mut().zip(a) {
+            let (al, ah) = (group4(&at.qs, c), group4(&at.qs, 4 + c));
+            for h in 0..2 {
+                s[2 * h] = vmlal_s8(s[2 * h], vget_low_s8(lo[h]), vget_low_s8(al));
+                s[2 * h] = vmlal_s8(s[2 * h], vget_low_s8(hi[h]), vget_low_s8(ah));
+                s[2 * h + 1] = vmlal_high_s8(s[2 * h + 1], lo[h], al);
+                s[2 * h + 1] = vmlal_high_s8(s[2 * h + 1], hi[h], ah);
+            }
+        }
+    }
+    s16.map(|s| [rows4(s[0], s[1]), rows4(s[2], s[3])])
+}
+
+/// Q8 dots per token: two chunks' products summed in i16 (`vmull` + `vmlal`), then
+/// pairwise-accumulated into i32 (`vpadal`).
+///
+/// Range: an i16 lane is `w·a + w'·a'` with |w| <= 128, |a| <= 127: <= 32512 < 32767.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn q8_dots<const NT: usize>(t: &TileQ8_0, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
+    let mut s32 = [[vdupq_n_s32(0); 4]; NT];
+    for (p, pair) in chunks(t.qs.as_bytes()).chunks_exact(2).enumerate() {
+        let [w0, w1] = [0, 1].map(|i| load_chunk(&pair[i]).map(|v| vreinterpretq_s8_u8(v)));
+        for (s, at) in s32.iter_mut().zip(a) {
+            let (a0, a1) = (group4(&at.qs, 2 * p), group4(&at.qs, 2 * p + 1));
+            for h in 0..2 {
+                let lo = vmull_s8(vget_low_s8(w0[h]), vget_low_s8(a0));
+                let lo = vmlal_s8(lo, vget_low_s8(w1[h]), vget_low_s8(a1));
+                let hi = vmlal_high_s8(vmull_high_s8(w0[h], a0), w1[h], a1);
+                s[2 * h] = vpadalq_s16(s[2 * h], lo);
+                s[2 * h + 1] = vpadalq_s16(s[2 * h + 1], hi);
+            }
+        }
+    }
+    s32.map(|s| [vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3])])
+}
+
+/// `Σ k·q` of two q8 blocks as four i32 partial sums (keys in `-127..=127`, as
+/// [`crate::scalar::quantize_q8_kv`] makes them; each i16 holds one product).
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn block_dot_q8(k: &[i8; 32], q: &[i8; 32]) -> int32x4_t {
+    // SAFETY: both arrays are 32 readable bytes.
+    let (k, q) = unsafe {
+        (
+            [vld1q_s8(k.as_ptr()), vld1q_s8(k.as_ptr().add(16))],
+            [vld1q_s8(q.as_ptr()), vld1q_s8(q.as_ptr().add(16))],
+        )
+    };
+    let mut acc = vdupq_n_s32(0);
+    for h in 0..2 {
+        acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(k[h]), vget_low_s8(q[h])));
+        acc = vpadalq_s16(acc, vmull_high_s8(k[h], q[h]));
+    }
+    acc
+}
