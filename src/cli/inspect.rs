@@ -1,19 +1,231 @@
 //! `edgelm inspect FILE`: what a packed file holds.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use edgelm::format::PackedFile;
+use edgelm::format::meta::{Metadata, TokenizerSpec, tok_tensor};
+use edgelm::format::spec::VERSION;
 
 /// Arguments of `edgelm inspect`.
 #[derive(clap::Args)]
 pub struct InspectArgs {
     /// The packed model file.
     pub file: PathBuf,
+    /// Also check every tensor's data against its checksum (reads the whole file).
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// Prints the file's summary.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let file = PackedFile::open(&args.file)?;
-    println!("{}: {} bytes, {} tensors", args.file.display(), file.file_size(), file.tensors().len());
-    Ok(())
+    let mut text = summary(&file);
+    if args.verify {
+        file.verify_data()?;
+        let _ = writeln!(
+            text,
+            "verify: all {} tensor checksums match",
+            file.tensors().len()
+        );
+    }
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The text `edgelm inspect` prints.
+pub fn summary(file: &PackedFile) -> String {
+    let mut s = String::new();
+    let meta = file.meta();
+    let _ = writeln!(
+        s,
+        "format: edgelm packed file, version {VERSION}, {} bytes",
+        file.file_size()
+    );
+    source(&mut s, meta);
+    config(&mut s, meta);
+    tokenizer(&mut s, file, &meta.tokenizer);
+    let _ = writeln!(
+        s,
+        "chat template: {}",
+        meta.chat_template
+            .as_ref()
+            .map_or("none".into(), |t| format!("{} characters", t.chars().count()))
+    );
+    tensors(&mut s, file);
+    s
+}
+
+fn source(s: &mut String, meta: &Metadata) {
+    let src = &meta.source;
+    let _ = writeln!(
+        s,
+        "source: {} (by {}, requested {})",
+        src.source, src.converter, src.quant
+    );
+    if let Some(name) = &src.name {
+        let _ = writeln!(s, "name: {name}");
+    }
+}
+
+fn config(s: &mut String, meta: &Metadata) {
+    let c = &meta.config;
+    let _ = writeln!(s, "config:");
+    let _ = writeln!(
+        s,
+        "  architecture {}, {} layers, hidden {}, intermediate {}, vocab {}, context {}",
+        c.architecture.name(),
+        c.num_layers,
+        c.hidden_size,
+        c.intermediate_size,
+        c.vocab_size,
+        c.max_context
+    );
+    let _ = writeln!(
+        s,
+        "  heads {} (kv {}) of dim {}, norm {:?} eps {:e}, activation {:?}",
+        c.num_heads, c.num_kv_heads, c.head_dim, c.norm, c.norm_eps, c.activation
+    );
+    match &c.rope {
+        Some(r) => {
+            let scaling = r.scaling.map_or("none".into(), |sc| format!("{sc:?}"));
+            let _ = writeln!(
+                s,
+                "  rope {:?}, theta {}, {} dims, scaling {scaling}",
+                r.layout, r.theta, r.dims
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  learned positions, {} token types", c.type_vocab_size);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  biases: qkv {}, attn out {}, mlp {}; tied embeddings {}{}",
+        c.qkv_bias,
+        c.attn_out_bias,
+        c.mlp_bias,
+        c.tied_embeddings,
+        c.pooling.map_or(String::new(), |p| format!(
+            "; pooling {:?}{}",
+            p.mode,
+            if p.normalize { " normalized" } else { "" }
+        ))
+    );
+}
+
+/// The text of token `id`, from the vocabulary tensors, for display.
+fn token_text(file: &PackedFile, id: u32) -> Option<String> {
+    let vocab = file.get(tok_tensor::VOCAB)?.u8s().ok()?;
+    let offsets = file.get(tok_tensor::VOCAB_OFFSETS)?.u32s().ok()?;
+    let (start, end) = (
+        *offsets.get(id as usize)? as usize,
+        *offsets.get(id as usize + 1)? as usize,
+    );
+    Some(String::from_utf8_lossy(vocab.get(start..end)?).into_owned())
+}
+
+fn tokenizer(s: &mut String, file: &PackedFile, t: &TokenizerSpec) {
+    let _ = writeln!(s, "tokenizer: {:?}, {} tokens", t.model, t.vocab_size);
+    let special = |id: Option<u32>| match id {
+        Some(id) => format!("{id} {:?}", token_text(file, id).unwrap_or_default()),
+        None => "none".into(),
+    };
+    let _ = writeln!(
+        s,
+        "  bos {}, eos {}, unk {}, pad {}; add bos {}, add eos {}",
+        special(t.bos),
+        special(t.eos),
+        special(t.unk),
+        special(t.pad),
+        t.add_bos,
+        t.add_eos
+    );
+    let stops: Vec<String> = t.stop_tokens.iter().map(|&id| special(Some(id))).collect();
+    let _ = writeln!(s, "  stop tokens: {}", stops.join(", "));
+    let steps: Vec<String> = t
+        .pre_tokenizer
+        .iter()
+        .map(|p| {
+            let text = format!("{p:?}");
+            if text.chars().count() > 60 {
+                format!("{}...", text.chars().take(57).collect::<String>())
+            } else {
+                text
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "  pre-tokenizer: {}",
+        if steps.is_empty() {
+            "none".into()
+        } else {
+            steps.join("; ")
+        }
+    );
+    let flags = match serde_json::to_value(&t.normalizer) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(_, v)| *v == true)
+            .map(|(k, _)| k)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let _ = writeln!(
+        s,
+        "  normalizer: {}",
+        if flags.is_empty() {
+            "none".into()
+        } else {
+            flags.join(", ")
+        }
+    );
+    if let Some(n) = t.max_length {
+        let _ = writeln!(s, "  max length: {n}");
+    }
+}
+
+fn tensors(s: &mut String, file: &PackedFile) {
+    let _ = writeln!(s, "tensors:");
+    let _ = writeln!(
+        s,
+        "  {:<34} {:<5} {:<9} {:>16} {:>12}",
+        "name", "type", "layout", "shape", "bytes"
+    );
+    let mut by_type: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
+    let (mut weights, mut weight_bytes) = (0u64, 0u64);
+    for t in file.tensors() {
+        let shape = format!("{:?}", t.shape);
+        let bytes = t.range.len() as u64;
+        let _ = writeln!(
+            s,
+            "  {:<34} {:<5} {:<9} {shape:>16} {bytes:>12}",
+            t.name,
+            t.dtype.name(),
+            t.layout.name()
+        );
+        let e = by_type.entry(t.dtype.name()).or_default();
+        *e = (e.0 + 1, e.1 + t.numel(), e.2 + bytes);
+        if !t.name.starts_with("tokenizer.") {
+            weights += t.numel();
+            weight_bytes += bytes;
+        }
+    }
+    let _ = writeln!(s, "totals:");
+    for (name, (n, numel, bytes)) in &by_type {
+        let _ = writeln!(
+            s,
+            "  {name:<5} {n:>5} tensors {numel:>13} values {bytes:>13} bytes"
+        );
+    }
+    let bpw = weight_bytes as f64 * 8.0 / weights.max(1) as f64;
+    let _ = writeln!(
+        s,
+        "  model weights: {weights} in {weight_bytes} bytes, {bpw:.3} bits per weight"
+    );
 }

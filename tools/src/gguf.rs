@@ -205,7 +205,10 @@ pub struct Gguf {
 
 impl fmt::Debug for Gguf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gguf").field("version", &self.version).field("tensors", &self.tensors.len()).finish()
+        f.debug_struct("Gguf")
+            .field("version", &self.version)
+            .field("tensors", &self.tensors.len())
+            .finish()
     }
 }
 
@@ -217,9 +220,16 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
-        let end = usize::try_from(n).ok().and_then(|n| self.pos.checked_add(n)).filter(|&e| e <= self.buf.len());
+        let end = usize::try_from(n)
+            .ok()
+            .and_then(|n| self.pos.checked_add(n))
+            .filter(|&e| e <= self.buf.len());
         let Some(end) = end else {
-            bail!("truncated GGUF: {what} at byte {} needs {n} bytes, file has {}", self.pos, self.buf.len())
+            bail!(
+                "truncated GGUF: {what} at byte {} needs {n} bytes, file has {}",
+                self.pos,
+                self.buf.len()
+            )
         };
         let s = &self.buf[self.pos..end];
         self.pos = end;
@@ -247,7 +257,10 @@ impl<'a> Cursor<'a> {
     fn count(&mut self, what: &str, min_item: u64) -> Result<usize> {
         let n = self.u64(what)?;
         let left = (self.buf.len() - self.pos) as u64;
-        ensure!(n.saturating_mul(min_item.max(1)) <= left, "GGUF {what} {n} cannot fit in the {left} bytes left");
+        ensure!(
+            n.saturating_mul(min_item.max(1)) <= left,
+            "GGUF {what} {n} cannot fit in the {left} bytes left"
+        );
         Ok(n as usize)
     }
 
@@ -303,8 +316,19 @@ impl Gguf {
         // SAFETY: read-only private map of an input file the converter does not modify; as
         // with any mmap-based reader, another program truncating it meanwhile is not guarded.
         let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
-        let (version, meta, tensors) = parse(&map).with_context(|| format!("{} is not a valid GGUF file", path.display()))?;
-        Ok(Gguf { map, version, meta, tensors })
+        let (version, meta, tensors) =
+            parse(&map).with_context(|| format!("{} is not a valid GGUF file", path.display()))?;
+        Ok(Gguf {
+            map,
+            version,
+            meta,
+            tensors,
+        })
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
     }
 
     /// The raw bytes of a tensor.
@@ -319,22 +343,30 @@ impl Gguf {
 
     /// A metadata value, or an error naming the missing key.
     pub fn get(&self, key: &str) -> Result<&Value> {
-        self.meta.get(key).with_context(|| format!("GGUF metadata lacks {key:?}"))
+        self.meta
+            .get(key)
+            .with_context(|| format!("GGUF metadata lacks {key:?}"))
     }
 
     /// A required unsigned integer.
     pub fn u64(&self, key: &str) -> Result<u64> {
-        self.get(key)?.as_u64().with_context(|| format!("GGUF metadata {key:?} is not an unsigned integer"))
+        self.get(key)?
+            .as_u64()
+            .with_context(|| format!("GGUF metadata {key:?} is not an unsigned integer"))
     }
 
     /// A required float.
     pub fn f64(&self, key: &str) -> Result<f64> {
-        self.get(key)?.as_f64().with_context(|| format!("GGUF metadata {key:?} is not a number"))
+        self.get(key)?
+            .as_f64()
+            .with_context(|| format!("GGUF metadata {key:?} is not a number"))
     }
 
     /// A required UTF-8 string.
     pub fn str(&self, key: &str) -> Result<&str> {
-        self.get(key)?.as_str().with_context(|| format!("GGUF metadata {key:?} is not a UTF-8 string"))
+        self.get(key)?
+            .as_str()
+            .with_context(|| format!("GGUF metadata {key:?} is not a UTF-8 string"))
     }
 }
 
@@ -343,22 +375,36 @@ type Parsed = (u32, HashMap<String, Value>, Vec<GgufTensor>);
 /// Parses a whole GGUF image (the header, and the tensor directory checked against the data).
 pub fn parse(buf: &[u8]) -> Result<Parsed> {
     let mut c = Cursor { buf, pos: 0 };
-    ensure!(c.take(4, "magic").ok() == Some(b"GGUF".as_slice()), "bad magic (not a GGUF file)");
+    ensure!(
+        c.take(4, "magic").ok() == Some(b"GGUF".as_slice()),
+        "bad magic (not a GGUF file)"
+    );
     let version = c.u32("version")?;
-    ensure!(matches!(version, 2 | 3), "unsupported GGUF version {version} (2 and 3 are read)");
+    ensure!(
+        matches!(version, 2 | 3),
+        "unsupported GGUF version {version} (2 and 3 are read)"
+    );
     let n_tensors = c.u64("tensor count")?;
     let n_kv = c.count("metadata count", 12)?;
     let mut meta = HashMap::with_capacity(n_kv);
     for _ in 0..n_kv {
-        let key = String::from_utf8(c.string("metadata key")?.to_vec()).context("metadata key is not UTF-8")?;
+        let key =
+            String::from_utf8(c.string("metadata key")?.to_vec()).context("metadata key is not UTF-8")?;
         let ty = c.u32(&key)?;
         let value = c.value(ty, &key, 0)?;
-        ensure!(meta.insert(key.clone(), value).is_none(), "metadata key {key:?} appears twice");
+        ensure!(
+            meta.insert(key.clone(), value).is_none(),
+            "metadata key {key:?} appears twice"
+        );
     }
-    ensure!(n_tensors <= ((buf.len() - c.pos) / 24) as u64, "tensor count {n_tensors} cannot fit in the file");
+    ensure!(
+        n_tensors <= ((buf.len() - c.pos) / 24) as u64,
+        "tensor count {n_tensors} cannot fit in the file"
+    );
     let mut infos = Vec::with_capacity(n_tensors as usize);
     for _ in 0..n_tensors {
-        let name = String::from_utf8(c.string("tensor name")?.to_vec()).context("tensor name is not UTF-8")?;
+        let name =
+            String::from_utf8(c.string("tensor name")?.to_vec()).context("tensor name is not UTF-8")?;
         let n_dims = c.u32(&name)?;
         ensure!((1..=4).contains(&n_dims), "tensor {name:?}: {n_dims} dimensions");
         let dims = (0..n_dims).map(|_| c.u64(&name)).collect::<Result<Vec<_>>>()?;
@@ -368,12 +414,18 @@ pub fn parse(buf: &[u8]) -> Result<Parsed> {
     }
     let align = match meta.get("general.alignment") {
         None => 32,
-        Some(v) => v.as_u64().filter(|a| a.is_power_of_two()).context("general.alignment is not a power of two")?,
+        Some(v) => v
+            .as_u64()
+            .filter(|a| a.is_power_of_two())
+            .context("general.alignment is not a power of two")?,
     };
     let data_start = (c.pos as u64).div_ceil(align) * align;
     let mut tensors = Vec::with_capacity(infos.len());
     for (name, dims, ggml_type, offset) in infos {
-        ensure!(dims.iter().all(|&d| d > 0), "tensor {name:?}: zero dimension in {dims:?}");
+        ensure!(
+            dims.iter().all(|&d| d > 0),
+            "tensor {name:?}: zero dimension in {dims:?}"
+        );
         let numel = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
         let numel = numel.with_context(|| format!("tensor {name:?}: dimensions {dims:?} overflow"))?;
         let range = match ggml_type.block() {
@@ -386,14 +438,23 @@ pub fn parse(buf: &[u8]) -> Result<Parsed> {
                 );
                 let size = numel / per_block * bytes;
                 let start = data_start.checked_add(offset);
-                let end = start.and_then(|s| s.checked_add(size)).filter(|&e| e <= buf.len() as u64);
+                let end = start
+                    .and_then(|s| s.checked_add(size))
+                    .filter(|&e| e <= buf.len() as u64);
                 let Some(end) = end else {
-                    bail!("tensor {name:?}: data at offset {offset} (+{size} bytes) runs past the end of the file")
+                    bail!(
+                        "tensor {name:?}: data at offset {offset} (+{size} bytes) runs past the end of the file"
+                    )
                 };
                 (end - size) as usize..end as usize
             }
         };
-        tensors.push(GgufTensor { name, dims, ggml_type, range });
+        tensors.push(GgufTensor {
+            name,
+            dims,
+            ggml_type,
+            range,
+        });
     }
     Ok((version, meta, tensors))
 }
@@ -464,7 +525,10 @@ pub(crate) mod tests {
         assert_eq!(v, 3);
         assert_eq!(meta["general.architecture"].as_str(), Some("llama"));
         assert_eq!(meta["llama.rope.freq_base"].as_f64(), Some(10000.0));
-        assert_eq!(meta["tokenizer.ggml.tokens"].as_array().unwrap()[1].as_str(), Some("bc"));
+        assert_eq!(
+            meta["tokenizer.ggml.tokens"].as_array().unwrap()[1].as_str(),
+            Some("bc")
+        );
         assert_eq!(tensors[0].shape(), vec![2, 32]);
         assert_eq!(tensors[0].ggml_type, GgmlType::Q8_0);
         assert_eq!(tensors[0].range.len(), 68);

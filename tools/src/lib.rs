@@ -2,5 +2,12 @@
 //! `.edgelm` files.
 #![warn(missing_docs)]
 
+pub mod convert;
+pub mod dequant;
+pub mod encode;
 pub mod gguf;
+pub mod plan;
+pub mod quantize;
+pub mod report;
+pub mod source;
 pub mod tokenizer_import;

@@ -1,1 +1,71 @@
-fn main() {}
+//! `edgelm-convert`: Hugging Face folders and GGUF files to packed `.edgelm` files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use edgelm_tools::convert::{Input, convert, load};
+use edgelm_tools::plan::{Options, Target};
+use edgelm_tools::source::synthetic::PRESETS;
+
+/// Convert a Hugging Face model folder or a GGUF file into a packed edgelm file.
+#[derive(Parser)]
+#[command(name = "edgelm-convert", version, about)]
+struct Args {
+    /// A Hugging Face model folder (config.json + safetensors + tokenizer files) or a GGUF file.
+    #[arg(required_unless_present = "synthetic", conflicts_with = "synthetic")]
+    input: Option<PathBuf>,
+    /// The packed file to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Type of the weight matrices: q8_0 (q8), q4_0 (q4), q4_1, f16, f32, or keep (a GGUF's own
+    /// q8_0/q4_0/q4_1/f16/f32 types; others become q8_0).
+    #[arg(short, long, default_value = "q8_0")]
+    quant: Target,
+    /// Type of the embedding table and output head (default: q8_0 under q4_*, else --quant).
+    #[arg(long)]
+    embed_type: Option<Target>,
+    /// Write random weights at the shapes of a real model instead (tinyllama-1.1b, smollm2-135m).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(PRESETS), requires = "tokenizer_from")]
+    synthetic: Option<String>,
+    /// With --synthetic: the packed or GGUF file whose tokenizer to use.
+    #[arg(long)]
+    tokenizer_from: Option<PathBuf>,
+    /// With --synthetic: random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one report line per tensor.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let input = match (args.input, args.synthetic, args.tokenizer_from) {
+        (_, Some(preset), Some(tokenizer_from)) => Input::Synthetic {
+            preset,
+            tokenizer_from,
+            seed: args.seed,
+        },
+        (Some(path), _, _) => Input::Path(path),
+        _ => anyhow::bail!("give an INPUT, or --synthetic with --tokenizer-from"),
+    };
+    let options = Options {
+        quant: args.quant,
+        embed: args.embed_type,
+    };
+    let (model, tokenizer) = load(&input)?;
+    let report = convert(&model, &tokenizer, &options, &args.output)?;
+    report.print(&mut std::io::stdout().lock(), args.verbose)?;
+    println!("output: {}", args.output.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

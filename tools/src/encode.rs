@@ -1,0 +1,106 @@
+//! Producing the bytes of one planned tensor from its source parts: raw blocks move unchanged
+//! when the source already has the target type (only rows are reordered and tiles interleaved);
+//! anything else is decoded to f32 and encoded (searching scales for quantized targets).
+
+use anyhow::{Context, Result, ensure};
+use edgelm::format::DType;
+use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+
+use crate::dequant::dequantize;
+use crate::plan::{OutTensor, ggml_equivalent, unpermuted_row};
+use crate::quantize::{ErrorStats, Quantize, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
+use crate::source::Model;
+
+/// The encoded data of one tensor and the error it carries.
+#[derive(Debug)]
+pub struct Encoded {
+    /// Bytes in the packed layout.
+    pub bytes: Vec<u8>,
+    /// Error relative to the source values (zero for exact copies).
+    pub stats: ErrorStats,
+    /// Whether the source values were stored unchanged.
+    pub exact: bool,
+}
+
+/// Appends the rows of `src` (`row_len` items each) to `out`, un-permuted if `heads` is given.
+fn gather<T: Copy>(src: &[T], row_len: usize, heads: Option<usize>, out: &mut Vec<T>) {
+    let rows = src.len() / row_len;
+    for r in 0..rows {
+        let s = heads.map_or(r, |h| unpermuted_row(r, rows, h));
+        out.extend_from_slice(&src[s * row_len..][..row_len]);
+    }
+}
+
+/// Items per row of a tensor of this shape: its columns, or 1 for a vector (so that the rows of
+/// a bias can be un-permuted like those of its matrix).
+fn row_len(shape: &[u64]) -> usize {
+    if shape.len() == 1 {
+        1
+    } else {
+        shape[shape.len() - 1] as usize
+    }
+}
+
+/// Encodes one planned tensor.
+pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
+    let (dtype, cols) = (t.plan.dtype, row_len(&t.plan.shape));
+    let numel = t.plan.shape.iter().product::<u64>() as usize;
+    let mut values = Vec::with_capacity(numel);
+    let mut raw = Vec::new();
+    let mut same_type = true;
+    for part in &t.parts {
+        let src = model
+            .tensors
+            .get(&part.name)
+            .with_context(|| format!("missing tensor {}", part.name))?;
+        let bytes = model.bytes(src);
+        let mut v = vec![0.0; src.numel()];
+        dequantize(src.ty, &bytes, &mut v).with_context(|| format!("tensor {}", src.native))?;
+        gather(&v, row_len(&src.shape), part.unpermute_heads, &mut values);
+        same_type &= ggml_equivalent(dtype) == Some(src.ty);
+        if same_type {
+            let row_bytes = bytes.len() / (src.numel() / row_len(&src.shape));
+            gather(&bytes, row_bytes, part.unpermute_heads, &mut raw);
+        }
+    }
+    ensure!(
+        values.len() == numel,
+        "{} values planned, {} found",
+        numel,
+        values.len()
+    );
+    let stats = ErrorStats {
+        count: numel as u64,
+        sq_ref: values.iter().map(|&v| f64::from(v) * f64::from(v)).sum(),
+        ..ErrorStats::default()
+    };
+    if same_type {
+        let bytes = match dtype {
+            DType::Q8_0 => tile(&blocks::<BlockQ8_0>(&raw)?, cols / QK),
+            DType::Q4_0 => tile(&blocks::<BlockQ4_0>(&raw)?, cols / QK),
+            DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, cols / QK),
+            _ => raw,
+        };
+        return Ok(Encoded {
+            bytes,
+            stats,
+            exact: true,
+        });
+    }
+    check_range(&values, dtype)?;
+    let (bytes, stats) = match dtype {
+        DType::Q8_0 => quantize_matrix::<BlockQ8_0>(&values, cols),
+        DType::Q4_0 => quantize_matrix::<BlockQ4_0>(&values, cols),
+        DType::Q4_1 => quantize_matrix::<BlockQ4_1>(&values, cols),
+        DType::F16 => to_f16_bytes(&values),
+        _ => (to_f32_bytes(&values), stats),
+    };
+    let exact = stats.sq_err == 0.0;
+    Ok(Encoded { bytes, stats, exact })
+}
+
+fn blocks<B: Quantize>(raw: &[u8]) -> Result<Vec<B>> {
+    raw.chunks_exact(size_of::<B>())
+        .map(|c| B::read_from_bytes(c).map_err(|_| anyhow::anyhow!("block size mismatch")))
+        .collect()
+}

@@ -1,0 +1,464 @@
+//! What the packed file will hold: the tensors a configuration needs (under llama.cpp's
+//! names), their target types, and which source tensors each is made of (q/k/v and gate/up
+//! are fused when their types agree; Q/K rows of GGUF Llama models are un-permuted).
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail, ensure};
+use edgelm::format::meta::{Architecture, ModelConfig};
+use edgelm::format::{DType, Layout, TensorPlan};
+use edgelm_kernels::layout::QK;
+
+use crate::dequant;
+use crate::gguf::GgmlType;
+use crate::source::{Model, SourceKind, gguf_model, hf, validate};
+
+/// A requested storage type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// This type.
+    Type(DType),
+    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, f16, f32), else q8_0.
+    Keep,
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Target, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "q8_0" | "q8" => Target::Type(DType::Q8_0),
+            "q4_0" | "q4" => Target::Type(DType::Q4_0),
+            "q4_1" => Target::Type(DType::Q4_1),
+            "f16" => Target::Type(DType::F16),
+            "f32" => Target::Type(DType::F32),
+            "keep" => Target::Keep,
+            other => {
+                return Err(format!(
+                    "unknown type {other:?} (q8_0, q8, q4_0, q4, q4_1, f16, f32, keep)"
+                ));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Type(t) => write!(f, "{t}"),
+            Target::Keep => f.write_str("keep"),
+        }
+    }
+}
+
+/// Conversion choices.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Type of the matrix weights.
+    pub quant: Target,
+    /// Type of the embedding tables and output head (default: q8_0 under q4_*, else `quant`).
+    pub embed: Option<Target>,
+}
+
+/// How a tensor is used, which decides its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A matrix multiplied with activations.
+    Matmul,
+    /// A token embedding table (also the output head when tied) or the output head.
+    Embedding,
+    /// Kept as f32: norms, biases, BERT position and token-type embeddings.
+    Float,
+}
+
+/// A tensor the runtime needs, as a source provides it.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    /// GGUF-style name.
+    pub name: String,
+    /// Dimensions, outermost first.
+    pub shape: Vec<u64>,
+    /// Use.
+    pub role: Role,
+}
+
+/// The source tensors a configuration needs, in file order.
+pub fn expected(c: &ModelConfig) -> Vec<Expected> {
+    let (h, ff) = (c.hidden_size as u64, c.intermediate_size as u64);
+    let (q_rows, kv_rows) = (
+        (c.num_heads * c.head_dim) as u64,
+        (c.num_kv_heads * c.head_dim) as u64,
+    );
+    let mut out = Vec::new();
+    let mut add = |name: String, shape: &[u64], role| {
+        out.push(Expected {
+            name,
+            shape: shape.to_vec(),
+            role,
+        })
+    };
+    add(
+        "token_embd.weight".into(),
+        &[c.vocab_size as u64, h],
+        Role::Embedding,
+    );
+    let bert = c.architecture == Architecture::Bert;
+    if bert {
+        add(
+            "position_embd.weight".into(),
+            &[c.max_context as u64, h],
+            Role::Float,
+        );
+        add(
+            "token_types.weight".into(),
+            &[c.type_vocab_size as u64, h],
+            Role::Float,
+        );
+        add("token_embd_norm.weight".into(), &[h], Role::Float);
+        add("token_embd_norm.bias".into(), &[h], Role::Float);
+    }
+    for n in 0..c.num_layers {
+        let mut layer = |piece: &str, shape: &[u64], bias: bool| {
+            add(
+                format!("blk.{n}.{piece}.weight"),
+                shape,
+                if shape.len() == 2 {
+                    Role::Matmul
+                } else {
+                    Role::Float
+                },
+            );
+            if bias {
+                add(format!("blk.{n}.{piece}.bias"), &shape[..1], Role::Float);
+            }
+        };
+        if !bert {
+            layer("attn_norm", &[h], false);
+        }
+        layer("attn_q", &[q_rows, h], c.qkv_bias);
+        layer("attn_k", &[kv_rows, h], c.qkv_bias);
+        layer("attn_v", &[kv_rows, h], c.qkv_bias);
+        layer("attn_output", &[h, q_rows], c.attn_out_bias);
+        if bert {
+            layer("attn_output_norm", &[h], true);
+            layer("ffn_up", &[ff, h], true);
+            layer("ffn_down", &[h, ff], true);
+            layer("layer_output_norm", &[h], true);
+        } else {
+            layer("ffn_norm", &[h], false);
+            layer("ffn_gate", &[ff, h], c.mlp_bias);
+            layer("ffn_up", &[ff, h], c.mlp_bias);
+            layer("ffn_down", &[h, ff], c.mlp_bias);
+        }
+    }
+    if !bert {
+        add("output_norm.weight".into(), &[h], Role::Float);
+        if !c.tied_embeddings {
+            add("output.weight".into(), &[c.vocab_size as u64, h], Role::Embedding);
+        }
+    }
+    out
+}
+
+/// One source tensor inside an output tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    /// GGUF-style source name.
+    pub name: String,
+    /// Undo llama.cpp's RoPE row permutation for this many heads.
+    pub unpermute_heads: Option<usize>,
+}
+
+/// One tensor of the packed file and what it is made of (parts stacked along rows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutTensor {
+    /// Name, type, layout and shape.
+    pub plan: TensorPlan,
+    /// Source tensors, in row order.
+    pub parts: Vec<Part>,
+}
+
+/// The model tensors of the packed file, and notes for the report.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// In file order.
+    pub tensors: Vec<OutTensor>,
+    /// Fallbacks and ignored source tensors.
+    pub warnings: Vec<String>,
+}
+
+/// The GGML type that holds exactly the values of a packed type.
+pub fn ggml_equivalent(d: DType) -> Option<GgmlType> {
+    Some(match d {
+        DType::F32 => GgmlType::F32,
+        DType::F16 => GgmlType::F16,
+        DType::BF16 => GgmlType::BF16,
+        DType::Q8_0 => GgmlType::Q8_0,
+        DType::Q4_0 => GgmlType::Q4_0,
+        DType::Q4_1 => GgmlType::Q4_1,
+        DType::U8 | DType::U32 => return None,
+    })
+}
+
+fn resolve(target: Target, src: GgmlType) -> DType {
+    match target {
+        Target::Type(t) => t,
+        Target::Keep => [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::F16, DType::F32]
+            .into_iter()
+            .find(|&d| ggml_equivalent(d) == Some(src))
+            .unwrap_or(DType::Q8_0),
+    }
+}
+
+/// Type of one tensor, and whether it fell back to f16 for want of whole blocks.
+fn dtype_for(e: &Expected, src: GgmlType, o: &Options) -> (DType, bool) {
+    let want = match e.role {
+        Role::Float => return (DType::F32, false),
+        Role::Matmul => resolve(o.quant, src),
+        Role::Embedding => match (o.embed, o.quant) {
+            (Some(t), _) => resolve(t, src),
+            (None, Target::Type(DType::Q4_0 | DType::Q4_1)) => DType::Q8_0,
+            (None, q) => resolve(q, src),
+        },
+    };
+    if want.is_quantized() && !e.shape[e.shape.len() - 1].is_multiple_of(QK as u64) {
+        (DType::F16, true)
+    } else {
+        (want, false)
+    }
+}
+
+/// Groups of per-layer tensors stored as one when their types agree, and the fused name.
+fn fusion_groups(arch: Architecture) -> &'static [(&'static [&'static str], &'static str)] {
+    const QKV: (&[&str], &str) = (&["attn_q", "attn_k", "attn_v"], "attn_qkv");
+    const GATE_UP: (&[&str], &str) = (&["ffn_gate", "ffn_up"], "ffn_gate_up");
+    match arch {
+        Architecture::Bert => &[QKV],
+        _ => &[QKV, GATE_UP],
+    }
+}
+
+/// Splits `blk.N.piece.suffix`.
+fn layer_parts(name: &str) -> Option<(&str, &str, &str)> {
+    let rest = name.strip_prefix("blk.")?;
+    let (n, rest) = rest.split_once('.')?;
+    let (piece, suffix) = rest.rsplit_once('.')?;
+    Some((n, piece, suffix))
+}
+
+/// The source's name for a GGUF-style tensor name, for messages.
+fn source_name(model: &Model, name: &str) -> String {
+    match (model.kind, hf::native(model.config.architecture, name)) {
+        (SourceKind::HuggingFace, Some(native)) => format!("{name} ({native})"),
+        _ => name.to_owned(),
+    }
+}
+
+/// Plans the model tensors of the packed file.
+pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
+    let c = &model.config;
+    validate(c)?;
+    let wanted = expected(c);
+    let mut dtypes = Vec::with_capacity(wanted.len());
+    let mut fallbacks = Vec::new();
+    for e in &wanted {
+        let Some(src) = model.tensors.get(&e.name) else {
+            let label = source_name(model, &e.name);
+            let why = hf::native(c.architecture, &e.name)
+                .and_then(|n| model.skipped.iter().find(|(s, _)| *s == n))
+                .map_or(String::new(), |(_, why)| format!(": {why}"));
+            bail!("missing tensor {label}{why}");
+        };
+        ensure!(
+            src.shape == e.shape,
+            "tensor {} has shape {:?}, expected {:?} for this configuration",
+            source_name(model, &e.name),
+            src.shape,
+            e.shape
+        );
+        ensure!(
+            dequant::is_supported(src.ty),
+            "tensor {} has type {}, which edgelm-convert cannot read",
+            source_name(model, &e.name),
+            src.ty
+        );
+        let (dtype, fell_back) = dtype_for(e, src.ty, o);
+        if fell_back {
+            fallbacks.push(e.name.clone());
+        }
+        dtypes.push(dtype);
+    }
+    let dtype_of = |name: &str| wanted.iter().position(|e| e.name == name).map(|i| dtypes[i]);
+    let heads = |piece: &str| match piece {
+        "attn_q" if model.rope_permuted() => Some(c.num_heads),
+        "attn_k" if model.rope_permuted() => Some(c.num_kv_heads),
+        _ => None,
+    };
+    let mut consumed = BTreeSet::new();
+    let mut tensors = Vec::new();
+    for (e, &dtype) in wanted.iter().zip(&dtypes) {
+        if consumed.contains(&e.name) {
+            continue;
+        }
+        let mut members = vec![(e.name.clone(), layer_parts(&e.name).map_or("", |p| p.1))];
+        let mut out_name = e.name.clone();
+        if let Some((n, piece, suffix)) = layer_parts(&e.name) {
+            let group = fusion_groups(c.architecture)
+                .iter()
+                .find(|(g, _)| g.contains(&piece));
+            if let Some(&(pieces, fused)) = group {
+                let weights: Vec<_> = pieces
+                    .iter()
+                    .map(|p| dtype_of(&format!("blk.{n}.{p}.weight")))
+                    .collect();
+                if weights.iter().all(|w| w.is_some() && *w == weights[0]) {
+                    members = pieces
+                        .iter()
+                        .map(|p| (format!("blk.{n}.{p}.{suffix}"), *p))
+                        .collect();
+                    out_name = format!("blk.{n}.{fused}.{suffix}");
+                }
+            }
+        }
+        let mut shape = e.shape.clone();
+        shape[0] = 0;
+        for (m, _) in &members {
+            let spec = wanted
+                .iter()
+                .find(|w| w.name == *m)
+                .with_context(|| format!("{m} is not planned"))?;
+            ensure!(
+                spec.shape[1..] == e.shape[1..],
+                "{m} cannot be stacked with {}",
+                e.name
+            );
+            shape[0] += spec.shape[0];
+            consumed.insert(m.clone());
+        }
+        let layout = if dtype.is_quantized() {
+            Layout::Tiled8
+        } else {
+            Layout::RowMajor
+        };
+        tensors.push(OutTensor {
+            plan: TensorPlan {
+                name: out_name,
+                dtype,
+                layout,
+                shape,
+            },
+            parts: members
+                .into_iter()
+                .map(|(name, piece)| Part {
+                    unpermute_heads: heads(piece),
+                    name,
+                })
+                .collect(),
+        });
+    }
+    let mut warnings = model.warnings.clone();
+    if !fallbacks.is_empty() {
+        warnings.push(format!(
+            "{} tensor(s) have a column count that is not a multiple of {QK} and are stored as f16: {}",
+            fallbacks.len(),
+            abbreviate(&fallbacks)
+        ));
+    }
+    consumed.insert(gguf_model::ROPE_FREQS.into());
+    if c.tied_embeddings {
+        consumed.insert("output.weight".into());
+    }
+    let unused: Vec<String> = model
+        .tensors
+        .iter()
+        .filter(|(name, _)| !consumed.contains(*name))
+        .map(|(_, t)| t.native.clone())
+        .chain(model.skipped.iter().map(|(n, _)| n.clone()))
+        .collect();
+    if !unused.is_empty() {
+        warnings.push(format!(
+            "ignored {} source tensor(s): {}",
+            unused.len(),
+            abbreviate(&unused)
+        ));
+    }
+    Ok(Plan { tensors, warnings })
+}
+
+/// The first few names of a list, and how many more.
+fn abbreviate(names: &[String]) -> String {
+    let shown = names.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+    match names.len() {
+        n if n > 4 => format!("{shown} and {} more", n - 4),
+        _ => shown,
+    }
+}
+
+/// Source row of output row `r` when undoing llama.cpp's permutation of a Q or K matrix of
+/// `rows` rows in `heads` heads: within a head, llama.cpp stores row `a * half + b` (rotate-half
+/// order) at `2 * b + a` (interleaved order).
+pub fn unpermuted_row(r: usize, rows: usize, heads: usize) -> usize {
+    let head_dim = rows / heads;
+    let half = head_dim / 2;
+    let (h, i) = (r / head_dim, r % head_dim);
+    let (a, b) = (i / half, i % half);
+    h * head_dim + 2 * b + a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permute() {
+        // llama.cpp: w.reshape(heads, 2, head_dim / 2, cols).swapaxes(1, 2).reshape(w.shape)
+        let (heads, head_dim) = (3, 8);
+        let rows = heads * head_dim;
+        let permuted: Vec<usize> = (0..rows)
+            .map(|r| {
+                let (h, i) = (r / head_dim, r % head_dim);
+                let (b, a) = (i / 2, i % 2); // position (b, a) after the swap holds (a, b)
+                h * head_dim + a * (head_dim / 2) + b
+            })
+            .collect();
+        for r in 0..rows {
+            assert_eq!(permuted[unpermuted_row(r, rows, heads)], r);
+        }
+    }
+
+    #[test]
+    fn targets_parse_and_resolve() {
+        assert_eq!("q4".parse(), Ok(Target::Type(DType::Q4_0)));
+        assert_eq!("Q8_0".parse(), Ok(Target::Type(DType::Q8_0)));
+        assert!("q5_k".parse::<Target>().is_err());
+        assert_eq!(resolve(Target::Keep, GgmlType::Q4_1), DType::Q4_1);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q6K), DType::Q8_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::BF16), DType::Q8_0);
+        let o = Options {
+            quant: Target::Type(DType::Q4_0),
+            embed: None,
+        };
+        let e = |role, cols| Expected {
+            name: "x".into(),
+            shape: vec![8, cols],
+            role,
+        };
+        assert_eq!(
+            dtype_for(&e(Role::Embedding, 64), GgmlType::F32, &o),
+            (DType::Q8_0, false)
+        );
+        assert_eq!(
+            dtype_for(&e(Role::Matmul, 64), GgmlType::F32, &o),
+            (DType::Q4_0, false)
+        );
+        assert_eq!(
+            dtype_for(&e(Role::Matmul, 48), GgmlType::F32, &o),
+            (DType::F16, true)
+        );
+        assert_eq!(
+            dtype_for(&e(Role::Float, 64), GgmlType::Q4_0, &o),
+            (DType::F32, false)
+        );
+    }
+}
