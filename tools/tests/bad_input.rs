@@ -62,7 +62,7 @@ fn split_safetensors(bytes: &[u8]) -> (Value, Vec<u8>) {
 /// Joins a header (as given, however wrong) and data into a safetensors file.
 fn join_safetensors(header: &Value, data: &[u8]) -> Vec<u8> {
     let mut h = serde_json::to_vec(header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
