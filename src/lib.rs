@@ -4,5 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod format;
+pub mod tokenizer;
 
 pub use edgelm_kernels as kernels;

@@ -13,4 +13,4 @@ pub use spec::{DType, Layout};
 pub use writer::{PackedWriter, TensorPlan, WriteError};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

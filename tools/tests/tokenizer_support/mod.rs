@@ -100,3 +100,8 @@ pub fn pack(import: &TokenizerImport) -> PackedFile {
     let bytes = to_bytes(&meta, &import.tensors).expect("packed file");
     PackedFile::from_bytes(&bytes).expect("valid packed file")
 }
+
+/// The runtime tokenizer of `import`, through a packed file.
+pub fn tokenizer(import: &TokenizerImport) -> edgelm::tokenizer::Tokenizer {
+    edgelm::tokenizer::Tokenizer::from_packed(&pack(import)).expect("tokenizer loads")
+}

@@ -1,0 +1,333 @@
+//! The built-in tokenizers, read from a packed file: byte-level BPE (GPT-2, Llama 3, SmolLM2,
+//! Qwen2), SentencePiece BPE with byte fallback (Llama 2, TinyLlama) and WordPiece (BERT).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use edgelm::format::PackedFile;
+//! use edgelm::tokenizer::{EncodeOptions, Tokenizer};
+//!
+//! let file = PackedFile::open("model.edgelm".as_ref())?;
+//! let tok = Tokenizer::from_packed(&file)?;
+//! let ids = tok.encode("Hello, world!", EncodeOptions::default())?;
+//! assert_eq!(tok.decode(&ids), b"Hello, world!");
+//! # Ok(())
+//! # }
+//! ```
+
+mod bpe;
+mod normalize;
+mod special;
+mod split;
+mod stream;
+mod vocab;
+mod wordpiece;
+
+#[cfg(test)]
+mod tests;
+
+use crate::format::meta::{TokenKind, TokenizerModel, TokenizerSpec, tok_tensor};
+use crate::format::{FormatError, PackedFile};
+
+use bpe::{Bpe, BpeOptions, BpeScratch};
+use special::{Segment, Specials};
+use split::{Pieces, PreTokenizer};
+use vocab::{Vocab, table_error};
+use wordpiece::WordPiece;
+
+pub use stream::TokenStream;
+
+/// Why a tokenizer cannot be loaded or cannot encode.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    /// A table tensor is missing or has the wrong type.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A table's contents are inconsistent.
+    #[error("tokenizer table {table:?}: {problem}")]
+    Table {
+        /// The tensor.
+        table: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The tokenizer description is inconsistent with itself or the tables.
+    #[error("tokenizer: {0}")]
+    Spec(String),
+    /// A pre-tokenizer pattern does not compile.
+    #[error("tokenizer pattern {pattern:?}: {message}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// The regex compiler's message.
+        message: String,
+    },
+    /// Splitting the text failed (a pattern ran past its backtracking limit).
+    #[error("pre-tokenizing the text failed: {0}")]
+    Split(String),
+}
+
+/// How [`Tokenizer::encode`] treats special tokens and length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Add the tokens the model expects around a text (BOS/EOS, `[CLS]`/`[SEP]`).
+    pub add_special: bool,
+    /// Match the text of special tokens in the input as those tokens (added tokens always are).
+    pub parse_special: bool,
+    /// Truncate to at most this many ids, added special tokens included (they are kept).
+    pub max_length: Option<usize>,
+}
+
+impl Default for EncodeOptions {
+    /// Special tokens added and parsed, no length limit.
+    fn default() -> Self {
+        EncodeOptions {
+            add_special: true,
+            parse_special: true,
+            max_length: None,
+        }
+    }
+}
+
+/// The tokenization algorithm with its tables.
+#[derive(Debug)]
+enum Model {
+    Bpe(Bpe),
+    WordPiece(WordPiece),
+}
+
+/// A tokenizer loaded from a packed file.
+#[derive(Debug)]
+pub struct Tokenizer {
+    spec: TokenizerSpec,
+    vocab: Vocab,
+    pre: PreTokenizer,
+    specials: Specials,
+    model: Model,
+}
+
+/// Buffers reused while encoding one text.
+#[derive(Default)]
+struct Scratch {
+    pieces: Pieces,
+    bpe: BpeScratch,
+    word: Vec<u8>,
+}
+
+impl Tokenizer {
+    /// Loads and checks the tokenizer of `file`.
+    pub fn from_packed(file: &PackedFile) -> Result<Tokenizer, TokenizerError> {
+        let spec = file.meta().tokenizer.clone();
+        let vocab = Vocab::load(file, spec.vocab_size)?;
+        for (id, what) in [
+            (spec.bos, "bos"),
+            (spec.eos, "eos"),
+            (spec.unk, "unk"),
+            (spec.pad, "pad"),
+        ] {
+            if let Some(id) = id {
+                vocab.check(id, what)?;
+            }
+        }
+        for &id in &spec.stop_tokens {
+            vocab.check(id, "stop token")?;
+        }
+        if spec.add_bos && spec.bos.is_none() {
+            return Err(TokenizerError::Spec(
+                "add_bos is set but there is no bos token".into(),
+            ));
+        }
+        if spec.add_eos && spec.eos.is_none() {
+            return Err(TokenizerError::Spec(
+                "add_eos is set but there is no eos token".into(),
+            ));
+        }
+        let opts = BpeOptions {
+            chars: spec.model == TokenizerModel::BpeSentencePiece,
+            byte_fallback: spec.byte_fallback,
+            ignore_merges: spec.ignore_merges,
+            unk: spec.unk,
+        };
+        let model = match spec.model {
+            TokenizerModel::WordPiece => {
+                let unk = spec
+                    .unk
+                    .ok_or_else(|| TokenizerError::Spec("WordPiece needs an unk token".into()))?;
+                let prefix = spec
+                    .continuing_subword_prefix
+                    .clone()
+                    .unwrap_or_else(|| "##".into());
+                Model::WordPiece(WordPiece::new(
+                    prefix,
+                    spec.max_input_chars_per_word.unwrap_or(100),
+                    unk,
+                ))
+            }
+            _ => match (file.get(tok_tensor::MERGES), file.get(tok_tensor::SCORES)) {
+                (Some(merges), _) => {
+                    if merges.info.shape.len() != 2 || merges.info.shape[1] != 3 {
+                        let shape = &merges.info.shape;
+                        return Err(table_error(
+                            tok_tensor::MERGES,
+                            format!("shape {shape:?}, expected [n, 3]"),
+                        ));
+                    }
+                    Model::Bpe(Bpe::from_merges(&vocab, merges.u32s()?, opts)?)
+                }
+                (None, Some(scores)) if opts.chars => {
+                    Model::Bpe(Bpe::from_scores(&vocab, scores.f32s()?, opts)?)
+                }
+                // No merges at all: every piece stays bytes (or characters).
+                _ => Model::Bpe(Bpe::from_merges(&vocab, &[], opts)?),
+            },
+        };
+        Ok(Tokenizer {
+            pre: PreTokenizer::new(&spec.pre_tokenizer)?,
+            specials: Specials::new(&vocab)?,
+            spec,
+            vocab,
+            model,
+        })
+    }
+
+    /// Encodes `text` into token ids.
+    pub fn encode(&self, text: &str, opts: EncodeOptions) -> Result<Vec<u32>, TokenizerError> {
+        let mut body = Vec::with_capacity(text.len() / 3 + 2);
+        let mut scratch = Scratch::default();
+        self.specials
+            .split(text, opts.parse_special, |segment| match segment {
+                Segment::Token(id) => {
+                    body.push(id);
+                    Ok(())
+                }
+                Segment::Text(t) => self.encode_text(t, &mut body, &mut scratch),
+            })?;
+        let bos = self.spec.bos.filter(|_| opts.add_special && self.spec.add_bos);
+        let eos = self.spec.eos.filter(|_| opts.add_special && self.spec.add_eos);
+        if let Some(max) = opts.max_length {
+            body.truncate(max.saturating_sub(usize::from(bos.is_some()) + usize::from(eos.is_some())));
+        }
+        let mut ids = Vec::with_capacity(body.len() + 2);
+        ids.extend(bos);
+        ids.append(&mut body);
+        ids.extend(eos);
+        if let Some(max) = opts.max_length {
+            ids.truncate(max);
+        }
+        Ok(ids)
+    }
+
+    /// Encodes text that holds no special tokens.
+    fn encode_text(
+        &self,
+        text: &str,
+        out: &mut Vec<u32>,
+        scratch: &mut Scratch,
+    ) -> Result<(), TokenizerError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let normalized = normalize::normalize(&self.spec.normalizer, text);
+        let prefixed;
+        let text = if self.spec.normalizer.add_dummy_prefix {
+            prefixed = format!(" {normalized}");
+            &prefixed
+        } else {
+            &*normalized
+        };
+        self.pre.split(text, &mut scratch.pieces)?;
+        for r in &scratch.pieces.ranges {
+            let piece = &text[r.clone()];
+            match &self.model {
+                Model::Bpe(bpe) => bpe.encode(&self.vocab, piece, out, &mut scratch.bpe),
+                Model::WordPiece(wp) => wp.encode(&self.vocab, piece, out, &mut scratch.word),
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes `ids` stand for: the concatenation of their tokens' bytes (for WordPiece,
+    /// words joined by spaces with the continuation prefixes removed). Ids outside the
+    /// vocabulary are skipped.
+    pub fn decode(&self, ids: &[u32]) -> Vec<u8> {
+        let tokens = ids.iter().filter_map(|&id| self.vocab.get(id));
+        let mut out = Vec::new();
+        match &self.model {
+            Model::WordPiece(wp) => wp.join(tokens, &mut out),
+            Model::Bpe(_) => tokens.for_each(|t| out.extend_from_slice(t)),
+        }
+        out
+    }
+
+    /// The bytes of token `id`, or `None` outside the vocabulary.
+    pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        self.vocab.get(id)
+    }
+
+    /// The kind of token `id`, or `None` outside the vocabulary.
+    pub fn kind(&self, id: u32) -> Option<TokenKind> {
+        self.vocab.kind(id)
+    }
+
+    /// Whether `id` is a special (control) token.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.kind(id) == Some(TokenKind::Special)
+    }
+
+    /// The token spelled exactly `text` (ordinary tokens first, then special and added ones).
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        let text = text.as_bytes();
+        self.vocab
+            .normal_id(text)
+            .or_else(|| self.specials.id(&self.vocab, text))
+    }
+
+    /// Number of tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab.len()
+    }
+
+    /// Length in bytes of the longest token.
+    pub fn max_token_len(&self) -> usize {
+        self.vocab.max_token_len()
+    }
+
+    /// Beginning-of-sequence token (`[CLS]` for BERT).
+    pub fn bos(&self) -> Option<u32> {
+        self.spec.bos
+    }
+
+    /// End-of-sequence token (`[SEP]` for BERT).
+    pub fn eos(&self) -> Option<u32> {
+        self.spec.eos
+    }
+
+    /// Padding token.
+    pub fn pad(&self) -> Option<u32> {
+        self.spec.pad
+    }
+
+    /// Tokens that end a generation (end of sequence and end of turn).
+    pub fn stop_tokens(&self) -> &[u32] {
+        &self.spec.stop_tokens
+    }
+
+    /// Whether `id` ends a generation.
+    pub fn is_stop(&self, id: u32) -> bool {
+        self.spec.stop_tokens.contains(&id)
+    }
+
+    /// The model's default maximum input length (encoders), if it has one.
+    pub fn max_length(&self) -> Option<usize> {
+        self.spec.max_length
+    }
+
+    /// The tokenizer description from the file.
+    pub fn spec(&self) -> &TokenizerSpec {
+        &self.spec
+    }
+
+    /// A streaming decoder over this tokenizer (see [`TokenStream`]).
+    pub fn stream(&self, skip_special: bool) -> TokenStream<'_> {
+        TokenStream::new(self, skip_special)
+    }
+}

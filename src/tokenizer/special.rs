@@ -1,0 +1,94 @@
+//! Finding special and added tokens in text: leftmost, longest match first.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use super::TokenizerError;
+use super::vocab::Vocab;
+use crate::format::meta::TokenKind;
+
+/// A run of plain text, or a token matched verbatim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Segment<'t> {
+    /// Text for the tokenization algorithm.
+    Text(&'t str),
+    /// A special or added token.
+    Token(u32),
+}
+
+/// One automaton and the token id of each of its patterns.
+#[derive(Debug)]
+struct Matcher {
+    automaton: AhoCorasick,
+    ids: Vec<u32>,
+}
+
+impl Matcher {
+    fn new(vocab: &Vocab, kinds: &[TokenKind]) -> Result<Option<Matcher>, TokenizerError> {
+        let ids: Vec<u32> = (0..vocab.len() as u32)
+            .filter(|&id| vocab.kind(id).is_some_and(|k| kinds.contains(&k)) && !vocab.token(id).is_empty())
+            .collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(ids.iter().map(|&id| vocab.token(id)))
+            .map_err(|e| TokenizerError::Spec(format!("special tokens: {e}")))?;
+        Ok(Some(Matcher { automaton, ids }))
+    }
+}
+
+/// Special and added tokens.
+#[derive(Debug)]
+pub(crate) struct Specials {
+    /// Special and added tokens.
+    all: Option<Matcher>,
+    /// Added tokens only (matched even when special tokens are not parsed).
+    added: Option<Matcher>,
+}
+
+impl Specials {
+    /// The matchers for `vocab`'s special and added tokens.
+    pub fn new(vocab: &Vocab) -> Result<Specials, TokenizerError> {
+        Ok(Specials {
+            all: Matcher::new(vocab, &[TokenKind::Special, TokenKind::Added])?,
+            added: Matcher::new(vocab, &[TokenKind::Added])?,
+        })
+    }
+
+    /// The token spelled exactly `text`, among special and added tokens.
+    pub fn id(&self, vocab: &Vocab, text: &[u8]) -> Option<u32> {
+        let m = self.all.as_ref()?;
+        m.ids.iter().copied().find(|&id| vocab.token(id) == text)
+    }
+
+    /// Calls `f` on the segments of `text` in order: added tokens always, special tokens only
+    /// when `parse_special`.
+    pub fn split<'t, E>(
+        &self,
+        text: &'t str,
+        parse_special: bool,
+        mut f: impl FnMut(Segment<'t>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let matcher = if parse_special { &self.all } else { &self.added };
+        let mut last = 0;
+        if let Some(m) = matcher {
+            for found in m.automaton.find_iter(text) {
+                // Tokens are matched as byte strings; a match that would cut a character is
+                // not a match of the text.
+                if !text.is_char_boundary(found.start()) || !text.is_char_boundary(found.end()) {
+                    continue;
+                }
+                if last < found.start() {
+                    f(Segment::Text(&text[last..found.start()]))?;
+                }
+                f(Segment::Token(m.ids[found.pattern().as_usize()]))?;
+                last = found.end();
+            }
+        }
+        if last < text.len() {
+            f(Segment::Text(&text[last..]))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,354 @@
+//! Unit tests on small hand-made vocabularies; parity with the reference tokenizers on real
+//! vocabularies is tested in `tools/tests/tokenizer_*.rs`.
+
+use super::*;
+use crate::format::meta::{Normalizer, PreTokenizerStep};
+use crate::format::tests::sample_meta;
+use crate::format::writer::to_bytes;
+use crate::format::{DType, Layout, TensorPlan};
+
+fn plan(name: &str, dtype: DType, shape: &[u64]) -> TensorPlan {
+    TensorPlan {
+        name: name.into(),
+        dtype,
+        layout: Layout::RowMajor,
+        shape: shape.to_vec(),
+    }
+}
+
+/// A vocabulary: token bytes, kinds, merges (by token text) and scores.
+struct Tables {
+    tokens: Vec<(Vec<u8>, TokenKind)>,
+    merges: Vec<[u32; 3]>,
+    scores: Option<Vec<f32>>,
+}
+
+impl Tables {
+    fn new(tokens: &[(&[u8], TokenKind)]) -> Tables {
+        Tables {
+            tokens: tokens.iter().map(|&(t, k)| (t.to_vec(), k)).collect(),
+            merges: Vec::new(),
+            scores: None,
+        }
+    }
+
+    fn id(&self, text: &[u8]) -> u32 {
+        self.tokens
+            .iter()
+            .position(|(t, k)| t == text && *k == TokenKind::Normal)
+            .unwrap() as u32
+    }
+
+    fn merge(mut self, pairs: &[(&[u8], &[u8])]) -> Tables {
+        for &(l, r) in pairs {
+            let m = [l, r].concat();
+            self.merges.push([self.id(l), self.id(r), self.id(&m)]);
+        }
+        self
+    }
+
+    fn tensors(&self) -> Vec<(TensorPlan, Vec<u8>)> {
+        let mut bytes = Vec::new();
+        let mut offsets = vec![0u32];
+        for (t, _) in &self.tokens {
+            bytes.extend_from_slice(t);
+            offsets.push(bytes.len() as u32);
+        }
+        let n = self.tokens.len() as u64;
+        let le = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut out = vec![
+            (plan(tok_tensor::VOCAB, DType::U8, &[bytes.len() as u64]), bytes),
+            (
+                plan(tok_tensor::VOCAB_OFFSETS, DType::U32, &[n + 1]),
+                le(&offsets),
+            ),
+            (
+                plan(tok_tensor::KINDS, DType::U8, &[n]),
+                self.tokens.iter().map(|(_, k)| *k as u8).collect(),
+            ),
+        ];
+        if !self.merges.is_empty() {
+            let flat: Vec<u32> = self.merges.iter().flatten().copied().collect();
+            out.push((
+                plan(tok_tensor::MERGES, DType::U32, &[self.merges.len() as u64, 3]),
+                le(&flat),
+            ));
+        }
+        if let Some(s) = &self.scores {
+            let data = s.iter().flat_map(|x| x.to_le_bytes()).collect();
+            out.push((plan(tok_tensor::SCORES, DType::F32, &[n]), data));
+        }
+        out
+    }
+}
+
+fn spec(model: TokenizerModel, n: usize) -> TokenizerSpec {
+    TokenizerSpec {
+        model,
+        vocab_size: n,
+        normalizer: Normalizer::default(),
+        pre_tokenizer: Vec::new(),
+        bos: None,
+        eos: None,
+        unk: None,
+        pad: None,
+        add_bos: false,
+        add_eos: false,
+        stop_tokens: Vec::new(),
+        byte_fallback: false,
+        ignore_merges: false,
+        continuing_subword_prefix: None,
+        max_input_chars_per_word: None,
+        max_length: None,
+    }
+}
+
+fn load_with(spec: TokenizerSpec, tensors: &[(TensorPlan, Vec<u8>)]) -> Result<Tokenizer, TokenizerError> {
+    let mut meta = sample_meta();
+    meta.tokenizer = spec;
+    let file = PackedFile::from_bytes(&to_bytes(&meta, tensors).unwrap()).unwrap();
+    Tokenizer::from_packed(&file)
+}
+
+fn load(spec: TokenizerSpec, tables: &Tables) -> Tokenizer {
+    load_with(spec, &tables.tensors()).unwrap()
+}
+
+const N: TokenKind = TokenKind::Normal;
+const S: TokenKind = TokenKind::Special;
+
+/// All 256 bytes, then `extra`.
+fn byte_level(extra: &[(&[u8], TokenKind)]) -> Tables {
+    let bytes: Vec<[u8; 1]> = (0..=255u8).map(|b| [b]).collect();
+    let mut tokens: Vec<(&[u8], TokenKind)> = bytes.iter().map(|b| (&b[..], N)).collect();
+    tokens.extend_from_slice(extra);
+    Tables::new(&tokens)
+}
+
+fn plain() -> EncodeOptions {
+    EncodeOptions {
+        add_special: false,
+        ..EncodeOptions::default()
+    }
+}
+
+#[test]
+fn byte_level_bpe_merges_by_rank() {
+    let tables = byte_level(&[(b"ab", N), (b"bc", N), (b"abc", N), (b"<|end|>", S)]).merge(&[
+        (b"b", b"c"),
+        (b"a", b"b"),
+        (b"a", b"bc"),
+    ]);
+    let mut s = spec(TokenizerModel::BpeByteLevel, tables.tokens.len());
+    s.pre_tokenizer = vec![PreTokenizerStep::Split {
+        pattern: r" ?\p{L}+|\s+".into(),
+    }];
+    s.eos = Some(259);
+    s.stop_tokens = vec![259];
+    let tok = load(s, &tables);
+    // "bc" ranks before "ab", then "a"+"bc".
+    assert_eq!(tok.encode("abc", plain()).unwrap(), [258]);
+    assert_eq!(tok.encode("abab", plain()).unwrap(), [256, 256]);
+    assert_eq!(tok.encode("ab<|end|>é", plain()).unwrap(), [256, 259, 0xC3, 0xA9]);
+    let as_text = EncodeOptions {
+        parse_special: false,
+        ..plain()
+    };
+    assert_eq!(tok.encode("<|end|>", as_text).unwrap().len(), 7);
+    assert_eq!(
+        tok.decode(&[256, 259, 0xC3, 0xA9, 99_999]),
+        "ab<|end|>é".as_bytes()
+    );
+    assert_eq!(tok.token_id("<|end|>"), Some(259));
+    assert_eq!(tok.token_id("abc"), Some(258));
+    assert!(tok.is_stop(259) && tok.is_special(259) && !tok.is_special(258));
+}
+
+#[test]
+fn ignore_merges_takes_whole_pieces() {
+    // "abc" is a token but no merge reaches it from "ab" + "c".
+    let tables = byte_level(&[(b"ab", N), (b"abc", N)]).merge(&[(b"a", b"b")]);
+    let mut s = spec(TokenizerModel::BpeByteLevel, tables.tokens.len());
+    assert_eq!(
+        load(s.clone(), &tables).encode("abc", plain()).unwrap(),
+        [256, b'c' as u32]
+    );
+    s.ignore_merges = true;
+    assert_eq!(load(s, &tables).encode("abc", plain()).unwrap(), [257]);
+}
+
+#[test]
+fn sentencepiece_by_scores_with_byte_fallback() {
+    let mut tokens: Vec<(&[u8], TokenKind)> = vec![(b"<unk>", S), (b"<s>", S)];
+    let bytes: Vec<[u8; 1]> = (0..=255u8).map(|b| [b]).collect();
+    tokens.extend(bytes.iter().map(|b| (&b[..], TokenKind::Byte)));
+    let words: [&[u8]; 7] = [b" ", b"h", b"i", b"hi", b" hi", b"a", b" h"];
+    tokens.extend(words.iter().map(|w| (*w, N)));
+    let mut tables = Tables::new(&tokens);
+    let mut scores = vec![0.0f32; tables.tokens.len()];
+    // " h" outranks "hi" (so " hi" is reached through " h" + "i").
+    for (w, score) in [
+        (b" hi".as_slice(), -1.0),
+        (b"hi", -3.0),
+        (b" h", -2.0),
+        (b"a", -5.0),
+    ] {
+        scores[tables.id(w) as usize] = score;
+    }
+    tables.scores = Some(scores);
+    let mut s = spec(TokenizerModel::BpeSentencePiece, tables.tokens.len());
+    s.normalizer.add_dummy_prefix = true;
+    s.byte_fallback = true;
+    (s.unk, s.bos, s.add_bos) = (Some(0), Some(1), true);
+    let tok = load(s, &tables);
+    let hi = tables.id(b" hi");
+    assert_eq!(tok.encode("hi", EncodeOptions::default()).unwrap(), [1, hi]);
+    // "é" is not a token: its two UTF-8 bytes come out as byte tokens.
+    let e = tok.encode("hié", plain()).unwrap();
+    assert_eq!(e, [hi, 2 + 0xC3, 2 + 0xA9]);
+    assert_eq!(tok.decode(&e), " hié".as_bytes());
+    // A byte token and an ordinary token with the same text: lookups find the ordinary one.
+    assert_eq!(tok.token_id("a"), Some(tables.id(b"a")));
+}
+
+#[test]
+fn sentencepiece_without_fallback_uses_unk() {
+    let tables = Tables::new(&[(b"<unk>", S), (b" ", N), (b"x", N)]);
+    let mut s = spec(TokenizerModel::BpeSentencePiece, 3);
+    s.unk = Some(0);
+    let mut t = tables.tensors();
+    t.push((plan(tok_tensor::SCORES, DType::F32, &[3]), vec![0; 12]));
+    let tok = load_with(s, &t).unwrap();
+    assert_eq!(tok.encode("x y", plain()).unwrap(), [2, 1, 0]);
+}
+
+fn wordpiece() -> Tokenizer {
+    let tables = Tables::new(&[
+        (b"[PAD]", S),
+        (b"[UNK]", S),
+        (b"[CLS]", S),
+        (b"[SEP]", S),
+        (b"un", N),
+        (b"##aff", N),
+        (b"##able", N),
+        (b"!", N),
+        (b"cafe", N),
+        (b"\xe4\xbd\xa0", N), // 你
+    ]);
+    let mut s = spec(TokenizerModel::WordPiece, tables.tokens.len());
+    s.normalizer = Normalizer {
+        clean_text: true,
+        handle_chinese_chars: true,
+        strip_accents: true,
+        lowercase: true,
+        ..Normalizer::default()
+    };
+    s.pre_tokenizer = vec![PreTokenizerStep::Bert];
+    (s.unk, s.bos, s.eos, s.pad) = (Some(1), Some(2), Some(3), Some(0));
+    (s.add_bos, s.add_eos) = (true, true);
+    s.continuing_subword_prefix = Some("##".into());
+    s.max_input_chars_per_word = Some(10);
+    load(s, &tables)
+}
+
+#[test]
+fn wordpiece_greedy_longest_match() {
+    let tok = wordpiece();
+    let ids = tok
+        .encode("UnAffable! Café你 unknown", EncodeOptions::default())
+        .unwrap();
+    assert_eq!(ids, [2, 4, 5, 6, 7, 8, 9, 1, 3]);
+    assert_eq!(tok.decode(&ids[1..7]), b"unaffable ! cafe \xe4\xbd\xa0");
+    // Longer than max_input_chars_per_word.
+    assert_eq!(tok.encode("unaffableaff", plain()).unwrap(), [1]);
+    assert_eq!(tok.encode("", EncodeOptions::default()).unwrap(), [2, 3]);
+}
+
+#[test]
+fn truncation_keeps_the_special_tokens() {
+    let tok = wordpiece();
+    let opts = |max| EncodeOptions {
+        max_length: Some(max),
+        ..EncodeOptions::default()
+    };
+    assert_eq!(tok.encode("un un un un", opts(4)).unwrap(), [2, 4, 4, 3]);
+    assert_eq!(tok.encode("un un", opts(10)).unwrap(), [2, 4, 4, 3]);
+    assert_eq!(tok.encode("un", opts(1)).unwrap(), [2]);
+}
+
+#[test]
+fn stream_never_splits_characters() {
+    let tables = byte_level(&[(b"<s>", S)]);
+    let tok = load(spec(TokenizerModel::BpeByteLevel, 257), &tables);
+    let mut stream = tok.stream(true);
+    let mut out = String::new();
+    for &b in "a€😀".as_bytes() {
+        let piece = stream.push(u32::from(b));
+        assert!(piece.is_empty() || piece.chars().count() == 1);
+        out.push_str(piece);
+    }
+    assert_eq!(out, "a€😀");
+    assert_eq!(stream.push(256), "", "special tokens are skipped");
+    // An invalid byte, then an incomplete character at the end.
+    assert_eq!(stream.push(0xFF), "\u{FFFD}");
+    assert_eq!(stream.push(0xE2), "");
+    assert_eq!(stream.finish(), "\u{FFFD}");
+    assert_eq!(tok.stream(false).push(256), "<s>");
+}
+
+#[test]
+fn broken_tables_are_errors() {
+    let tables = byte_level(&[(b"ab", N)]).merge(&[(b"a", b"b")]);
+    let n = tables.tokens.len();
+    let good = tables.tensors();
+    let s = spec(TokenizerModel::BpeByteLevel, n);
+    assert!(load_with(s.clone(), &good).is_ok());
+
+    let with = |i: usize, data: Vec<u8>| {
+        let mut t = good.clone();
+        t[i].1 = data;
+        load_with(s.clone(), &t).unwrap_err().to_string()
+    };
+    let mut offsets = good[1].1.clone();
+    offsets[4..8].copy_from_slice(&9u32.to_le_bytes());
+    assert!(with(1, offsets).contains("decreases"));
+    let mut offsets = good[1].1.clone();
+    let last = offsets.len() - 4;
+    offsets[last..].copy_from_slice(&1000u32.to_le_bytes());
+    assert!(with(1, offsets).contains("must run from 0"));
+    let mut kinds = good[2].1.clone();
+    kinds[3] = 9;
+    assert!(with(2, kinds).contains("unknown kind 9"));
+    assert!(with(3, [0u32, 1, 999].iter().flat_map(|x| x.to_le_bytes()).collect()).contains("outside"));
+    assert!(
+        with(3, [0u32, 1, 2].iter().flat_map(|x| x.to_le_bytes()).collect()).contains("not token 0 followed")
+    );
+
+    let with_spec = |edit: &dyn Fn(&mut TokenizerSpec)| {
+        let mut wrong = s.clone();
+        edit(&mut wrong);
+        load_with(wrong, &good).unwrap_err()
+    };
+    assert!(
+        with_spec(&|w| w.vocab_size = n + 1)
+            .to_string()
+            .contains("entries for")
+    );
+    assert!(
+        with_spec(&|w| w.stop_tokens = vec![n as u32])
+            .to_string()
+            .contains("outside")
+    );
+    assert!(with_spec(&|w| w.add_bos = true).to_string().contains("no bos"));
+    assert!(
+        with_spec(&|w| w.model = TokenizerModel::WordPiece)
+            .to_string()
+            .contains("unk")
+    );
+    let bad_pattern = with_spec(&|w| w.pre_tokenizer = vec![PreTokenizerStep::Split { pattern: "[".into() }]);
+    assert!(matches!(bad_pattern, TokenizerError::Pattern { .. }));
+    assert!(matches!(
+        load_with(s.clone(), &good[..2]),
+        Err(TokenizerError::Format(_))
+    ));
+}
