@@ -107,6 +107,7 @@ pub fn matmul_q4_1(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
 /// row-major) and f32 inputs (`out.n()` rows of `cols`).
 pub fn matmul_f16(w: &[u16], x: &[f32], mut out: OutCols<'_>) {
     let cols = x.len() / out.n().max(1);
+    assert_eq!(x.len(), out.n() * cols, "inputs are not n × cols");
     assert_eq!(w.len(), out.width() * cols, "weights are not width × cols");
     for t in 0..out.n() {
         let xt = &x[t * cols..][..cols];
@@ -119,6 +120,7 @@ pub fn matmul_f16(w: &[u16], x: &[f32], mut out: OutCols<'_>) {
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` for f32 weights, laid out as in [`matmul_f16`].
 pub fn matmul_f32(w: &[f32], x: &[f32], mut out: OutCols<'_>) {
     let cols = x.len() / out.n().max(1);
+    assert_eq!(x.len(), out.n() * cols, "inputs are not n × cols");
     assert_eq!(w.len(), out.width() * cols, "weights are not width × cols");
     for t in 0..out.n() {
         let xt = &x[t * cols..][..cols];
@@ -132,8 +134,17 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Panics unless all the slices have one length (every path checks the same).
+fn same_len(lens: &[usize]) {
+    assert!(
+        lens.iter().all(|&l| l == lens[0]),
+        "operand lengths differ: {lens:?}"
+    );
+}
+
 /// `out = x / sqrt(mean(x²) + eps) * w`.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    same_len(&[x.len(), w.len(), out.len()]);
     let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
     let scale = 1.0 / libm::sqrtf(ms + eps);
     for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
@@ -143,6 +154,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 
 /// `out = (x - mean(x)) / sqrt(var(x) + eps) * w + b`.
 pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    same_len(&[x.len(), w.len(), b.len(), out.len()]);
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
@@ -166,6 +178,7 @@ pub fn softmax(x: &mut [f32]) {
 
 /// SwiGLU: `out = silu(gate) * up`, `silu(g) = g / (1 + e^-g)`.
 pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    same_len(&[gate.len(), up.len(), out.len()]);
     for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
         *o = g / (1.0 + exp(-g)) * u;
     }
@@ -189,18 +202,25 @@ pub fn gelu_tanh(x: &mut [f32]) {
 
 /// `dst += src`.
 pub fn add(dst: &mut [f32], src: &[f32]) {
+    same_len(&[dst.len(), src.len()]);
     dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
 }
 
 /// `dst *= src`.
 pub fn mul(dst: &mut [f32], src: &[f32]) {
+    same_len(&[dst.len(), src.len()]);
     dst.iter_mut().zip(src).for_each(|(d, s)| *d *= s);
 }
 
 /// Rotary embedding, rotate-half layout (GPT-NeoX / Hugging Face Llama): pairs
 /// `(x[i], x[i + d/2])` rotate by the angle whose cosine and sine are `cos[i]`, `sin[i]`.
 /// Dimensions past `2 * cos.len()` (partial rotary) are left alone.
+///
+/// # Panics
+/// If `cos` and `sin` differ in length or `x` is shorter than `2 * cos.len()` (also for
+/// [`rope_interleaved`]).
 pub fn rope_neox(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    check_rope(x, cos, sin);
     let half = cos.len();
     let (lo, hi) = x[..2 * half].split_at_mut(half);
     for i in 0..half {
@@ -212,6 +232,7 @@ pub fn rope_neox(x: &mut [f32], cos: &[f32], sin: &[f32]) {
 
 /// Rotary embedding, interleaved layout (GPT-J / original Llama): pairs `(x[2i], x[2i+1])`.
 pub fn rope_interleaved(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    check_rope(x, cos, sin);
     for (i, pair) in x.chunks_exact_mut(2).take(cos.len()).enumerate() {
         let (a, b) = (pair[0], pair[1]);
         pair[0] = a * cos[i] - b * sin[i];
@@ -219,8 +240,15 @@ pub fn rope_interleaved(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
+/// The rotary-embedding operand checks shared by every path.
+pub(crate) fn check_rope(x: &[f32], cos: &[f32], sin: &[f32]) {
+    assert_eq!(cos.len(), sin.len(), "cos and sin lengths differ");
+    assert!(x.len() >= 2 * cos.len(), "rotary dimensions exceed the head");
+}
+
 /// Converts f32 values to f16 bits (round to nearest even).
 pub fn f32_to_f16(src: &[f32], dst: &mut [u16]) {
+    same_len(&[src.len(), dst.len()]);
     dst.iter_mut()
         .zip(src)
         .for_each(|(d, &s)| *d = f16::from_f32(s).to_bits());
@@ -285,6 +313,7 @@ pub fn attn_scores_q8(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mu
 /// `out.len() / QK` blocks. Overwrites `out`.
 pub fn attn_values_q8(p: &[f32], values: &[BlockQ8_0], out: &mut [f32]) {
     let nb = out.len() / QK;
+    assert_eq!(out.len(), nb * QK, "head_dim is not a multiple of QK");
     assert_eq!(values.len(), p.len() * nb, "values are not p.len() × blocks");
     out.fill(0.0);
     for (&pt, v) in p.iter().zip(values.chunks_exact(nb.max(1))) {

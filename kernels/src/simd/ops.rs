@@ -186,16 +186,10 @@ pub(crate) fn mul<L: Lanes>(dst: &mut [f32], src: &[f32]) {
     update(dst, src, |d: L, s| d.mul(s));
 }
 
-/// Checks the rotary-embedding operands (as the scalar reference does).
-fn check_rope(x: &[f32], cos: &[f32], sin: &[f32]) {
-    assert_eq!(cos.len(), sin.len(), "cos and sin lengths differ");
-    assert!(x.len() >= 2 * cos.len(), "rotary dimensions exceed the head");
-}
-
 /// See [`crate::scalar::rope_neox`]. Bit-exact: the same products and differences.
 #[inline(always)]
 pub(crate) fn rope_neox<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]) {
-    check_rope(x, cos, sin);
+    crate::scalar::check_rope(x, cos, sin);
     let (lo, hi) = x[..2 * cos.len()].split_at_mut(cos.len());
     for r in chunks::<L>(cos.len()) {
         let (a, b): (L, L) = (load(&lo[r.clone()]), load(&hi[r.clone()]));
@@ -208,7 +202,7 @@ pub(crate) fn rope_neox<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]) {
 /// See [`crate::scalar::rope_interleaved`]. Bit-exact: the same products and sums.
 #[inline(always)]
 pub(crate) fn rope_interleaved<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]) {
-    check_rope(x, cos, sin);
+    crate::scalar::check_rope(x, cos, sin);
     // Even lanes get a·c − b·s, odd lanes b·c + a·s: x·c + swap(x)·s·(∓1).
     let sign = L::load(&[-1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0]);
     let dup = |src: &[f32]| {
