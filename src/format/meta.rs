@@ -236,6 +236,24 @@ pub struct Normalizer {
     /// SentencePiece: prefix the text with a space before replacing spaces.
     #[serde(default)]
     pub add_dummy_prefix: bool,
+    /// SentencePiece: which pieces of text (between special tokens) get the space prefix.
+    #[serde(default)]
+    pub dummy_prefix: DummyPrefix,
+}
+
+/// Which runs of text (the parts between special tokens) get SentencePiece's space prefix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DummyPrefix {
+    /// Every run (sentencepiece, llama.cpp, Hugging Face's `Prepend` normalizer).
+    #[default]
+    Always,
+    /// Every run that does not already start with a space (Hugging Face `Metaspace` with
+    /// `prepend_scheme: always`).
+    UnlessSpaced,
+    /// Only a run at the very start of the text, unless it starts with a space (`Metaspace`
+    /// with `prepend_scheme: first`).
+    FirstUnlessSpaced,
 }
 
 /// Everything about the tokenizer except the large tables.

@@ -25,7 +25,7 @@ mod wordpiece;
 #[cfg(test)]
 mod tests;
 
-use crate::format::meta::{TokenKind, TokenizerModel, TokenizerSpec, tok_tensor};
+use crate::format::meta::{DummyPrefix, TokenKind, TokenizerModel, TokenizerSpec, tok_tensor};
 use crate::format::{FormatError, PackedFile};
 
 use bpe::{Bpe, BpeOptions, BpeScratch};
@@ -199,7 +199,10 @@ impl Tokenizer {
                     body.push(id);
                     Ok(())
                 }
-                Segment::Text(t) => self.encode_text(t, &mut body, &mut scratch),
+                Segment::Text(t) => {
+                    let first = std::ptr::eq(t.as_ptr(), text.as_ptr());
+                    self.encode_text(t, first, &mut body, &mut scratch)
+                }
             })?;
         let bos = self.spec.bos.filter(|_| opts.add_special && self.spec.add_bos);
         let eos = self.spec.eos.filter(|_| opts.add_special && self.spec.add_eos);
@@ -216,19 +219,28 @@ impl Tokenizer {
         Ok(ids)
     }
 
-    /// Encodes text that holds no special tokens.
+    /// Encodes text that holds no special tokens (`first`: it starts the whole text).
     fn encode_text(
         &self,
         text: &str,
+        first: bool,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
     ) -> Result<(), TokenizerError> {
         if text.is_empty() {
             return Ok(());
         }
-        let normalized = normalize::normalize(&self.spec.normalizer, text);
+        let n = &self.spec.normalizer;
+        let normalized = normalize::normalize(n, text);
+        let spaced = normalized.starts_with(' ');
+        let prefix = n.add_dummy_prefix
+            && match n.dummy_prefix {
+                DummyPrefix::Always => true,
+                DummyPrefix::UnlessSpaced => !spaced,
+                DummyPrefix::FirstUnlessSpaced => first && !spaced,
+            };
         let prefixed;
-        let text = if self.spec.normalizer.add_dummy_prefix {
+        let text = if prefix {
             prefixed = format!(" {normalized}");
             &prefixed
         } else {

@@ -2,7 +2,7 @@
 //! vocabularies is tested in `tools/tests/tokenizer_*.rs`.
 
 use super::*;
-use crate::format::meta::{Normalizer, PreTokenizerStep};
+use crate::format::meta::{DummyPrefix, Normalizer, PreTokenizerStep};
 use crate::format::tests::sample_meta;
 use crate::format::writer::to_bytes;
 use crate::format::{DType, Layout, TensorPlan};
@@ -177,8 +177,8 @@ fn ignore_merges_takes_whole_pieces() {
     assert_eq!(load(s, &tables).encode("abc", plain()).unwrap(), [257]);
 }
 
-#[test]
-fn sentencepiece_by_scores_with_byte_fallback() {
+/// A SentencePiece vocabulary ranked by scores, with byte tokens, and its tokenizer.
+fn sentencepiece(prefix: DummyPrefix) -> (Tokenizer, Tables) {
     let mut tokens: Vec<(&[u8], TokenKind)> = vec![(b"<unk>", S), (b"<s>", S)];
     let bytes: Vec<[u8; 1]> = (0..=255u8).map(|b| [b]).collect();
     tokens.extend(bytes.iter().map(|b| (&b[..], TokenKind::Byte)));
@@ -198,9 +198,15 @@ fn sentencepiece_by_scores_with_byte_fallback() {
     tables.scores = Some(scores);
     let mut s = spec(TokenizerModel::BpeSentencePiece, tables.tokens.len());
     s.normalizer.add_dummy_prefix = true;
+    s.normalizer.dummy_prefix = prefix;
     s.byte_fallback = true;
     (s.unk, s.bos, s.add_bos) = (Some(0), Some(1), true);
-    let tok = load(s, &tables);
+    (load(s, &tables), tables)
+}
+
+#[test]
+fn sentencepiece_by_scores_with_byte_fallback() {
+    let (tok, tables) = sentencepiece(DummyPrefix::Always);
     let hi = tables.id(b" hi");
     assert_eq!(tok.encode("hi", EncodeOptions::default()).unwrap(), [1, hi]);
     // "é" is not a token: its two UTF-8 bytes come out as byte tokens.
@@ -209,6 +215,45 @@ fn sentencepiece_by_scores_with_byte_fallback() {
     assert_eq!(tok.decode(&e), " hié".as_bytes());
     // A byte token and an ordinary token with the same text: lookups find the ordinary one.
     assert_eq!(tok.token_id("a"), Some(tables.id(b"a")));
+}
+
+#[test]
+fn sentencepiece_by_merges() {
+    let tables = Tables::new(&[
+        (b"<unk>", S),
+        (b"\xC3", TokenKind::Byte),
+        (b"\xA9", TokenKind::Byte),
+        (b" ", N),
+        (b"h", N),
+        (b"i", N),
+        (b" h", N),
+        (b"hi", N),
+        (b" hi", N),
+    ])
+    .merge(&[(b"h", b"i"), (b" ", b"h"), (b" h", b"i")]);
+    let mut s = spec(TokenizerModel::BpeSentencePiece, tables.tokens.len());
+    (s.byte_fallback, s.unk) = (true, Some(0));
+    let tok = load(s, &tables);
+    // "hi" merges first, so " hi" is out of reach: " " + "hi".
+    assert_eq!(tok.encode(" hié", plain()).unwrap(), [3, 7, 1, 2]);
+}
+
+#[test]
+fn dummy_prefix_modes() {
+    let with_special = EncodeOptions::default();
+    let ids = |prefix, text| {
+        let (tok, tables) = sentencepiece(prefix);
+        let spelled = tok.encode(text, with_special).unwrap();
+        (spelled, tables)
+    };
+    let (got, t) = ids(DummyPrefix::Always, " hi<s>hi");
+    assert_eq!(got, [1, t.id(b" "), t.id(b" hi"), 1, t.id(b" hi")]);
+    let (got, t) = ids(DummyPrefix::UnlessSpaced, " hi<s>hi");
+    assert_eq!(got, [1, t.id(b" hi"), 1, t.id(b" hi")]);
+    let (got, t) = ids(DummyPrefix::FirstUnlessSpaced, " hi<s>hi");
+    assert_eq!(got, [1, t.id(b" hi"), 1, t.id(b"hi")]);
+    let (got, t) = ids(DummyPrefix::FirstUnlessSpaced, "hi");
+    assert_eq!(got, [1, t.id(b" hi")]);
 }
 
 #[test]

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
-use edgelm::format::meta::{Normalizer, PreTokenizerStep, TokenKind, TokenizerModel, TokenizerSpec};
+use edgelm::format::meta::{
+    DummyPrefix, Normalizer, PreTokenizerStep, TokenKind, TokenizerModel, TokenizerSpec,
+};
 use serde_json::Value;
 
 use super::from_gguf::GPT2_PATTERN;
@@ -53,7 +55,6 @@ struct Pipeline {
     normalizer: Normalizer,
     steps: Vec<PreTokenizerStep>,
     byte_level: bool,
-    metaspace: bool,
 }
 
 impl Pipeline {
@@ -86,14 +87,11 @@ impl Pipeline {
             }
             "Prepend" if n["prepend"].as_str() == Some("▁") => {
                 self.normalizer.add_dummy_prefix = true;
-                self.metaspace = true;
+                self.normalizer.dummy_prefix = DummyPrefix::Always;
             }
             // Spaces are stored as spaces, so SentencePiece's space marker needs no replacing.
             "Replace"
-                if n["pattern"]["String"].as_str() == Some(" ") && n["content"].as_str() == Some("▁") =>
-            {
-                self.metaspace = true;
-            }
+                if n["pattern"]["String"].as_str() == Some(" ") && n["content"].as_str() == Some("▁") => {}
             other => bail!("normalizer {other:?} is not supported"),
         }
         Ok(())
@@ -142,12 +140,19 @@ impl Pipeline {
                     !s["split"].as_bool().unwrap_or(true),
                     "splitting on ▁ is not supported"
                 );
-                let prepend = match s["prepend_scheme"].as_str() {
-                    Some(scheme) => scheme != "never",
-                    None => s["add_prefix_space"].as_bool().unwrap_or(true),
+                let scheme = match s["prepend_scheme"].as_str() {
+                    Some("always") => Some(DummyPrefix::UnlessSpaced),
+                    Some("first") => Some(DummyPrefix::FirstUnlessSpaced),
+                    Some("never") => None,
+                    Some(other) => bail!("prepend_scheme {other:?} is not supported"),
+                    // Before prepend_scheme: add_prefix_space, which works like "always".
+                    None => s["add_prefix_space"]
+                        .as_bool()
+                        .unwrap_or(true)
+                        .then_some(DummyPrefix::UnlessSpaced),
                 };
-                self.normalizer.add_dummy_prefix |= prepend;
-                self.metaspace = true;
+                self.normalizer.add_dummy_prefix = scheme.is_some();
+                self.normalizer.dummy_prefix = scheme.unwrap_or_default();
             }
             other => bail!("pre-tokenizer {other:?} is not supported"),
         }
@@ -500,7 +505,8 @@ mod tests {
             "pre_tokenizer": null
         });
         let p = Pipeline::parse(&tj).unwrap();
-        assert!(p.metaspace && p.normalizer.add_dummy_prefix && !p.byte_level);
+        assert!(p.normalizer.add_dummy_prefix && !p.byte_level);
+        assert_eq!(p.normalizer.dummy_prefix, DummyPrefix::Always);
     }
 
     #[test]
