@@ -37,6 +37,15 @@ fn time(tok: &Tokenizer, text: &str) -> (Duration, usize) {
     (best, n)
 }
 
+/// Loads the tokenizer of `import` through a packed file, printing how long loading took.
+fn load(name: &str, import: &edgelm_tools::tokenizer_import::TokenizerImport) -> Tokenizer {
+    let file = pack(import);
+    let start = Instant::now();
+    let tok = Tokenizer::from_packed(&file).unwrap();
+    eprintln!("{name}: loaded in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+    tok
+}
+
 fn check(name: &str, tok: &Tokenizer) {
     let text = prompt();
     let (t, n) = time(tok, &text);
@@ -67,6 +76,9 @@ fn smollm2_encodes_a_long_prompt_fast() {
 fn llama3_and_spm_encode_a_long_prompt_fast() {
     for name in ["llama-bpe", "llama-spm", "qwen2"] {
         let Some(path) = ggml_vocab(name) else { continue };
-        check(name, &tokenizer(&from_gguf(&Gguf::open(&path).unwrap()).unwrap()));
+        check(
+            name,
+            &load(name, &from_gguf(&Gguf::open(&path).unwrap()).unwrap()),
+        );
     }
 }
