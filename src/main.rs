@@ -14,13 +14,29 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate an answer to one prompt (streamed to stdout).
+    Run(Box<cli::run::RunArgs>),
+    /// Chat interactively.
+    Chat(Box<cli::chat::ChatArgs>),
+    /// Print the token ids of a text as a JSON array.
+    Tokenize(cli::tokenize::TokenizeArgs),
+    /// Measure perplexity on a text file (llama.cpp's method).
+    Perplexity(Box<cli::perplexity::PerplexityArgs>),
+    /// Measure prompt-processing and generation speed (like llama-bench).
+    Bench(cli::bench::BenchArgs),
     /// Print a packed model's format version, config, tokenizer and tensor table.
     Inspect(cli::inspect::InspectArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    let start = std::time::Instant::now();
     let args = Args::parse();
     let result = match args.command {
+        Command::Run(a) => cli::run::run(*a),
+        Command::Chat(a) => cli::chat::run(*a),
+        Command::Tokenize(a) => cli::tokenize::run(a),
+        Command::Perplexity(a) => cli::perplexity::run(*a),
+        Command::Bench(a) => cli::bench::run(a, start),
         Command::Inspect(a) => cli::inspect::run(a),
     };
     match result {

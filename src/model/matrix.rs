@@ -1,0 +1,235 @@
+//! Weight matrices as the kernels see them, and their products split across threads.
+
+use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, TILE_ROWS, dequantize_row};
+use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, Tiled};
+
+use crate::format::{DType, FormatError, Layout, TensorView};
+
+/// A weight matrix in one of the types the kernels multiply: `rows × cols`, rows being
+/// output features.
+#[derive(Clone, Copy, Debug)]
+pub enum Matrix<'a> {
+    /// Tiled q8 blocks.
+    Q8_0(Tiled<'a, edgelm_kernels::layout::TileQ8_0>),
+    /// Tiled q4 blocks.
+    Q4_0(Tiled<'a, edgelm_kernels::layout::TileQ4_0>),
+    /// Tiled q4 blocks with minimum.
+    Q4_1(Tiled<'a, edgelm_kernels::layout::TileQ4_1>),
+    /// Row-major f16 bits.
+    F16 {
+        /// The values.
+        w: &'a [u16],
+        /// Columns.
+        cols: usize,
+    },
+    /// Row-major f32.
+    F32 {
+        /// The values.
+        w: &'a [f32],
+        /// Columns.
+        cols: usize,
+    },
+}
+
+/// The input of a product, in both forms: quantized weights read `q8`, float weights `f32`.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// `n × cols` values.
+    pub f32: &'a [f32],
+    /// The same values as q8 blocks (empty when no quantized weight reads them).
+    pub q8: &'a [BlockQ8Act],
+}
+
+impl<'a> Matrix<'a> {
+    /// Views a 2-D tensor as a matrix, or says why it cannot be one.
+    pub fn from_view(v: TensorView<'a>) -> Result<Self, FormatError> {
+        let info = v.info;
+        let bad = |what: &str| FormatError::Tensor {
+            name: info.name.clone(),
+            problem: what.to_owned(),
+        };
+        let &[rows, cols] = &info.shape[..] else {
+            return Err(bad("is not a matrix"));
+        };
+        let cols = cols as usize;
+        Ok(match (info.dtype, info.layout) {
+            (DType::Q8_0, Layout::Tiled8) => Matrix::Q8_0(v.tiled_q8_0()?),
+            (DType::Q4_0, Layout::Tiled8) => Matrix::Q4_0(v.tiled_q4_0()?),
+            (DType::Q4_1, Layout::Tiled8) => Matrix::Q4_1(v.tiled_q4_1()?),
+            (DType::F16, _) => Matrix::F16 {
+                w: v.f16_bits()?,
+                cols,
+            },
+            (DType::F32, _) => Matrix::F32 { w: v.f32s()?, cols },
+            (t, l) => {
+                return Err(bad(&format!(
+                    "{t} {} is not a weight type edgelm multiplies",
+                    l.name()
+                )));
+            }
+        })
+        .and_then(|m| {
+            if m.rows() == rows as usize {
+                Ok(m)
+            } else {
+                Err(bad("row count mismatch"))
+            }
+        })
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        match self {
+            Matrix::Q8_0(t) => t.rows(),
+            Matrix::Q4_0(t) => t.rows(),
+            Matrix::Q4_1(t) => t.rows(),
+            Matrix::F16 { w, cols } => w.len() / cols,
+            Matrix::F32 { w, cols } => w.len() / cols,
+        }
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        match self {
+            Matrix::Q8_0(t) => t.cols(),
+            Matrix::Q4_0(t) => t.cols(),
+            Matrix::Q4_1(t) => t.cols(),
+            Matrix::F16 { cols, .. } | Matrix::F32 { cols, .. } => *cols,
+        }
+    }
+
+    /// Whether the product reads the q8 form of the input.
+    pub fn is_quantized(&self) -> bool {
+        matches!(self, Matrix::Q8_0(_) | Matrix::Q4_0(_) | Matrix::Q4_1(_))
+    }
+
+    /// Bytes of weights read by one product.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Matrix::Q8_0(t) => size_of_val(t.tiles()),
+            Matrix::Q4_0(t) => size_of_val(t.tiles()),
+            Matrix::Q4_1(t) => size_of_val(t.tiles()),
+            Matrix::F16 { w, .. } => size_of_val(*w),
+            Matrix::F32 { w, .. } => size_of_val(*w),
+        }
+    }
+
+    /// Rows `[r0, r1)`; `r0` must be a multiple of [`TILE_ROWS`] and `r1` too unless it is `rows()`.
+    fn row_range(&self, r0: usize, r1: usize) -> Self {
+        let (t0, t1) = (r0 / TILE_ROWS, r1.div_ceil(TILE_ROWS));
+        match *self {
+            Matrix::Q8_0(t) => Matrix::Q8_0(t.tile_rows_range(t0, t1)),
+            Matrix::Q4_0(t) => Matrix::Q4_0(t.tile_rows_range(t0, t1)),
+            Matrix::Q4_1(t) => Matrix::Q4_1(t.tile_rows_range(t0, t1)),
+            Matrix::F16 { w, cols } => Matrix::F16 {
+                w: &w[r0 * cols..r1 * cols],
+                cols,
+            },
+            Matrix::F32 { w, cols } => Matrix::F32 {
+                w: &w[r0 * cols..r1 * cols],
+                cols,
+            },
+        }
+    }
+
+    /// `out[t][r] = Σ_k self[r][k] · x[t][k]` on the calling thread.
+    pub fn matmul(&self, k: &Kernels, x: Input<'_>, out: OutCols<'_>) {
+        match *self {
+            Matrix::Q8_0(t) => (k.matmul_q8_0)(t, x.q8, out),
+            Matrix::Q4_0(t) => (k.matmul_q4_0)(t, x.q8, out),
+            Matrix::Q4_1(t) => (k.matmul_q4_1)(t, x.q8, out),
+            Matrix::F16 { w, .. } => (k.matmul_f16)(w, x.f32, out),
+            Matrix::F32 { w, .. } => (k.matmul_f32)(w, x.f32, out),
+        }
+    }
+
+    /// The product split by rows into `chunks` pieces run in parallel (rayon `join`, which
+    /// neither allocates nor leaves the current thread pool).
+    pub fn matmul_par(&self, k: &Kernels, x: Input<'_>, out: OutCols<'_>, chunks: usize) {
+        let tiles = self.rows().div_ceil(TILE_ROWS);
+        if chunks <= 1 || tiles < 2 {
+            return self.matmul(k, x, out);
+        }
+        let left = chunks / 2;
+        let split = (tiles * left / chunks).max(1) * TILE_ROWS;
+        let (a, b) = (self.row_range(0, split), self.row_range(split, self.rows()));
+        let (oa, ob) = out.split_at(split);
+        rayon::join(
+            || a.matmul_par(k, x, oa, left),
+            || b.matmul_par(k, x, ob, chunks - left),
+        );
+    }
+
+    /// Writes row `row` as f32 values (embedding lookup).
+    pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
+        let bpr = self.cols() / QK;
+        match self {
+            Matrix::Q8_0(t) => dequantize_row::<BlockQ8_0>(t.tiles(), bpr, row, out),
+            Matrix::Q4_0(t) => dequantize_row::<BlockQ4_0>(t.tiles(), bpr, row, out),
+            Matrix::Q4_1(t) => dequantize_row::<BlockQ4_1>(t.tiles(), bpr, row, out),
+            Matrix::F16 { w, cols } => {
+                for (o, &h) in out.iter_mut().zip(&w[row * cols..(row + 1) * cols]) {
+                    *o = half::f16::from_bits(h).to_f32();
+                }
+            }
+            Matrix::F32 { w, cols } => out.copy_from_slice(&w[row * cols..(row + 1) * cols]),
+        }
+    }
+}
+
+/// A linear layer: one or more matrices whose outputs sit side by side (a fused q/k/v
+/// tensor, or separate ones), plus an optional bias over the whole output.
+#[derive(Clone, Debug)]
+pub struct Linear<'a> {
+    parts: Vec<Matrix<'a>>,
+    bias: Option<&'a [f32]>,
+    out_dim: usize,
+}
+
+impl<'a> Linear<'a> {
+    /// Joins `parts` (all with `cols` columns) into one layer of their total rows.
+    pub fn new(parts: Vec<Matrix<'a>>, bias: Option<&'a [f32]>) -> Self {
+        let out_dim = parts.iter().map(Matrix::rows).sum();
+        Linear { parts, bias, out_dim }
+    }
+
+    /// Output features.
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    /// Input features.
+    pub fn in_dim(&self) -> usize {
+        self.parts.first().map_or(0, Matrix::cols)
+    }
+
+    /// Whether any part reads the q8 form of the input.
+    pub fn needs_q8(&self) -> bool {
+        self.parts.iter().any(Matrix::is_quantized)
+    }
+
+    /// The matrices.
+    pub fn parts(&self) -> &[Matrix<'a>] {
+        &self.parts
+    }
+
+    /// The bias.
+    pub fn bias(&self) -> Option<&'a [f32]> {
+        self.bias
+    }
+
+    /// `out = x · Wᵀ (+ bias)` for `n` tokens; `out` holds `n × out_dim` values.
+    pub fn forward(&self, k: &Kernels, x: Input<'_>, n: usize, out: &mut [f32], chunks: usize) {
+        let mut rest = OutCols::new(&mut out[..n * self.out_dim], n, self.out_dim);
+        for part in &self.parts {
+            let (mine, tail) = rest.split_at(part.rows());
+            part.matmul_par(k, x, mine, chunks);
+            rest = tail;
+        }
+        if let Some(bias) = self.bias {
+            for row in out[..n * self.out_dim].chunks_exact_mut(self.out_dim) {
+                (k.add)(row, bias);
+            }
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! A decoder session: the KV cache, every scratch buffer and the thread pool, created once.
+//! Feeding tokens after creation performs no heap allocation.
+
+use std::sync::Arc;
+
+use edgelm_kernels::layout::{QK, QuantBlock};
+use edgelm_kernels::{BlockQ8Act, Kernels, OutCols};
+
+use crate::format::meta::RopeLayout;
+use crate::kv_cache::{KvCache, KvStore, KvType};
+use crate::model::{DecoderLayer, DecoderWeights, Input, Model, ModelError};
+use crate::rope::RopeTable;
+use crate::sampling::Sampler;
+
+/// How a session is set up.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Context size in tokens (default: the model's maximum, capped at 4096).
+    pub context: Option<usize>,
+    /// Tokens processed per forward pass during prompt processing.
+    pub batch: usize,
+    /// Worker threads (default: the physical performance cores).
+    pub threads: Option<usize>,
+    /// KV cache element type.
+    pub kv_type: KvType,
+    /// Kernel path to force (`scalar`, `avx2`, `neon`, `dotprod`, `i8mm`); default: the
+    /// `EDGELM_ISA` environment variable, else the best the CPU supports.
+    pub isa: Option<String>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            context: None,
+            batch: 64,
+            threads: None,
+            kv_type: KvType::F16,
+            isa: None,
+        }
+    }
+}
+
+/// Why a session cannot be made or cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The model cannot run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The options do not fit the model or the machine.
+    #[error("{0}")]
+    Options(String),
+    /// The tokens do not fit in what is left of the context.
+    #[error(
+        "context is full: {needed} tokens needed, the context holds {context} (use a larger -c, or a sliding window)"
+    )]
+    ContextFull {
+        /// Tokens that would be in the context.
+        needed: usize,
+        /// Context size.
+        context: usize,
+    },
+    /// A token id outside the vocabulary.
+    #[error("token id {id} is outside the vocabulary of {vocab}")]
+    BadToken {
+        /// The id.
+        id: u32,
+        /// Vocabulary size.
+        vocab: usize,
+    },
+}
+
+/// Which positions of a forward pass produce logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Logits {
+    Last,
+    All,
+}
+
+/// Scratch buffers for one forward pass of up to `batch` tokens.
+struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    xq: Vec<BlockQ8Act>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    ffn: Vec<f32>,
+    act: Vec<f32>,
+    scores: Vec<f32>,
+    qq: Vec<BlockQ8Act>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    logits: Vec<f32>,
+    rot: Vec<f32>,
+}
+
+/// A conversation with a decoder model: everything needed to feed tokens and get logits.
+pub struct Session<'m> {
+    model: &'m Model,
+    kernels: &'static Kernels,
+    pool: Arc<rayon::ThreadPool>,
+    kv: KvCache,
+    rope: RopeTable,
+    batch: usize,
+    tokens: Vec<u32>,
+    s: Scratch,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("isa", &self.kernels.isa)
+            .field("threads", &self.threads())
+            .field("position", &self.position())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Picks the kernel table: the requested path, else `EDGELM_ISA`, else the best available.
+pub fn select_kernels(requested: Option<&str>) -> Result<&'static Kernels, String> {
+    let env = std::env::var("EDGELM_ISA").ok();
+    Kernels::select(requested.or(env.as_deref())).map_err(|e| e.to_string())
+}
+
+impl<'m> Session<'m> {
+    /// Allocates the cache and buffers and starts the threads.
+    pub fn new(model: &'m Model, opts: &SessionOptions) -> Result<Session<'m>, SessionError> {
+        let c = model.config();
+        let w = model.decoder()?;
+        let ctx = opts.context.unwrap_or(c.max_context.min(4096));
+        if ctx == 0 || ctx > c.max_context {
+            return Err(SessionError::Options(format!(
+                "context {ctx} is outside 1..={}",
+                c.max_context
+            )));
+        }
+        let batch = opts.batch.clamp(1, ctx);
+        let threads = opts
+            .threads
+            .unwrap_or_else(crate::threads::default_threads)
+            .max(1);
+        let kernels = select_kernels(opts.isa.as_deref()).map_err(SessionError::Options)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("edgelm-{i}"))
+            .build()
+            .map_err(|e| SessionError::Options(format!("cannot start {threads} threads: {e}")))?;
+        let pool = Arc::new(pool);
+        let kv = KvCache::new(opts.kv_type, c.num_layers, c.num_kv_heads, c.head_dim, ctx)
+            .map_err(SessionError::Options)?;
+        let rope = RopeTable::new(
+            c.rope
+                .as_ref()
+                .ok_or_else(|| SessionError::Options("model has no RoPE".into()))?,
+        );
+        let (h, q_dim) = (c.hidden_size, c.num_heads * c.head_dim);
+        let widest = h.max(q_dim).max(c.intermediate_size);
+        let qkv_dim = w.layers.first().map_or(0, |l| l.qkv.out_dim());
+        let s = Scratch {
+            x: vec![0.0; batch * h],
+            xn: vec![0.0; batch * h],
+            xq: vec![BlockQ8Act::default(); batch * widest / QK],
+            qkv: vec![0.0; batch * qkv_dim],
+            attn: vec![0.0; batch * q_dim],
+            ffn: vec![0.0; batch * 2 * c.intermediate_size],
+            act: vec![0.0; batch * c.intermediate_size],
+            scores: vec![0.0; c.num_heads * ctx],
+            qq: vec![BlockQ8Act::default(); q_dim / QK],
+            cos: vec![0.0; batch * rope.pairs()],
+            sin: vec![0.0; batch * rope.pairs()],
+            logits: vec![0.0; batch * c.vocab_size],
+            rot: vec![0.0; c.head_dim],
+        };
+        Ok(Session {
+            model,
+            kernels,
+            pool,
+            kv,
+            rope,
+            batch,
+            tokens: Vec::with_capacity(ctx),
+            s,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// The kernel path in use.
+    pub fn kernels(&self) -> &'static Kernels {
+        self.kernels
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Context size in tokens.
+    pub fn context(&self) -> usize {
+        self.kv.context()
+    }
+
+    /// Bytes held by the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.kv.bytes()
+    }
+
+    /// Tokens processed so far (the next token's position).
+    pub fn position(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The tokens in the context, in order.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Forgets the context.
+    pub fn reset(&mut self) {
+        self.tokens.clear();
+    }
+
+    /// Keeps only the first `len` tokens of the context (to continue from a common prefix).
+    pub fn truncate(&mut self, len: usize) {
+        self.tokens.truncate(len);
+    }
+
+    /// Runs `f` on one of the session's threads, so that every forward pass inside it
+    /// starts its parallel work without a cross-thread hand-off (generation loops use this).
+    pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
+        let pool = Arc::clone(&self.pool);
+        pool.install(|| f(self))
+    }
+
+    /// Appends `tokens` to the context and returns the logits after the last one.
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<&mut [f32], SessionError> {
+        self.check_room(tokens)?;
+        let vocab = self.model.config().vocab_size;
+        for chunk in tokens.chunks(self.batch) {
+            self.forward(chunk, Logits::Last);
+        }
+        Ok(&mut self.s.logits[..vocab])
+    }
+
+    /// Appends `tokens` and samples the next token (the context feeds the repetition penalty).
+    pub fn feed_and_sample(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32, SessionError> {
+        self.feed(tokens)?;
+        let vocab = self.model.config().vocab_size;
+        Ok(sampler.sample(&mut self.s.logits[..vocab], &self.tokens))
+    }
+
+    /// Appends `tokens` and calls `f(i, logits)` with the logits after each token `i`.
+    pub fn feed_all(&mut self, tokens: &[u32], mut f: impl FnMut(usize, &[f32])) -> Result<(), SessionError> {
+        self.check_room(tokens)?;
+        let vocab = self.model.config().vocab_size;
+        for (c, chunk) in tokens.chunks(self.batch).enumerate() {
+            self.forward(chunk, Logits::All);
+            for (i, row) in self.s.logits[..chunk.len() * vocab]
+                .chunks_exact(vocab)
+                .enumerate()
+            {
+                f(c * self.batch + i, row);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_room(&self, tokens: &[u32]) -> Result<(), SessionError> {
+        let needed = self.tokens.len() + tokens.len();
+        if needed > self.context() {
+            return Err(SessionError::ContextFull {
+                needed,
+                context: self.context(),
+            });
+        }
+        let vocab = self.model.config().vocab_size;
+        match tokens.iter().find(|&&t| t as usize >= vocab) {
+            Some(&id) => Err(SessionError::BadToken { id, vocab }),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops `discard` tokens after the first `keep` and moves the rest down, rotating the
+    /// cached keys back by `discard` positions (a sliding window that keeps the system prompt).
+    pub fn shift_context(&mut self, keep: usize, discard: usize) {
+        let end = self.tokens.len();
+        let discard = discard.min(end.saturating_sub(keep));
+        if discard == 0 {
+            return;
+        }
+        let (from, len) = (keep + discard, end - keep - discard);
+        self.kv.move_positions(from, keep, len);
+        self.tokens.drain(keep..keep + discard);
+        let c = self.model.config();
+        let k = self.kernels;
+        let pairs = self.rope.pairs();
+        let (cos, sin) = (&mut self.s.cos[..pairs], &mut self.s.sin[..pairs]);
+        self.rope.angles(-(discard as i64), cos, sin);
+        let rope = rope_fn(k, c.rope.map_or(RopeLayout::Neox, |r| r.layout));
+        let hd = c.head_dim;
+        for l in 0..c.num_layers {
+            for g in 0..c.num_kv_heads {
+                for p in keep..keep + len {
+                    let off = self.kv.offset(l, g, p);
+                    match &mut self.kv.k {
+                        KvStore::F32(v) => rope(&mut v[off..off + hd], cos, sin),
+                        KvStore::F16(v) => {
+                            let row = &mut v[off..off + hd];
+                            f16_to_f32(row, &mut self.s.rot);
+                            rope(&mut self.s.rot, cos, sin);
+                            (k.f32_to_f16)(&self.s.rot, row);
+                        }
+                        KvStore::Q8(v) => {
+                            let row = &mut v[off / QK..(off + hd) / QK];
+                            for (b, out) in row.iter().zip(self.s.rot.chunks_exact_mut(QK)) {
+                                b.dequantize(out.try_into().expect("QK values"));
+                            }
+                            rope(&mut self.s.rot, cos, sin);
+                            (k.quantize_q8_kv)(&self.s.rot, row);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One forward pass over `tokens` (at most `batch`), appended at the current position.
+    fn forward(&mut self, tokens: &[u32], logits: Logits) {
+        let Session {
+            model,
+            kernels: k,
+            pool,
+            kv,
+            rope,
+            tokens: history,
+            s,
+            ..
+        } = self;
+        let w = match model.decoder() {
+            Ok(w) => w,
+            Err(_) => unreachable!("sessions are only made for decoders"),
+        };
+        let c = model.config();
+        let pos0 = history.len();
+        let n = tokens.len();
+        pool.install(|| {
+            let chunks = rayon::current_num_threads();
+            let h = c.hidden_size;
+            for (t, &id) in tokens.iter().enumerate() {
+                w.embed.dequantize_row(id as usize, &mut s.x[t * h..(t + 1) * h]);
+            }
+            let pairs = rope.pairs();
+            for t in 0..n {
+                let r = t * pairs..(t + 1) * pairs;
+                rope.angles((pos0 + t) as i64, &mut s.cos[r.clone()], &mut s.sin[r]);
+            }
+            for (l, layer) in w.layers.iter().enumerate() {
+                layer_forward(k, c, l, layer, kv, s, pos0, n, chunks);
+            }
+            let (first, rows) = match logits {
+                Logits::Last => (n - 1, 1),
+                Logits::All => (0, n),
+            };
+            final_logits(k, w, c.norm_eps, s, first, rows, chunks);
+        });
+        history.extend_from_slice(tokens);
+    }
+}
+
+fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
+    for (d, &h) in dst.iter_mut().zip(src) {
+        *d = half::f16::from_bits(h).to_f32();
+    }
+}
+
+fn rope_fn(k: &Kernels, layout: RopeLayout) -> fn(&mut [f32], &[f32], &[f32]) {
+    match layout {
+        RopeLayout::Neox => k.rope_neox,
+        RopeLayout::Interleaved => k.rope_interleaved,
+    }
+}
+
+/// Normalizes rows `[first, first + rows)` of the residual and writes their logits.
+fn final_logits(
+    k: &Kernels,
+    w: &DecoderWeights<'_>,
+    eps: f32,
+    s: &mut Scratch,
+    first: usize,
+    rows: usize,
+    chunks: usize,
+) {
+    let h = w.output_norm.len();
+    for t in 0..rows {
+        let src = &s.x[(first + t) * h..(first + t + 1) * h];
+        (k.rms_norm)(src, w.output_norm, eps, &mut s.xn[t * h..(t + 1) * h]);
+    }
+    let xn = &s.xn[..rows * h];
+    let xq = quantize_if(k, w.output.is_quantized(), xn, &mut s.xq);
+    let vocab = w.output.rows();
+    let out = OutCols::new(&mut s.logits[..rows * vocab], rows, vocab);
+    w.output.matmul_par(k, Input { f32: xn, q8: xq }, out, chunks);
+}
+
+/// Quantizes `x` into `buf` when a quantized weight will read it; returns the blocks.
+fn quantize_if<'b>(k: &Kernels, needed: bool, x: &[f32], buf: &'b mut [BlockQ8Act]) -> &'b [BlockQ8Act] {
+    if !needed {
+        return &[];
+    }
+    let blocks = &mut buf[..x.len() / QK];
+    (k.quantize_q8_act)(x, blocks);
+    blocks
+}
+
+#[allow(clippy::too_many_arguments)]
+fn layer_forward(
+    k: &Kernels,
+    c: &crate::format::meta::ModelConfig,
+    l: usize,
+    layer: &DecoderLayer<'_>,
+    kv: &mut KvCache,
+    s: &mut Scratch,
+    pos0: usize,
+    n: usize,
+    chunks: usize,
+) {
+    let (h, hd, eps) = (c.hidden_size, c.head_dim, c.norm_eps);
+    let (q_dim, kv_dim, ff) = (c.num_heads * hd, c.num_kv_heads * hd, c.intermediate_size);
+    let qkv_dim = layer.qkv.out_dim();
+    let rope = rope_fn(k, c.rope.map_or(RopeLayout::Neox, |r| r.layout));
+    let pairs = c.rope.map_or(0, |r| r.dims / 2);
+
+    // Attention block.
+    for t in 0..n {
+        (k.rms_norm)(
+            &s.x[t * h..(t + 1) * h],
+            layer.attn_norm,
+            eps,
+            &mut s.xn[t * h..(t + 1) * h],
+        );
+    }
+    let xq = quantize_if(k, layer.qkv.needs_q8(), &s.xn[..n * h], &mut s.xq);
+    layer.qkv.forward(
+        k,
+        Input {
+            f32: &s.xn[..n * h],
+            q8: xq,
+        },
+        n,
+        &mut s.qkv,
+        chunks,
+    );
+    for t in 0..n {
+        let (cos, sin) = (
+            &s.cos[t * pairs..(t + 1) * pairs],
+            &s.sin[t * pairs..(t + 1) * pairs],
+        );
+        let row = &mut s.qkv[t * qkv_dim..(t + 1) * qkv_dim];
+        for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
+            rope(head, cos, sin);
+        }
+        for g in 0..c.num_kv_heads {
+            let off = kv.offset(l, g, pos0 + t);
+            let key = &row[q_dim + g * hd..q_dim + (g + 1) * hd];
+            let value = &row[q_dim + kv_dim + g * hd..q_dim + kv_dim + (g + 1) * hd];
+            match (&mut kv.k, &mut kv.v) {
+                (KvStore::F32(kc), KvStore::F32(vc)) => {
+                    kc[off..off + hd].copy_from_slice(key);
+                    vc[off..off + hd].copy_from_slice(value);
+                }
+                (KvStore::F16(kc), KvStore::F16(vc)) => {
+                    (k.f32_to_f16)(key, &mut kc[off..off + hd]);
+                    (k.f32_to_f16)(value, &mut vc[off..off + hd]);
+                }
+                (KvStore::Q8(kc), KvStore::Q8(vc)) => {
+                    (k.quantize_q8_kv)(key, &mut kc[off / QK..(off + hd) / QK]);
+                    (k.quantize_q8_kv)(value, &mut vc[off / QK..(off + hd) / QK]);
+                }
+                _ => unreachable!("keys and values share one type"),
+            }
+        }
+    }
+    let ctx = kv.context();
+    let attn = OutCols::new(&mut s.attn[..n * q_dim], n, q_dim);
+    let job = Attention {
+        k,
+        c,
+        kv,
+        qkv: &s.qkv[..n * qkv_dim],
+        qkv_dim,
+        l,
+        pos0,
+        n,
+        ctx,
+    };
+    job.heads(0, c.num_heads, attn, &mut s.scores, &mut s.qq, chunks);
+    let xq = quantize_if(k, layer.attn_out.needs_q8(), &s.attn[..n * q_dim], &mut s.xq);
+    layer.attn_out.forward(
+        k,
+        Input {
+            f32: &s.attn[..n * q_dim],
+            q8: xq,
+        },
+        n,
+        &mut s.xn,
+        chunks,
+    );
+    (k.add)(&mut s.x[..n * h], &s.xn[..n * h]);
+
+    // Feed-forward block.
+    for t in 0..n {
+        (k.rms_norm)(
+            &s.x[t * h..(t + 1) * h],
+            layer.ffn_norm,
+            eps,
+            &mut s.xn[t * h..(t + 1) * h],
+        );
+    }
+    let xq = quantize_if(k, layer.gate_up.needs_q8(), &s.xn[..n * h], &mut s.xq);
+    layer.gate_up.forward(
+        k,
+        Input {
+            f32: &s.xn[..n * h],
+            q8: xq,
+        },
+        n,
+        &mut s.ffn,
+        chunks,
+    );
+    for t in 0..n {
+        let row = &s.ffn[t * 2 * ff..(t + 1) * 2 * ff];
+        (k.swiglu)(&row[..ff], &row[ff..], &mut s.act[t * ff..(t + 1) * ff]);
+    }
+    let xq = quantize_if(k, layer.down.needs_q8(), &s.act[..n * ff], &mut s.xq);
+    layer.down.forward(
+        k,
+        Input {
+            f32: &s.act[..n * ff],
+            q8: xq,
+        },
+        n,
+        &mut s.xn,
+        chunks,
+    );
+    (k.add)(&mut s.x[..n * h], &s.xn[..n * h]);
+}
+
+/// Causal attention of `n` new tokens over the cache, for one layer.
+struct Attention<'a> {
+    k: &'a Kernels,
+    c: &'a crate::format::meta::ModelConfig,
+    kv: &'a KvCache,
+    qkv: &'a [f32],
+    qkv_dim: usize,
+    l: usize,
+    pos0: usize,
+    n: usize,
+    ctx: usize,
+}
+
+impl Attention<'_> {
+    /// Heads `[h0, h1)`, split across `chunks` parallel tasks; `out` covers their columns,
+    /// `scores` and `qq` their scratch rows.
+    fn heads(
+        &self,
+        h0: usize,
+        h1: usize,
+        mut out: OutCols<'_>,
+        scores: &mut [f32],
+        qq: &mut [BlockQ8Act],
+        chunks: usize,
+    ) {
+        let hd = self.c.head_dim;
+        if chunks <= 1 || h1 - h0 <= 1 {
+            let qb = hd / QK;
+            for h in h0..h1 {
+                let i = h - h0;
+                let (sc, q8) = (
+                    &mut scores[i * self.ctx..(i + 1) * self.ctx],
+                    &mut qq[i * qb..(i + 1) * qb],
+                );
+                self.head(h, &mut out, i * hd, sc, q8);
+            }
+            return;
+        }
+        let mid = h0 + (h1 - h0) * (chunks / 2) / chunks;
+        let mid = mid.clamp(h0 + 1, h1 - 1);
+        let (oa, ob) = out.split_at((mid - h0) * hd);
+        let (sa, sb) = scores.split_at_mut((mid - h0) * self.ctx);
+        let (qa, qb) = qq.split_at_mut((mid - h0) * (hd / QK));
+        rayon::join(
+            || self.heads(h0, mid, oa, sa, qa, chunks / 2),
+            || self.heads(mid, h1, ob, sb, qb, chunks - chunks / 2),
+        );
+    }
+
+    fn head(&self, h: usize, out: &mut OutCols<'_>, col: usize, scores: &mut [f32], qq: &mut [BlockQ8Act]) {
+        let (k, hd) = (self.k, self.c.head_dim);
+        let g = h / (self.c.num_heads / self.c.num_kv_heads);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let base = self.kv.offset(self.l, g, 0);
+        for t in 0..self.n {
+            let len = self.pos0 + t + 1;
+            let q = &self.qkv[t * self.qkv_dim + h * hd..t * self.qkv_dim + (h + 1) * hd];
+            let sc = &mut scores[..len];
+            let o = &mut out.row(t)[col..col + hd];
+            match (&self.kv.k, &self.kv.v) {
+                (KvStore::F32(kc), KvStore::F32(vc)) => {
+                    (k.matmul_f32)(&kc[base..base + len * hd], q, OutCols::new(sc, 1, len));
+                    sc.iter_mut().for_each(|x| *x *= scale);
+                    (k.softmax)(sc);
+                    o.fill(0.0);
+                    for (&p, v) in sc.iter().zip(vc[base..base + len * hd].chunks_exact(hd)) {
+                        o.iter_mut().zip(v).for_each(|(o, &v)| *o += p * v);
+                    }
+                }
+                (KvStore::F16(kc), KvStore::F16(vc)) => {
+                    (k.attn_scores_f16)(q, &kc[base..base + len * hd], scale, sc);
+                    (k.softmax)(sc);
+                    (k.attn_values_f16)(sc, &vc[base..base + len * hd], o);
+                }
+                (KvStore::Q8(kc), KvStore::Q8(vc)) => {
+                    let (b0, b1) = (base / QK, (base + len * hd) / QK);
+                    (k.quantize_q8_act)(q, qq);
+                    (k.attn_scores_q8)(qq, &kc[b0..b1], scale, sc);
+                    (k.softmax)(sc);
+                    (k.attn_values_q8)(sc, &vc[b0..b1], o);
+                }
+                _ => unreachable!("keys and values share one type"),
+            }
+        }
+    }
+}

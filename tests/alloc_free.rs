@@ -1,0 +1,96 @@
+//! Generating a token performs no heap allocation once the session exists: the number of
+//! allocations of a generation does not grow with the number of tokens generated.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::Tiny;
+use edgelm::format::DType;
+use edgelm::generate::{GenerateOptions, generate};
+use edgelm::sampling::{Sampler, SamplingParams};
+use edgelm::session::{Session, SessionOptions};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn generated_tokens_cost_no_allocations() {
+    for (weights, sampling) in [
+        (DType::Q4_0, SamplingParams::greedy()),
+        (DType::Q8_0, SamplingParams::default()),
+    ] {
+        let model = Tiny {
+            weights,
+            ctx: 256,
+            ..Tiny::default()
+        }
+        .model(9);
+        let mut session = Session::new(
+            &model,
+            &SessionOptions {
+                batch: 16,
+                threads: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let prompt = [256u32, 10, 20, 30, 40];
+        let mut count = |max_tokens: usize| {
+            session.reset();
+            let mut sampler = Sampler::new(sampling.clone(), 264);
+            // Never stop early: treat every token as text.
+            let opts = GenerateOptions {
+                max_tokens,
+                stop: vec!["\u{1}never".into()],
+                sliding_window: None,
+            };
+            let before = ALLOCS.load(Ordering::SeqCst);
+            let stats = generate(&mut session, &mut sampler, &prompt, &opts, |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            let n = ALLOCS.load(Ordering::SeqCst) - before;
+            (n, stats.generated_tokens)
+        };
+        // Warm up: the pool's threads register lazily-initialised state (work-stealing
+        // epochs, thread-locals) the first times they steal work.
+        for _ in 0..3 {
+            count(40);
+        }
+        let (short, n_short) = count(2);
+        let (long, n_long) = count(60);
+        assert!(
+            n_long > n_short + 50 || n_long < 60,
+            "generation stopped early: {n_long} tokens"
+        );
+        assert_eq!(
+            long, short,
+            "{weights}: {short} allocations for {n_short} tokens, {long} for {n_long}"
+        );
+    }
+}
