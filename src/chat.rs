@@ -1,0 +1,219 @@
+//! Chat templates: the model's own Jinja template rendered the way Hugging Face transformers
+//! renders it (trim_blocks, lstrip_blocks, Python string methods, `raise_exception`,
+//! `strftime_now`), with ChatML as the fallback for models that ship none.
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, Error, ErrorKind, Value};
+use serde::Serialize;
+
+/// ChatML, used when the model has no template of its own.
+pub const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + \
+message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// One turn of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl Message {
+    /// A message from `role`.
+    pub fn new(role: &str, content: impl Into<String>) -> Message {
+        Message {
+            role: role.to_owned(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos: String,
+    eos: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate").finish_non_exhaustive()
+    }
+}
+
+/// Why a template could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("chat template: {0:#}")]
+pub struct ChatError(#[from] Error);
+
+impl ChatTemplate {
+    /// Compiles `source` (or ChatML when `None`); `bos`/`eos` are the token texts the template
+    /// may refer to as `bos_token`/`eos_token`.
+    pub fn new(source: Option<&str>, bos: &str, eos: &str) -> Result<ChatTemplate, ChatError> {
+        let mut env = Environment::new();
+        env.set_syntax(
+            SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()?,
+        );
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, msg))
+        });
+        env.add_function("strftime_now", |fmt: String| strftime_now(&fmt));
+        env.add_filter("tojson", |v: Value| -> Result<String, Error> {
+            serde_json::to_string(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+        });
+        env.add_template_owned("chat", source.unwrap_or(CHATML).to_owned())?;
+        Ok(ChatTemplate {
+            env,
+            bos: bos.to_owned(),
+            eos: eos.to_owned(),
+        })
+    }
+
+    /// Renders `messages`, ending with the assistant's turn opener when
+    /// `add_generation_prompt`.
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, ChatError> {
+        let tmpl = self.env.get_template("chat")?;
+        Ok(tmpl.render(minijinja::context! {
+            messages => Value::from(minijinja::value::Serde(messages)),
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos.as_str(),
+            eos_token => self.eos.as_str(),
+        })?)
+    }
+}
+
+/// The current UTC date and time formatted with a subset of strftime (`%Y %m %d %e %b %B %H %M %S %%`).
+fn strftime_now(fmt: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format_time(secs, fmt)
+}
+
+fn format_time(secs: u64, fmt: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    // Howard Hinnant's days-to-civil conversion.
+    let days = (secs / 86400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let name = MONTHS[(month - 1) as usize];
+        match chars.next() {
+            Some('Y') => out += &year.to_string(),
+            Some('m') => out += &format!("{month:02}"),
+            Some('d') => out += &format!("{day:02}"),
+            Some('e') => out += &format!("{day:2}"),
+            Some('b') => out += &name[..3],
+            Some('B') => out += name,
+            Some('H') => out += &format!("{h:02}"),
+            Some('M') => out += &format!("{m:02}"),
+            Some('S') => out += &format!("{s:02}"),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOLLM2: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}\
+{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}\
+{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}\
+{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    #[test]
+    fn default_system_prompt_and_generation_prompt() {
+        let t = ChatTemplate::new(Some(SMOLLM2), "<|im_start|>", "<|im_end|>").unwrap();
+        let out = t.render(&[Message::new("user", "Hi")], true).unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let out = t
+            .render(
+                &[Message::new("system", "Be brief."), Message::new("user", "Hi")],
+                false,
+            )
+            .unwrap();
+        assert!(out.starts_with("<|im_start|>system\nBe brief.<|im_end|>"));
+    }
+
+    #[test]
+    fn chatml_fallback_python_methods_and_errors() {
+        let t = ChatTemplate::new(None, "", "").unwrap();
+        assert_eq!(
+            t.render(&[Message::new("user", "x")], false).unwrap(),
+            "<|im_start|>user\nx<|im_end|>\n"
+        );
+        let t = ChatTemplate::new(Some("{{ messages[0].content.strip().upper() }}"), "", "").unwrap();
+        assert_eq!(t.render(&[Message::new("user", "  hi ")], false).unwrap(), "HI");
+        let t = ChatTemplate::new(Some("{{ raise_exception('roles must alternate') }}"), "", "").unwrap();
+        assert!(
+            t.render(&[], false)
+                .unwrap_err()
+                .to_string()
+                .contains("roles must alternate")
+        );
+        assert!(ChatTemplate::new(Some("{% if %}"), "", "").is_err());
+    }
+
+    #[test]
+    fn trim_blocks_like_transformers() {
+        let t = ChatTemplate::new(
+            Some("{% for m in messages %}\n  {{ m.content }}\n{% endfor %}"),
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&[Message::new("user", "a"), Message::new("user", "b")], false)
+                .unwrap(),
+            "  a\n  b\n"
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(format_time(0, "%d %b %Y"), "01 Jan 1970");
+        assert_eq!(format_time(1_732_752_000, "%Y-%m-%d %B"), "2024-11-28 November");
+    }
+}

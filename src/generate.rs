@@ -1,0 +1,240 @@
+//! The generation loop: sample, feed back, stream text that never splits a UTF-8 character
+//! and never shows the start of a stop string, stop on end-of-turn tokens and stop strings.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use crate::sampling::Sampler;
+use crate::session::{Session, SessionError};
+
+/// What to generate.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateOptions {
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Text that ends the generation (not shown).
+    pub stop: Vec<String>,
+    /// When the context fills up: `Some(keep)` slides the window, keeping the first `keep`
+    /// tokens (the system prompt) and dropping half of the rest; `None` stops with an error.
+    pub sliding_window: Option<usize>,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model produced an end-of-sequence or end-of-turn token.
+    EndOfTurn,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// A stop string appeared.
+    StopString,
+    /// The callback asked to stop.
+    Cancelled,
+}
+
+/// Counts and timings of one generation.
+#[derive(Clone, Debug)]
+pub struct GenerationStats {
+    /// Prompt tokens processed.
+    pub prompt_tokens: usize,
+    /// Time spent on the prompt.
+    pub prompt_time: Duration,
+    /// Tokens generated (including the one that stopped generation).
+    pub generated_tokens: usize,
+    /// Time spent generating.
+    pub generation_time: Duration,
+    /// Why it ended.
+    pub stop: StopReason,
+}
+
+/// Feeds `prompt` to the session, then generates until a stop condition, calling
+/// `on_text` with each piece of text as it becomes final. Runs on the session's threads;
+/// performs no heap allocation per generated token.
+pub fn generate(
+    session: &mut Session<'_>,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    on_text: impl FnMut(&str) -> ControlFlow<()> + Send,
+) -> Result<GenerationStats, SessionError> {
+    session.run_in_pool(|s| generate_in_pool(s, sampler, prompt, opts, on_text))
+}
+
+fn generate_in_pool(
+    s: &mut Session<'_>,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    mut on_text: impl FnMut(&str) -> ControlFlow<()>,
+) -> Result<GenerationStats, SessionError> {
+    let model = s.model();
+    let tok = model.tokenizer();
+    let mut decoder = tok.stream(true);
+    let mut text = StopFilter::new(&opts.stop);
+    let t0 = Instant::now();
+    make_room(s, prompt.len(), opts)?;
+    let mut next = s.feed_and_sample(prompt, sampler)?;
+    let prompt_time = t0.elapsed();
+    let t1 = Instant::now();
+    let mut generated = 0;
+    let stop = loop {
+        generated += 1;
+        if tok.is_stop(next) {
+            break StopReason::EndOfTurn;
+        }
+        match text.push(decoder.push(next), &mut on_text) {
+            Push::Continue => {}
+            Push::StopString => break StopReason::StopString,
+            Push::Cancelled => break StopReason::Cancelled,
+        }
+        if generated >= opts.max_tokens {
+            break StopReason::MaxTokens;
+        }
+        make_room(s, 1, opts)?;
+        next = s.feed_and_sample(&[next], sampler)?;
+    };
+    if stop != StopReason::StopString && stop != StopReason::Cancelled {
+        let tail = decoder.finish();
+        if let Push::Continue = text.push(tail, &mut on_text) {
+            text.finish(&mut on_text);
+        }
+    }
+    Ok(GenerationStats {
+        prompt_tokens: prompt.len(),
+        prompt_time,
+        generated_tokens: generated,
+        generation_time: t1.elapsed(),
+        stop,
+    })
+}
+
+/// Makes room for `n` more tokens by sliding the window if allowed.
+fn make_room(s: &mut Session<'_>, n: usize, opts: &GenerateOptions) -> Result<(), SessionError> {
+    let (pos, ctx) = (s.position(), s.context());
+    if pos + n <= ctx {
+        return Ok(());
+    }
+    match opts.sliding_window {
+        Some(keep) if keep + n < ctx => {
+            let discard = (pos - keep.min(pos)).div_ceil(2).max(pos + n - ctx);
+            s.shift_context(keep, discard);
+            Ok(())
+        }
+        _ => Err(SessionError::ContextFull {
+            needed: pos + n,
+            context: ctx,
+        }),
+    }
+}
+
+enum Push {
+    Continue,
+    StopString,
+    Cancelled,
+}
+
+/// Passes text through, holding back any tail that could be the start of a stop string,
+/// and cuts the text at the first stop string.
+struct StopFilter<'a> {
+    pending: String,
+    stop: &'a [String],
+}
+
+impl<'a> StopFilter<'a> {
+    fn new(stop: &'a [String]) -> Self {
+        let longest = stop.iter().map(String::len).max().unwrap_or(0);
+        StopFilter {
+            pending: String::with_capacity(1024 + 2 * longest),
+            stop,
+        }
+    }
+
+    fn push(&mut self, text: &str, on_text: &mut impl FnMut(&str) -> ControlFlow<()>) -> Push {
+        if text.is_empty() {
+            return Push::Continue;
+        }
+        self.pending.push_str(text);
+        let stop_at = self
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| self.pending.find(s.as_str()))
+            .min();
+        if let Some(at) = stop_at {
+            let _ = on_text(&self.pending[..at]);
+            return Push::StopString;
+        }
+        // A held-back tail equals the start of a stop string, so it begins on a character
+        // boundary: stop strings begin with one.
+        let hold = self
+            .stop
+            .iter()
+            .map(|s| partial_suffix(&self.pending, s))
+            .max()
+            .unwrap_or(0);
+        let ready = self.pending.len() - hold;
+        let flow = if ready > 0 {
+            on_text(&self.pending[..ready])
+        } else {
+            ControlFlow::Continue(())
+        };
+        self.pending.drain(..ready);
+        if flow.is_break() {
+            Push::Cancelled
+        } else {
+            Push::Continue
+        }
+    }
+
+    fn finish(&mut self, on_text: &mut impl FnMut(&str) -> ControlFlow<()>) {
+        if !self.pending.is_empty() {
+            let _ = on_text(&self.pending);
+        }
+        self.pending.clear();
+    }
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of `stop`.
+fn partial_suffix(text: &str, stop: &str) -> usize {
+    let (text, stop) = (text.as_bytes(), stop.as_bytes());
+    (1..stop.len().min(text.len() + 1))
+        .rev()
+        .find(|&n| text.ends_with(&stop[..n]))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stop: &[&str], pieces: &[&str]) -> (String, bool) {
+        let stop: Vec<String> = stop.iter().map(|s| s.to_string()).collect();
+        let mut t = StopFilter::new(&stop);
+        let mut out = String::new();
+        let mut f = |s: &str| {
+            out.push_str(s);
+            ControlFlow::Continue(())
+        };
+        for p in pieces {
+            if let Push::StopString = t.push(p, &mut f) {
+                return (out, true);
+            }
+        }
+        t.finish(&mut f);
+        (out, false)
+    }
+
+    #[test]
+    fn stop_strings_are_hidden_even_across_pieces() {
+        assert_eq!(
+            run(&["</s>"], &["Hello <", "/", "s> more"]),
+            ("Hello ".into(), true)
+        );
+        assert_eq!(run(&["</s>"], &["a <b", " c"]), ("a <b c".into(), false));
+        assert_eq!(
+            run(&["ab", "xyz"], &["..x", "y", "a", "b"]),
+            ("..xy".into(), true)
+        );
+        assert_eq!(run(&["é!"], &["caf", "é", "?"]), ("café?".into(), false));
+    }
+}
