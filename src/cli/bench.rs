@@ -1,0 +1,234 @@
+//! `edgelm bench MODEL`: prompt-processing (pp) and generation (tg) speed in tokens per
+//! second, mean ± standard deviation over repetitions after a warm-up, in a table like
+//! llama-bench's; also time to first token and peak resident memory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use edgelm::model::Model;
+use edgelm::session::{Session, SessionOptions};
+
+use super::common::{SessionArgs, load};
+
+/// Arguments of `edgelm bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// The packed model file.
+    pub model: PathBuf,
+    /// Prompt tokens for the pp test (0 skips it).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]
+    pub prompt: usize,
+    /// Generated tokens for the tg test (0 skips it).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
+    pub generate: usize,
+    /// Thread counts to test, comma-separated.
+    #[arg(short = 't', long = "threads", value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    pub repetitions: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// KV cache type: f16 or q8.
+    #[arg(long = "kv", default_value = "f16")]
+    pub kv: edgelm::kv_cache::KvType,
+    /// Prompt tokens per forward pass.
+    #[arg(short = 'b', long = "batch-size", default_value_t = 128)]
+    pub batch: usize,
+}
+
+/// One measured test.
+#[derive(serde::Serialize)]
+struct Record {
+    test: String,
+    threads: usize,
+    n_prompt: usize,
+    n_gen: usize,
+    avg_ts: f64,
+    stddev_ts: f64,
+    samples_ts: Vec<f64>,
+}
+
+/// The whole result.
+#[derive(serde::Serialize)]
+struct Report {
+    model: String,
+    isa: String,
+    weight_bytes: usize,
+    params: usize,
+    time_to_first_token_ms: f64,
+    peak_rss_mib: f64,
+    results: Vec<Record>,
+}
+
+/// Runs the tests and prints the table (or JSON).
+pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
+    let (model, ttft) = time_to_first_token(&args, process_start)?;
+    let session_args = |threads| SessionArgs {
+        threads: Some(threads),
+        ctx: None,
+        batch: args.batch,
+        kv: args.kv,
+    };
+    let mut results = Vec::new();
+    let mut isa = String::new();
+    for &threads in &args.threads {
+        let ctx = (args.prompt + args.generate + 1).max(16);
+        let opts = SessionOptions {
+            context: Some(ctx.min(model.config().max_context)),
+            ..session_args(threads).options()
+        };
+        let mut session = Session::new(&model, &opts)?;
+        isa = session.kernels().isa.to_string();
+        let vocab = model.config().vocab_size as u32;
+        let prompt: Vec<u32> = (0..args.prompt as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+        // Warm-up: touch every weight page and the pool's threads.
+        session.run_in_pool(|s| -> anyhow::Result<()> {
+            s.reset();
+            s.feed(&prompt[..prompt.len().min(16)])?;
+            s.feed(&[1])?;
+            Ok(())
+        })?;
+        if args.prompt > 0 {
+            let samples = measure(&mut session, args.repetitions, args.prompt, |s| {
+                s.reset();
+                s.feed(&prompt).map(|_| ())
+            })?;
+            results.push(record(
+                format!("pp{}", args.prompt),
+                threads,
+                args.prompt,
+                0,
+                samples,
+            ));
+        }
+        if args.generate > 0 {
+            let samples = measure(&mut session, args.repetitions, args.generate, |s| {
+                s.reset();
+                (0..args.generate as u32).try_for_each(|i| s.feed(&[(i * 31 + 7) % vocab]).map(|_| ()))
+            })?;
+            results.push(record(
+                format!("tg{}", args.generate),
+                threads,
+                0,
+                args.generate,
+                samples,
+            ));
+        }
+    }
+    let report = Report {
+        model: args.model.display().to_string(),
+        isa,
+        weight_bytes: model.decoder()?.bytes_per_token(),
+        params: model
+            .file()
+            .tensors()
+            .iter()
+            .filter(|t| !t.name.starts_with("tokenizer."))
+            .map(|t| t.numel() as usize)
+            .sum(),
+        time_to_first_token_ms: ttft * 1e3,
+        peak_rss_mib: peak_rss_bytes().map_or(f64::NAN, |b| b as f64 / 1048576.0),
+        results,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// Tokens/s of `reps` runs of `f`, each processing `tokens` tokens.
+fn measure(
+    session: &mut Session<'_>,
+    reps: usize,
+    tokens: usize,
+    mut f: impl FnMut(&mut Session<'_>) -> Result<(), edgelm::session::SessionError> + Send,
+) -> anyhow::Result<Vec<f64>> {
+    session.run_in_pool(|s| {
+        (0..reps.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                f(s)?;
+                Ok(tokens as f64 / t.elapsed().as_secs_f64())
+            })
+            .collect()
+    })
+}
+
+fn record(test: String, threads: usize, n_prompt: usize, n_gen: usize, samples: Vec<f64>) -> Record {
+    let n = samples.len() as f64;
+    let avg = samples.iter().sum::<f64>() / n;
+    let var = if n > 1.0 {
+        samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Record {
+        test,
+        threads,
+        n_prompt,
+        n_gen,
+        avg_ts: avg,
+        stddev_ts: var.sqrt(),
+        samples_ts: samples,
+    }
+}
+
+/// Opens the model and times process start → first sampled token of a short prompt (the
+/// path a command-line answer takes: map the file, make a session, prefill, sample).
+fn time_to_first_token(args: &BenchArgs, process_start: Instant) -> anyhow::Result<(Model, f64)> {
+    let (model, _) = load(&args.model)?;
+    let threads = args.threads.iter().copied().max().unwrap_or(1);
+    let opts = SessionOptions {
+        context: Some(64.min(model.config().max_context)),
+        threads: Some(threads),
+        ..Default::default()
+    };
+    let mut session = Session::new(&model, &opts)?;
+    let prompt = super::encode(&model, "Hello", true)?;
+    let first = edgelm::sampling::argmax(session.feed(&prompt)?);
+    let ttft = process_start.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        (first as usize) < model.config().vocab_size,
+        "sampled token {first} is outside the vocabulary"
+    );
+    drop(session);
+    Ok((model, ttft))
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn print_table(r: &Report) {
+    println!("| model | size | params | backend | threads | test | t/s |");
+    println!("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
+    for x in &r.results {
+        println!(
+            "| {} | {:.2} MiB | {:.2} M | {} | {} | {} | {:.2} ± {:.2} |",
+            std::path::Path::new(&r.model)
+                .file_name()
+                .map_or(r.model.clone(), |f| f.to_string_lossy().into_owned()),
+            r.weight_bytes as f64 / 1048576.0,
+            r.params as f64 / 1e6,
+            r.isa,
+            x.threads,
+            x.test,
+            x.avg_ts,
+            x.stddev_ts
+        );
+    }
+    println!();
+    println!(
+        "time to first token: {:.1} ms (from process start; weights in the page cache)",
+        r.time_to_first_token_ms
+    );
+    println!("peak RSS: {:.1} MiB", r.peak_rss_mib);
+}

@@ -1,0 +1,123 @@
+//! `edgelm chat MODEL`: interactive multi-turn chat. Each turn re-renders the conversation
+//! with the chat template and only feeds what the KV cache does not already hold; Ctrl-C
+//! stops the answer, Ctrl-D (or /exit) ends the chat.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use edgelm::chat::Message;
+use edgelm::generate::{GenerateOptions, generate};
+use edgelm::sampling::Sampler;
+use edgelm::session::Session;
+use rustyline::error::ReadlineError;
+
+use super::common::{SamplingArgs, SessionArgs, load, rate};
+
+/// Arguments of `edgelm chat`.
+#[derive(clap::Args)]
+pub struct ChatArgs {
+    /// The packed model file.
+    pub model: PathBuf,
+    /// System prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Most tokens per answer.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Print timings after each answer.
+    #[arg(long)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// Runs the conversation loop.
+pub fn run(args: ChatArgs) -> anyhow::Result<()> {
+    let (model, _) = load(&args.model)?;
+    let template = super::chat_template(&model)?;
+    let mut session = Session::new(&model, &args.session.options())?;
+    let mut sampler = Sampler::new(args.sampling.params(), model.config().vocab_size);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let mut messages: Vec<Message> = args
+        .system
+        .iter()
+        .map(|s| Message::new("system", s.clone()))
+        .collect();
+    eprintln!(
+        "edgelm chat: {} ({} kernels, {} threads, context {}). Ctrl-C stops an answer, Ctrl-D or /exit quits.",
+        args.model.display(),
+        session.kernels().isa,
+        session.threads(),
+        session.context()
+    );
+    loop {
+        let line = match editor.readline("> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line == "/exit" {
+            break;
+        }
+        let _ = editor.add_history_entry(line);
+        messages.push(Message::new("user", line));
+        let prompt = super::encode(&model, &template.render(&messages, true)?, false)?;
+        let common = prompt
+            .iter()
+            .zip(session.tokens())
+            .take_while(|(a, b)| a == b)
+            .count();
+        // Always re-feed at least one token so that there are fresh logits to sample from.
+        session.truncate(common.min(prompt.len() - 1));
+        let new = &prompt[session.position()..];
+        let opts = GenerateOptions {
+            max_tokens: args.max_tokens,
+            stop: Vec::new(),
+            sliding_window: None,
+        };
+        stop.store(false, Ordering::SeqCst);
+        let mut answer = String::new();
+        let mut stdout = std::io::stdout();
+        let result = generate(&mut session, &mut sampler, new, &opts, |text| {
+            answer.push_str(text);
+            let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+            if stop.load(Ordering::SeqCst) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        writeln!(stdout)?;
+        match result {
+            Ok(stats) if args.verbose => eprintln!(
+                "[{} new prompt tokens, {:.1} tok/s; {} generated, {:.1} tok/s]",
+                stats.prompt_tokens,
+                rate(stats.prompt_tokens, stats.prompt_time),
+                stats.generated_tokens,
+                rate(stats.generated_tokens, stats.generation_time)
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: {e}; starting a new conversation");
+                session.reset();
+                messages.truncate(usize::from(args.system.is_some()));
+                continue;
+            }
+        }
+        messages.push(Message::new("assistant", answer));
+    }
+    Ok(())
+}

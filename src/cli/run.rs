@@ -1,0 +1,91 @@
+//! `edgelm run MODEL -p TEXT`: one prompt, the answer streamed to stdout.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use edgelm::chat::Message;
+use edgelm::generate::{GenerateOptions, generate};
+use edgelm::sampling::Sampler;
+use edgelm::session::Session;
+
+use super::common::{SamplingArgs, SessionArgs, load, rate};
+
+/// Arguments of `edgelm run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The packed model file.
+    pub model: PathBuf,
+    /// The prompt.
+    #[arg(short = 'p', long)]
+    pub prompt: String,
+    /// Most tokens to generate.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 256)]
+    pub max_tokens: usize,
+    /// System prompt (chat template only).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Feed the prompt as is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Stop when this text appears (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// When the context fills up, keep the prompt's first N tokens and slide the rest.
+    #[arg(long = "keep")]
+    pub keep: Option<usize>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// Generates and streams the answer; timings go to stderr.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (model, load_time) = load(&args.model)?;
+    let mut session = Session::new(&model, &args.session.options())?;
+    let prompt = if args.raw {
+        super::encode(&model, &args.prompt, true)?
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = &args.system {
+            messages.push(Message::new("system", system.clone()));
+        }
+        messages.push(Message::new("user", args.prompt.clone()));
+        super::encode(
+            &model,
+            &super::chat_template(&model)?.render(&messages, true)?,
+            false,
+        )?
+    };
+    let mut sampler = Sampler::new(args.sampling.params(), model.config().vocab_size);
+    let opts = GenerateOptions {
+        max_tokens: args.max_tokens,
+        stop: args.stop.clone(),
+        sliding_window: args.keep,
+    };
+    let mut stdout = std::io::stdout();
+    let stats = generate(&mut session, &mut sampler, &prompt, &opts, |text| {
+        if stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
+    writeln!(stdout)?;
+    eprintln!(
+        "edgelm: {} kernels, {} threads | load {:.0} ms | prompt {} tokens, {:.1} tok/s | generation {} tokens, {:.1} tok/s | stop: {:?}",
+        session.kernels().isa,
+        session.threads(),
+        load_time.as_secs_f64() * 1e3,
+        stats.prompt_tokens,
+        rate(stats.prompt_tokens, stats.prompt_time),
+        stats.generated_tokens,
+        rate(stats.generated_tokens, stats.generation_time),
+        stats.stop,
+    );
+    Ok(())
+}

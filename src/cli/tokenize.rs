@@ -1,0 +1,25 @@
+//! `edgelm tokenize MODEL TEXT`: token ids as a JSON array.
+
+use std::path::PathBuf;
+
+use super::common::load;
+
+/// Arguments of `edgelm tokenize`.
+#[derive(clap::Args)]
+pub struct TokenizeArgs {
+    /// The packed model file.
+    pub model: PathBuf,
+    /// The text (no chat template is applied).
+    pub text: String,
+    /// Do not add the model's BOS/EOS tokens.
+    #[arg(long)]
+    pub no_special: bool,
+}
+
+/// Prints the ids.
+pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
+    let (model, _) = load(&args.model)?;
+    let ids = super::encode(&model, &args.text, !args.no_special)?;
+    println!("{}", serde_json::to_string(&ids)?);
+    Ok(())
+}
