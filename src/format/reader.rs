@@ -288,6 +288,11 @@ fn parse_header(data: &[u8]) -> Result<(Metadata, Vec<TensorInfo>), FormatError>
             "data offset {data_offset} is not {DATA_ALIGN}-aligned"
         )));
     }
+    if data_offset < PREAMBLE_SIZE as u64 {
+        return Err(FormatError::Header(format!(
+            "data offset {data_offset} lies inside the {PREAMBLE_SIZE}-byte preamble"
+        )));
+    }
     let header = region("header", 0, data_offset, len)?;
     let mut hasher = Xxh3::new();
     hasher.update(&data[..CHECKSUM_FIELD.start]);

@@ -222,6 +222,16 @@ fn rejects_truncation_anywhere() {
 }
 
 #[test]
+fn rejects_a_data_offset_inside_the_preamble() {
+    // Found by fuzzing: an offset below the checksum field made the checksum slice panic.
+    for offset in [0u64, 64] {
+        let mut b = sample_file();
+        b[72..80].copy_from_slice(&offset.to_le_bytes());
+        assert!(open_err(&b).contains("inside the 128-byte preamble"), "{offset}");
+    }
+}
+
+#[test]
 fn rejects_any_flipped_header_byte() {
     let b = sample_file();
     let data_offset = u64::from_le_bytes(b[72..80].try_into().unwrap()) as usize;
