@@ -9,14 +9,17 @@
 //!     cargo bench --bench kernels                      # everything (a few minutes)
 //!     cargo bench --bench kernels -- 'q4_0.*n1/'       # a filter (a regex over the ids)
 //!
-//! Single-threaded; compare with `cargo bench --bench bandwidth`.
+//! Single-threaded, timed in the thread's CPU time (see `support/cpu_time.rs`: this machine is
+//! shared); compare with `cargo bench --bench bandwidth`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{
-    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
-};
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::ThreadCpuTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use edgelm_kernels::dispatch::MatmulQuantFn;
 use edgelm_kernels::layout::{
     BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QuantBlock, TILE_ROWS, pack_tiles, tile_count,
@@ -122,7 +125,7 @@ fn throughput(rows: usize, cols: usize, n: usize, bytes: usize) -> Throughput {
     }
 }
 
-fn bench_type<B: Weight>(c: &mut Criterion) {
+fn bench_type<B: Weight>(c: &mut Criterion<ThreadCpuTime>) {
     let mut rng = StdRng::seed_from_u64(7);
     for (name, rows, cols) in SHAPES {
         let tiles = tiles::<B>(&mut rng, rows, cols);
@@ -136,6 +139,7 @@ fn bench_type<B: Weight>(c: &mut Criterion) {
             let x = activations(&mut rng, n, cols);
             let mut out = vec![0.0; n * rows];
             let mut group = c.benchmark_group(format!("{}/hot/n{n}", B::NAME));
+            group.sampling_mode(SamplingMode::Flat);
             group.throughput(throughput(rows, cols, n, bytes));
             for k in paths(n, rows, cols) {
                 group.bench_function(format!("{}/{name}", k.isa), |b| {
@@ -150,7 +154,7 @@ fn bench_type<B: Weight>(c: &mut Criterion) {
 
 /// Decode from DRAM: each iteration multiplies the next of many copies of the matrix.
 fn bench_stream<B: Weight>(
-    c: &mut Criterion,
+    c: &mut Criterion<ThreadCpuTime>,
     name: &str,
     tiles: &[B::Tile],
     rows: usize,
@@ -161,7 +165,8 @@ fn bench_stream<B: Weight>(
     let all: Vec<B::Tile> = (0..copies).flat_map(|_| tiles.iter().copied()).collect();
     let x = activations(rng, 1, cols);
     let mut out = vec![0.0; rows];
-    let mut group: BenchmarkGroup<'_, WallTime> = c.benchmark_group(format!("{}/stream/n1", B::NAME));
+    let mut group: BenchmarkGroup<'_, ThreadCpuTime> = c.benchmark_group(format!("{}/stream/n1", B::NAME));
+    group.sampling_mode(SamplingMode::Flat);
     group.throughput(throughput(rows, cols, 1, size_of_val(tiles)));
     let k = Kernels::detect();
     let mut i = 0;
@@ -176,7 +181,7 @@ fn bench_stream<B: Weight>(
     group.finish();
 }
 
-fn matmul(c: &mut Criterion) {
+fn matmul(c: &mut Criterion<ThreadCpuTime>) {
     bench_type::<BlockQ4_0>(c);
     bench_type::<BlockQ8_0>(c);
     bench_type::<BlockQ4_1>(c);
@@ -185,6 +190,7 @@ fn matmul(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
+        .with_measurement(ThreadCpuTime::default())
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
         .sample_size(10);

@@ -33,13 +33,17 @@ pub(crate) const NEON_KERNELS: Kernels = TABLE;
 pub(crate) static NEON: Kernels = NEON_KERNELS;
 
 /// The matmul loop nest on aarch64: integer dots `$group` (for `GROUP` tokens) and `$single`
-/// (for one), then the tile type's per-block scaling `$scale`.
+/// (for one, with weight prefetch: the memory-bound decode case), then the tile type's
+/// per-block scaling `$scale`.
 macro_rules! tile_kernel {
     ($group:path, $single:path, $scale:path) => {
         $crate::simd::tiles::TileKernel {
             zero: $crate::aarch64::neon::matmul::zero(),
             group: |t: &_, a: [&BlockQ8Act; GROUP], acc: &mut [Acc; GROUP]| $scale(t, a, $group(t, a), acc),
-            single: |t: &_, a: [&BlockQ8Act; 1], acc: &mut [Acc; 1]| $scale(t, a, $single(t, a), acc),
+            single: |t: &_, a: [&BlockQ8Act; 1], acc: &mut [Acc; 1]| {
+                $crate::aarch64::neon::matmul::prefetch_ahead(t);
+                $scale(t, a, $single(t, a), acc)
+            },
             finish: |acc| $crate::aarch64::neon::matmul::finish(acc),
         }
     };

@@ -10,7 +10,7 @@ use core::arch::x86_64::*;
 
 use half::f16;
 use lanes::F32x8;
-use matmul::{GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish};
+use matmul::{GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, prefetch_ahead};
 
 use crate::dispatch::{Isa, Kernels};
 use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ8_0};
@@ -30,13 +30,17 @@ lanes_table! { "avx2,fma,f16c", F32x8,
 /// The AVX2 table.
 pub(crate) static AVX2: Kernels = TABLE;
 
-/// The matmul loop nest with this path's tile kernel `$block`.
+/// The matmul loop nest with this path's tile kernel `$block` (for single tokens, the
+/// memory-bound decode case, with weight prefetch).
 macro_rules! tile_kernel {
     ($block:ident) => {
         TileKernel {
             zero: _mm256_setzero_ps(),
             group: |t: &_, a: [&BlockQ8Act; GROUP], acc: &mut [__m256; GROUP]| $block(t, a, acc),
-            single: |t: &_, a: [&BlockQ8Act; 1], acc: &mut [__m256; 1]| $block(t, a, acc),
+            single: |t: &_, a: [&BlockQ8Act; 1], acc: &mut [__m256; 1]| {
+                prefetch_ahead(t);
+                $block(t, a, acc)
+            },
             finish: |acc| finish(acc),
         }
     };
