@@ -7,6 +7,7 @@ pub mod chat;
 pub mod format;
 pub mod generate;
 pub mod kv_cache;
+pub mod perplexity;
 pub mod model;
 pub mod rope;
 pub mod sampling;

