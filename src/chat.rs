@@ -74,6 +74,21 @@ impl ChatTemplate {
         })
     }
 
+    /// The template of `model` (ChatML if it has none), with its BOS/EOS token texts.
+    pub fn for_model(model: &crate::model::Model) -> Result<ChatTemplate, ChatError> {
+        let tok = model.tokenizer();
+        let text = |id: Option<u32>| {
+            id.and_then(|i| tok.token_bytes(i))
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        ChatTemplate::new(
+            model.meta().chat_template.as_deref(),
+            &text(tok.bos()),
+            &text(tok.eos()),
+        )
+    }
+
     /// Renders `messages`, ending with the assistant's turn opener when
     /// `add_generation_prompt`.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, ChatError> {

@@ -222,9 +222,18 @@ impl<'m> Session<'m> {
         self.tokens.clear();
     }
 
-    /// Keeps only the first `len` tokens of the context (to continue from a common prefix).
+    /// Keeps only the first `len` tokens of the context.
     pub fn truncate(&mut self, len: usize) {
         self.tokens.truncate(len);
+    }
+
+    /// Prepares to feed `ids` (a whole conversation re-rendered): keeps the part of the
+    /// context they share with it — but at least one token to feed, so that there are fresh
+    /// logits — and returns how many tokens of `ids` are already in the context.
+    pub fn reuse_prefix(&mut self, ids: &[u32]) -> usize {
+        let common = ids.iter().zip(&self.tokens).take_while(|(a, b)| a == b).count();
+        self.truncate(common.min(ids.len().saturating_sub(1)));
+        self.position()
     }
 
     /// Runs `f` on one of the session's threads, so that every forward pass inside it

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use edgelm::chat::Message;
+use edgelm::chat::{ChatTemplate, Message};
 use edgelm::generate::{GenerateOptions, generate};
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
@@ -39,7 +39,7 @@ pub struct ChatArgs {
 /// Runs the conversation loop.
 pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let (model, _) = load(&args.model)?;
-    let template = super::chat_template(&model)?;
+    let template = ChatTemplate::for_model(&model)?;
     let mut session = Session::new(&model, &args.session.options())?;
     let mut sampler = Sampler::new(args.sampling.params(), model.config().vocab_size);
     let stop = Arc::new(AtomicBool::new(false));
@@ -75,14 +75,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         let _ = editor.add_history_entry(line);
         messages.push(Message::new("user", line));
         let prompt = super::encode(&model, &template.render(&messages, true)?, false)?;
-        let common = prompt
-            .iter()
-            .zip(session.tokens())
-            .take_while(|(a, b)| a == b)
-            .count();
-        // Always re-feed at least one token so that there are fresh logits to sample from.
-        session.truncate(common.min(prompt.len() - 1));
-        let new = &prompt[session.position()..];
+        let new = &prompt[session.reuse_prefix(&prompt)..];
         let opts = GenerateOptions {
             max_tokens: args.max_tokens,
             stop: Vec::new(),

@@ -8,24 +8,7 @@ pub mod perplexity;
 pub mod run;
 pub mod tokenize;
 
-use edgelm::chat::ChatTemplate;
 use edgelm::model::Model;
-
-/// The model's chat template (ChatML if it has none).
-pub fn chat_template(model: &Model) -> anyhow::Result<ChatTemplate> {
-    let tok = model.tokenizer();
-    let text = |id: Option<u32>| {
-        id.and_then(|i| tok.token_bytes(i))
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default()
-    };
-    let spec = &model.meta().tokenizer;
-    Ok(ChatTemplate::new(
-        model.meta().chat_template.as_deref(),
-        &text(spec.bos),
-        &text(spec.eos),
-    )?)
-}
 
 /// Token ids of `text`, special-token text recognised; BOS/EOS as the model wants when
 /// `add_special` (chat-templated prompts carry their own).

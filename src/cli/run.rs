@@ -4,7 +4,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use edgelm::chat::Message;
+use edgelm::chat::{ChatTemplate, Message};
 use edgelm::generate::{GenerateOptions, generate};
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
@@ -54,7 +54,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         messages.push(Message::new("user", args.prompt.clone()));
         super::encode(
             &model,
-            &super::chat_template(&model)?.render(&messages, true)?,
+            &ChatTemplate::for_model(&model)?.render(&messages, true)?,
             false,
         )?
     };

@@ -34,22 +34,11 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
-fn template(model: &Model) -> ChatTemplate {
-    let tok = model.tokenizer();
-    let text = |id: Option<u32>| String::from_utf8_lossy(tok.token_bytes(id.unwrap()).unwrap()).into_owned();
-    ChatTemplate::new(
-        model.meta().chat_template.as_deref(),
-        &text(tok.bos()),
-        &text(tok.eos()),
-    )
-    .unwrap()
-}
-
 #[test]
 fn f16_reproduces_transformers_greedy_chat_answers() {
     let model = smollm2("f16");
     let reference = fixture("smollm2/reference.json");
-    let tmpl = template(&model);
+    let tmpl = ChatTemplate::for_model(&model).unwrap();
     let mut session = Session::new(
         &model,
         &SessionOptions {
