@@ -105,27 +105,26 @@ pub fn matmul_q4_1(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
 
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` for f16 weights (`out.width()` rows of `cols` values,
 /// row-major) and f32 inputs (`out.n()` rows of `cols`).
-pub fn matmul_f16(w: &[u16], x: &[f32], mut out: OutCols<'_>) {
-    let cols = x.len() / out.n().max(1);
-    assert_eq!(x.len(), out.n() * cols, "inputs are not n × cols");
-    assert_eq!(w.len(), out.width() * cols, "weights are not width × cols");
-    for t in 0..out.n() {
-        let xt = &x[t * cols..][..cols];
-        for (o, wr) in out.row(t).iter_mut().zip(w.chunks_exact(cols.max(1))) {
-            *o = wr.iter().zip(xt).map(|(&a, &b)| h2f(a) * b).sum();
-        }
-    }
+pub fn matmul_f16(w: &[u16], x: &[f32], out: OutCols<'_>) {
+    matmul_rows(w, x, out, |wr, xt| {
+        wr.iter().zip(xt).map(|(&a, &b)| h2f(a) * b).sum()
+    })
 }
 
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` for f32 weights, laid out as in [`matmul_f16`].
-pub fn matmul_f32(w: &[f32], x: &[f32], mut out: OutCols<'_>) {
+pub fn matmul_f32(w: &[f32], x: &[f32], out: OutCols<'_>) {
+    matmul_rows(w, x, out, dot_f32)
+}
+
+/// `out[t][r] = dot(W row r, x row t)` for row-major float weights.
+fn matmul_rows<W>(w: &[W], x: &[f32], mut out: OutCols<'_>, dot: impl Fn(&[W], &[f32]) -> f32) {
     let cols = x.len() / out.n().max(1);
     assert_eq!(x.len(), out.n() * cols, "inputs are not n × cols");
     assert_eq!(w.len(), out.width() * cols, "weights are not width × cols");
     for t in 0..out.n() {
         let xt = &x[t * cols..][..cols];
         for (o, wr) in out.row(t).iter_mut().zip(w.chunks_exact(cols.max(1))) {
-            *o = dot_f32(wr, xt);
+            *o = dot(wr, xt);
         }
     }
 }

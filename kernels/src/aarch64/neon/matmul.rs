@@ -112,58 +112,60 @@ impl Nibbles for TileQ4_1 {
     }
 }
 
-/// `acc += (dw · d_a) · dots`.
+/// `acc[t] += (d_w · d_t) · dots[t]` for the tile's eight scales `d`: the per-block scaling.
 #[target_feature(enable = "neon")]
 #[inline]
-fn scale_into(dw: [float32x4_t; 2], a: &BlockQ8Act, dots: Dots, acc: &mut Acc) {
-    for h in 0..2 {
-        acc[h] = vfmaq_f32(acc[h], vmulq_n_f32(dw[h], a.d), vcvtq_f32_s32(dots[h]));
-    }
-}
-
-/// `acc[t] += (dw · d_t) · dots[t]`: the per-block scaling of Q8_0 dots.
-#[target_feature(enable = "neon")]
-#[inline]
-pub(crate) fn scale_q8_0<const NT: usize>(
-    tile: &TileQ8_0,
+fn scale_into<const NT: usize>(
+    d: &[u16; TILE_ROWS],
     a: [&BlockQ8Act; NT],
     dots: [Dots; NT],
     acc: &mut [Acc; NT],
 ) {
-    let dw = halves_f16(&tile.d);
+    let dw = halves_f16(d);
     for ((acc, at), dt) in acc.iter_mut().zip(a).zip(dots) {
-        scale_into(dw, at, dt, acc);
+        for h in 0..2 {
+            acc[h] = vfmaq_f32(acc[h], vmulq_n_f32(dw[h], at.d), vcvtq_f32_s32(dt[h]));
+        }
     }
+}
+
+/// Q8_0: the scaled dots.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn scale_q8_0<const NT: usize>(
+    t: &TileQ8_0,
+    a: [&BlockQ8Act; NT],
+    dots: [Dots; NT],
+    acc: &mut [Acc; NT],
+) {
+    scale_into(&t.d, a, dots, acc);
 }
 
 /// Q4_0 (`d·(q − 8)`) from unsigned-nibble dots: the −8 folds in as `−8·sum(a)`.
 #[target_feature(enable = "neon")]
 #[inline]
 pub(crate) fn scale_q4_0<const NT: usize>(
-    tile: &TileQ4_0,
+    t: &TileQ4_0,
     a: [&BlockQ8Act; NT],
     dots: [Dots; NT],
     acc: &mut [Acc; NT],
 ) {
-    let dw = halves_f16(&tile.d);
-    for ((acc, at), dt) in acc.iter_mut().zip(a).zip(dots) {
-        let fix = vdupq_n_s32(8 * at.sum);
-        scale_into(dw, at, dt.map(|d| vsubq_s32(d, fix)), acc);
-    }
+    let fixed = core::array::from_fn(|i| dots[i].map(|d| vsubq_s32(d, vdupq_n_s32(8 * a[i].sum))));
+    scale_into(&t.d, a, fixed, acc);
 }
 
 /// Q4_1 (`d·q + m`): the scaled nibble dots plus `m · d_a · sum(a)`.
 #[target_feature(enable = "neon")]
 #[inline]
 pub(crate) fn scale_q4_1<const NT: usize>(
-    tile: &TileQ4_1,
+    t: &TileQ4_1,
     a: [&BlockQ8Act; NT],
     dots: [Dots; NT],
     acc: &mut [Acc; NT],
 ) {
-    let (dw, m) = (halves_f16(&tile.d), halves_f16(&tile.m));
-    for ((acc, at), dt) in acc.iter_mut().zip(a).zip(dots) {
-        scale_into(dw, at, dt, acc);
+    scale_into(&t.d, a, dots, acc);
+    let m = halves_f16(&t.m);
+    for (acc, at) in acc.iter_mut().zip(a) {
         for h in 0..2 {
             acc[h] = vfmaq_n_f32(acc[h], m[h], at.d * at.sum as f32);
         }
