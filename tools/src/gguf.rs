@@ -194,7 +194,8 @@ impl GgufTensor {
 
 /// An open GGUF file.
 pub struct Gguf {
-    map: Mmap,
+    /// The file's bytes (mapped, or in memory).
+    map: Box<dyn std::ops::Deref<Target = [u8]> + Send + Sync>,
     /// Format version (2 or 3).
     pub version: u32,
     /// Metadata, by key.
@@ -319,7 +320,18 @@ impl Gguf {
         let (version, meta, tensors) =
             parse(&map).with_context(|| format!("{} is not a valid GGUF file", path.display()))?;
         Ok(Gguf {
-            map,
+            map: Box::new(map),
+            version,
+            meta,
+            tensors,
+        })
+    }
+
+    /// Parses a GGUF image held in memory (tests and fuzzing).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Gguf> {
+        let (version, meta, tensors) = parse(&bytes).context("not a valid GGUF file")?;
+        Ok(Gguf {
+            map: Box::new(bytes),
             version,
             meta,
             tensors,
@@ -436,7 +448,9 @@ pub fn parse(buf: &[u8]) -> Result<Parsed> {
                     "tensor {name:?}: {ggml_type} rows of {} values are not whole blocks of {per_block}",
                     dims[0]
                 );
-                let size = numel / per_block * bytes;
+                let size = (numel / per_block)
+                    .checked_mul(bytes)
+                    .with_context(|| format!("tensor {name:?}: size of {dims:?} {ggml_type} overflows"))?;
                 let start = data_start.checked_add(offset);
                 let end = start
                     .and_then(|s| s.checked_add(size))
@@ -552,6 +566,13 @@ pub(crate) mod tests {
         let mut b = sample();
         b[8..16].copy_from_slice(&(1u64 << 60).to_le_bytes());
         assert!(parse(&b).unwrap_err().to_string().contains("cannot fit"));
+    }
+
+    #[test]
+    fn tensor_sizes_that_overflow_are_rejected() {
+        // Found by fuzzing: 2^62 f32 values are 2^64 bytes.
+        let b = build(&[], &[("x", vec![1 << 62], 0, vec![0; 4])]);
+        assert!(parse(&b).unwrap_err().to_string().contains("overflows"));
     }
 
     #[test]
