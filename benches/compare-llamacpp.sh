@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# edgelm against llama.cpp on SmolLM2-135M-Instruct, same machine, same weights, one sitting:
+#   - llama.cpp built from the PyPI sdist of llama-cpp-python, AVX2 only (benches/llamacpp.sh);
+#   - Q8_0 and Q4_0 derived from the shipped Q4_1 with llama-quantize, then each GGUF converted
+#     with `edgelm-convert --quant keep`, so both programs multiply bit-identical weights;
+#   - llama-bench and `edgelm bench` interleaved (A B A B ...), pp128 and tg64 at 1 and 2 threads;
+#   - time to first token and peak RSS of a short generation, each program as a fresh process.
+# Prints a table of ratios (edgelm / llama.cpp) and writes benches/results/compare-<date>.json.
+#
+# Usage: benches/compare-llamacpp.sh [ROUNDS]     (default 5)
+# Env:   TYPES="Q8_0 Q4_0 Q4_1"  THREADS=1,2  PP=128  TG=64
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# shellcheck source=benches/llamacpp.sh
+. benches/llamacpp.sh
+ROUNDS=${1:-5}
+TYPES=${TYPES:-Q8_0 Q4_0 Q4_1}
+command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null 2>&1 || true; }
+
+llamacpp_build llama-bench llama-quantize llama-completion
+cargo build --release -q -p edgelm -p edgelm-tools
+bin=${CARGO_TARGET_DIR:-target}/release
+work=$PEERS/compare
+mkdir -p "$work" benches/results
+pairs=()
+for ty in $TYPES; do
+  gguf=$(smollm2_gguf "$ty")
+  packed=$work/SmolLM2-135M-Instruct.$ty.edgelm
+  if [ ! -s "$packed" ] || [ "$gguf" -nt "$packed" ]; then
+    llamacpp_log "edgelm-convert $ty (keep: the GGUF's own values)"
+    "$bin/edgelm-convert" "$gguf" -o "$packed" --quant keep >/dev/null
+  fi
+  pairs+=("$ty=$gguf=$packed")
+done
+
+out=benches/results/compare-$(date +%Y%m%d-%H%M).json
+python3 benches/compare_llamacpp.py --rounds "$ROUNDS" --threads "${THREADS:-1,2}" --pp "${PP:-128}" \
+  --tg "${TG:-64}" --llama-bin "$LLAMA_BIN" --edgelm "$bin/edgelm" --llama-commit "$(llamacpp_commit)" \
+  --out "$out" "${pairs[@]}"
