@@ -256,18 +256,21 @@ impl FloatWeight for u16 {
 /// Dots of one weight row with `NT` input rows (all `w.len()` long), two accumulators each.
 #[inline(always)]
 fn dots<L: Lanes, W: FloatWeight, const NT: usize>(w: &[W], x: [&[f32]; NT]) -> [f32; NT] {
-    let step = |acc: &mut [L; NT], r: Range<usize>| {
+    // A closure would not inherit the caller's target features (and its intrinsics would
+    // become calls), so this step is an always-inlined function.
+    #[inline(always)]
+    fn step<L: Lanes, W: FloatWeight, const NT: usize>(w: &[W], x: [&[f32]; NT], acc: &mut [L; NT], r: Range<usize>) {
         let wv: L = W::load(&w[r.clone()]);
         for (a, xt) in acc.iter_mut().zip(x) {
             *a = wv.mul_add(load(&xt[r.clone()]), *a);
         }
-    };
+    }
     let (mut a0, mut a1) = ([L::zero(); NT], [L::zero(); NT]);
     let mut it = chunks::<L>(w.len());
     while let Some(r) = it.next() {
-        step(&mut a0, r);
+        step(w, x, &mut a0, r);
         if let Some(r) = it.next() {
-            step(&mut a1, r);
+            step(w, x, &mut a1, r);
         }
     }
     core::array::from_fn(|t| a0[t].add(a1[t]).reduce_sum())
