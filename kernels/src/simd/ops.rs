@@ -259,7 +259,12 @@ fn dots<L: Lanes, W: FloatWeight, const NT: usize>(w: &[W], x: [&[f32]; NT]) -> 
     // A closure would not inherit the caller's target features (and its intrinsics would
     // become calls), so this step is an always-inlined function.
     #[inline(always)]
-    fn step<L: Lanes, W: FloatWeight, const NT: usize>(w: &[W], x: [&[f32]; NT], acc: &mut [L; NT], r: Range<usize>) {
+    fn step<L: Lanes, W: FloatWeight, const NT: usize>(
+        w: &[W],
+        x: [&[f32]; NT],
+        acc: &mut [L; NT],
+        r: Range<usize>,
+    ) {
         let wv: L = W::load(&w[r.clone()]);
         for (a, xt) in acc.iter_mut().zip(x) {
             *a = wv.mul_add(load(&xt[r.clone()]), *a);
