@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
 use edgelm::session::{Session, SessionOptions};
 
@@ -32,7 +33,11 @@ pub struct BenchArgs {
     pub json: bool,
     /// KV cache type: f16 or q8.
     #[arg(long = "kv", default_value = "f16")]
-    pub kv: edgelm::kv_cache::KvType,
+    pub kv: KvType,
+    /// Also measure read bandwidth (a parallel sum over 512 MiB, on the same threads) and
+    /// report generation as the fraction of it that weights and KV cache reads use.
+    #[arg(long)]
+    pub bandwidth: bool,
     /// Prompt tokens per forward pass.
     #[arg(short = 'b', long = "batch-size", default_value_t = 128)]
     pub batch: usize,
@@ -48,6 +53,12 @@ struct Record {
     avg_ts: f64,
     stddev_ts: f64,
     samples_ts: Vec<f64>,
+    /// Generation: bytes of weights and KV cache read per token (mean over the run).
+    bytes_per_token: Option<f64>,
+    /// Generation with `--bandwidth`: measured read bandwidth, GB/s.
+    read_bandwidth_gbs: Option<f64>,
+    /// Generation with `--bandwidth`: bytes read per second ÷ read bandwidth.
+    bandwidth_fraction: Option<f64>,
 }
 
 /// The whole result.
@@ -73,6 +84,12 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
     };
     let mut results = Vec::new();
     let mut isa = String::new();
+    let peak_rss = peak_rss_bytes();
+    let words = if args.bandwidth {
+        vec![1u64; (512 << 20) / 8]
+    } else {
+        Vec::new()
+    };
     for &threads in &args.threads {
         let ctx = (args.prompt + args.generate + 1).max(16);
         let opts = SessionOptions {
@@ -108,13 +125,15 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
                 s.reset();
                 (0..args.generate as u32).try_for_each(|i| s.feed(&[(i * 31 + 7) % vocab]).map(|_| ()))
             })?;
-            results.push(record(
-                format!("tg{}", args.generate),
-                threads,
-                0,
-                args.generate,
-                samples,
-            ));
+            let mut rec = record(format!("tg{}", args.generate), threads, 0, args.generate, samples);
+            let bytes = bytes_per_generated_token(&model, args.generate, args.kv)?;
+            rec.bytes_per_token = Some(bytes);
+            if args.bandwidth {
+                let bw = read_bandwidth(&mut session, &words);
+                rec.read_bandwidth_gbs = Some(bw / 1e9);
+                rec.bandwidth_fraction = Some(bytes * rec.avg_ts / bw);
+            }
+            results.push(rec);
         }
     }
     let report = Report {
@@ -129,7 +148,7 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
             .map(|t| t.numel() as usize)
             .sum(),
         time_to_first_token_ms: ttft * 1e3,
-        peak_rss_mib: peak_rss_bytes().map_or(f64::NAN, |b| b as f64 / 1048576.0),
+        peak_rss_mib: peak_rss.map_or(f64::NAN, |b| b as f64 / 1048576.0),
         results,
     };
     if args.json {
@@ -167,6 +186,9 @@ fn record(test: String, threads: usize, n_prompt: usize, n_gen: usize, samples: 
         0.0
     };
     Record {
+        bytes_per_token: None,
+        read_bandwidth_gbs: None,
+        bandwidth_fraction: None,
         test,
         threads,
         n_prompt,
@@ -175,6 +197,41 @@ fn record(test: String, threads: usize, n_prompt: usize, n_gen: usize, samples: 
         stddev_ts: var.sqrt(),
         samples_ts: samples,
     }
+}
+
+/// Weights read per token (every matrix once) plus the KV cache read at the run's mean
+/// position (generation starts at position 0).
+fn bytes_per_generated_token(model: &Model, generated: usize, kv: KvType) -> anyhow::Result<f64> {
+    let c = model.config();
+    let elem = match kv {
+        KvType::F32 => 4.0,
+        KvType::F16 => 2.0,
+        KvType::Q8 => 34.0 / 32.0,
+    };
+    let kv_per_position = (c.num_layers * c.num_kv_heads * c.head_dim * 2) as f64 * elem;
+    Ok(model.decoder()?.bytes_per_token() as f64 + kv_per_position * generated as f64 / 2.0)
+}
+
+/// Bytes per second of a parallel sum over `words` on the session's threads (best of 5).
+fn read_bandwidth(session: &mut Session<'_>, words: &[u64]) -> f64 {
+    use rayon::prelude::*;
+    session.run_in_pool(|s| {
+        let part = words.len().div_ceil(s.threads());
+        let pass = || {
+            words
+                .par_chunks(part)
+                .map(|c| c.iter().fold(0u64, |a, &w| a.wrapping_add(w)))
+                .sum::<u64>()
+        };
+        std::hint::black_box(pass());
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(pass());
+                size_of_val(words) as f64 / t.elapsed().as_secs_f64()
+            })
+            .fold(0.0, f64::max)
+    })
 }
 
 /// Opens the model and times process start → first sampled token of a short prompt (the
@@ -224,6 +281,14 @@ fn print_table(r: &Report) {
             x.avg_ts,
             x.stddev_ts
         );
+        if let (Some(f), Some(bw)) = (x.bandwidth_fraction, x.read_bandwidth_gbs) {
+            println!(
+                "|   | {:.0} MB read per token: {:.1}% of the {bw:.1} GB/s read bandwidth on {} threads |",
+                x.bytes_per_token.unwrap_or(0.0) / 1e6,
+                f * 100.0,
+                x.threads
+            );
+        }
     }
     println!();
     println!(
