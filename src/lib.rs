@@ -4,11 +4,12 @@
 #![warn(missing_docs)]
 
 pub mod chat;
+pub mod embed;
 pub mod format;
 pub mod generate;
 pub mod kv_cache;
-pub mod perplexity;
 pub mod model;
+pub mod perplexity;
 pub mod rope;
 pub mod sampling;
 pub mod session;

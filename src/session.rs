@@ -134,17 +134,8 @@ impl<'m> Session<'m> {
             )));
         }
         let batch = opts.batch.clamp(1, ctx);
-        let threads = opts
-            .threads
-            .unwrap_or_else(crate::threads::default_threads)
-            .max(1);
         let kernels = select_kernels(opts.isa.as_deref()).map_err(SessionError::Options)?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("edgelm-{i}"))
-            .build()
-            .map_err(|e| SessionError::Options(format!("cannot start {threads} threads: {e}")))?;
-        let pool = Arc::new(pool);
+        let pool = crate::threads::pool(opts.threads).map_err(SessionError::Options)?;
         let kv = KvCache::new(opts.kv_type, c.num_layers, c.num_kv_heads, c.head_dim, ctx)
             .map_err(SessionError::Options)?;
         let rope = RopeTable::new(
@@ -414,7 +405,12 @@ fn final_logits(
 }
 
 /// Quantizes `x` into `buf` when a quantized weight will read it; returns the blocks.
-fn quantize_if<'b>(k: &Kernels, needed: bool, x: &[f32], buf: &'b mut [BlockQ8Act]) -> &'b [BlockQ8Act] {
+pub(crate) fn quantize_if<'b>(
+    k: &Kernels,
+    needed: bool,
+    x: &[f32],
+    buf: &'b mut [BlockQ8Act],
+) -> &'b [BlockQ8Act] {
     if !needed {
         return &[];
     }

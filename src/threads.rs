@@ -3,6 +3,19 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::sync::Arc;
+
+/// A pool of `threads` workers (default: [`default_threads`]) named `edgelm-N`, shared by
+/// the parallel work of one session or embedder.
+pub fn pool(threads: Option<usize>) -> Result<Arc<rayon::ThreadPool>, String> {
+    let threads = threads.unwrap_or_else(default_threads).max(1);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("edgelm-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))
+}
 
 /// Physical performance cores of this machine (at least 1).
 pub fn default_threads() -> usize {

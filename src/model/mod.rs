@@ -2,12 +2,14 @@
 //! zero-copy views of every weight.
 
 mod decoder;
+mod encoder;
 mod matrix;
 mod tensors;
 
 use std::path::Path;
 
 pub use decoder::{DecoderLayer, DecoderWeights};
+pub use encoder::{EncoderLayer, EncoderWeights, LayerNorm};
 pub use matrix::{Input, Linear, Matrix};
 
 use crate::format::meta::{Architecture, ModelConfig};
@@ -32,6 +34,8 @@ pub enum ModelError {
 pub enum Weights<'a> {
     /// A causal decoder (llama, qwen2).
     Decoder(DecoderWeights<'a>),
+    /// A sentence encoder (bert).
+    Encoder(EncoderWeights<'a>),
 }
 
 self_cell::self_cell!(
@@ -73,7 +77,7 @@ impl Model {
                 Architecture::Llama | Architecture::Qwen2 => {
                     Ok(Weights::Decoder(DecoderWeights::load(file, config)?))
                 }
-                Architecture::Bert => Err(ModelError::Config("bert encoders are not supported yet".into())),
+                Architecture::Bert => Ok(Weights::Encoder(EncoderWeights::load(file, config)?)),
             }
         })?;
         Ok(Model { cell, tokenizer })
@@ -108,6 +112,21 @@ impl Model {
     pub fn decoder(&self) -> Result<&DecoderWeights<'_>, ModelError> {
         match self.weights() {
             Weights::Decoder(d) => Ok(d),
+            Weights::Encoder(_) => Err(ModelError::Config(format!(
+                "{} is a sentence encoder, it does not generate text (use `edgelm embed` or `edgelm search`)",
+                self.config().architecture.name()
+            ))),
+        }
+    }
+
+    /// The encoder weights, or an error for decoder models.
+    pub fn encoder(&self) -> Result<&EncoderWeights<'_>, ModelError> {
+        match self.weights() {
+            Weights::Encoder(e) => Ok(e),
+            Weights::Decoder(_) => Err(ModelError::Config(format!(
+                "{} is a text-generation decoder, not a sentence encoder (embeddings need a bert model)",
+                self.config().architecture.name()
+            ))),
         }
     }
 }
@@ -148,7 +167,11 @@ fn validate_config(c: &ModelConfig) -> Result<(), ModelError> {
         }
     }
     if let Some(rope) = &c.rope
-        && (rope.dims == 0 || rope.dims > c.head_dim || !rope.dims.is_multiple_of(2) || rope.theta.is_nan() || rope.theta <= 0.0)
+        && (rope.dims == 0
+            || rope.dims > c.head_dim
+            || !rope.dims.is_multiple_of(2)
+            || rope.theta.is_nan()
+            || rope.theta <= 0.0)
     {
         return err(format!(
             "rope dims {} / theta {} do not fit head_dim {}",

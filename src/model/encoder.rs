@@ -1,0 +1,124 @@
+//! Weights of BERT encoders, loaded and shape-checked.
+
+use super::ModelError;
+use super::matrix::{Linear, Matrix};
+use super::tensors::Tensors;
+use crate::format::meta::{Activation, ModelConfig, NormKind};
+use crate::format::{FormatError, PackedFile};
+
+/// LayerNorm parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerNorm<'a> {
+    /// Scale.
+    pub weight: &'a [f32],
+    /// Shift.
+    pub bias: &'a [f32],
+}
+
+/// One post-LayerNorm encoder block: `x = LN(x + attn(x))`, then `x = LN(x + ffn(x))`.
+#[derive(Debug)]
+pub struct EncoderLayer<'a> {
+    /// Fused q/k/v projection (q rows, then k, then v).
+    pub qkv: Linear<'a>,
+    /// Attention output projection.
+    pub attn_out: Linear<'a>,
+    /// LayerNorm after the attention residual.
+    pub attn_norm: LayerNorm<'a>,
+    /// Feed-forward up projection (followed by GELU).
+    pub up: Linear<'a>,
+    /// Feed-forward down projection.
+    pub down: Linear<'a>,
+    /// LayerNorm after the feed-forward residual.
+    pub out_norm: LayerNorm<'a>,
+}
+
+/// All weights of a BERT encoder.
+#[derive(Debug)]
+pub struct EncoderWeights<'a> {
+    /// Word embeddings (`vocab × hidden`).
+    pub token_embd: Matrix<'a>,
+    /// Learned absolute position embeddings (`max_context × hidden`).
+    pub position_embd: Matrix<'a>,
+    /// Token-type (segment) embeddings; every input is segment 0. `None` without segments.
+    pub token_types: Option<Matrix<'a>>,
+    /// LayerNorm of the summed embeddings.
+    pub embd_norm: LayerNorm<'a>,
+    /// The blocks.
+    pub layers: Vec<EncoderLayer<'a>>,
+}
+
+impl<'a> EncoderWeights<'a> {
+    /// Looks up every weight and checks it against `c`.
+    pub fn load(file: &'a PackedFile, c: &ModelConfig) -> Result<Self, ModelError> {
+        if c.norm != NormKind::Layer || c.activation == Activation::Silu {
+            return Err(ModelError::Config(format!(
+                "{} encoders need LayerNorm and GELU (got {:?} and {:?})",
+                c.architecture.name(),
+                c.norm,
+                c.activation
+            )));
+        }
+        if c.num_kv_heads != c.num_heads || c.rope.is_some() {
+            return Err(ModelError::Config(format!(
+                "{} encoders have as many key/value heads as query heads and learned positions \
+                 (got {} kv heads of {}, rope {})",
+                c.architecture.name(),
+                c.num_kv_heads,
+                c.num_heads,
+                c.rope.is_some()
+            )));
+        }
+        let t = Tensors { file };
+        let (h, ff) = (c.hidden_size, c.intermediate_size);
+        let q_dim = c.num_heads * c.head_dim;
+        let norm = |name: &str| -> Result<LayerNorm<'a>, ModelError> {
+            Ok(LayerNorm {
+                weight: t.vector(&format!("{name}.weight"), h)?,
+                bias: t.vector(&format!("{name}.bias"), h)?,
+            })
+        };
+        // A linear layer stored under one name, its bias required when the config says so.
+        let linear = |name: &str, parts: &[(&str, usize)], cols: usize, has_bias: bool| {
+            let bias = format!("{name}.bias");
+            let lin = t.linear(
+                &format!("{name}.weight"),
+                parts,
+                cols,
+                has_bias.then_some(&bias[..]),
+            )?;
+            if has_bias && lin.bias().is_none() {
+                return Err(ModelError::Format(FormatError::Missing(bias)));
+            }
+            Ok(lin)
+        };
+        let layer = |i: usize| -> Result<EncoderLayer<'a>, ModelError> {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            let (q, k, v) = (n("attn_q.weight"), n("attn_k.weight"), n("attn_v.weight"));
+            let (out, up, down) = (n("attn_output"), n("ffn_up"), n("ffn_down"));
+            Ok(EncoderLayer {
+                qkv: linear(
+                    &n("attn_qkv"),
+                    &[(&q, q_dim), (&k, q_dim), (&v, q_dim)],
+                    h,
+                    c.qkv_bias,
+                )?,
+                attn_out: linear(&out, &[(&out, h)], q_dim, c.attn_out_bias)?,
+                attn_norm: norm(&n("attn_output_norm"))?,
+                up: linear(&up, &[(&up, ff)], h, c.mlp_bias)?,
+                down: linear(&down, &[(&down, h)], ff, c.mlp_bias)?,
+                out_norm: norm(&n("layer_output_norm"))?,
+            })
+        };
+        let token_types = match c.type_vocab_size {
+            0 => None,
+            types => Some(t.matrix("token_types.weight", types, h)?),
+        };
+        Ok(EncoderWeights {
+            token_embd: t.matrix("token_embd.weight", c.vocab_size, h)?,
+            position_embd: t.matrix("position_embd.weight", c.max_context, h)?,
+            token_types,
+            embd_norm: norm("token_embd_norm")?,
+            layers: (0..c.num_layers).map(layer).collect::<Result<_, _>>()?,
+        })
+    }
+}
