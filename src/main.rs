@@ -26,6 +26,10 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Print a packed model's format version, config, tokenizer and tensor table.
     Inspect(cli::inspect::InspectArgs),
+    /// Print the sentence vectors of texts (encoder models) as a JSON array.
+    Embed(cli::embed::EmbedArgs),
+    /// Print the lines of a text file most similar in meaning to a query (encoder models).
+    Search(cli::search::SearchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +42,8 @@ fn main() -> std::process::ExitCode {
         Command::Perplexity(a) => cli::perplexity::run(*a),
         Command::Bench(a) => cli::bench::run(a, start),
         Command::Inspect(a) => cli::inspect::run(a),
+        Command::Embed(a) => cli::embed::run(a),
+        Command::Search(a) => cli::search::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,9 +3,11 @@
 pub mod bench;
 pub mod chat;
 pub mod common;
+pub mod embed;
 pub mod inspect;
 pub mod perplexity;
 pub mod run;
+pub mod search;
 pub mod tokenize;
 
 use edgelm::model::Model;

@@ -1,0 +1,83 @@
+//! `edgelm embed MODEL TEXT...`: sentence vectors of an encoder model as a JSON array.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use edgelm::embed::{EmbedOptions, Embedder};
+use edgelm::model::Model;
+
+use super::common::load;
+
+/// Encoder options shared by `embed` and `search`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EncoderArgs {
+    /// Longest input in tokens, longer texts are truncated (default: the model's, e.g.
+    /// sentence-transformers' max_seq_length).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Worker threads (default: physical performance cores).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Tokens per forward pass (several sentences are packed into one).
+    #[arg(short = 'b', long = "batch-tokens", default_value_t = 1024)]
+    pub batch_tokens: usize,
+}
+
+impl EncoderArgs {
+    /// An embedder for `model` with these options.
+    pub fn embedder<'m>(&self, model: &'m Model) -> anyhow::Result<Embedder<'m>> {
+        let opts = EmbedOptions {
+            max_length: self.max_length,
+            batch_tokens: self.batch_tokens,
+            threads: self.threads,
+            isa: None,
+        };
+        Ok(Embedder::new(model, &opts)?)
+    }
+}
+
+/// Arguments of `edgelm embed`.
+#[derive(clap::Args)]
+pub struct EmbedArgs {
+    /// The packed encoder model file.
+    pub model: PathBuf,
+    /// Texts to embed, one vector each.
+    #[arg(conflicts_with = "file", required_unless_present = "file")]
+    pub texts: Vec<String>,
+    /// Read the texts from FILE instead, one per line (`-`: standard input).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+/// Prints one vector per text as a JSON array of arrays.
+pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
+    let texts = match &args.file {
+        Some(path) => read_lines(path)?,
+        None => args.texts,
+    };
+    let (model, _) = load(&args.model)?;
+    let mut embedder = args.encoder.embedder(&model)?;
+    let vectors = embedder.embed(&texts)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer(&mut out, &vectors.iter().collect::<Vec<_>>())?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The lines of a text file, or of standard input for `-`.
+fn read_lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading standard input (UTF-8 text expected)")?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("{} (UTF-8 text expected)", path.display()))?;
+    }
+    Ok(text.lines().map(str::to_owned).collect())
+}
