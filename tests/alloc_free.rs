@@ -2,41 +2,16 @@
 //! allocations of a generation does not grow with the number of tokens generated.
 
 mod common;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::Tiny;
 use edgelm::format::DType;
 use edgelm::generate::{GenerateOptions, generate};
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::{Session, SessionOptions};
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 #[test]
 fn generated_tokens_cost_no_allocations() {
@@ -69,12 +44,12 @@ fn generated_tokens_cost_no_allocations() {
                 stop: vec!["\u{1}never".into()],
                 sliding_window: None,
             };
-            let before = ALLOCS.load(Ordering::SeqCst);
+            let before = counting_alloc::allocations();
             let stats = generate(&mut session, &mut sampler, &prompt, &opts, |_| {
                 ControlFlow::Continue(())
             })
             .unwrap();
-            let n = ALLOCS.load(Ordering::SeqCst) - before;
+            let n = counting_alloc::allocations() - before;
             (n, stats.generated_tokens)
         };
         // Warm up: the pool's threads register lazily-initialised state (work-stealing
