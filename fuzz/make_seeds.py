@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Writes starting inputs for the fuzz targets into fuzz/corpus/<target>/ (stdlib only).
+
+- safetensors_config: micro Llama, Qwen2 and BERT models (config.json + safetensors, a few KB),
+  in the target's input format (u16 config length, config.json, safetensors bytes);
+- gguf: the quantized tiny-llama GGUF fixtures (tests/fixtures/tiny-llama-gguf);
+- packed_header: those GGUFs converted by edgelm-convert (path given as the first argument,
+  default target-tools/release/edgelm-convert), if it is built.
+
+Run from the repository root: python3 fuzz/make_seeds.py [EDGELM_CONVERT]
+"""
+
+import json
+import random
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fuzz/corpus"
+
+
+def safetensors(tensors):
+    """tensors: name -> (shape, list of floats), stored F32."""
+    header, data = {}, b""
+    for name, (shape, values) in tensors.items():
+        blob = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def rand(shape, rng):
+    n = 1
+    for d in shape:
+        n *= d
+    return shape, [rng.gauss(0, 0.1) for _ in range(n)]
+
+
+def decoder(model_type, rng):
+    h, ff, vocab = 32, 32, 4
+    config = {"model_type": model_type, "hidden_size": h, "intermediate_size": ff, "num_hidden_layers": 1,
+              "num_attention_heads": 1, "num_key_value_heads": 1, "vocab_size": vocab,
+              "max_position_embeddings": 16, "rms_norm_eps": 1e-6, "tie_word_embeddings": True}
+    t = {"model.embed_tokens.weight": rand([vocab, h], rng), "model.norm.weight": rand([h], rng)}
+    p = "model.layers.0."
+    for name, shape in [("input_layernorm.weight", [h]), ("post_attention_layernorm.weight", [h]),
+                        ("self_attn.q_proj.weight", [h, h]), ("self_attn.k_proj.weight", [h, h]),
+                        ("self_attn.v_proj.weight", [h, h]), ("self_attn.o_proj.weight", [h, h]),
+                        ("mlp.gate_proj.weight", [ff, h]), ("mlp.up_proj.weight", [ff, h]),
+                        ("mlp.down_proj.weight", [h, ff])]:
+        t[p + name] = rand(shape, rng)
+    if model_type == "qwen2":
+        for x in "qkv":
+            t[p + f"self_attn.{x}_proj.bias"] = rand([h], rng)
+    return config, t
+
+
+def bert(rng):
+    h, ff, vocab = 32, 32, 4
+    config = {"model_type": "bert", "hidden_size": h, "intermediate_size": ff, "num_hidden_layers": 1,
+              "num_attention_heads": 1, "vocab_size": vocab, "max_position_embeddings": 4, "type_vocab_size": 2}
+    t = {"embeddings.word_embeddings.weight": rand([vocab, h], rng),
+         "embeddings.position_embeddings.weight": rand([4, h], rng),
+         "embeddings.token_type_embeddings.weight": rand([2, h], rng),
+         "embeddings.LayerNorm.weight": rand([h], rng), "embeddings.LayerNorm.bias": rand([h], rng)}
+    p = "encoder.layer.0."
+    for name, shape in [("attention.self.query", [h, h]), ("attention.self.key", [h, h]),
+                        ("attention.self.value", [h, h]), ("attention.output.dense", [h, h]),
+                        ("attention.output.LayerNorm", [h]), ("intermediate.dense", [ff, h]),
+                        ("output.dense", [h, ff]), ("output.LayerNorm", [h])]:
+        t[p + name + ".weight"] = rand(shape, rng)
+        t[p + name + ".bias"] = rand(shape[:1], rng)
+    return config, t
+
+
+def main():
+    rng = random.Random(7)
+    st_dir = CORPUS / "safetensors_config"
+    st_dir.mkdir(parents=True, exist_ok=True)
+    for name, (config, tensors) in [("llama", decoder("llama", rng)), ("qwen2", decoder("qwen2", rng)),
+                                    ("bert", bert(rng))]:
+        c = json.dumps(config).encode()
+        (st_dir / name).write_bytes(struct.pack("<H", len(c)) + c + safetensors(tensors))
+    gguf_dir = CORPUS / "gguf"
+    gguf_dir.mkdir(parents=True, exist_ok=True)
+    # The quantized fixtures only: the f32 one (500 KB) would slow every fuzzing iteration.
+    fixtures = sorted((ROOT / "tests/fixtures/tiny-llama-gguf").glob("q*.gguf"))
+    for f in fixtures:
+        shutil.copy(f, gguf_dir / f.name)
+    convert = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "target-tools/release/edgelm-convert"
+    packed_dir = CORPUS / "packed_header"
+    packed_dir.mkdir(parents=True, exist_ok=True)
+    if convert.is_file():
+        for f in fixtures:
+            subprocess.run([convert, f, "-o", packed_dir / f"{f.stem}.edgelm", "-q", "keep"], check=True,
+                               stdout=subprocess.DEVNULL)
+    else:
+        print(f"{convert} is not built: packed_header starts from an empty corpus", file=sys.stderr)
+    for d in sorted(CORPUS.iterdir()):
+        print(d.relative_to(ROOT), len(list(d.iterdir())), "inputs")
+
+
+if __name__ == "__main__":
+    main()
