@@ -40,12 +40,12 @@ struct Header {
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     /// The corpus cannot be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Read {
         /// The corpus.
         path: PathBuf,
         /// What went wrong.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The corpus is not UTF-8 text.
     #[error("{}: line {line} is not UTF-8 text", path.display())]
@@ -99,9 +99,9 @@ impl CorpusIndex {
         embedder: &mut Embedder<'_>,
         corpus: &Path,
     ) -> Result<(CorpusIndex, CacheStatus), IndexError> {
-        let bytes = std::fs::read(corpus).map_err(|source| IndexError::Read {
+        let bytes = std::fs::read(corpus).map_err(|error| IndexError::Read {
             path: corpus.to_owned(),
-            source,
+            error,
         })?;
         let lines = text_lines(&bytes).map_err(|line| IndexError::NotText {
             path: corpus.to_owned(),
