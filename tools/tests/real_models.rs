@@ -97,6 +97,12 @@ fn smollm2_written_to_disk_opens_mapped() {
         1,
         "temporary files left behind"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "the model file should be readable by all");
+    }
 }
 
 #[test]
