@@ -1,5 +1,4 @@
-//! Conversions of the cached real models (tools/fetch-models.sh; skipped when missing unless
-//! EDGELM_REQUIRE_MODELS is set): SmolLM2-135M-Instruct (GGUF,
+//! Conversions of the cached real models (tools/fetch-models.sh): SmolLM2-135M-Instruct (GGUF,
 //! Q4_1 with a Q8_0 embedding) and all-MiniLM-L6-v2 (Hugging Face folder, f32 safetensors).
 //! Every tensor must stay within its type's error budget relative to the source values (the
 //! same source converted to f32), and GGUF blocks of the target type must import unchanged.
@@ -49,7 +48,7 @@ fn check_budgets(packed: &PackedFile, reference: &PackedFile) -> usize {
 
 #[test]
 fn smollm2_gguf_converts_within_budgets_and_imports_exactly() {
-    let Some(src) = real_model(SMOLLM2) else { return };
+    let src = real_model(SMOLLM2);
     let g = Gguf::open(&src).unwrap();
     let reference = convert_path(&src, "f32");
     assert_eq!(reference.meta().config.architecture, Architecture::Llama);
@@ -78,8 +77,7 @@ fn smollm2_gguf_converts_within_budgets_and_imports_exactly() {
 fn smollm2_written_to_disk_opens_mapped() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("smollm2.edgelm");
-    let Some(src) = real_model(SMOLLM2) else { return };
-    let (model, tok) = load(&Input::Path(src)).unwrap();
+    let (model, tok) = load(&Input::Path(real_model(SMOLLM2))).unwrap();
     let report = convert(&model, &tok, &options("keep"), &out).unwrap();
     let file = PackedFile::open(&out).unwrap();
     file.verify_data().unwrap();
@@ -109,7 +107,7 @@ fn smollm2_written_to_disk_opens_mapped() {
 
 #[test]
 fn minilm_converts_within_budgets() {
-    let Some(src) = real_model(MINILM) else { return };
+    let src = real_model(MINILM);
     let reference = convert_path(&src, "f32");
     let meta = reference.meta();
     assert_eq!(meta.config.architecture, Architecture::Bert);

@@ -16,22 +16,21 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
-/// A cached real model (under `$EDGELM_MODELS`, default `~/.cache/edgelm/models`). When it is
-/// missing the test is skipped with a note, or fails if `EDGELM_REQUIRE_MODELS` is set (as CI does).
-pub fn real_model(rel: &str) -> Option<PathBuf> {
+/// A cached real model (under `$EDGELM_MODELS`, default `~/.cache/edgelm/models`), or a panic
+/// that says how to get it.
+pub fn real_model(rel: &str) -> PathBuf {
     let root = std::env::var_os("EDGELM_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/edgelm/models")
         });
     let path = root.join(rel);
-    if path.exists() {
-        return Some(path);
-    }
-    let note = format!("{} is missing: run tools/fetch-models.sh first", path.display());
-    assert!(std::env::var_os("EDGELM_REQUIRE_MODELS").is_none(), "{note}");
-    eprintln!("skipped: {note}");
-    None
+    assert!(
+        path.exists(),
+        "{} is missing: run tools/fetch-models.sh first",
+        path.display()
+    );
+    path
 }
 
 /// Conversion options from a `--quant` string.
