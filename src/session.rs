@@ -8,7 +8,7 @@ use edgelm_kernels::{BlockQ8Act, Kernels, OutCols};
 
 use crate::format::meta::RopeLayout;
 use crate::kv_cache::{KvCache, KvStore, KvType};
-use crate::model::{DecoderLayer, DecoderWeights, Input, Model, ModelError};
+use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
 use crate::rope::RopeTable;
 use crate::sampling::Sampler;
 
@@ -393,15 +393,24 @@ fn final_logits(
     chunks: usize,
 ) {
     let h = w.output_norm.len();
-    for t in 0..rows {
-        let src = &s.x[(first + t) * h..(first + t + 1) * h];
-        (k.rms_norm)(src, w.output_norm, eps, &mut s.xn[t * h..(t + 1) * h]);
+    let x = &s.x[first * h..(first + rows) * h];
+    rms_norm_rows(k, x, w.output_norm, eps, &mut s.xn[..rows * h]);
+    let vocab = w.output.out_dim();
+    w.output.apply(
+        k,
+        &s.xn[..rows * h],
+        &mut s.xq,
+        rows,
+        &mut s.logits[..rows * vocab],
+        chunks,
+    );
+}
+
+/// RMSNorm of each row of `x` (rows as long as `w`) into `out`.
+fn rms_norm_rows(k: &Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    for (x, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        (k.rms_norm)(x, w, eps, o);
     }
-    let xn = &s.xn[..rows * h];
-    let xq = quantize_if(k, w.output.is_quantized(), xn, &mut s.xq);
-    let vocab = w.output.rows();
-    let out = OutCols::new(&mut s.logits[..rows * vocab], rows, vocab);
-    w.output.matmul_par(k, Input { f32: xn, q8: xq }, out, chunks);
 }
 
 /// Quantizes `x` into `buf` when a quantized weight will read it; returns the blocks.
@@ -438,25 +447,10 @@ fn layer_forward(
     let pairs = c.rope.map_or(0, |r| r.dims / 2);
 
     // Attention block.
-    for t in 0..n {
-        (k.rms_norm)(
-            &s.x[t * h..(t + 1) * h],
-            layer.attn_norm,
-            eps,
-            &mut s.xn[t * h..(t + 1) * h],
-        );
-    }
-    let xq = quantize_if(k, layer.qkv.needs_q8(), &s.xn[..n * h], &mut s.xq);
-    layer.qkv.forward(
-        k,
-        Input {
-            f32: &s.xn[..n * h],
-            q8: xq,
-        },
-        n,
-        &mut s.qkv,
-        chunks,
-    );
+    rms_norm_rows(k, &s.x[..n * h], layer.attn_norm, eps, &mut s.xn[..n * h]);
+    layer
+        .qkv
+        .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.qkv, chunks);
     for t in 0..n {
         let (cos, sin) = (
             &s.cos[t * pairs..(t + 1) * pairs],
@@ -501,54 +495,23 @@ fn layer_forward(
         ctx,
     };
     job.heads(0, c.num_heads, attn, &mut s.scores, &mut s.qq, chunks);
-    let xq = quantize_if(k, layer.attn_out.needs_q8(), &s.attn[..n * q_dim], &mut s.xq);
-    layer.attn_out.forward(
-        k,
-        Input {
-            f32: &s.attn[..n * q_dim],
-            q8: xq,
-        },
-        n,
-        &mut s.xn,
-        chunks,
-    );
+    layer
+        .attn_out
+        .apply(k, &s.attn[..n * q_dim], &mut s.xq, n, &mut s.xn, chunks);
     (k.add)(&mut s.x[..n * h], &s.xn[..n * h]);
 
     // Feed-forward block.
-    for t in 0..n {
-        (k.rms_norm)(
-            &s.x[t * h..(t + 1) * h],
-            layer.ffn_norm,
-            eps,
-            &mut s.xn[t * h..(t + 1) * h],
-        );
-    }
-    let xq = quantize_if(k, layer.gate_up.needs_q8(), &s.xn[..n * h], &mut s.xq);
-    layer.gate_up.forward(
-        k,
-        Input {
-            f32: &s.xn[..n * h],
-            q8: xq,
-        },
-        n,
-        &mut s.ffn,
-        chunks,
-    );
+    rms_norm_rows(k, &s.x[..n * h], layer.ffn_norm, eps, &mut s.xn[..n * h]);
+    layer
+        .gate_up
+        .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.ffn, chunks);
     for t in 0..n {
         let row = &s.ffn[t * 2 * ff..(t + 1) * 2 * ff];
         (k.swiglu)(&row[..ff], &row[ff..], &mut s.act[t * ff..(t + 1) * ff]);
     }
-    let xq = quantize_if(k, layer.down.needs_q8(), &s.act[..n * ff], &mut s.xq);
-    layer.down.forward(
-        k,
-        Input {
-            f32: &s.act[..n * ff],
-            q8: xq,
-        },
-        n,
-        &mut s.xn,
-        chunks,
-    );
+    layer
+        .down
+        .apply(k, &s.act[..n * ff], &mut s.xq, n, &mut s.xn, chunks);
     (k.add)(&mut s.x[..n * h], &s.xn[..n * h]);
 }
 

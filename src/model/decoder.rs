@@ -31,7 +31,7 @@ pub struct DecoderWeights<'a> {
     /// Final RMSNorm weight.
     pub output_norm: &'a [f32],
     /// Output head (`vocab × hidden`; the embedding table when tied).
-    pub output: Matrix<'a>,
+    pub output: Linear<'a>,
     /// The blocks.
     pub layers: Vec<DecoderLayer<'a>>,
 }
@@ -51,11 +51,14 @@ impl<'a> DecoderWeights<'a> {
         let (h, hd) = (c.hidden_size, c.head_dim);
         let (q_dim, kv_dim, ff) = (c.num_heads * hd, c.num_kv_heads * hd, c.intermediate_size);
         let embed = t.matrix("token_embd.weight", c.vocab_size, h)?;
-        let output = if c.tied_embeddings {
-            embed
-        } else {
-            t.matrix("output.weight", c.vocab_size, h)?
-        };
+        let output = Linear::new(
+            vec![if c.tied_embeddings {
+                embed
+            } else {
+                t.matrix("output.weight", c.vocab_size, h)?
+            }],
+            None,
+        );
         let layer = |i: usize| -> Result<DecoderLayer<'a>, ModelError> {
             let n = |s: &str| format!("blk.{i}.{s}");
             let qkv_bias = c.qkv_bias.then(|| n("attn_qkv.bias"));
@@ -110,6 +113,6 @@ impl<'a> DecoderWeights<'a> {
             .flat_map(|lin| lin.parts())
             .map(Matrix::bytes)
             .sum();
-        layer + self.output.bytes()
+        layer + self.output.parts().iter().map(Matrix::bytes).sum::<usize>()
     }
 }

@@ -218,6 +218,28 @@ impl<'a> Linear<'a> {
         self.bias
     }
 
+    /// `out = x · Wᵀ (+ bias)` for `n` tokens of f32 inputs `x`, quantizing them into `xq`
+    /// first when a part has quantized weights.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &self,
+        k: &Kernels,
+        x: &[f32],
+        xq: &mut [BlockQ8Act],
+        n: usize,
+        out: &mut [f32],
+        chunks: usize,
+    ) {
+        let q8: &[BlockQ8Act] = if self.needs_q8() {
+            let blocks = &mut xq[..x.len() / QK];
+            (k.quantize_q8_act)(x, blocks);
+            blocks
+        } else {
+            &[]
+        };
+        self.forward(k, Input { f32: x, q8 }, n, out, chunks);
+    }
+
     /// `out = x · Wᵀ (+ bias)` for `n` tokens; `out` holds `n × out_dim` values.
     pub fn forward(&self, k: &Kernels, x: Input<'_>, n: usize, out: &mut [f32], chunks: usize) {
         let mut rest = OutCols::new(&mut out[..n * self.out_dim], n, self.out_dim);
