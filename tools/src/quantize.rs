@@ -108,6 +108,12 @@ impl Best {
     }
 }
 
+/// The reference rule's result: scale `d`, minimum `m`, quants `q`, scored like the candidates.
+fn plain(x: &[f32; QK], d: f32, m: f32, q: [f32; QK]) -> Best {
+    let err = sum32(|i| (x[i] - d * q[i] - m) * (x[i] - d * q[i] - m));
+    Best { d, m, q, err }
+}
+
 /// Refits the scale to quants `q` (replaced by the nearest quants for the f16 scale).
 fn refit_sym(x: &[f32; QK], q: &mut [f32; QK], (lo, hi): (f32, f32)) -> (f32, f32) {
     let d = to_f16(ls_scale(x, q));
@@ -115,27 +121,21 @@ fn refit_sym(x: &[f32; QK], q: &mut [f32; QK], (lo, hi): (f32, f32)) -> (f32, f3
 }
 
 /// Best f16 scale for `x ≈ d * q`, `q` in `lo..=hi`: candidates `(extreme + delta) / m` map the
-/// reference value `m` near the extreme quant; each is refitted and scored as stored, starting
-/// from the reference rule's scale `plain_d`.
+/// reference value `m` near the extreme quant; each is refitted and scored as stored. The search
+/// starts from `plain`, the reference rule's result, so it never returns anything worse.
 fn search_sym(
     x: &[f32; QK],
     m: f32,
     extreme: f32,
     range: (f32, f32),
     deltas: impl Iterator<Item = f32>,
-    plain_d: f32,
+    plain: Best,
 ) -> Best {
-    let mut q = [0.0; QK];
-    let err = fit_sym(x, plain_d, range.0, range.1, &mut q);
-    let mut best = Best {
-        d: plain_d,
-        m: 0.0,
-        q,
-        err,
-    };
+    let mut best = plain;
     if m == 0.0 {
         return best;
     }
+    let mut q = [0.0; QK];
     for delta in deltas {
         let iscale = (extreme + delta) / m;
         for (q, &x) in q.iter_mut().zip(x) {
@@ -172,12 +172,10 @@ impl Quantize for BlockQ8_0 {
         let d = amax / 127.0;
         let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         let d16 = to_f16(d);
-        let plain_err = x
-            .iter()
-            .map(|&x| (x - d16 * (x * id).round()).powi(2))
-            .sum::<f32>();
+        let reference = plain(x, d16, 0.0, x.map(|x| (x * id).round()));
+        let plain_err = reference.err;
         let deltas = (0..9).map(|i| -3.0 + 0.5 * i as f32);
-        let best = search_sym(x, amax, 127.0, (-127.0, 127.0), deltas, d16);
+        let best = search_sym(x, amax, 127.0, (-127.0, 127.0), deltas, reference);
         let block = BlockQ8_0 {
             d: f16::from_f32(best.d).to_bits(),
             qs: best.q.map(|q| q as i8),
@@ -198,12 +196,15 @@ impl Quantize for BlockQ4_0 {
         let d = max / -8.0;
         let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         let d16 = to_f16(d);
-        let plain_err = x
-            .iter()
-            .map(|&x| (x - d16 * (((x * id + 8.5) as i32).min(15) - 8) as f32).powi(2))
-            .sum::<f32>();
+        let reference = plain(
+            x,
+            d16,
+            0.0,
+            x.map(|x| (((x * id + 8.5) as i32).min(15) - 8) as f32),
+        );
+        let plain_err = reference.err;
         let deltas = (-9..=9).map(|i| -0.1 * i as f32);
-        let best = search_sym(x, max, -8.0, (-8.0, 7.0), deltas, d16);
+        let best = search_sym(x, max, -8.0, (-8.0, 7.0), deltas, reference);
         let nib = |q: f32| (q + 8.0) as u8;
         let block = BlockQ4_0 {
             d: f16::from_f32(best.d).to_bits(),
@@ -240,18 +241,14 @@ impl Quantize for BlockQ4_1 {
         let d = (max - min) / 15.0;
         let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         let (d16, m16) = (to_f16(d), to_f16(min));
-        let plain_err = x
-            .iter()
-            .map(|&x| (x - d16 * (((x - min) * id + 0.5) as i32).min(15) as f32 - m16).powi(2))
-            .sum::<f32>();
+        let mut best = plain(
+            x,
+            d16,
+            m16,
+            x.map(|x| (((x - min) * id + 0.5) as i32).min(15) as f32),
+        );
+        let plain_err = best.err;
         let mut q = [0.0; QK];
-        let err = fit_asym(x, d16, m16, &mut q);
-        let mut best = Best {
-            d: d16,
-            m: m16,
-            q,
-            err,
-        };
         let refit = |q: &mut [f32; QK], best: &mut Best| {
             if let Some((d, m)) = ls_scale_min(x, q) {
                 let (d, m) = (to_f16(d), to_f16(m));
