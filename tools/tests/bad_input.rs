@@ -111,7 +111,10 @@ fn truncated_gguf() {
     std::fs::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
     rejects(&path, "runs past the end of the file");
     std::fs::write(&path, &bytes[..2000]).unwrap();
-    rejects(&path, "GGUF array length of \"tokenizer.ggml.tokens\" 400 cannot fit");
+    rejects(
+        &path,
+        "GGUF array length of \"tokenizer.ggml.tokens\" 400 cannot fit",
+    );
     std::fs::write(&path, &bytes[..20]).unwrap();
     rejects(&path, "truncated GGUF: metadata count at byte 16");
 }
