@@ -253,36 +253,84 @@ impl FloatWeight for u16 {
     }
 }
 
-/// Dots of one weight row with `NT` input rows (all `w.len()` long), two accumulators each.
+/// One step of [`dots`]: the `r` columns of `RB` weight rows times those of `NT` input rows,
+/// into one accumulator per (row, input). A closure would not inherit the caller's target
+/// features (its intrinsics would become calls), so this is an always-inlined function.
 #[inline(always)]
-fn dots<L: Lanes, W: FloatWeight, const NT: usize>(w: &[W], x: [&[f32]; NT]) -> [f32; NT] {
-    // A closure would not inherit the caller's target features (and its intrinsics would
-    // become calls), so this step is an always-inlined function.
-    #[inline(always)]
-    fn step<L: Lanes, W: FloatWeight, const NT: usize>(
-        w: &[W],
-        x: [&[f32]; NT],
-        acc: &mut [L; NT],
-        r: Range<usize>,
-    ) {
-        let wv: L = W::load(&w[r.clone()]);
-        for (a, xt) in acc.iter_mut().zip(x) {
-            *a = wv.mul_add(load(&xt[r.clone()]), *a);
+fn float_step<L: Lanes, W: FloatWeight, const RB: usize, const NT: usize>(
+    w: [&[W]; RB],
+    x: [&[f32]; NT],
+    acc: &mut [[L; NT]; RB],
+    r: Range<usize>,
+) {
+    let mut wv = [L::zero(); RB];
+    for j in 0..RB {
+        wv[j] = W::load(&w[j][r.clone()]);
+    }
+    for t in 0..NT {
+        let xv: L = load(&x[t][r.clone()]);
+        for j in 0..RB {
+            acc[j][t] = wv[j].mul_add(xv, acc[j][t]);
         }
     }
-    let (mut a0, mut a1) = ([L::zero(); NT], [L::zero(); NT]);
-    let mut it = chunks::<L>(w.len());
-    while let Some(r) = it.next() {
-        step(w, x, &mut a0, r);
-        if let Some(r) = it.next() {
-            step(w, x, &mut a1, r);
-        }
-    }
-    core::array::from_fn(|t| a0[t].add(a1[t]).reduce_sum())
 }
 
-/// Tokens per weight-row pass of the float matmul.
+/// Dots of `RB` weight rows with `NT` input rows (all `len` long), by input row: a register
+/// tile of `RB × NT` accumulators, so that each load feeds several FMAs. Whole vectors first,
+/// then the last partial one (padded); each dot sums in the same order whatever `RB` and `NT`.
+#[inline(always)]
+fn dots<L: Lanes, W: FloatWeight, const RB: usize, const NT: usize>(
+    w: [&[W]; RB],
+    x: [&[f32]; NT],
+    len: usize,
+) -> [[f32; RB]; NT] {
+    let mut acc = [[L::zero(); NT]; RB];
+    let full = len - len % L::N;
+    for i in (0..full).step_by(L::N) {
+        float_step(w, x, &mut acc, i..i + L::N);
+    }
+    if full < len {
+        float_step(w, x, &mut acc, full..len);
+    }
+    let mut out = [[0.0; RB]; NT];
+    for j in 0..RB {
+        for t in 0..NT {
+            out[t][j] = acc[j][t].reduce_sum();
+        }
+    }
+    out
+}
+
+/// Weight rows per register tile of the float matmul.
+const FLOAT_ROWS: usize = 3;
+/// Tokens per register tile of the float matmul.
 const FLOAT_GROUP: usize = 4;
+
+/// Rows `[r, r + RB)` of the float matmul for every token, in tiles of `FLOAT_GROUP` tokens.
+#[inline(always)]
+fn float_rows<L: Lanes, W: FloatWeight, const RB: usize>(
+    w: &[W],
+    x: &[f32],
+    out: &mut OutCols<'_>,
+    r: usize,
+) {
+    let (n, cols) = (out.n(), x.len() / out.n());
+    let wr: [&[W]; RB] = core::array::from_fn(|j| &w[(r + j) * cols..][..cols]);
+    let mut store = |t: usize, d: &[f32; RB]| out.row(t)[r..r + RB].copy_from_slice(d);
+    let mut t = 0;
+    while n - t >= FLOAT_GROUP {
+        let xs = core::array::from_fn(|i| &x[(t + i) * cols..][..cols]);
+        let d = dots::<L, W, RB, FLOAT_GROUP>(wr, xs, cols);
+        for (i, dt) in d.iter().enumerate() {
+            store(t + i, dt);
+        }
+        t += FLOAT_GROUP;
+    }
+    for t in t..n {
+        let [d] = dots::<L, W, RB, 1>(wr, [&x[t * cols..][..cols]], cols);
+        store(t, &d);
+    }
+}
 
 /// See [`crate::scalar::matmul_f16`] and [`crate::scalar::matmul_f32`].
 #[inline(always)]
@@ -291,22 +339,17 @@ pub(crate) fn matmul_float<L: Lanes, W: FloatWeight>(w: &[W], x: &[f32], mut out
     let cols = x.len() / n.max(1);
     assert_eq!(x.len(), n * cols, "inputs are not n × cols");
     assert_eq!(w.len(), out.width() * cols, "weights are not width × cols");
-    if cols == 0 {
-        (0..n).for_each(|t| out.row(t).fill(0.0));
+    if n == 0 {
         return;
     }
-    for (r, wr) in w.chunks_exact(cols).enumerate() {
-        let mut t = 0;
-        while n - t >= FLOAT_GROUP {
-            let xs = core::array::from_fn(|i| &x[(t + i) * cols..][..cols]);
-            for (i, d) in dots::<L, W, FLOAT_GROUP>(wr, xs).into_iter().enumerate() {
-                out.row(t + i)[r] = d;
-            }
-            t += FLOAT_GROUP;
-        }
-        for t in t..n {
-            out.row(t)[r] = dots::<L, W, 1>(wr, [&x[t * cols..][..cols]])[0];
-        }
+    let rows = out.width();
+    let mut r = 0;
+    while rows - r >= FLOAT_ROWS {
+        float_rows::<L, W, FLOAT_ROWS>(w, x, &mut out, r);
+        r += FLOAT_ROWS;
+    }
+    for r in r..rows {
+        float_rows::<L, W, 1>(w, x, &mut out, r);
     }
 }
 
@@ -319,7 +362,8 @@ pub(crate) fn attn_scores_f16<L: Lanes>(q: &[f32], keys: &[u16], scale: f32, out
         return out.fill(0.0);
     }
     for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
-        *o = scale * dots::<L, u16, 1>(k, [q])[0];
+        let [[dot]] = dots::<L, u16, 1, 1>([k], [q], d);
+        *o = scale * dot;
     }
 }
 
