@@ -146,7 +146,12 @@ fn tokenizer(s: &mut String, file: &PackedFile, t: &TokenizerSpec) {
         t.add_eos
     );
     let stops: Vec<String> = t.stop_tokens.iter().map(|&id| special(Some(id))).collect();
-    let _ = writeln!(s, "  stop tokens: {}", stops.join(", "));
+    let stops = if stops.is_empty() {
+        "none".into()
+    } else {
+        stops.join(", ")
+    };
+    let _ = writeln!(s, "  stop tokens: {stops}");
     let steps: Vec<String> = t
         .pre_tokenizer
         .iter()
