@@ -51,48 +51,33 @@ impl<'a> DecoderWeights<'a> {
         let (h, hd) = (c.hidden_size, c.head_dim);
         let (q_dim, kv_dim, ff) = (c.num_heads * hd, c.num_kv_heads * hd, c.intermediate_size);
         let embed = t.matrix("token_embd.weight", c.vocab_size, h)?;
-        let output = Linear::new(
-            vec![if c.tied_embeddings {
-                embed
-            } else {
-                t.matrix("output.weight", c.vocab_size, h)?
-            }],
-            None,
-        );
+        let output = if c.tied_embeddings {
+            embed
+        } else {
+            t.matrix("output.weight", c.vocab_size, h)?
+        };
+        let output = Linear::new(vec![(output, None)]);
         let layer = |i: usize| -> Result<DecoderLayer<'a>, ModelError> {
             let n = |s: &str| format!("blk.{i}.{s}");
-            let qkv_bias = c.qkv_bias.then(|| n("attn_qkv.bias"));
-            let qkv = t.linear(
-                &n("attn_qkv.weight"),
-                &[
-                    (&n("attn_q.weight"), q_dim),
-                    (&n("attn_k.weight"), kv_dim),
-                    (&n("attn_v.weight"), kv_dim),
-                ],
-                h,
-                qkv_bias.as_deref(),
-            )?;
-            if c.qkv_bias && qkv.bias().is_none() {
-                return Err(crate::format::FormatError::Missing(n("attn_qkv.bias")).into());
-            }
-            let out_bias = c.attn_out_bias.then(|| n("attn_output.bias"));
+            let (q, k, v) = (n("attn_q.weight"), n("attn_k.weight"), n("attn_v.weight"));
+            let (gate, up, out, down) = (
+                n("ffn_gate.weight"),
+                n("ffn_up.weight"),
+                n("attn_output.weight"),
+                n("ffn_down.weight"),
+            );
             Ok(DecoderLayer {
                 attn_norm: t.vector(&n("attn_norm.weight"), h)?,
-                qkv,
-                attn_out: t.linear(
-                    &n("attn_output.weight"),
-                    &[(&n("attn_output.weight"), h)],
-                    q_dim,
-                    out_bias.as_deref(),
-                )?,
-                ffn_norm: t.vector(&n("ffn_norm.weight"), h)?,
-                gate_up: t.linear(
-                    &n("ffn_gate_up.weight"),
-                    &[(&n("ffn_gate.weight"), ff), (&n("ffn_up.weight"), ff)],
+                qkv: t.linear(
+                    &n("attn_qkv.weight"),
+                    &[(&q, q_dim), (&k, kv_dim), (&v, kv_dim)],
                     h,
-                    None,
+                    c.qkv_bias,
                 )?,
-                down: t.linear(&n("ffn_down.weight"), &[(&n("ffn_down.weight"), h)], ff, None)?,
+                attn_out: t.linear(&out, &[(&out, h)], q_dim, c.attn_out_bias)?,
+                ffn_norm: t.vector(&n("ffn_norm.weight"), h)?,
+                gate_up: t.linear(&n("ffn_gate_up.weight"), &[(&gate, ff), (&up, ff)], h, c.mlp_bias)?,
+                down: t.linear(&down, &[(&down, h)], ff, c.mlp_bias)?,
             })
         };
         let layers = (0..c.num_layers).map(layer).collect::<Result<_, _>>()?;
@@ -110,9 +95,8 @@ impl<'a> DecoderWeights<'a> {
             .layers
             .iter()
             .flat_map(|l| [&l.qkv, &l.attn_out, &l.gate_up, &l.down])
-            .flat_map(|lin| lin.parts())
-            .map(Matrix::bytes)
+            .map(Linear::bytes)
             .sum();
-        layer + self.output.parts().iter().map(Matrix::bytes).sum::<usize>()
+        layer + self.output.bytes()
     }
 }

@@ -3,8 +3,8 @@
 use super::ModelError;
 use super::matrix::{Linear, Matrix};
 use super::tensors::Tensors;
+use crate::format::PackedFile;
 use crate::format::meta::{Activation, ModelConfig, NormKind};
-use crate::format::{FormatError, PackedFile};
 
 /// LayerNorm parameters.
 #[derive(Clone, Copy, Debug)]
@@ -77,35 +77,21 @@ impl<'a> EncoderWeights<'a> {
                 bias: t.vector(&format!("{name}.bias"), h)?,
             })
         };
-        // A linear layer stored under one name, its bias required when the config says so.
-        let linear = |name: &str, parts: &[(&str, usize)], cols: usize, has_bias: bool| {
-            let bias = format!("{name}.bias");
-            let lin = t.linear(
-                &format!("{name}.weight"),
-                parts,
-                cols,
-                has_bias.then_some(&bias[..]),
-            )?;
-            if has_bias && lin.bias().is_none() {
-                return Err(ModelError::Format(FormatError::Missing(bias)));
-            }
-            Ok(lin)
-        };
         let layer = |i: usize| -> Result<EncoderLayer<'a>, ModelError> {
             let n = |s: &str| format!("blk.{i}.{s}");
             let (q, k, v) = (n("attn_q.weight"), n("attn_k.weight"), n("attn_v.weight"));
-            let (out, up, down) = (n("attn_output"), n("ffn_up"), n("ffn_down"));
+            let (out, up, down) = (n("attn_output.weight"), n("ffn_up.weight"), n("ffn_down.weight"));
             Ok(EncoderLayer {
-                qkv: linear(
-                    &n("attn_qkv"),
+                qkv: t.linear(
+                    &n("attn_qkv.weight"),
                     &[(&q, q_dim), (&k, q_dim), (&v, q_dim)],
                     h,
                     c.qkv_bias,
                 )?,
-                attn_out: linear(&out, &[(&out, h)], q_dim, c.attn_out_bias)?,
+                attn_out: t.linear(&out, &[(&out, h)], q_dim, c.attn_out_bias)?,
                 attn_norm: norm(&n("attn_output_norm"))?,
-                up: linear(&up, &[(&up, ff)], h, c.mlp_bias)?,
-                down: linear(&down, &[(&down, h)], ff, c.mlp_bias)?,
+                up: t.linear(&up, &[(&up, ff)], h, c.mlp_bias)?,
+                down: t.linear(&down, &[(&down, h)], ff, c.mlp_bias)?,
                 out_norm: norm(&n("layer_output_norm"))?,
             })
         };

@@ -178,19 +178,19 @@ impl<'a> Matrix<'a> {
 }
 
 /// A linear layer: one or more matrices whose outputs sit side by side (a fused q/k/v
-/// tensor, or separate ones), plus an optional bias over the whole output.
+/// tensor, or separate ones), each with an optional bias over its own outputs.
 #[derive(Clone, Debug)]
 pub struct Linear<'a> {
-    parts: Vec<Matrix<'a>>,
-    bias: Option<&'a [f32]>,
+    parts: Vec<(Matrix<'a>, Option<&'a [f32]>)>,
     out_dim: usize,
 }
 
 impl<'a> Linear<'a> {
-    /// Joins `parts` (all with `cols` columns) into one layer of their total rows.
-    pub fn new(parts: Vec<Matrix<'a>>, bias: Option<&'a [f32]>) -> Self {
-        let out_dim = parts.iter().map(Matrix::rows).sum();
-        Linear { parts, bias, out_dim }
+    /// Joins `parts` (matrices with `cols` columns, and their biases) into one layer of their
+    /// total rows.
+    pub fn new(parts: Vec<(Matrix<'a>, Option<&'a [f32]>)>) -> Self {
+        let out_dim = parts.iter().map(|(m, _)| m.rows()).sum();
+        Linear { parts, out_dim }
     }
 
     /// Output features.
@@ -200,27 +200,21 @@ impl<'a> Linear<'a> {
 
     /// Input features.
     pub fn in_dim(&self) -> usize {
-        self.parts.first().map_or(0, Matrix::cols)
+        self.parts.first().map_or(0, |(m, _)| m.cols())
     }
 
     /// Whether any part reads the q8 form of the input.
     pub fn needs_q8(&self) -> bool {
-        self.parts.iter().any(Matrix::is_quantized)
+        self.parts.iter().any(|(m, _)| m.is_quantized())
     }
 
-    /// The matrices.
-    pub fn parts(&self) -> &[Matrix<'a>] {
-        &self.parts
-    }
-
-    /// The bias.
-    pub fn bias(&self) -> Option<&'a [f32]> {
-        self.bias
+    /// Bytes of weights read by one product.
+    pub fn bytes(&self) -> usize {
+        self.parts.iter().map(|(m, _)| m.bytes()).sum()
     }
 
     /// `out = x · Wᵀ (+ bias)` for `n` tokens of f32 inputs `x`, quantizing them into `xq`
     /// first when a part has quantized weights.
-    #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &self,
         k: &Kernels,
@@ -243,15 +237,19 @@ impl<'a> Linear<'a> {
     /// `out = x · Wᵀ (+ bias)` for `n` tokens; `out` holds `n × out_dim` values.
     pub fn forward(&self, k: &Kernels, x: Input<'_>, n: usize, out: &mut [f32], chunks: usize) {
         let mut rest = OutCols::new(&mut out[..n * self.out_dim], n, self.out_dim);
-        for part in &self.parts {
-            let (mine, tail) = rest.split_at(part.rows());
-            part.matmul_par(k, x, mine, chunks);
+        for (m, _) in &self.parts {
+            let (mine, tail) = rest.split_at(m.rows());
+            m.matmul_par(k, x, mine, chunks);
             rest = tail;
         }
-        if let Some(bias) = self.bias {
-            for row in out[..n * self.out_dim].chunks_exact_mut(self.out_dim) {
-                (k.add)(row, bias);
+        let mut col = 0;
+        for (m, bias) in &self.parts {
+            if let Some(bias) = bias {
+                for row in out[..n * self.out_dim].chunks_exact_mut(self.out_dim) {
+                    (k.add)(&mut row[col..col + m.rows()], bias);
+                }
             }
+            col += m.rows();
         }
     }
 }

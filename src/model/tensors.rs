@@ -26,14 +26,6 @@ impl<'a> Tensors<'a> {
         Ok(v.f32s()?)
     }
 
-    /// An optional f32 vector (absent → `None`, present → checked).
-    pub fn optional_vector(&self, name: &str, len: usize) -> Result<Option<&'a [f32]>, ModelError> {
-        match self.file.get(name) {
-            None => Ok(None),
-            Some(_) => self.vector(name, len).map(Some),
-        }
-    }
-
     /// A `rows × cols` matrix.
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix<'a>, ModelError> {
         let v = self.file.tensor(name)?;
@@ -44,27 +36,32 @@ impl<'a> Tensors<'a> {
     }
 
     /// A linear layer stored either fused under `fused` (the parts' rows stacked) or as the
-    /// separate tensors `parts` (name, rows); with an optional bias `bias`.
+    /// separate tensors `parts` (name, rows), all `….weight`. With `bias`, each stored matrix
+    /// has its `….bias` vector, which must be there.
     pub fn linear(
         &self,
         fused: &str,
         parts: &[(&str, usize)],
         cols: usize,
-        bias: Option<&str>,
+        bias: bool,
     ) -> Result<Linear<'a>, ModelError> {
-        let rows: usize = parts.iter().map(|p| p.1).sum();
-        let matrices = if self.file.get(fused).is_some() || parts.len() == 1 {
-            vec![self.matrix(fused, rows, cols)?]
+        let with_bias = |name: &str, rows: usize| -> Result<_, ModelError> {
+            let b = match name.strip_suffix(".weight") {
+                Some(stem) if bias => Some(self.vector(&format!("{stem}.bias"), rows)?),
+                _ => None,
+            };
+            Ok((self.matrix(name, rows, cols)?, b))
+        };
+        let stored: Vec<(&str, usize)> = if self.file.get(fused).is_some() || parts.len() == 1 {
+            vec![(fused, parts.iter().map(|p| p.1).sum())]
         } else {
-            parts
-                .iter()
-                .map(|&(name, r)| self.matrix(name, r, cols))
-                .collect::<Result<_, _>>()?
+            parts.to_vec()
         };
-        let bias = match bias {
-            Some(name) => self.optional_vector(name, rows)?,
-            None => None,
-        };
-        Ok(Linear::new(matrices, bias))
+        Ok(Linear::new(
+            stored
+                .into_iter()
+                .map(|(name, rows)| with_bias(name, rows))
+                .collect::<Result<_, _>>()?,
+        ))
     }
 }
