@@ -232,6 +232,12 @@ impl PackedWriter {
         self.file.seek(SeekFrom::Start(0)).map_err(io)?;
         self.file.write_all(&header).map_err(io)?;
         let tmp = self.file.into_inner().map_err(|e| io(e.into_error()))?;
+        // The temporary file is private (0600); a model file is for every user to read.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+        }
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(&self.dest).map_err(|e| io(e.error))?;
         Ok(total)

@@ -257,13 +257,6 @@ pub fn convert(
         &mut sink,
     )?;
     report.file_size = sink.writer.context("writer not started")?.finish()?;
-    // The temporary file it was written as is private (0600); a model file is for everyone.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("cannot set the permissions of {}", output.display()))?;
-    }
     Ok(report)
 }
 
