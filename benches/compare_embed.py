@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from compare_llamacpp import timed  # wall time and peak RSS of a fresh process
+
 REPEATS = 12
 
 
@@ -55,16 +57,6 @@ def llama_decode_times(a, gguf, text, copies, threads, batch, ctx, extra, want):
         sys.exit(f"expected {copies} decodes, saw {len(stamps)}: {' '.join(cmd)}")
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     return statistics.median(gaps[1:])
-
-
-def timed(cmd):
-    """Wall seconds and peak RSS (MiB) of one fresh process, via GNU time."""
-    t = time.monotonic()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
-    wall = time.monotonic() - t
-    if p.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
-    return wall, int(p.stderr.strip().splitlines()[-1]) / 1024
 
 
 def edgelm_times(a, packed, threads):
