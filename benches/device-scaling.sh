@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Thread scaling on a many-core x86_64 machine with no network: llama.cpp and edgelm on
+# bit-identical random weights at SmolLM2-135M and TinyLlama-1.1B shapes, 1 to 16 threads,
+# plus edgelm's generation as a fraction of measured read bandwidth.
+#
+# Everything it runs is carried in $CARRY (built elsewhere): edgelm, edgelm-convert,
+# llama-bench (+ libgomp.so.1), and a wheel of the `gguf` Python package; numpy must be
+# installed there. Results (llama-<model>.json, edgelm-<model>.json, machine.txt) go to $OUT.
+#
+#   CARRY=.device OUT=/tmp/out benches/device-scaling.sh
+# Env: THREADS=1,2,4,8,16  MODELS="smollm2-135m:q4_0 smollm2-135m:q8_0 tinyllama-1.1b:q4_0"  REPS=3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CARRY=${CARRY:-.device}
+OUT=${OUT:?set OUT to the results folder}
+THREADS=${THREADS:-1,2,4,8,16}
+MODELS=${MODELS:-smollm2-135m:q4_0 smollm2-135m:q8_0 tinyllama-1.1b:q4_0}
+REPS=${REPS:-3}
+work=${TMPDIR:-/tmp}/edgelm-scaling
+mkdir -p "$OUT" "$work"
+export LD_LIBRARY_PATH=$PWD/$CARRY${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+python3 -m pip install -q --no-index --no-deps --target "$work/site" "$CARRY"/gguf-*.whl >/dev/null
+export PYTHONPATH=$work/site
+{ grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'; nproc; free -g | head -2; } >"$OUT/machine.txt"
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+for entry in $MODELS; do
+  preset=${entry%%:*} ty=${entry#*:} name=${entry/:/-}
+  gguf=$work/$name.gguf packed=$work/$name.edgelm
+  log "random $preset $ty"
+  python3 benches/random_gguf.py "$preset" "$ty" "$gguf"
+  "$CARRY/edgelm-convert" "$gguf" -o "$packed" --quant keep >/dev/null
+  log "llama-bench $name -t $THREADS"
+  "$CARRY/llama-bench" -m "$gguf" -p 128 -n 64 -t "$THREADS" -r "$REPS" -o json >"$OUT/llama-$name.json"
+  log "edgelm bench $name -t $THREADS"
+  "$CARRY/edgelm" bench "$packed" -p 128 -n 64 -t "$THREADS" -r "$REPS" --bandwidth --json >"$OUT/edgelm-$name.json"
+  rm -f "$gguf" "$packed"
+done
+log "done"
