@@ -15,7 +15,7 @@ use edgelm::session::{Session, SessionOptions};
 
 #[test]
 fn generated_tokens_cost_no_allocations() {
-    let threads_before = live_threads();
+    let threads_before = counting_alloc::live_threads();
     for (weights, sampling) in [
         (DType::Q4_0, SamplingParams::greedy()),
         (DType::Q8_0, SamplingParams::default()),
@@ -72,19 +72,6 @@ fn generated_tokens_cost_no_allocations() {
         // their own time; wait until they are gone so that they cannot count against the
         // next configuration.
         drop(session);
-        wait_for_threads(threads_before);
-    }
-}
-
-/// Threads of this process (Linux).
-fn live_threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
-}
-
-/// Waits (up to 10 s) until at most `n` threads are alive.
-fn wait_for_threads(n: usize) {
-    let t = std::time::Instant::now();
-    while live_threads() > n && t.elapsed() < std::time::Duration::from_secs(10) {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        counting_alloc::wait_for_threads(threads_before);
     }
 }
