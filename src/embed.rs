@@ -28,8 +28,8 @@ use edgelm_kernels::layout::QK;
 use edgelm_kernels::{BlockQ8Act, Isa, Kernels};
 
 use crate::format::meta::{Activation, Pooling, PoolingMode};
-use crate::model::{EncoderWeights, Input, LayerNorm, Linear, Model, ModelError};
-use crate::session::{quantize_if, select_kernels};
+use crate::model::{EncoderWeights, LayerNorm, Model, ModelError};
+use crate::session::select_kernels;
 use crate::tokenizer::{EncodeOptions, TokenizerError};
 
 pub use index::{CacheStatus, CorpusIndex, Hit, IndexError, model_fingerprint};
@@ -414,7 +414,7 @@ fn forward(model: &Model, w: &EncoderWeights<'_>, k: &Kernels, s: &mut Scratch) 
     };
     for layer in &w.layers {
         let qkv = &mut qkv[..n * layer.qkv.out_dim()];
-        linear(k, &layer.qkv, &x[..nh], n, xq, qkv, chunks);
+        layer.qkv.apply(k, &x[..nh], xq, n, qkv, chunks);
         let job = attention::SelfAttention {
             k,
             qkv,
@@ -423,27 +423,13 @@ fn forward(model: &Model, w: &EncoderWeights<'_>, k: &Kernels, s: &mut Scratch) 
             head_dim: c.head_dim,
         };
         job.run(&mut attn[..n * q_dim], heads, chunks);
-        linear(k, &layer.attn_out, &attn[..n * q_dim], n, xq, tmp, chunks);
+        layer.attn_out.apply(k, &attn[..n * q_dim], xq, n, tmp, chunks);
         residual_norm(k, layer.attn_norm, eps, &mut tmp[..nh], &mut x[..nh], chunks);
-        linear(k, &layer.up, &x[..nh], n, xq, ffn, chunks);
+        layer.up.apply(k, &x[..nh], xq, n, ffn, chunks);
         par_rows(&mut ffn[..n * ff], ff, &mut [], 0, chunks, &|a, _| gelu(a));
-        linear(k, &layer.down, &ffn[..n * ff], n, xq, tmp, chunks);
+        layer.down.apply(k, &ffn[..n * ff], xq, n, tmp, chunks);
         residual_norm(k, layer.out_norm, eps, &mut tmp[..nh], &mut x[..nh], chunks);
     }
-}
-
-/// `out = lin(x)` for `n` tokens, quantizing `x` into `xq` first if the weights are quantized.
-fn linear(
-    k: &Kernels,
-    lin: &Linear<'_>,
-    x: &[f32],
-    n: usize,
-    xq: &mut [BlockQ8Act],
-    out: &mut [f32],
-    chunks: usize,
-) {
-    let q8 = quantize_if(k, lin.needs_q8(), x, xq);
-    lin.forward(k, Input { f32: x, q8 }, n, out, chunks);
 }
 
 /// Post-LN residual: `sum += x`, then `x = LN(sum)`, row by row.

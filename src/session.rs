@@ -413,21 +413,6 @@ fn rms_norm_rows(k: &Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Quantizes `x` into `buf` when a quantized weight will read it; returns the blocks.
-pub(crate) fn quantize_if<'b>(
-    k: &Kernels,
-    needed: bool,
-    x: &[f32],
-    buf: &'b mut [BlockQ8Act],
-) -> &'b [BlockQ8Act] {
-    if !needed {
-        return &[];
-    }
-    let blocks = &mut buf[..x.len() / QK];
-    (k.quantize_q8_act)(x, blocks);
-    blocks
-}
-
 #[allow(clippy::too_many_arguments)]
 fn layer_forward(
     k: &Kernels,
