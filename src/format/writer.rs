@@ -236,7 +236,9 @@ impl PackedWriter {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(io)?;
         }
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(&self.dest).map_err(|e| io(e.error))?;
