@@ -328,6 +328,13 @@ pub mod tok_tensor {
     pub const MERGES: &str = "tokenizer.merges";
     /// `F32 [vocab_size]`: SentencePiece scores (merge priority when there are no merges).
     pub const SCORES: &str = "tokenizer.scores";
+    /// Optional `U32 [slots]`: text → id of the normal tokens, an open-addressing table that
+    /// the runtime maps instead of building it at load time (layout in `docs/FORMAT.md`).
+    pub const TEXT_INDEX: &str = "tokenizer.text_index";
+    /// Optional `U32 [slots, 4]`: `(left, right) → (rank, merged)` for every BPE merge (from
+    /// [`MERGES`], or from [`SCORES`] for SentencePiece), an open-addressing table mapped
+    /// instead of built at load time; when present, [`MERGES`] and [`SCORES`] are not read.
+    pub const MERGE_INDEX: &str = "tokenizer.merge_index";
 }
 
 /// What a vocabulary entry is.

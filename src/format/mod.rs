@@ -5,11 +5,13 @@
 pub mod meta;
 pub mod reader;
 pub mod spec;
+pub mod table;
 pub mod writer;
 
 pub use meta::Metadata;
 pub use reader::{FormatError, PackedFile, TensorInfo, TensorView};
 pub use spec::{DType, Layout};
+pub use table::Table;
 pub use writer::{PackedWriter, TensorPlan, WriteError};
 
 #[cfg(test)]

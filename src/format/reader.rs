@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use edgelm_kernels::layout::{QK, TileQ4_0, TileQ4_1, TileQ8_0};
 use edgelm_kernels::view::Tiled;
@@ -20,6 +21,7 @@ use super::spec::{
     CHECKSUM_FIELD, DATA_ALIGN, DType, DirEntry, Layout, MAGIC, MAX_DIMS, PREAMBLE_SIZE, Preamble,
     ShapeError, VERSION, tensor_size,
 };
+use super::table::{Element, Table};
 
 /// Why a packed file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,10 @@ impl FormatError {
     }
 }
 
+/// The smallest page size of the supported systems: touching one byte every `PAGE` bytes
+/// touches every page.
+const PAGE: usize = 4096;
+
 /// One directory entry, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorInfo {
@@ -107,18 +113,29 @@ impl TensorInfo {
     }
 }
 
-enum Bytes {
+/// The bytes of a packed file: mapped, or an aligned copy (its length rounded up to 64).
+pub(super) enum Bytes {
     Mapped(Mmap),
     Owned(Vec<Align64>),
 }
 
+impl Bytes {
+    /// The bytes in `range`, if it lies inside.
+    pub(super) fn get(&self, range: Range<usize>) -> Option<&[u8]> {
+        match self {
+            Bytes::Mapped(m) => m.get(range),
+            Bytes::Owned(v) => v.as_bytes_slice().get(range),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Align64([u8; 64]);
+pub(super) struct Align64([u8; 64]);
 
 /// An open, validated packed file.
 pub struct PackedFile {
-    bytes: Bytes,
+    bytes: Arc<Bytes>,
     len: usize,
     meta: Metadata,
     tensors: Vec<TensorInfo>,
@@ -168,7 +185,7 @@ impl PackedFile {
     }
 
     fn data(&self) -> &[u8] {
-        match &self.bytes {
+        match &*self.bytes {
             Bytes::Mapped(m) => &m[..],
             Bytes::Owned(v) => &v.as_slice().as_bytes_slice()[..self.len],
         }
@@ -185,7 +202,7 @@ impl PackedFile {
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
         Ok(PackedFile {
-            bytes,
+            bytes: Arc::new(bytes),
             len,
             meta,
             tensors,
@@ -221,6 +238,45 @@ impl PackedFile {
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>, FormatError> {
         self.get(name)
             .ok_or_else(|| FormatError::Missing(name.to_owned()))
+    }
+
+    /// The tensor called `name` as a table that shares the file's bytes instead of copying
+    /// them; `None` if there is no such tensor, an error if it is not a row-major `T` tensor.
+    pub fn table<T: Element>(&self, name: &str) -> Result<Option<Table<T>>, FormatError> {
+        let Some(view) = self.get(name) else {
+            return Ok(None);
+        };
+        view.expect(T::DTYPE, Layout::RowMajor)?;
+        Table::shared(&self.bytes, view.info.range.clone())
+            .map(Some)
+            .ok_or_else(|| FormatError::tensor(name, "data is misaligned"))
+    }
+
+    /// Starts reading the weights in a background thread, touching every page, so that a
+    /// model about to run finds them mapped (and, when the file was not cached, already read
+    /// from disk) instead of taking a page fault per few pages on the threads of its first
+    /// forward pass. The layers (`blk.*`) go first, in file order, as a forward pass reads
+    /// them; the tokenizer tables are left to be paged in as lookups use them.
+    /// [`PackedFile::open`] alone reads only the header.
+    pub fn prefault_in_background(&self) {
+        let mut ranges: Vec<(bool, Range<usize>)> = self
+            .tensors
+            .iter()
+            .filter(|t| !t.name.starts_with("tokenizer."))
+            .map(|t| (!t.name.starts_with("blk."), t.range.clone()))
+            .collect();
+        ranges.sort_unstable_by_key(|(later, r)| (*later, r.start));
+        let bytes = Arc::clone(&self.bytes);
+        // Only a speed-up: if no thread can be started, the pages fault in on first use.
+        let _ = std::thread::Builder::new()
+            .name("edgelm-prefault".into())
+            .spawn(move || {
+                for (_, range) in ranges {
+                    let data = bytes.get(range).unwrap_or_default();
+                    let touched = data.iter().step_by(PAGE).fold(0u8, |a, &b| a ^ b);
+                    std::hint::black_box(touched);
+                }
+            });
     }
 
     /// Checks every tensor's data against its checksum (reads the whole file).

@@ -6,29 +6,18 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use rustc_hash::FxHashMap;
-
 use super::TokenizerError;
+use super::index::{Merge, PairIndex, PairIndexBuilder};
 use super::vocab::{Vocab, table_error};
+use crate::format::Table;
 use crate::format::meta::{TokenKind, tok_tensor};
 
 const NONE: u32 = u32::MAX;
 
-/// The result of merging a pair, and how early it is merged.
-#[derive(Clone, Copy, Debug)]
-struct Merge {
-    rank: u32,
-    merged: u32,
-}
-
-fn key(left: u32, right: u32) -> u64 {
-    (u64::from(left) << 32) | u64::from(right)
-}
-
 /// A BPE model.
 #[derive(Debug)]
 pub(crate) struct Bpe {
-    merges: FxHashMap<u64, Merge>,
+    merges: PairIndex,
     /// The token of each byte: single-byte tokens (byte-level) or byte tokens (SentencePiece).
     byte_ids: Box<[u32; 256]>,
     /// Symbols start as characters (SentencePiece) rather than bytes.
@@ -76,18 +65,16 @@ pub(crate) struct BpeOptions {
 }
 
 impl Bpe {
-    fn new(vocab: &Vocab, merges: FxHashMap<u64, Merge>, opts: BpeOptions) -> Bpe {
+    fn new(vocab: &Vocab, merges: PairIndex, opts: BpeOptions) -> Bpe {
         let mut byte_ids = Box::new([NONE; 256]);
         let byte_kind = if opts.chars {
             TokenKind::Byte
         } else {
             TokenKind::Normal
         };
-        for (id, &kind) in vocab.kinds().iter().enumerate().rev() {
-            if let [b] = *vocab.token(id as u32)
-                && kind == byte_kind
-            {
-                byte_ids[usize::from(b)] = id as u32;
+        for (id, b) in vocab.single_bytes().rev() {
+            if vocab.kinds()[id as usize] == byte_kind {
+                byte_ids[usize::from(b)] = id;
             }
         }
         Bpe {
@@ -102,8 +89,7 @@ impl Bpe {
 
     /// A model ranked by a merge table of `(left, right, merged)` rows.
     pub fn from_merges(vocab: &Vocab, table: &[u32], opts: BpeOptions) -> Result<Bpe, TokenizerError> {
-        let mut merges = FxHashMap::default();
-        merges.reserve(table.len() / 3);
+        let mut merges = PairIndexBuilder::with_capacity(table.len() / 3, vocab.len());
         for (rank, row) in table.chunks_exact(3).enumerate() {
             let (l, r, m) = (row[0], row[1], row[2]);
             let problem = |p: String| table_error(tok_tensor::MERGES, format!("merge {rank}: {p}"));
@@ -118,12 +104,26 @@ impl Bpe {
                 )));
             }
             // The first (lowest-ranked) merge of a pair wins, as in Hugging Face.
-            merges.entry(key(l, r)).or_insert(Merge {
-                rank: rank as u32,
-                merged: m,
-            });
+            merges.insert(
+                l,
+                r,
+                Merge {
+                    rank: rank as u32,
+                    merged: m,
+                },
+            );
         }
-        Ok(Bpe::new(vocab, merges, opts))
+        Ok(Bpe::new(vocab, merges.finish(), opts))
+    }
+
+    /// A model with a stored merge index (see [`PairIndex::stored`]).
+    pub fn from_index(vocab: &Vocab, index: Table<u32>, opts: BpeOptions) -> Result<Bpe, TokenizerError> {
+        Ok(Bpe::new(vocab, PairIndex::stored(index, vocab.len())?, opts))
+    }
+
+    /// The merge index, as stored in [`tok_tensor::MERGE_INDEX`].
+    pub fn merge_index(&self) -> &[u32] {
+        self.merges.slots()
     }
 
     /// A SentencePiece model ranked by token scores (higher first).
@@ -148,7 +148,7 @@ impl Bpe {
             }
             rank[id as usize] = r;
         }
-        let mut merges = FxHashMap::default();
+        let mut merges = PairIndexBuilder::with_capacity(order.len(), vocab.len());
         for (text, id) in vocab.normal_tokens() {
             for k in 1..text.len() {
                 if is_continuation(text[k]) {
@@ -156,7 +156,8 @@ impl Bpe {
                 }
                 if let (Some(l), Some(r)) = (vocab.normal_id(&text[..k]), vocab.normal_id(&text[k..])) {
                     merges.insert(
-                        key(l, r),
+                        l,
+                        r,
                         Merge {
                             rank: rank[id as usize],
                             merged: id,
@@ -165,7 +166,7 @@ impl Bpe {
                 }
             }
         }
-        Ok(Bpe::new(vocab, merges, opts))
+        Ok(Bpe::new(vocab, merges.finish(), opts))
     }
 
     /// Encodes one pre-tokenized piece, appending its ids to `out`.
@@ -248,7 +249,7 @@ impl Bpe {
 
     fn push_pair(&self, syms: &[Symbol], heap: &mut BinaryHeap<Reverse<Candidate>>, a: u32, b: u32) {
         let (l, r) = (syms[a as usize].id, syms[b as usize].id);
-        if let Some(m) = self.merges.get(&key(l, r)) {
+        if let Some(m) = self.merges.get(l, r) {
             heap.push(Reverse(Candidate {
                 rank: m.rank,
                 pos: a,

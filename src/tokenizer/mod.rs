@@ -15,10 +15,12 @@
 //! ```
 
 mod bpe;
+mod index;
 mod normalize;
 mod special;
 mod split;
 mod stream;
+mod tables;
 mod vocab;
 mod wordpiece;
 
@@ -26,12 +28,13 @@ mod wordpiece;
 mod tests;
 
 use crate::format::meta::{DummyPrefix, TokenKind, TokenizerModel, TokenizerSpec, tok_tensor};
-use crate::format::{FormatError, PackedFile};
+use crate::format::{DType, FormatError, Layout, PackedFile, TensorPlan};
 
 use bpe::{Bpe, BpeOptions, BpeScratch};
 use special::{Segment, Specials};
 use split::{Pieces, PreTokenizer};
-use vocab::{Vocab, table_error};
+use tables::Tables;
+use vocab::Vocab;
 use wordpiece::WordPiece;
 
 pub use stream::TokenStream;
@@ -114,10 +117,23 @@ struct Scratch {
 }
 
 impl Tokenizer {
-    /// Loads and checks the tokenizer of `file`.
+    /// Loads and checks the tokenizer of `file`. Its tables are shared with the file, not
+    /// copied; lookup tables the file stores are mapped, missing ones are built.
     pub fn from_packed(file: &PackedFile) -> Result<Tokenizer, TokenizerError> {
-        let spec = file.meta().tokenizer.clone();
-        let vocab = Vocab::load(file, spec.vocab_size)?;
+        Tokenizer::from_tables(file.meta().tokenizer.clone(), Tables::gather(file)?)
+    }
+
+    fn from_tables(spec: TokenizerSpec, tables: Tables) -> Result<Tokenizer, TokenizerError> {
+        let Tables {
+            vocab,
+            offsets,
+            kinds,
+            merges,
+            scores,
+            text_index,
+            merge_index,
+        } = tables;
+        let vocab = Vocab::load(vocab, offsets, &kinds, text_index, spec.vocab_size)?;
         for (id, what) in [
             (spec.bos, "bos"),
             (spec.eos, "eos"),
@@ -162,23 +178,13 @@ impl Tokenizer {
                     unk,
                 ))
             }
-            _ => match (file.get(tok_tensor::MERGES), file.get(tok_tensor::SCORES)) {
-                (Some(merges), _) => {
-                    if merges.info.shape.len() != 2 || merges.info.shape[1] != 3 {
-                        let shape = &merges.info.shape;
-                        return Err(table_error(
-                            tok_tensor::MERGES,
-                            format!("shape {shape:?}, expected [n, 3]"),
-                        ));
-                    }
-                    Model::Bpe(Bpe::from_merges(&vocab, merges.u32s()?, opts)?)
-                }
-                (None, Some(scores)) if opts.chars => {
-                    Model::Bpe(Bpe::from_scores(&vocab, scores.f32s()?, opts)?)
-                }
+            _ => Model::Bpe(match (merge_index, merges, scores) {
+                (Some(index), ..) => Bpe::from_index(&vocab, index, opts)?,
+                (None, Some(merges), _) => Bpe::from_merges(&vocab, &merges, opts)?,
+                (None, None, Some(scores)) if opts.chars => Bpe::from_scores(&vocab, &scores, opts)?,
                 // No merges at all: every piece stays bytes (or characters).
-                _ => Model::Bpe(Bpe::from_merges(&vocab, &[], opts)?),
-            },
+                _ => Bpe::from_merges(&vocab, &[], opts)?,
+            }),
         };
         Ok(Tokenizer {
             pre: PreTokenizer::new(&spec.pre_tokenizer)?,
@@ -187,6 +193,37 @@ impl Tokenizer {
             vocab,
             model,
         })
+    }
+
+    /// The lookup tables of the tokenizer made of `spec` and its table `tensors` (those of
+    /// [`tok_tensor`]), as tensors to store beside them ([`tok_tensor::TEXT_INDEX`], and
+    /// [`tok_tensor::MERGE_INDEX`] for BPE), so that loading the packed file maps them instead
+    /// of building them. The tables are checked as [`Tokenizer::from_packed`] checks them.
+    pub fn index_tensors(
+        spec: &TokenizerSpec,
+        tensors: &[(TensorPlan, Vec<u8>)],
+    ) -> Result<Vec<(TensorPlan, Vec<u8>)>, TokenizerError> {
+        let tok = Tokenizer::from_tables(spec.clone(), Tables::gather(tensors)?)?;
+        let tensor = |name: &str, shape: Vec<u64>, words: &[u32]| {
+            let plan = TensorPlan {
+                name: name.into(),
+                dtype: DType::U32,
+                layout: Layout::RowMajor,
+                shape,
+            };
+            (plan, words.iter().flat_map(|w| w.to_le_bytes()).collect())
+        };
+        let text = tok.vocab.text_index();
+        let mut out = vec![tensor(tok_tensor::TEXT_INDEX, vec![text.len() as u64], text)];
+        if let Model::Bpe(bpe) = &tok.model {
+            let pairs = bpe.merge_index();
+            out.push(tensor(
+                tok_tensor::MERGE_INDEX,
+                vec![pairs.len() as u64 / 4, 4],
+                pairs,
+            ));
+        }
+        Ok(out)
     }
 
     /// Encodes `text` into token ids.

@@ -24,8 +24,9 @@ struct Matcher {
 
 impl Matcher {
     fn new(vocab: &Vocab, kinds: &[TokenKind]) -> Result<Option<Matcher>, TokenizerError> {
-        let ids: Vec<u32> = (0..vocab.len() as u32)
-            .filter(|&id| vocab.kind(id).is_some_and(|k| kinds.contains(&k)) && !vocab.token(id).is_empty())
+        let ids: Vec<u32> = (vocab.kinds().iter().enumerate())
+            .filter(|&(id, k)| kinds.contains(k) && !vocab.token(id as u32).is_empty())
+            .map(|(id, _)| id as u32)
             .collect();
         if ids.is_empty() {
             return Ok(None);

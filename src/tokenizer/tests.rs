@@ -110,8 +110,30 @@ fn load_with(spec: TokenizerSpec, tensors: &[(TensorPlan, Vec<u8>)]) -> Result<T
     Tokenizer::from_packed(&file)
 }
 
+/// `tensors` and the lookup tables the converter stores beside them.
+fn with_index(spec: &TokenizerSpec, tensors: &[(TensorPlan, Vec<u8>)]) -> Vec<(TensorPlan, Vec<u8>)> {
+    let mut all = tensors.to_vec();
+    all.extend(Tokenizer::index_tensors(spec, tensors).unwrap());
+    all
+}
+
+/// The tokenizer of a file with stored lookup tables, after checking that it encodes every
+/// token's text, and all of them run together, as the one that builds them at load does.
 fn load(spec: TokenizerSpec, tables: &Tables) -> Tokenizer {
-    load_with(spec, &tables.tensors()).unwrap()
+    let built = load_with(spec.clone(), &tables.tensors()).unwrap();
+    let stored = load_with(spec.clone(), &with_index(&spec, &tables.tensors())).unwrap();
+    let texts: Vec<String> = (0..built.vocab_size() as u32)
+        .map(|id| String::from_utf8_lossy(built.token_bytes(id).unwrap()).into_owned())
+        .collect();
+    for text in texts.iter().chain([&texts.concat()]) {
+        assert_eq!(
+            stored.encode(text, plain()).unwrap(),
+            built.encode(text, plain()).unwrap(),
+            "{text:?}"
+        );
+        assert_eq!(stored.token_id(text), built.token_id(text), "{text:?}");
+    }
+    stored
 }
 
 const N: TokenKind = TokenKind::Normal;
@@ -396,4 +418,68 @@ fn broken_tables_are_errors() {
         load_with(s.clone(), &good[..2]),
         Err(TokenizerError::Format(_))
     ));
+}
+
+#[test]
+fn damaged_lookup_tables_never_panic() {
+    let tables = byte_level(&[(b"ab", N), (b"abc", N), (b"<s>", S)]).merge(&[(b"a", b"b"), (b"ab", b"c")]);
+    let n = tables.tokens.len();
+    let s = spec(TokenizerModel::BpeByteLevel, n);
+    let good = with_index(&s, &tables.tensors());
+    let words = |v: &[u8]| -> Vec<u32> {
+        v.chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let bytes = |w: &[u32]| -> Vec<u8> { w.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let (text_at, merge_at) = (good.len() - 2, good.len() - 1);
+    assert_eq!(good[text_at].0.name, tok_tensor::TEXT_INDEX);
+    assert_eq!(good[merge_at].0.name, tok_tensor::MERGE_INDEX);
+    let load_edited = |at: usize, edit: &dyn Fn(&mut Vec<u32>)| {
+        let mut t = good.clone();
+        let mut w = words(&t[at].1);
+        edit(&mut w);
+        t[at].1 = bytes(&w);
+        t[at].0.shape[0] = (w.len() / if at == merge_at { 4 } else { 1 }) as u64;
+        load_with(s.clone(), &t)
+    };
+    let abc = tables.id(b"abc");
+
+    // A size that is not a power of two is refused.
+    let err = load_edited(text_at, &|w| w.truncate(w.len() - 1)).unwrap_err();
+    assert!(err.to_string().contains("not a power of two"), "{err}");
+    let err = load_edited(merge_at, &|w| w.truncate(w.len() - 4)).unwrap_err();
+    assert!(err.to_string().contains("not a power of two"), "{err}");
+
+    // Ids outside the vocabulary, or of special tokens, never match; a table without a free
+    // slot still ends every probe.
+    let tok = load_edited(text_at, &|w| w.iter_mut().for_each(|x| *x = n as u32 + 5)).unwrap();
+    assert_eq!(tok.token_id("abc"), None);
+    assert_eq!(
+        tok.encode("abc", plain()).unwrap(),
+        [abc],
+        "merges do not need the text index"
+    );
+    let tok = load_edited(text_at, &|w| w.iter_mut().for_each(|x| *x = n as u32 - 1)).unwrap();
+    assert_eq!(tok.token_id("abc"), None);
+    assert_eq!(
+        tok.token_id("<s>"),
+        Some(n as u32 - 1),
+        "special tokens are found as such"
+    );
+
+    // A merge into a token outside the vocabulary is no merge; a full table of pairs that are
+    // never asked for merges nothing.
+    let tok = load_edited(merge_at, &|w| {
+        w.chunks_exact_mut(4)
+            .filter(|s| s[3] == abc)
+            .for_each(|s| s[3] = 1 << 30)
+    })
+    .unwrap();
+    assert_eq!(
+        tok.encode("abc", plain()).unwrap(),
+        [tables.id(b"ab"), u32::from(b'c')]
+    );
+    let tok = load_edited(merge_at, &|w| w.iter_mut().for_each(|x| *x = n as u32 + 1)).unwrap();
+    assert_eq!(tok.encode("abc", plain()).unwrap(), [97, 98, 99]);
 }

@@ -1,20 +1,19 @@
 //! The vocabulary tables of a packed file, validated: token bytes, kinds, and the lookup from
 //! text to id.
 
-use rustc_hash::FxHashMap;
-
 use super::TokenizerError;
-use crate::format::PackedFile;
+use super::index::TextIndex;
+use crate::format::Table;
 use crate::format::meta::{TokenKind, tok_tensor};
 
 /// Token bytes and kinds, and text → id for the tokens the algorithms produce.
 #[derive(Debug)]
 pub(crate) struct Vocab {
-    bytes: Vec<u8>,
-    offsets: Vec<u32>,
+    bytes: Table<u8>,
+    offsets: Table<u32>,
     kinds: Vec<TokenKind>,
     /// Text of each [`TokenKind::Normal`] token → its id (the lowest id if several share a text).
-    normal: FxHashMap<Box<[u8]>, u32>,
+    normal: TextIndex,
     max_token_len: usize,
 }
 
@@ -26,11 +25,15 @@ pub(crate) fn table_error(table: &'static str, problem: impl Into<String>) -> To
 }
 
 impl Vocab {
-    /// Reads and checks the vocabulary of `vocab_size` tokens.
-    pub fn load(file: &PackedFile, vocab_size: usize) -> Result<Vocab, TokenizerError> {
-        let bytes = file.tensor(tok_tensor::VOCAB)?.u8s()?;
-        let offsets = file.tensor(tok_tensor::VOCAB_OFFSETS)?.u32s()?;
-        let codes = file.tensor(tok_tensor::KINDS)?.u8s()?;
+    /// Checks the vocabulary of `vocab_size` tokens: token `bytes` cut at `offsets`, the
+    /// `kinds` codes, and the stored text index if there is one (else builds it).
+    pub fn load(
+        bytes: Table<u8>,
+        offsets: Table<u32>,
+        codes: &[u8],
+        index: Option<Table<u32>>,
+        vocab_size: usize,
+    ) -> Result<Vocab, TokenizerError> {
         if offsets.len() != vocab_size + 1 {
             return Err(table_error(
                 tok_tensor::VOCAB_OFFSETS,
@@ -72,26 +75,28 @@ impl Vocab {
                     .ok_or_else(|| table_error(tok_tensor::KINDS, format!("token {i} has unknown kind {c}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut vocab_max = 0;
-        let mut vocab = Vocab {
-            bytes: bytes.to_vec(),
-            offsets: offsets.to_vec(),
-            kinds,
-            normal: FxHashMap::default(),
-            max_token_len: 0,
-        };
-        let mut normal = FxHashMap::default();
-        normal.reserve(vocab_size);
-        for id in 0..vocab_size as u32 {
-            let text = vocab.token(id);
-            vocab_max = vocab_max.max(text.len());
-            if vocab.kinds[id as usize] == TokenKind::Normal && !text.is_empty() {
-                normal.entry(text.into()).or_insert(id);
+        let max_token_len = offsets
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as usize)
+            .max()
+            .unwrap_or(0);
+        let normal = match index {
+            Some(slots) => TextIndex::stored(slots)?,
+            None => {
+                let (text, starts) = (&*bytes, &*offsets);
+                let token = |id: u32| &text[starts[id as usize] as usize..starts[id as usize + 1] as usize];
+                let ids = (0..vocab_size as u32)
+                    .filter(|&id| kinds[id as usize] == TokenKind::Normal && !token(id).is_empty());
+                TextIndex::build(ids, token)
             }
-        }
-        vocab.normal = normal;
-        vocab.max_token_len = vocab_max;
-        Ok(vocab)
+        };
+        Ok(Vocab {
+            bytes,
+            offsets,
+            kinds,
+            normal,
+            max_token_len,
+        })
     }
 
     /// Number of tokens.
@@ -115,6 +120,16 @@ impl Vocab {
         self.kinds.get(id as usize).copied()
     }
 
+    /// Every token of one byte, as `(id, byte)`, in id order.
+    pub fn single_bytes(&self) -> impl DoubleEndedIterator<Item = (u32, u8)> + '_ {
+        let (bytes, offsets) = (&*self.bytes, &*self.offsets);
+        offsets
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[1].wrapping_sub(w[0]) == 1)
+            .map(|(id, w)| (id as u32, bytes[w[0] as usize]))
+    }
+
     /// Every token's kind.
     pub fn kinds(&self) -> &[TokenKind] {
         &self.kinds
@@ -122,12 +137,25 @@ impl Vocab {
 
     /// The normal token spelled `text`.
     pub fn normal_id(&self, text: &[u8]) -> Option<u32> {
-        self.normal.get(text).copied()
+        self.normal.get(text, |id| self.normal_text(id))
     }
 
-    /// Every normal token and its id.
+    /// The text of `id` if it is a normal token.
+    fn normal_text(&self, id: u32) -> Option<&[u8]> {
+        (self.kind(id)? == TokenKind::Normal).then(|| self.token(id))
+    }
+
+    /// Every normal token in the text index and its id (of tokens sharing a text, the lowest
+    /// id), in no particular order.
     pub fn normal_tokens(&self) -> impl Iterator<Item = (&[u8], u32)> {
-        self.normal.iter().map(|(t, &id)| (&**t, id))
+        self.normal
+            .ids()
+            .filter_map(|id| Some((self.normal_text(id)?, id)))
+    }
+
+    /// The text index, as stored in [`tok_tensor::TEXT_INDEX`].
+    pub fn text_index(&self) -> &[u32] {
+        self.normal.slots()
     }
 
     /// Length in bytes of the longest token.

@@ -264,10 +264,11 @@ pub fn from_gguf(g: &Gguf) -> Result<TokenizerImport> {
         max_input_chars_per_word: bert.then_some(100),
         max_length: None,
     };
+    let tensors = tables.into_tensors(&spec)?;
     Ok(TokenizerImport {
         spec,
         chat_template,
-        tensors: tables.into_tensors()?,
+        tensors,
     })
 }
 

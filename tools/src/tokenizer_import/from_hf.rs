@@ -356,10 +356,11 @@ fn import(tj: &Value, dir: &Path) -> Result<TokenizerImport> {
             .collect::<Result<Vec<_>>>()?;
         spec.stop_tokens = tables.stop_tokens(spec.eos, &extra);
     }
+    let tensors = tables.into_tensors(&spec)?;
     Ok(TokenizerImport {
         spec,
         chat_template: chat_template(dir, &config)?,
-        tensors: tables.into_tensors()?,
+        tensors,
     })
 }
 

@@ -1,8 +1,9 @@
 //! The vocabulary as the importers build it, and its conversion to table tensors.
 
 use anyhow::{Result, bail, ensure};
-use edgelm::format::meta::{TokenKind, tok_tensor};
+use edgelm::format::meta::{TokenKind, TokenizerSpec, tok_tensor};
 use edgelm::format::{DType, Layout, TensorPlan};
+use edgelm::tokenizer::Tokenizer;
 
 /// Texts of end-of-turn tokens that end a generation besides the end-of-sequence token (the
 /// list llama.cpp uses to find them).
@@ -60,8 +61,9 @@ impl Tables {
         stops
     }
 
-    /// The tensors of [`tok_tensor`] (merges and scores only when present).
-    pub fn into_tensors(self) -> Result<Vec<(TensorPlan, Vec<u8>)>> {
+    /// The tensors of [`tok_tensor`] for the tokenizer `spec` describes (merges and scores
+    /// only when present), with the lookup tables the runtime would otherwise build at load.
+    pub fn into_tensors(self, spec: &TokenizerSpec) -> Result<Vec<(TensorPlan, Vec<u8>)>> {
         let n = self.len();
         ensure!(n > 0, "the tokenizer has no tokens");
         ensure!(
@@ -118,6 +120,8 @@ impl Tables {
             let data = scores.iter().flat_map(|v| v.to_le_bytes()).collect();
             out.push((plan(tok_tensor::SCORES, DType::F32, &[n as u64]), data));
         }
+        let index = Tokenizer::index_tensors(spec, &out)?;
+        out.extend(index);
         Ok(out)
     }
 }
@@ -161,6 +165,27 @@ mod tests {
         assert_eq!(byte_token("0x0A"), None);
     }
 
+    fn spec(vocab_size: usize) -> TokenizerSpec {
+        TokenizerSpec {
+            model: edgelm::format::meta::TokenizerModel::BpeByteLevel,
+            vocab_size,
+            normalizer: Default::default(),
+            pre_tokenizer: Vec::new(),
+            bos: None,
+            eos: None,
+            unk: None,
+            pad: None,
+            add_bos: false,
+            add_eos: false,
+            stop_tokens: Vec::new(),
+            byte_fallback: false,
+            ignore_merges: false,
+            continuing_subword_prefix: None,
+            max_input_chars_per_word: None,
+            max_length: None,
+        }
+    }
+
     #[test]
     fn tensors_have_consistent_shapes() {
         let tables = Tables {
@@ -174,12 +199,16 @@ mod tests {
             merges: vec![[0, 1, 2]],
             scores: None,
         };
-        let t = tables.into_tensors().unwrap();
-        assert_eq!(t.len(), 4);
+        let t = tables.into_tensors(&spec(4)).unwrap();
+        assert_eq!(t.len(), 6);
         assert_eq!(t[0].1, b"abab");
         assert_eq!(t[1].0.shape, [5]);
         assert_eq!(t[1].1.len(), 20);
         assert_eq!(t[3].0.shape, [1, 3]);
+        assert_eq!(t[4].0.name, tok_tensor::TEXT_INDEX);
+        assert_eq!(t[4].0.shape, [16]);
+        assert_eq!(t[5].0.name, tok_tensor::MERGE_INDEX);
+        assert_eq!(t[5].0.shape, [16, 4]);
     }
 
     #[test]
@@ -190,7 +219,7 @@ mod tests {
             merges: vec![[0, 0, 7]],
             scores: None,
         };
-        assert!(tables.into_tensors().is_err());
+        assert!(tables.into_tensors(&spec(1)).is_err());
     }
 
     #[test]
