@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use edgelm::format::PackedFile;
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
 use edgelm::sampling::SamplingParams;
@@ -84,10 +85,14 @@ impl SamplingArgs {
     }
 }
 
-/// Opens a model and says how long it took.
+/// Opens a model that is about to run and says how long it took; its weights are paged in
+/// on another thread meanwhile (see [`PackedFile::prefault_in_background`]).
 pub fn load(path: &Path) -> anyhow::Result<(Model, Duration)> {
     let t = Instant::now();
-    let model = Model::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let context = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+    let file = PackedFile::open(path).map_err(|e| context(&e))?;
+    file.prefault_in_background();
+    let model = Model::from_packed(file).map_err(|e| context(&e))?;
     Ok((model, t.elapsed()))
 }
 

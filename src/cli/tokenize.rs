@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::common::load;
+use edgelm::model::Model;
 
 /// Arguments of `edgelm tokenize`.
 #[derive(clap::Args)]
@@ -18,7 +18,7 @@ pub struct TokenizeArgs {
 
 /// Prints the ids.
 pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
-    let (model, _) = load(&args.model)?;
+    let model = Model::open(&args.model).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let ids = super::encode(&model, &args.text, !args.no_special)?;
     println!("{}", serde_json::to_string(&ids)?);
     Ok(())
