@@ -301,6 +301,31 @@ pub struct TokenizerSpec {
     pub max_length: Option<usize>,
 }
 
+impl TokenizerSpec {
+    /// A `model` tokenizer of `vocab_size` tokens with nothing else set: no special tokens,
+    /// normalization or pre-tokenization (importers and tests fill in what they need).
+    pub fn new(model: TokenizerModel, vocab_size: usize) -> TokenizerSpec {
+        TokenizerSpec {
+            model,
+            vocab_size,
+            normalizer: Normalizer::default(),
+            pre_tokenizer: Vec::new(),
+            bos: None,
+            eos: None,
+            unk: None,
+            pad: None,
+            add_bos: false,
+            add_eos: false,
+            stop_tokens: Vec::new(),
+            byte_fallback: false,
+            ignore_merges: false,
+            continuing_subword_prefix: None,
+            max_input_chars_per_word: None,
+            max_length: None,
+        }
+    }
+}
+
 /// Provenance of a packed file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {

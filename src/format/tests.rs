@@ -35,23 +35,12 @@ pub(crate) fn sample_meta() -> Metadata {
             pooling: None,
         },
         tokenizer: TokenizerSpec {
-            model: TokenizerModel::BpeByteLevel,
-            vocab_size: 16,
-            normalizer: Normalizer::default(),
             pre_tokenizer: vec![PreTokenizerStep::Digits { individual: true }],
-            bos: None,
             eos: Some(0),
-            unk: None,
-            pad: None,
-            add_bos: false,
-            add_eos: false,
             stop_tokens: vec![0],
-            byte_fallback: false,
-            ignore_merges: false,
-            continuing_subword_prefix: None,
-            max_input_chars_per_word: None,
-            max_length: None,
+            ..TokenizerSpec::new(TokenizerModel::BpeByteLevel, 16)
         },
+
         chat_template: Some("{{ messages }}".into()),
         source: SourceInfo {
             converter: "test".into(),

@@ -83,24 +83,7 @@ impl Tables {
 }
 
 fn spec(model: TokenizerModel, n: usize) -> TokenizerSpec {
-    TokenizerSpec {
-        model,
-        vocab_size: n,
-        normalizer: Normalizer::default(),
-        pre_tokenizer: Vec::new(),
-        bos: None,
-        eos: None,
-        unk: None,
-        pad: None,
-        add_bos: false,
-        add_eos: false,
-        stop_tokens: Vec::new(),
-        byte_fallback: false,
-        ignore_merges: false,
-        continuing_subword_prefix: None,
-        max_input_chars_per_word: None,
-        max_length: None,
-    }
+    TokenizerSpec::new(model, n)
 }
 
 fn load_with(spec: TokenizerSpec, tensors: &[(TensorPlan, Vec<u8>)]) -> Result<Tokenizer, TokenizerError> {

@@ -173,23 +173,13 @@ fn tokenizer_tensors(vocab: usize) -> (TokenizerSpec, Vec<(TensorPlan, Vec<u8>)>
         shape: vec![n as u64],
     };
     let spec = TokenizerSpec {
-        model: TokenizerModel::BpeByteLevel,
-        vocab_size: vocab,
-        normalizer: Normalizer::default(),
-        pre_tokenizer: vec![],
         bos: Some(256),
         eos: Some(257),
-        unk: None,
-        pad: None,
         add_bos: true,
-        add_eos: false,
         stop_tokens: vec![257],
-        byte_fallback: false,
-        ignore_merges: false,
-        continuing_subword_prefix: None,
-        max_input_chars_per_word: None,
-        max_length: None,
+        ..TokenizerSpec::new(TokenizerModel::BpeByteLevel, vocab)
     };
+
     let tensors = vec![
         (plan(tok_tensor::VOCAB, DType::U8, bytes.len()), bytes),
         (

@@ -166,24 +166,7 @@ mod tests {
     }
 
     fn spec(vocab_size: usize) -> TokenizerSpec {
-        TokenizerSpec {
-            model: edgelm::format::meta::TokenizerModel::BpeByteLevel,
-            vocab_size,
-            normalizer: Default::default(),
-            pre_tokenizer: Vec::new(),
-            bos: None,
-            eos: None,
-            unk: None,
-            pad: None,
-            add_bos: false,
-            add_eos: false,
-            stop_tokens: Vec::new(),
-            byte_fallback: false,
-            ignore_merges: false,
-            continuing_subword_prefix: None,
-            max_input_chars_per_word: None,
-            max_length: None,
-        }
+        TokenizerSpec::new(edgelm::format::meta::TokenizerModel::BpeByteLevel, vocab_size)
     }
 
     #[test]
