@@ -14,6 +14,9 @@
 # Env:   TYPES="F16 Q8_0"  THREADS=1,2  EDGELM_PY (a Python with torch, transformers, numpy, gguf's
 #        dependencies; default ~/.cache/edgelm/venv/bin/python)
 set -euo pipefail
+# Like for like: llama.cpp is built AVX2-only, so edgelm runs its AVX2 kernels too (not the
+# VNNI ones it would pick on a CPU that has them); EDGELM_ISA=auto lifts that.
+export EDGELM_ISA=${EDGELM_ISA:-avx2}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 # shellcheck source=benches/llamacpp.sh

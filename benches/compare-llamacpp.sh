@@ -15,6 +15,9 @@ cd "$root"
 # shellcheck source=benches/llamacpp.sh
 . benches/llamacpp.sh
 ROUNDS=${1:-5}
+# Like for like: llama.cpp is built AVX2-only, so edgelm runs its AVX2 kernels too (not the
+# VNNI ones it would pick on a CPU that has them); EDGELM_ISA=auto lifts that.
+export EDGELM_ISA=${EDGELM_ISA:-avx2}
 TYPES=${TYPES:-Q8_0 Q4_0 Q4_1}
 command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null 2>&1 || true; }
 

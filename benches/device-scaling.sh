@@ -16,6 +16,9 @@ OUT=${OUT:?set OUT to the results folder}
 THREADS=${THREADS:-1,2,4,8,16}
 MODELS=${MODELS:-smollm2-135m:q4_0 smollm2-135m:q8_0 tinyllama-1.1b:q4_0}
 REPS=${REPS:-3}
+# Like for like: llama.cpp is built AVX2-only, so edgelm runs its AVX2 kernels too (not the
+# VNNI ones it would pick on a CPU that has them); EDGELM_ISA=auto lifts that.
+export EDGELM_ISA=${EDGELM_ISA:-avx2}
 work=${TMPDIR:-/tmp}/edgelm-scaling
 mkdir -p "$OUT" "$work"
 export LD_LIBRARY_PATH=$PWD/$CARRY${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}

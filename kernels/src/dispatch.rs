@@ -11,6 +11,11 @@ pub enum Isa {
     Scalar,
     /// x86_64 with AVX2, FMA and F16C.
     Avx2,
+    /// AVX2 plus AVX-VNNI (Alder Lake and later client cores, Zen 5).
+    AvxVnni,
+    /// AVX2 plus AVX512-VNNI and AVX512VL, used on 256-bit registers (Ice Lake and later
+    /// Xeons, Zen 4).
+    Avx512Vnni,
     /// aarch64 baseline NEON (Cortex-A72, Raspberry Pi 4).
     Neon,
     /// aarch64 NEON with SDOT (Cortex-A76 / Pi 5, Cortex-A78AE / Jetson Orin).
@@ -21,13 +26,23 @@ pub enum Isa {
 
 impl Isa {
     /// Every path, in order of preference from slowest to fastest.
-    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::Neon, Isa::NeonDotprod, Isa::NeonI8mm];
+    pub const ALL: [Isa; 7] = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::AvxVnni,
+        Isa::Avx512Vnni,
+        Isa::Neon,
+        Isa::NeonDotprod,
+        Isa::NeonI8mm,
+    ];
 
     /// The short name used by `EDGELM_ISA` and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
+            Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
             Isa::NeonDotprod => "dotprod",
             Isa::NeonI8mm => "i8mm",
@@ -137,7 +152,7 @@ impl Isa {
     pub const fn compiled(self) -> bool {
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 => cfg!(target_arch = "x86_64"),
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => cfg!(target_arch = "x86_64"),
             Isa::Neon | Isa::NeonDotprod | Isa::NeonI8mm => cfg!(target_arch = "aarch64"),
         }
     }
@@ -152,6 +167,22 @@ impl Isa {
                 target_feature = "avx2",
                 target_feature = "fma",
                 target_feature = "f16c"
+            )),
+            Isa::AvxVnni => cfg!(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c",
+                target_feature = "avxvnni"
+            )),
+            Isa::Avx512Vnni => cfg!(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c",
+                target_feature = "avx512f",
+                target_feature = "avx512vl",
+                target_feature = "avx512vnni"
             )),
             Isa::Neon => cfg!(all(target_arch = "aarch64", target_feature = "neon")),
             Isa::NeonDotprod => cfg!(all(
@@ -177,8 +208,11 @@ impl Isa {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     fn detected(self) -> bool {
         use std::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("fma") && has!("f16c");
         match self {
-            Isa::Avx2 => has!("avx2") && has!("fma") && has!("f16c"),
+            Isa::Avx2 => avx2,
+            Isa::AvxVnni => avx2 && has!("avxvnni"),
+            Isa::Avx512Vnni => avx2 && has!("avx512f") && has!("avx512vl") && has!("avx512vnni"),
             _ => false,
         }
     }
@@ -338,6 +372,10 @@ impl Kernels {
             Isa::Scalar => Some(&SCALAR),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => Some(&crate::x86_64::avx2::AVX2),
+            #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => Some(&crate::x86_64::vnni::avx_vnni::AVX_VNNI),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => Some(&crate::x86_64::vnni::avx512_vnni::AVX512_VNNI),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => Some(&crate::aarch64::neon::NEON),
             #[cfg(target_arch = "aarch64")]

@@ -4,7 +4,7 @@
 //! else is the generic code of [`crate::simd`] instantiated with eight-lane vectors.
 
 mod lanes;
-mod matmul;
+pub(crate) mod matmul;
 
 use core::arch::x86_64::*;
 
@@ -27,11 +27,14 @@ lanes_table! { "avx2,fma,f16c", F32x8,
     attn_scores_q8: attn_scores_q8_avx2,
 }
 
-/// The AVX2 table.
-pub(crate) static AVX2: Kernels = TABLE;
+/// The AVX2 kernels, as a constant the VNNI tables start from.
+pub(crate) const AVX2_KERNELS: Kernels = TABLE;
 
-/// The matmul loop nest with this path's tile kernel `$block` (for single tokens, the
-/// memory-bound decode case, with weight prefetch).
+/// The AVX2 table.
+pub(crate) static AVX2: Kernels = AVX2_KERNELS;
+
+/// The matmul loop nest with the tile kernel `$block` (for single tokens, the memory-bound
+/// decode case, with weight prefetch); `$block` and the names used here must be in scope.
 macro_rules! tile_kernel {
     ($block:ident) => {
         TileKernel {
@@ -45,6 +48,8 @@ macro_rules! tile_kernel {
         }
     };
 }
+
+pub(crate) use tile_kernel;
 
 entries! { "avx2,fma,f16c";
     fn matmul_q8_0_avx2(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {

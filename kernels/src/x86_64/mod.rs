@@ -1,3 +1,4 @@
 //! x86_64 paths.
 
 pub(crate) mod avx2;
+pub(crate) mod vnni;

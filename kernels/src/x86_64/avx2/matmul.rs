@@ -19,7 +19,7 @@ pub(crate) const GROUP: usize = 4;
 /// Loads 32 bytes.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn load32(bytes: &[u8; 32]) -> __m256i {
+pub(crate) fn load32(bytes: &[u8; 32]) -> __m256i {
     // SAFETY: `bytes` is 32 readable bytes; loadu has no alignment requirement.
     unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
 }
@@ -35,7 +35,7 @@ pub(crate) fn scales(d: &[u16; TILE_ROWS]) -> __m256 {
 /// Activation quants `4g..4g + 4` broadcast to every 32-bit lane.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn group4(qs: &[i8; 32], g: usize) -> __m256i {
+pub(crate) fn group4(qs: &[i8; 32], g: usize) -> __m256i {
     _mm256_set1_epi32(i32::from_le_bytes(core::array::from_fn(|j| qs[4 * g + j] as u8)))
 }
 
@@ -63,7 +63,7 @@ fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256
 /// `acc[t] += (dw · d_t) · isum[t]`, the per-block scaling of the q4_0 and q8_0 products.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn scale_into<const NT: usize>(
+pub(crate) fn scale_into<const NT: usize>(
     dw: __m256,
     a: [&BlockQ8Act; NT],
     isum: [__m256i; NT],
@@ -94,27 +94,51 @@ pub(crate) fn prefetch_ahead<T>(tile: &T) {
     }
 }
 
-/// One Q4_0 tile (`d·(q − 8)`) times `NT` tokens: the −8 folds in as `−8·sum(a)`.
+/// `acc[t] +=` a Q4_0 tile (`d·(q − 8)`) times token `t`, from the dots of its unsigned
+/// nibbles: the −8 folds in as `−8·sum(a)`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-    let mut dots = nibble_dots(&tile.qs, a);
+pub(crate) fn scale_q4_0<const NT: usize>(
+    tile: &TileQ4_0,
+    a: [&BlockQ8Act; NT],
+    mut dots: [__m256i; NT],
+    acc: &mut [__m256; NT],
+) {
     for (s, at) in dots.iter_mut().zip(a) {
         *s = _mm256_sub_epi32(*s, _mm256_set1_epi32(8 * at.sum));
     }
     scale_into(scales(&tile.d), a, dots, acc);
 }
 
-/// One Q4_1 tile (`d·q + m`) times `NT` tokens: the minimum folds in as `m·d_a·sum(a)`.
+/// `acc[t] +=` a Q4_1 tile (`d·q + m`) times token `t`, from the dots of its nibbles: the
+/// minimum folds in as `m·d_a·sum(a)`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn block_q4_1<const NT: usize>(tile: &TileQ4_1, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-    let dots = nibble_dots(&tile.qs, a);
+pub(crate) fn scale_q4_1<const NT: usize>(
+    tile: &TileQ4_1,
+    a: [&BlockQ8Act; NT],
+    dots: [__m256i; NT],
+    acc: &mut [__m256; NT],
+) {
     scale_into(scales(&tile.d), a, dots, acc);
     let m = scales(&tile.m);
     for (acc, at) in acc.iter_mut().zip(a) {
         *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(at.d * at.sum as f32), *acc);
     }
+}
+
+/// One Q4_0 tile times `NT` tokens.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+    scale_q4_0(tile, a, nibble_dots(&tile.qs, a), acc);
+}
+
+/// One Q4_1 tile times `NT` tokens.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q4_1<const NT: usize>(tile: &TileQ4_1, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+    scale_q4_1(tile, a, nibble_dots(&tile.qs, a), acc);
 }
 
 /// `Σ |w|·(a with w's sign)` in i32 lanes: the sign trick, since `maddubs` needs one unsigned

@@ -1,0 +1,124 @@
+//! The VNNI paths: AVX2 plus `vpdpbusd`, which multiplies four unsigned bytes by four signed
+//! bytes and adds the sum into an i32 lane in one instruction, where AVX2 needs `vpmaddubsw`,
+//! a widening `vpmaddwd` (or an i16 add) and an add. Two encodings of the same instruction on
+//! 256-bit registers: AVX-VNNI (VEX: Alder Lake and later client cores, Zen 5) and
+//! AVX512-VNNI with AVX512VL (EVEX: Ice Lake and later Xeons, Zen 4). The tile layout is the
+//! AVX2 one (lane = row, four quants per lane), so a chunk of a tile and one broadcast group
+//! of four activations make one `vpdpbusd` per token.
+//!
+//! Everything but the quantized matmuls is the AVX2 path's.
+
+/// Defines one VNNI path: module `$module` with table `$table` for `$isa`, compiled with
+/// `$features`, using `$dpbusd(acc, u8 × i8)`.
+macro_rules! vnni_path {
+    ($(#[$doc:meta])* $module:ident, $table:ident, $isa:expr, $features:literal, $dpbusd:ident) => {
+        $(#[$doc])*
+        pub(crate) mod $module {
+            use core::arch::x86_64::*;
+
+            use zerocopy::IntoBytes;
+
+            use crate::dispatch::Kernels;
+            use crate::layout::{TileQ4_0, TileQ4_1, TileQ8_0};
+            use crate::simd::entries;
+            use crate::simd::tiles::{TileKernel, matmul};
+            use crate::view::{BlockQ8Act, OutCols, Tiled};
+            use crate::x86_64::avx2::matmul::{
+                GROUP, finish, group4, load32, prefetch_ahead, scale_into, scale_q4_0, scale_q4_1,
+                scales,
+            };
+            use crate::x86_64::avx2::{AVX2_KERNELS, tile_kernel};
+
+            /// This path's table.
+            pub(crate) static $table: Kernels = Kernels {
+                isa: $isa,
+                matmul_q8_0: matmul_q8_0_vnni,
+                matmul_q4_0: matmul_q4_0_vnni,
+                matmul_q4_1: matmul_q4_1_vnni,
+                ..AVX2_KERNELS
+            };
+
+            /// `acc + Σ u·a` over each lane's four byte pairs (`u` unsigned, `a` signed).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn dot_u8_i8(acc: __m256i, u: __m256i, a: __m256i) -> __m256i {
+                $dpbusd(acc, u, a)
+            }
+
+            /// Per token, eight i32 lanes: row `r`'s nibbles (0..=15) dotted with the block.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+                let mask = _mm256_set1_epi8(0x0f);
+                let mut acc = [_mm256_setzero_si256(); NT];
+                for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
+                    let w = load32(chunk);
+                    let lo = _mm256_and_si256(w, mask);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+                    for (s, at) in acc.iter_mut().zip(a) {
+                        *s = dot_u8_i8(*s, lo, group4(&at.qs, c));
+                        *s = dot_u8_i8(*s, hi, group4(&at.qs, 4 + c));
+                    }
+                }
+                acc
+            }
+
+            /// One Q4_0 tile times `NT` tokens.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+                scale_q4_0(tile, a, nibble_dots(&tile.qs, a), acc);
+            }
+
+            /// One Q4_1 tile times `NT` tokens.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn block_q4_1<const NT: usize>(tile: &TileQ4_1, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+                scale_q4_1(tile, a, nibble_dots(&tile.qs, a), acc);
+            }
+
+            /// One Q8_0 tile times `NT` tokens. The signed weights are biased to unsigned
+            /// (`w + 128`, an xor of the sign bit, once per chunk for every token); the bias
+            /// comes back out as `128·sum(a)`. Range: |Σ| <= 32·255·127 fits an i32.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn block_q8_0<const NT: usize>(tile: &TileQ8_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+                let sign = _mm256_set1_epi8(i8::MIN);
+                let mut dots = [_mm256_setzero_si256(); NT];
+                for (c, chunk) in tile.qs.as_bytes().as_chunks::<32>().0.iter().enumerate() {
+                    let w = _mm256_xor_si256(load32(chunk), sign);
+                    for (s, at) in dots.iter_mut().zip(a) {
+                        *s = dot_u8_i8(*s, w, group4(&at.qs, c));
+                    }
+                }
+                for (s, at) in dots.iter_mut().zip(a) {
+                    *s = _mm256_sub_epi32(*s, _mm256_set1_epi32(128 * at.sum));
+                }
+                scale_into(scales(&tile.d), a, dots, acc);
+            }
+
+            entries! { $features;
+                fn matmul_q8_0_vnni(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    matmul(w, x, out, tile_kernel!(block_q8_0))
+                }
+                fn matmul_q4_0_vnni(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    matmul(w, x, out, tile_kernel!(block_q4_0))
+                }
+                fn matmul_q4_1_vnni(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    matmul(w, x, out, tile_kernel!(block_q4_1))
+                }
+            }
+        }
+    };
+}
+
+vnni_path! {
+    /// AVX-VNNI (VEX-encoded `vpdpbusd`).
+    avx_vnni, AVX_VNNI, crate::dispatch::Isa::AvxVnni, "avx2,fma,f16c,avxvnni", _mm256_dpbusd_avx_epi32
+}
+
+vnni_path! {
+    /// AVX512-VNNI on 256-bit registers (EVEX-encoded `vpdpbusd`, needs AVX512VL).
+    avx512_vnni, AVX512_VNNI, crate::dispatch::Isa::Avx512Vnni,
+    "avx2,fma,f16c,avx512f,avx512vl,avx512vnni", _mm256_dpbusd_epi32
+}
