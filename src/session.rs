@@ -23,7 +23,7 @@ pub struct SessionOptions {
     pub threads: Option<usize>,
     /// KV cache element type.
     pub kv_type: KvType,
-    /// Kernel path to force (`scalar`, `avx2`, `neon`, `dotprod`, `i8mm`); default: the
+    /// Kernel path to force (an `Isa` name: `scalar`, `avx2`, `avx512vnni`, `dotprod`, ...); default: the
     /// `EDGELM_ISA` environment variable, else the best the CPU supports.
     pub isa: Option<String>,
 }
