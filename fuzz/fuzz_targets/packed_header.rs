@@ -1,10 +1,12 @@
 //! `PackedFile::from_bytes` on arbitrary bytes, as given and with the file size and header
 //! checksum fixed up (so that mutations reach the metadata and directory checks): validation
-//! never panics, and every view of a file it accepts is usable.
+//! never panics, every view of a file it accepts is usable, and so is its tokenizer if it
+//! loads (stored lookup tables included).
 #![no_main]
 
 use edgelm::format::spec::{CHECKSUM_FIELD, PREAMBLE_SIZE};
 use edgelm::format::{DType, PackedFile};
+use edgelm::tokenizer::{EncodeOptions, Tokenizer};
 use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, dequantize_row};
 
 /// Byte range of the file-size field in the preamble.
@@ -32,6 +34,19 @@ fn check(data: &[u8]) {
         return;
     };
     let _ = file.verify_data();
+    if let Ok(tok) = Tokenizer::from_packed(&file) {
+        let opts = EncodeOptions {
+            add_special: true,
+            parse_special: true,
+            max_length: None,
+        };
+        for text in ["Hello world 12345", "<s>\n\t  ab ab\u{e9}\u{4e2d}", ""] {
+            if let Ok(ids) = tok.encode(text, opts) {
+                drop(tok.decode(&ids));
+            }
+        }
+        drop(tok.decode(&[0, 1, 2, u32::MAX]));
+    }
     for t in file.tensors() {
         let view = file.tensor(&t.name).expect("listed tensor");
         let rows = t.shape[0] as usize;
