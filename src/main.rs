@@ -12,11 +12,15 @@ struct Args {
     command: Command,
 }
 
+/// `run` and `chat` take an option again to override it (the last one wins), so that scripts
+/// can pass defaults before the user's own arguments.
 #[derive(Subcommand)]
 enum Command {
     /// Generate an answer to one prompt (streamed to stdout).
+    #[command(args_override_self = true)]
     Run(Box<cli::run::RunArgs>),
     /// Chat interactively.
+    #[command(args_override_self = true)]
     Chat(Box<cli::chat::ChatArgs>),
     /// Print the token ids of a text as a JSON array.
     Tokenize(cli::tokenize::TokenizeArgs),

