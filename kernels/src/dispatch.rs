@@ -160,42 +160,28 @@ impl Isa {
     /// Whether this build's target guarantees the path's CPU features at compile time
     /// (e.g. NEON on aarch64 Linux, or AVX2 under `-C target-cpu=haswell`).
     pub const fn enabled_at_compile_time(self) -> bool {
+        let avx2 = cfg!(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        ));
+        let neon = cfg!(all(target_arch = "aarch64", target_feature = "neon"));
+        let dotprod = neon && cfg!(target_feature = "dotprod");
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 => cfg!(all(
-                target_arch = "x86_64",
-                target_feature = "avx2",
-                target_feature = "fma",
-                target_feature = "f16c"
-            )),
-            Isa::AvxVnni => cfg!(all(
-                target_arch = "x86_64",
-                target_feature = "avx2",
-                target_feature = "fma",
-                target_feature = "f16c",
-                target_feature = "avxvnni"
-            )),
-            Isa::Avx512Vnni => cfg!(all(
-                target_arch = "x86_64",
-                target_feature = "avx2",
-                target_feature = "fma",
-                target_feature = "f16c",
-                target_feature = "avx512f",
-                target_feature = "avx512vl",
-                target_feature = "avx512vnni"
-            )),
-            Isa::Neon => cfg!(all(target_arch = "aarch64", target_feature = "neon")),
-            Isa::NeonDotprod => cfg!(all(
-                target_arch = "aarch64",
-                target_feature = "neon",
-                target_feature = "dotprod"
-            )),
-            Isa::NeonI8mm => cfg!(all(
-                target_arch = "aarch64",
-                target_feature = "neon",
-                target_feature = "dotprod",
-                target_feature = "i8mm"
-            )),
+            Isa::Avx2 => avx2,
+            Isa::AvxVnni => avx2 && cfg!(target_feature = "avxvnni"),
+            Isa::Avx512Vnni => {
+                avx2 && cfg!(all(
+                    target_feature = "avx512f",
+                    target_feature = "avx512vl",
+                    target_feature = "avx512vnni"
+                ))
+            }
+            Isa::Neon => neon,
+            Isa::NeonDotprod => dotprod,
+            Isa::NeonI8mm => dotprod && cfg!(target_feature = "i8mm"),
         }
     }
 

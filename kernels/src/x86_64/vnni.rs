@@ -24,8 +24,8 @@ macro_rules! vnni_path {
             use crate::simd::tiles::{TileKernel, matmul};
             use crate::view::{BlockQ8Act, OutCols, Tiled};
             use crate::x86_64::avx2::matmul::{
-                GROUP, finish, group4, load32, prefetch_ahead, scale_into, scale_q4_0, scale_q4_1,
-                scales,
+                GROUP, finish, group4, load32, nibbles, prefetch_ahead, scale_into, scale_q4_0,
+                scale_q4_1, scales,
             };
             use crate::x86_64::avx2::{AVX2_KERNELS, tile_kernel};
 
@@ -49,12 +49,9 @@ macro_rules! vnni_path {
             #[target_feature(enable = $features)]
             #[inline]
             fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
-                let mask = _mm256_set1_epi8(0x0f);
                 let mut acc = [_mm256_setzero_si256(); NT];
                 for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
-                    let w = load32(chunk);
-                    let lo = _mm256_and_si256(w, mask);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+                    let (lo, hi) = nibbles(chunk);
                     for (s, at) in acc.iter_mut().zip(a) {
                         *s = dot_u8_i8(*s, lo, group4(&at.qs, c));
                         *s = dot_u8_i8(*s, hi, group4(&at.qs, 4 + c));

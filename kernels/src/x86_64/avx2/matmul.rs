@@ -39,6 +39,19 @@ pub(crate) fn group4(qs: &[i8; 32], g: usize) -> __m256i {
     _mm256_set1_epi32(i32::from_le_bytes(core::array::from_fn(|j| qs[4 * g + j] as u8)))
 }
 
+/// The low and the high nibbles of a 32-byte chunk of a q4 tile, as bytes (0..=15): the
+/// quants of activations `4c..4c + 4` and of `16 + 4c..16 + 4c + 4`.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn nibbles(chunk: &[u8; 32]) -> (__m256i, __m256i) {
+    let mask = _mm256_set1_epi8(0x0f);
+    let w = load32(chunk);
+    (
+        _mm256_and_si256(w, mask),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask),
+    )
+}
+
 /// Per token, eight i32 lanes: row `r`'s nibbles (unsigned, 0..=15) dotted with the block.
 ///
 /// Range: `maddubs(nibble, a)` is a sum of two products of magnitude <= 15·128, so <= 3840;
@@ -46,12 +59,9 @@ pub(crate) fn group4(qs: &[i8; 32], g: usize) -> __m256i {
 #[target_feature(enable = "avx2")]
 #[inline]
 fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
-    let mask = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_si256(); NT];
     for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
-        let w = load32(chunk);
-        let lo = _mm256_and_si256(w, mask);
-        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+        let (lo, hi) = nibbles(chunk);
         for (s, at) in acc.iter_mut().zip(a) {
             *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(lo, group4(&at.qs, c)));
             *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)));
