@@ -76,6 +76,10 @@ enum Logits {
     All,
 }
 
+/// Queries whose attention scores one matrix product computes in prompt processing (each
+/// block reads the keys once for all of them).
+const QUERY_BLOCK: usize = 16;
+
 /// Scratch buffers for one forward pass of up to `batch` tokens.
 struct Scratch {
     x: Vec<f32>,
@@ -85,7 +89,10 @@ struct Scratch {
     attn: Vec<f32>,
     ffn: Vec<f32>,
     act: Vec<f32>,
+    /// Per head: [`Scratch::query_block`] queries, then their scores over the context.
     scores: Vec<f32>,
+    /// Queries per attention-score matrix product in prompt processing.
+    query_block: usize,
     qq: Vec<BlockQ8Act>,
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -146,6 +153,7 @@ impl<'m> Session<'m> {
         let (h, q_dim) = (c.hidden_size, c.num_heads * c.head_dim);
         let widest = h.max(q_dim).max(c.intermediate_size);
         let qkv_dim = w.layers.first().map_or(0, |l| l.qkv.out_dim());
+        let query_block = QUERY_BLOCK.min(batch);
         let s = Scratch {
             x: vec![0.0; batch * h],
             xn: vec![0.0; batch * h],
@@ -154,7 +162,8 @@ impl<'m> Session<'m> {
             attn: vec![0.0; batch * q_dim],
             ffn: vec![0.0; batch * 2 * c.intermediate_size],
             act: vec![0.0; batch * c.intermediate_size],
-            scores: vec![0.0; c.num_heads * ctx],
+            scores: vec![0.0; c.num_heads * query_block * (c.head_dim + ctx)],
+            query_block,
             qq: vec![BlockQ8Act::default(); q_dim / QK],
             cos: vec![0.0; batch * rope.pairs()],
             sin: vec![0.0; batch * rope.pairs()],
@@ -478,6 +487,7 @@ fn layer_forward(
         pos0,
         n,
         ctx,
+        query_block: s.query_block,
     };
     job.heads(0, c.num_heads, attn, &mut s.scores, &mut s.qq, chunks);
     layer
@@ -511,9 +521,15 @@ struct Attention<'a> {
     pos0: usize,
     n: usize,
     ctx: usize,
+    query_block: usize,
 }
 
 impl Attention<'_> {
+    /// Scratch floats per head: a block of queries and their scores.
+    fn slot(&self) -> usize {
+        self.query_block * (self.c.head_dim + self.ctx)
+    }
+
     /// Heads `[h0, h1)`, split across `chunks` parallel tasks; `out` covers their columns,
     /// `scores` and `qq` their scratch rows.
     fn heads(
@@ -531,7 +547,7 @@ impl Attention<'_> {
             for h in h0..h1 {
                 let i = h - h0;
                 let (sc, q8) = (
-                    &mut scores[i * self.ctx..(i + 1) * self.ctx],
+                    &mut scores[i * self.slot()..(i + 1) * self.slot()],
                     &mut qq[i * qb..(i + 1) * qb],
                 );
                 self.head(h, &mut out, i * hd, sc, q8);
@@ -541,7 +557,7 @@ impl Attention<'_> {
         let mid = h0 + (h1 - h0) * (chunks / 2) / chunks;
         let mid = mid.clamp(h0 + 1, h1 - 1);
         let (oa, ob) = out.split_at((mid - h0) * hd);
-        let (sa, sb) = scores.split_at_mut((mid - h0) * self.ctx);
+        let (sa, sb) = scores.split_at_mut((mid - h0) * self.slot());
         let (qa, qb) = qq.split_at_mut((mid - h0) * (hd / QK));
         rayon::join(
             || self.heads(h0, mid, oa, sa, qa, chunks / 2),
@@ -554,6 +570,11 @@ impl Attention<'_> {
         let g = h / (self.c.num_heads / self.c.num_kv_heads);
         let scale = 1.0 / (hd as f32).sqrt();
         let base = self.kv.offset(self.l, g, 0);
+        if let (KvStore::F16(kc), KvStore::F16(vc)) = (&self.kv.k, &self.kv.v)
+            && self.n > 1
+        {
+            return self.head_prompt_f16(h, out, col, scores, &kc[base..], &vc[base..]);
+        }
         for t in 0..self.n {
             let len = self.pos0 + t + 1;
             let q = &self.qkv[t * self.qkv_dim + h * hd..t * self.qkv_dim + (h + 1) * hd];
@@ -582,6 +603,45 @@ impl Attention<'_> {
                     (k.attn_values_q8)(sc, &vc[b0..b1], o);
                 }
                 _ => unreachable!("keys and values share one type"),
+            }
+        }
+    }
+
+    /// Head `h` for a prompt of several tokens on the f16 cache (`keys` and `values` start at
+    /// the head's first position): the scores of a block of queries are one matrix product
+    /// (each key read once per block, no reduction per key), then each row is masked to its
+    /// position, softmaxed and weighs the values.
+    fn head_prompt_f16(
+        &self,
+        h: usize,
+        out: &mut OutCols<'_>,
+        col: usize,
+        slot: &mut [f32],
+        keys: &[u16],
+        values: &[u16],
+    ) {
+        let (k, hd) = (self.k, self.c.head_dim);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (queries, scores) = slot.split_at_mut(self.query_block * hd);
+        for t0 in (0..self.n).step_by(self.query_block) {
+            let t1 = (t0 + self.query_block).min(self.n);
+            for (t, q) in (t0..t1).zip(queries.chunks_exact_mut(hd)) {
+                let at = t * self.qkv_dim + h * hd;
+                q.copy_from_slice(&self.qkv[at..at + hd]);
+            }
+            // Every key that the block's last query sees; earlier queries ignore the rest.
+            let seen = self.pos0 + t1;
+            let sc = &mut scores[..(t1 - t0) * seen];
+            (k.matmul_f16)(
+                &keys[..seen * hd],
+                &queries[..(t1 - t0) * hd],
+                OutCols::new(sc, t1 - t0, seen),
+            );
+            for (t, row) in (t0..t1).zip(sc.chunks_exact_mut(seen)) {
+                let p = &mut row[..self.pos0 + t + 1];
+                p.iter_mut().for_each(|x| *x *= scale);
+                (k.softmax)(p);
+                (k.attn_values_f16)(p, &values[..p.len() * hd], &mut out.row(t)[col..col + hd]);
             }
         }
     }
