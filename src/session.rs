@@ -530,6 +530,17 @@ impl Attention<'_> {
         self.query_block * (self.c.head_dim + self.ctx)
     }
 
+    /// The factor of the attention scores, `1/√head_dim`.
+    fn scale(&self) -> f32 {
+        1.0 / (self.c.head_dim as f32).sqrt()
+    }
+
+    /// The query of token `t` for head `h`.
+    fn query(&self, t: usize, h: usize) -> &[f32] {
+        let at = t * self.qkv_dim + h * self.c.head_dim;
+        &self.qkv[at..at + self.c.head_dim]
+    }
+
     /// Heads `[h0, h1)`, split across `chunks` parallel tasks; `out` covers their columns,
     /// `scores` and `qq` their scratch rows.
     fn heads(
@@ -568,7 +579,7 @@ impl Attention<'_> {
     fn head(&self, h: usize, out: &mut OutCols<'_>, col: usize, scores: &mut [f32], qq: &mut [BlockQ8Act]) {
         let (k, hd) = (self.k, self.c.head_dim);
         let g = h / (self.c.num_heads / self.c.num_kv_heads);
-        let scale = 1.0 / (hd as f32).sqrt();
+        let scale = self.scale();
         let base = self.kv.offset(self.l, g, 0);
         if let (KvStore::F16(kc), KvStore::F16(vc)) = (&self.kv.k, &self.kv.v)
             && self.n > 1
@@ -577,7 +588,7 @@ impl Attention<'_> {
         }
         for t in 0..self.n {
             let len = self.pos0 + t + 1;
-            let q = &self.qkv[t * self.qkv_dim + h * hd..t * self.qkv_dim + (h + 1) * hd];
+            let q = self.query(t, h);
             let sc = &mut scores[..len];
             let o = &mut out.row(t)[col..col + hd];
             match (&self.kv.k, &self.kv.v) {
@@ -610,7 +621,7 @@ impl Attention<'_> {
     /// Head `h` for a prompt of several tokens on the f16 cache (`keys` and `values` start at
     /// the head's first position): the scores of a block of queries are one matrix product
     /// (each key read once per block, no reduction per key), then each row is masked to its
-    /// position, softmaxed and weighs the values.
+    /// position, scaled, softmaxed and weighs the values.
     fn head_prompt_f16(
         &self,
         h: usize,
@@ -620,14 +631,12 @@ impl Attention<'_> {
         keys: &[u16],
         values: &[u16],
     ) {
-        let (k, hd) = (self.k, self.c.head_dim);
-        let scale = 1.0 / (hd as f32).sqrt();
+        let (k, hd, scale) = (self.k, self.c.head_dim, self.scale());
         let (queries, scores) = slot.split_at_mut(self.query_block * hd);
         for t0 in (0..self.n).step_by(self.query_block) {
             let t1 = (t0 + self.query_block).min(self.n);
             for (t, q) in (t0..t1).zip(queries.chunks_exact_mut(hd)) {
-                let at = t * self.qkv_dim + h * hd;
-                q.copy_from_slice(&self.qkv[at..at + hd]);
+                q.copy_from_slice(self.query(t, h));
             }
             // Every key that the block's last query sees; earlier queries ignore the rest.
             let seen = self.pos0 + t1;
