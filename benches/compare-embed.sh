@@ -48,7 +48,7 @@ for ty in $TYPES; do
     mv "$gguf.tmp.$$" "$gguf"
   fi
   packed=$work/all-MiniLM-L6-v2.$ty.edgelm
-  if [ ! -s "$packed" ] || [ "$gguf" -nt "$packed" ]; then
+  if [ ! -s "$packed" ] || [ "$gguf" -nt "$packed" ] || [ "$bin/edgelm-convert" -nt "$packed" ]; then
     llamacpp_log "edgelm-convert $ty (keep: the GGUF's own values)"
     "$bin/edgelm-convert" "$gguf" -o "$packed" --quant keep >/dev/null
   fi

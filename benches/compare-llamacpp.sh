@@ -30,7 +30,7 @@ pairs=()
 for ty in $TYPES; do
   gguf=$(smollm2_gguf "$ty")
   packed=$work/SmolLM2-135M-Instruct.$ty.edgelm
-  if [ ! -s "$packed" ] || [ "$gguf" -nt "$packed" ]; then
+  if [ ! -s "$packed" ] || [ "$gguf" -nt "$packed" ] || [ "$bin/edgelm-convert" -nt "$packed" ]; then
     llamacpp_log "edgelm-convert $ty (keep: the GGUF's own values)"
     "$bin/edgelm-convert" "$gguf" -o "$packed" --quant keep >/dev/null
   fi
