@@ -22,14 +22,13 @@ mod attention;
 mod index;
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use edgelm_kernels::layout::QK;
 use edgelm_kernels::{BlockQ8Act, Isa, Kernels};
 
+use crate::engine::Engine;
 use crate::format::meta::{Activation, Pooling, PoolingMode};
 use crate::model::{EncoderWeights, LayerNorm, Model, ModelError};
-use crate::session::select_kernels;
 use crate::tokenizer::{EncodeOptions, TokenizerError};
 
 pub use index::{CacheStatus, CorpusIndex, Hit, IndexError, model_fingerprint};
@@ -172,8 +171,7 @@ struct Scratch {
 /// Turns texts into sentence vectors with an encoder model.
 pub struct Embedder<'m> {
     model: &'m Model,
-    kernels: &'static Kernels,
-    pool: Arc<rayon::ThreadPool>,
+    engine: Engine,
     max_length: usize,
     pooling: Pooling,
     s: Scratch,
@@ -182,7 +180,7 @@ pub struct Embedder<'m> {
 impl std::fmt::Debug for Embedder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Embedder")
-            .field("isa", &self.kernels.isa)
+            .field("isa", &self.engine.kernels.isa)
             .field("threads", &self.threads())
             .field("max_length", &self.max_length)
             .field("batch_tokens", &self.s.capacity)
@@ -209,8 +207,7 @@ impl<'m> Embedder<'m> {
                 .unwrap_or(c.max_context)
                 .min(c.max_context),
         };
-        let kernels = select_kernels(opts.isa.as_deref()).map_err(EmbedError::Options)?;
-        let pool = crate::threads::pool(opts.threads).map_err(EmbedError::Options)?;
+        let engine = Engine::new(opts.isa.as_deref(), opts.threads).map_err(EmbedError::Options)?;
         let cap = opts.batch_tokens.max(max_length);
         let (h, ff) = (c.hidden_size, c.intermediate_size);
         let qkv_dim = w.layers.first().map_or(0, |l| l.qkv.out_dim());
@@ -225,7 +222,7 @@ impl<'m> Embedder<'m> {
             qkv: vec![0.0; cap * qkv_dim],
             ffn: vec![0.0; cap * ff],
             xq: vec![BlockQ8Act::default(); cap * widest / QK],
-            heads: (0..pool.current_num_threads())
+            heads: (0..engine.threads())
                 .map(|_| attention::HeadScratch::new(max_length, c.head_dim))
                 .collect(),
             pooled: vec![0.0; cap * h],
@@ -237,8 +234,7 @@ impl<'m> Embedder<'m> {
         });
         Ok(Embedder {
             model,
-            kernels,
-            pool,
+            engine,
             max_length,
             pooling,
             s,
@@ -257,12 +253,12 @@ impl<'m> Embedder<'m> {
 
     /// Worker threads.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.engine.threads()
     }
 
     /// The instruction-set path of the kernels in use.
     pub fn isa(&self) -> Isa {
-        self.kernels.isa
+        self.engine.kernels.isa
     }
 
     /// Longest input in tokens.
@@ -283,8 +279,8 @@ impl<'m> Embedder<'m> {
     /// Runs `f` on one of the embedder's threads, so that every batch inside it starts its
     /// parallel work without a cross-thread hand-off.
     pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
-        let pool = Arc::clone(&self.pool);
-        pool.install(|| f(self))
+        let engine = self.engine.clone();
+        engine.install(|| f(self))
     }
 
     /// The token ids of `text` as the encoder sees it: `[CLS] … [SEP]`, truncated to the
@@ -363,9 +359,9 @@ impl<'m> Embedder<'m> {
             s.ids.extend_from_slice(ids.as_ref());
             s.spans.push(start..s.ids.len());
         }
-        let (model, k, pooling) = (self.model, self.kernels, self.pooling);
+        let (model, k, pooling) = (self.model, self.engine.kernels, self.pooling);
         let w = model.encoder()?;
-        self.pool.install(|| forward(model, w, k, s));
+        self.engine.install(|| forward(model, w, k, s));
         let h = model.config().hidden_size;
         for (span, out) in s.spans.iter().zip(s.pooled.chunks_exact_mut(h)) {
             pool_sentence(pooling, &s.x[span.start * h..span.end * h], out);

@@ -1,8 +1,9 @@
-//! The key/value cache of a decoder session: preallocated for the whole context, in f16 or
-//! in q8 blocks, laid out `[layer][kv head][position][head_dim]` so that one head's keys
-//! are contiguous for the attention kernels.
+//! The key/value cache of a decoder session: one typed store per layer, preallocated for the
+//! whole context, laid out `[kv head][position][head_dim]` so that one head's keys are
+//! contiguous for the attention kernels.
 
-use edgelm_kernels::layout::{BlockQ8_0, QK};
+use edgelm_kernels::Kernels;
+use edgelm_kernels::layout::{BlockQ8_0, QK, QuantBlock};
 
 /// Element type of the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -28,31 +29,107 @@ impl std::str::FromStr for KvType {
     }
 }
 
-/// Storage of one of the two caches (keys or values).
+/// The keys and values of one layer, both of one type (offsets count values, see
+/// [`KvCache::offset`]; q8 stores index blocks at `offset / QK`).
 #[derive(Debug)]
-pub enum KvStore {
+pub enum LayerKv {
     /// f32 values.
-    F32(Vec<f32>),
+    F32 {
+        /// Keys.
+        k: Vec<f32>,
+        /// Values.
+        v: Vec<f32>,
+    },
     /// f16 bits.
-    F16(Vec<u16>),
+    F16 {
+        /// Keys.
+        k: Vec<u16>,
+        /// Values.
+        v: Vec<u16>,
+    },
     /// q8 blocks.
-    Q8(Vec<BlockQ8_0>),
+    Q8 {
+        /// Keys.
+        k: Vec<BlockQ8_0>,
+        /// Values.
+        v: Vec<BlockQ8_0>,
+    },
+}
+
+impl LayerKv {
+    /// Stores one head's `key` and `value` at value offset `off`.
+    pub fn write(&mut self, kern: &Kernels, off: usize, key: &[f32], value: &[f32]) {
+        let n = key.len();
+        match self {
+            LayerKv::F32 { k, v } => {
+                k[off..off + n].copy_from_slice(key);
+                v[off..off + n].copy_from_slice(value);
+            }
+            LayerKv::F16 { k, v } => {
+                (kern.f32_to_f16)(key, &mut k[off..off + n]);
+                (kern.f32_to_f16)(value, &mut v[off..off + n]);
+            }
+            LayerKv::Q8 { k, v } => {
+                (kern.quantize_q8_kv)(key, &mut k[off / QK..(off + n) / QK]);
+                (kern.quantize_q8_kv)(value, &mut v[off / QK..(off + n) / QK]);
+            }
+        }
+    }
+
+    /// Applies `f` to the key of one head at value offset `off`, as f32 (`tmp` holds it while
+    /// `f` runs for the f16 and q8 stores).
+    pub fn update_key(&mut self, kern: &Kernels, off: usize, tmp: &mut [f32], f: impl FnOnce(&mut [f32])) {
+        let n = tmp.len();
+        match self {
+            LayerKv::F32 { k, .. } => f(&mut k[off..off + n]),
+            LayerKv::F16 { k, .. } => {
+                let row = &mut k[off..off + n];
+                tmp.iter_mut()
+                    .zip(row.iter())
+                    .for_each(|(d, &h)| *d = half::f16::from_bits(h).to_f32());
+                f(tmp);
+                (kern.f32_to_f16)(tmp, row);
+            }
+            LayerKv::Q8 { k, .. } => {
+                let row = &mut k[off / QK..(off + n) / QK];
+                for (b, out) in row.iter().zip(tmp.chunks_exact_mut(QK)) {
+                    b.dequantize(out.try_into().expect("QK values"));
+                }
+                f(tmp);
+                (kern.quantize_q8_kv)(tmp, row);
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            LayerKv::F32 { k, v } => size_of_val(k.as_slice()) + size_of_val(v.as_slice()),
+            LayerKv::F16 { k, v } => size_of_val(k.as_slice()) + size_of_val(v.as_slice()),
+            LayerKv::Q8 { k, v } => size_of_val(k.as_slice()) + size_of_val(v.as_slice()),
+        }
+    }
+
+    /// Moves the positions `[from, from + len)` of every head to `[to, to + len)`.
+    fn move_positions(&mut self, heads: usize, ctx: usize, hd: usize, from: usize, to: usize, len: usize) {
+        match self {
+            LayerKv::F32 { k, v } => [k, v].map(|s| shift_rows(s, heads, ctx, hd, from, to, len)),
+            LayerKv::F16 { k, v } => [k, v].map(|s| shift_rows(s, heads, ctx, hd, from, to, len)),
+            LayerKv::Q8 { k, v } => [k, v].map(|s| shift_rows(s, heads, ctx, hd / QK, from, to, len)),
+        };
+    }
 }
 
 /// Keys and values for every layer, head and position of a session's context.
 #[derive(Debug)]
 pub struct KvCache {
-    /// Keys.
-    pub k: KvStore,
-    /// Values.
-    pub v: KvStore,
+    layers: Vec<LayerKv>,
     ctx: usize,
     kv_heads: usize,
     head_dim: usize,
 }
 
 impl KvCache {
-    /// Allocates a cache for `ctx` positions.
+    /// Allocates a cache for `ctx` positions; a clear error where the memory is not there.
     pub fn new(
         kind: KvType,
         layers: usize,
@@ -60,18 +137,28 @@ impl KvCache {
         head_dim: usize,
         ctx: usize,
     ) -> Result<Self, String> {
-        let n = layers * kv_heads * ctx * head_dim;
-        let store = || match kind {
-            KvType::F32 => Ok(KvStore::F32(vec![0.0; n])),
-            KvType::F16 => Ok(KvStore::F16(vec![0; n])),
-            KvType::Q8 if head_dim.is_multiple_of(QK) => Ok(KvStore::Q8(vec![BlockQ8_0::default(); n / QK])),
-            KvType::Q8 => Err(format!(
+        if kind == KvType::Q8 && !head_dim.is_multiple_of(QK) {
+            return Err(format!(
                 "a q8 KV cache needs head_dim to be a multiple of {QK}, this model has {head_dim}"
-            )),
+            ));
+        }
+        let n = kv_heads * ctx * head_dim;
+        let layer = || match kind {
+            KvType::F32 => LayerKv::F32 {
+                k: vec![0.0; n],
+                v: vec![0.0; n],
+            },
+            KvType::F16 => LayerKv::F16 {
+                k: vec![0; n],
+                v: vec![0; n],
+            },
+            KvType::Q8 => LayerKv::Q8 {
+                k: vec![BlockQ8_0::default(); n / QK],
+                v: vec![BlockQ8_0::default(); n / QK],
+            },
         };
         Ok(KvCache {
-            k: store()?,
-            v: store()?,
+            layers: (0..layers).map(|_| layer()).collect(),
             ctx,
             kv_heads,
             head_dim,
@@ -83,39 +170,32 @@ impl KvCache {
         self.ctx
     }
 
-    /// Element offset of `(layer, head, pos)` in f16 units (divide by `QK` for q8 blocks).
-    pub fn offset(&self, layer: usize, head: usize, pos: usize) -> usize {
-        ((layer * self.kv_heads + head) * self.ctx + pos) * self.head_dim
+    /// Layer `l`'s store.
+    pub fn layer(&self, l: usize) -> &LayerKv {
+        &self.layers[l]
+    }
+
+    /// Layer `l`'s store, to write.
+    pub fn layer_mut(&mut self, l: usize) -> &mut LayerKv {
+        &mut self.layers[l]
+    }
+
+    /// Value offset of `(head, pos)` within a layer's store.
+    pub fn offset(&self, head: usize, pos: usize) -> usize {
+        (head * self.ctx + pos) * self.head_dim
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        let one = |s: &KvStore| match s {
-            KvStore::F32(v) => size_of_val(v.as_slice()),
-            KvStore::F16(v) => size_of_val(v.as_slice()),
-            KvStore::Q8(v) => size_of_val(v.as_slice()),
-        };
-        one(&self.k) + one(&self.v)
+        self.layers.iter().map(LayerKv::bytes).sum()
     }
 
     /// Moves positions `[from, from + len)` to `[to, to + len)` in every layer and head
     /// (`to < from`), for context shifting.
     pub fn move_positions(&mut self, from: usize, to: usize, len: usize) {
-        let (hd, heads) = (self.head_dim, self.ctx_rows());
-        for store in [&mut self.k, &mut self.v] {
-            match store {
-                KvStore::F32(v) => shift_rows(v, heads, self.ctx, hd, from, to, len),
-                KvStore::F16(v) => shift_rows(v, heads, self.ctx, hd, from, to, len),
-                KvStore::Q8(v) => shift_rows(v, heads, self.ctx, hd / QK, from, to, len),
-            }
-        }
-    }
-
-    fn ctx_rows(&self) -> usize {
-        match &self.k {
-            KvStore::F32(v) => v.len() / (self.ctx * self.head_dim),
-            KvStore::F16(v) => v.len() / (self.ctx * self.head_dim),
-            KvStore::Q8(v) => v.len() * QK / (self.ctx * self.head_dim),
+        let (heads, ctx, hd) = (self.kv_heads, self.ctx, self.head_dim);
+        for layer in &mut self.layers {
+            layer.move_positions(heads, ctx, hd, from, to, len);
         }
     }
 }

@@ -3,14 +3,16 @@
 //! Open a packed `.edgelm` file (written by `edgelm-convert`), make a session, generate.
 #![warn(missing_docs)]
 
+pub mod arch;
 pub mod chat;
 pub mod embed;
+pub mod engine;
 pub mod format;
 pub mod generate;
 pub mod kv_cache;
 pub mod model;
+pub mod nn;
 pub mod perplexity;
-pub mod rope;
 pub mod sampling;
 pub mod session;
 pub mod threads;

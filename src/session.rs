@@ -1,15 +1,22 @@
-//! A decoder session: the KV cache, every scratch buffer and the thread pool, created once.
+//! A decoder session: the KV cache, every scratch buffer and the engine, created once.
 //! Feeding tokens after creation performs no heap allocation.
+//!
+//! The forward pass is one recipe for every decoder architecture (see `docs/ARCHITECTURE.md`):
+//! embed (scaled for Gemma), then per block `x += post_attn_norm(attn(attn_norm(x)))` and
+//! `x += post_ffn_norm(mlp(ffn_norm(x)))`, where the norms an architecture lacks are skipped
+//! and attention applies the per-head q/k norms, the layer's RoPE and sliding window.
 
-use std::sync::Arc;
-
-use edgelm_kernels::layout::{QK, QuantBlock};
+use edgelm_kernels::layout::QK;
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols};
 
-use crate::format::meta::RopeLayout;
-use crate::kv_cache::{KvCache, KvStore, KvType};
+use crate::arch;
+use crate::engine::Engine;
+use crate::format::meta::{ModelConfig, RopeLayout};
+use crate::kv_cache::{KvCache, KvType};
 use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
-use crate::rope::RopeTable;
+use crate::nn::attention::{CausalAttention, Heads, QUERY_BLOCK};
+use crate::nn::rope::RopeTable;
+use crate::nn::{mlp, norm};
 use crate::sampling::Sampler;
 
 /// How a session is set up.
@@ -76,37 +83,93 @@ enum Logits {
     All,
 }
 
-/// Queries whose attention scores one matrix product computes in prompt processing (each
-/// block reads the keys once for all of them).
-const QUERY_BLOCK: usize = 16;
+/// The rotary embeddings of a model: one table per distinct RoPE (Gemma 3's local and global
+/// layers differ), which one each layer uses, and the pairing of dimensions.
+struct Positions {
+    tables: Vec<RopeTable>,
+    of_layer: Vec<usize>,
+    rotate: fn(&mut [f32], &[f32], &[f32]),
+    /// Values per table in the cosine and sine buffers (`batch × pairs`).
+    stride: usize,
+}
+
+impl Positions {
+    fn new(k: &Kernels, c: &ModelConfig, batch: usize) -> Result<Positions, SessionError> {
+        let global = c
+            .rope
+            .as_ref()
+            .ok_or_else(|| SessionError::Options("model has no RoPE".into()))?;
+        let mut tables = vec![RopeTable::new(global)];
+        let local = c.attention.local_rope.filter(|r| r != global);
+        if let Some(local) = &local {
+            tables.push(RopeTable::new(local));
+        }
+        let of_layer = (0..c.num_layers)
+            .map(|l| usize::from(local.is_some() && c.attention.window_of(l).is_some()))
+            .collect();
+        let rotate = match global.layout {
+            RopeLayout::Neox => k.rope_neox,
+            RopeLayout::Interleaved => k.rope_interleaved,
+        };
+        let pairs = tables.iter().map(RopeTable::pairs).max().unwrap_or(0);
+        Ok(Positions {
+            tables,
+            of_layer,
+            rotate,
+            stride: batch * pairs,
+        })
+    }
+
+    /// Where the angles of token `t` of a forward pass start for `table`.
+    fn at(&self, table: usize, t: usize) -> usize {
+        table * self.stride + t * self.pairs()
+    }
+
+    /// Pairs of the widest table.
+    fn pairs(&self) -> usize {
+        self.tables.iter().map(RopeTable::pairs).max().unwrap_or(0)
+    }
+}
 
 /// Scratch buffers for one forward pass of up to `batch` tokens.
 struct Scratch {
+    /// Residual stream, `batch × hidden`.
     x: Vec<f32>,
+    /// Normalized residual or a sublayer's output, `batch × hidden`.
     xn: Vec<f32>,
+    /// A sublayer's output after its post-norm, `batch × hidden`.
+    post: Vec<f32>,
+    /// The input of a product as q8 blocks, `batch × widest / QK`.
     xq: Vec<BlockQ8Act>,
+    /// Queries, keys and values, `batch × qkv_dim`.
     qkv: Vec<f32>,
+    /// Attention output, `batch × q_dim`.
     attn: Vec<f32>,
+    /// Gate and up projections, `batch × 2·ff`.
     ffn: Vec<f32>,
+    /// Gated activation, `batch × ff`.
     act: Vec<f32>,
-    /// Per head: [`Scratch::query_block`] queries, then their scores over the context.
+    /// Per head: a block of queries, then their scores over the context.
     scores: Vec<f32>,
     /// Queries per attention-score matrix product in prompt processing.
     query_block: usize,
+    /// Per head: the query as q8 blocks (q8 cache).
     qq: Vec<BlockQ8Act>,
+    /// Per RoPE table, per token: cosines and sines, `tables × batch × pairs`.
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// Logits, `batch × vocab`.
     logits: Vec<f32>,
-    rot: Vec<f32>,
+    /// One head.
+    head: Vec<f32>,
 }
 
 /// A conversation with a decoder model: everything needed to feed tokens and get logits.
 pub struct Session<'m> {
     model: &'m Model,
-    kernels: &'static Kernels,
-    pool: Arc<rayon::ThreadPool>,
+    engine: Engine,
     kv: KvCache,
-    rope: RopeTable,
+    positions: Positions,
     batch: usize,
     tokens: Vec<u32>,
     s: Scratch,
@@ -115,17 +178,11 @@ pub struct Session<'m> {
 impl std::fmt::Debug for Session<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("isa", &self.kernels.isa)
+            .field("isa", &self.engine.kernels.isa)
             .field("threads", &self.threads())
             .field("position", &self.position())
             .finish_non_exhaustive()
     }
-}
-
-/// Picks the kernel table: the requested path, else `EDGELM_ISA`, else the best available.
-pub fn select_kernels(requested: Option<&str>) -> Result<&'static Kernels, String> {
-    let env = std::env::var("EDGELM_ISA").ok();
-    Kernels::select(requested.or(env.as_deref())).map_err(|e| e.to_string())
 }
 
 impl<'m> Session<'m> {
@@ -141,22 +198,19 @@ impl<'m> Session<'m> {
             )));
         }
         let batch = opts.batch.clamp(1, ctx);
-        let kernels = select_kernels(opts.isa.as_deref()).map_err(SessionError::Options)?;
-        let pool = crate::threads::pool(opts.threads).map_err(SessionError::Options)?;
+        let engine = Engine::new(opts.isa.as_deref(), opts.threads).map_err(SessionError::Options)?;
         let kv = KvCache::new(opts.kv_type, c.num_layers, c.num_kv_heads, c.head_dim, ctx)
             .map_err(SessionError::Options)?;
-        let rope = RopeTable::new(
-            c.rope
-                .as_ref()
-                .ok_or_else(|| SessionError::Options("model has no RoPE".into()))?,
-        );
+        let positions = Positions::new(engine.kernels, c, batch)?;
         let (h, q_dim) = (c.hidden_size, c.num_heads * c.head_dim);
         let widest = h.max(q_dim).max(c.intermediate_size);
         let qkv_dim = w.layers.first().map_or(0, |l| l.qkv.out_dim());
         let query_block = QUERY_BLOCK.min(batch);
+        let rope_values = positions.tables.len() * positions.stride;
         let s = Scratch {
             x: vec![0.0; batch * h],
             xn: vec![0.0; batch * h],
+            post: vec![0.0; batch * h],
             xq: vec![BlockQ8Act::default(); batch * widest / QK],
             qkv: vec![0.0; batch * qkv_dim],
             attn: vec![0.0; batch * q_dim],
@@ -165,17 +219,16 @@ impl<'m> Session<'m> {
             scores: vec![0.0; c.num_heads * query_block * (c.head_dim + ctx)],
             query_block,
             qq: vec![BlockQ8Act::default(); q_dim / QK],
-            cos: vec![0.0; batch * rope.pairs()],
-            sin: vec![0.0; batch * rope.pairs()],
+            cos: vec![0.0; rope_values],
+            sin: vec![0.0; rope_values],
             logits: vec![0.0; batch * c.vocab_size],
-            rot: vec![0.0; c.head_dim],
+            head: vec![0.0; c.head_dim],
         };
         Ok(Session {
             model,
-            kernels,
-            pool,
+            engine,
             kv,
-            rope,
+            positions,
             batch,
             tokens: Vec::with_capacity(ctx),
             s,
@@ -189,12 +242,12 @@ impl<'m> Session<'m> {
 
     /// The kernel path in use.
     pub fn kernels(&self) -> &'static Kernels {
-        self.kernels
+        self.engine.kernels
     }
 
     /// Worker threads.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.engine.threads()
     }
 
     /// Context size in tokens.
@@ -239,8 +292,8 @@ impl<'m> Session<'m> {
     /// Runs `f` on one of the session's threads, so that every forward pass inside it
     /// starts its parallel work without a cross-thread hand-off (generation loops use this).
     pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
-        let pool = Arc::clone(&self.pool);
-        pool.install(|| f(self))
+        let engine = self.engine.clone();
+        engine.install(|| f(self))
     }
 
     /// Appends `tokens` to the context and returns the logits after the last one.
@@ -303,33 +356,25 @@ impl<'m> Session<'m> {
         self.kv.move_positions(from, keep, len);
         self.tokens.drain(keep..keep + discard);
         let c = self.model.config();
-        let k = self.kernels;
-        let pairs = self.rope.pairs();
-        let (cos, sin) = (&mut self.s.cos[..pairs], &mut self.s.sin[..pairs]);
-        self.rope.angles(-(discard as i64), cos, sin);
-        let rope = rope_fn(k, c.rope.map_or(RopeLayout::Neox, |r| r.layout));
-        let hd = c.head_dim;
+        let (k, p) = (self.engine.kernels, &self.positions);
+        for (i, table) in p.tables.iter().enumerate() {
+            let at = p.at(i, 0)..p.at(i, 0) + table.pairs();
+            table.angles(
+                -(discard as i64),
+                &mut self.s.cos[at.clone()],
+                &mut self.s.sin[at],
+            );
+        }
         for l in 0..c.num_layers {
+            let at = p.at(p.of_layer[l], 0);
+            let n = p.tables[p.of_layer[l]].pairs();
+            let (cos, sin) = (&self.s.cos[at..at + n], &self.s.sin[at..at + n]);
             for g in 0..c.num_kv_heads {
-                for p in keep..keep + len {
-                    let off = self.kv.offset(l, g, p);
-                    match &mut self.kv.k {
-                        KvStore::F32(v) => rope(&mut v[off..off + hd], cos, sin),
-                        KvStore::F16(v) => {
-                            let row = &mut v[off..off + hd];
-                            f16_to_f32(row, &mut self.s.rot);
-                            rope(&mut self.s.rot, cos, sin);
-                            (k.f32_to_f16)(&self.s.rot, row);
-                        }
-                        KvStore::Q8(v) => {
-                            let row = &mut v[off / QK..(off + hd) / QK];
-                            for (b, out) in row.iter().zip(self.s.rot.chunks_exact_mut(QK)) {
-                                b.dequantize(out.try_into().expect("QK values"));
-                            }
-                            rope(&mut self.s.rot, cos, sin);
-                            (k.quantize_q8_kv)(&self.s.rot, row);
-                        }
-                    }
+                for pos in keep..keep + len {
+                    let off = self.kv.offset(g, pos);
+                    self.kv
+                        .layer_mut(l)
+                        .update_key(k, off, &mut self.s.head, |key| (p.rotate)(key, cos, sin));
                 }
             }
         }
@@ -339,10 +384,9 @@ impl<'m> Session<'m> {
     fn forward(&mut self, tokens: &[u32], logits: Logits) {
         let Session {
             model,
-            kernels: k,
-            pool,
+            engine,
             kv,
-            rope,
+            positions,
             tokens: history,
             s,
             ..
@@ -352,42 +396,44 @@ impl<'m> Session<'m> {
             Err(_) => unreachable!("sessions are only made for decoders"),
         };
         let c = model.config();
+        let k = engine.kernels;
         let pos0 = history.len();
         let n = tokens.len();
-        pool.install(|| {
+        engine.install(|| {
             let chunks = rayon::current_num_threads();
             let h = c.hidden_size;
             for (t, &id) in tokens.iter().enumerate() {
                 w.embed.dequantize_row(id as usize, &mut s.x[t * h..(t + 1) * h]);
             }
-            let pairs = rope.pairs();
-            for t in 0..n {
-                let r = t * pairs..(t + 1) * pairs;
-                rope.angles((pos0 + t) as i64, &mut s.cos[r.clone()], &mut s.sin[r]);
+            if arch::def(c.architecture).recipe.scale_embeddings {
+                let scale = (h as f32).sqrt();
+                s.x[..n * h].iter_mut().for_each(|v| *v *= scale);
             }
+            for (i, table) in positions.tables.iter().enumerate() {
+                for t in 0..n {
+                    let at = positions.at(i, t);
+                    let r = at..at + table.pairs();
+                    table.angles((pos0 + t) as i64, &mut s.cos[r.clone()], &mut s.sin[r]);
+                }
+            }
+            let block = Block {
+                k,
+                c,
+                positions,
+                pos0,
+                n,
+                chunks,
+            };
             for (l, layer) in w.layers.iter().enumerate() {
-                layer_forward(k, c, l, layer, kv, s, pos0, n, chunks);
+                block.forward(l, layer, kv, s);
             }
             let (first, rows) = match logits {
                 Logits::Last => (n - 1, 1),
                 Logits::All => (0, n),
             };
-            final_logits(k, w, c.norm_eps, s, first, rows, chunks);
+            final_logits(k, w, c, s, first, rows, chunks);
         });
         history.extend_from_slice(tokens);
-    }
-}
-
-fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
-    for (d, &h) in dst.iter_mut().zip(src) {
-        *d = half::f16::from_bits(h).to_f32();
-    }
-}
-
-fn rope_fn(k: &Kernels, layout: RopeLayout) -> fn(&mut [f32], &[f32], &[f32]) {
-    match layout {
-        RopeLayout::Neox => k.rope_neox,
-        RopeLayout::Interleaved => k.rope_interleaved,
     }
 }
 
@@ -395,7 +441,7 @@ fn rope_fn(k: &Kernels, layout: RopeLayout) -> fn(&mut [f32], &[f32], &[f32]) {
 fn final_logits(
     k: &Kernels,
     w: &DecoderWeights<'_>,
-    eps: f32,
+    c: &ModelConfig,
     s: &mut Scratch,
     first: usize,
     rows: usize,
@@ -403,255 +449,127 @@ fn final_logits(
 ) {
     let h = w.output_norm.len();
     let x = &s.x[first * h..(first + rows) * h];
-    rms_norm_rows(k, x, w.output_norm, eps, &mut s.xn[..rows * h]);
+    norm::rms_rows(k, x, w.output_norm, c.norm_eps, &mut s.xn[..rows * h]);
     let vocab = w.output.out_dim();
-    w.output.apply(
-        k,
-        &s.xn[..rows * h],
-        &mut s.xq,
-        rows,
-        &mut s.logits[..rows * vocab],
-        chunks,
-    );
-}
-
-/// RMSNorm of each row of `x` (rows as long as `w`) into `out`.
-fn rms_norm_rows(k: &Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    for (x, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
-        (k.rms_norm)(x, w, eps, o);
+    let logits = &mut s.logits[..rows * vocab];
+    w.output
+        .apply(k, &s.xn[..rows * h], &mut s.xq, rows, logits, chunks);
+    if let Some(cap) = c.final_softcap {
+        logits.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn layer_forward(
-    k: &Kernels,
-    c: &crate::format::meta::ModelConfig,
-    l: usize,
-    layer: &DecoderLayer<'_>,
-    kv: &mut KvCache,
-    s: &mut Scratch,
+/// What every block of one forward pass shares.
+struct Block<'a> {
+    k: &'a Kernels,
+    c: &'a ModelConfig,
+    positions: &'a Positions,
     pos0: usize,
     n: usize,
     chunks: usize,
-) {
-    let (h, hd, eps) = (c.hidden_size, c.head_dim, c.norm_eps);
-    let (q_dim, kv_dim, ff) = (c.num_heads * hd, c.num_kv_heads * hd, c.intermediate_size);
-    let qkv_dim = layer.qkv.out_dim();
-    let rope = rope_fn(k, c.rope.map_or(RopeLayout::Neox, |r| r.layout));
-    let pairs = c.rope.map_or(0, |r| r.dims / 2);
-
-    // Attention block.
-    rms_norm_rows(k, &s.x[..n * h], layer.attn_norm, eps, &mut s.xn[..n * h]);
-    layer
-        .qkv
-        .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.qkv, chunks);
-    for t in 0..n {
-        let (cos, sin) = (
-            &s.cos[t * pairs..(t + 1) * pairs],
-            &s.sin[t * pairs..(t + 1) * pairs],
-        );
-        let row = &mut s.qkv[t * qkv_dim..(t + 1) * qkv_dim];
-        for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
-            rope(head, cos, sin);
-        }
-        for g in 0..c.num_kv_heads {
-            let off = kv.offset(l, g, pos0 + t);
-            let key = &row[q_dim + g * hd..q_dim + (g + 1) * hd];
-            let value = &row[q_dim + kv_dim + g * hd..q_dim + kv_dim + (g + 1) * hd];
-            match (&mut kv.k, &mut kv.v) {
-                (KvStore::F32(kc), KvStore::F32(vc)) => {
-                    kc[off..off + hd].copy_from_slice(key);
-                    vc[off..off + hd].copy_from_slice(value);
-                }
-                (KvStore::F16(kc), KvStore::F16(vc)) => {
-                    (k.f32_to_f16)(key, &mut kc[off..off + hd]);
-                    (k.f32_to_f16)(value, &mut vc[off..off + hd]);
-                }
-                (KvStore::Q8(kc), KvStore::Q8(vc)) => {
-                    (k.quantize_q8_kv)(key, &mut kc[off / QK..(off + hd) / QK]);
-                    (k.quantize_q8_kv)(value, &mut vc[off / QK..(off + hd) / QK]);
-                }
-                _ => unreachable!("keys and values share one type"),
-            }
-        }
-    }
-    let ctx = kv.context();
-    let attn = OutCols::new(&mut s.attn[..n * q_dim], n, q_dim);
-    let job = Attention {
-        k,
-        c,
-        kv,
-        qkv: &s.qkv[..n * qkv_dim],
-        qkv_dim,
-        l,
-        pos0,
-        n,
-        ctx,
-        query_block: s.query_block,
-    };
-    job.heads(0, c.num_heads, attn, &mut s.scores, &mut s.qq, chunks);
-    layer
-        .attn_out
-        .apply(k, &s.attn[..n * q_dim], &mut s.xq, n, &mut s.xn, chunks);
-    (k.add)(&mut s.x[..n * h], &s.xn[..n * h]);
-
-    // Feed-forward block.
-    rms_norm_rows(k, &s.x[..n * h], layer.ffn_norm, eps, &mut s.xn[..n * h]);
-    layer
-        .gate_up
-        .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.ffn, chunks);
-    for t in 0..n {
-        let row = &s.ffn[t * 2 * ff..(t + 1) * 2 * ff];
-        (k.swiglu)(&row[..ff], &row[ff..], &mut s.act[t * ff..(t + 1) * ff]);
-    }
-    layer
-        .down
-        .apply(k, &s.act[..n * ff], &mut s.xq, n, &mut s.xn, chunks);
-    (k.add)(&mut s.x[..n * h], &s.xn[..n * h]);
 }
 
-/// Causal attention of `n` new tokens over the cache, for one layer.
-struct Attention<'a> {
-    k: &'a Kernels,
-    c: &'a crate::format::meta::ModelConfig,
-    kv: &'a KvCache,
-    qkv: &'a [f32],
-    qkv_dim: usize,
-    l: usize,
-    pos0: usize,
-    n: usize,
-    ctx: usize,
-    query_block: usize,
-}
+impl Block<'_> {
+    /// Block `l` on the `n` rows of the residual stream.
+    fn forward(&self, l: usize, layer: &DecoderLayer<'_>, kv: &mut KvCache, s: &mut Scratch) {
+        let (k, c, n, chunks) = (self.k, self.c, self.n, self.chunks);
+        let (h, eps) = (c.hidden_size, c.norm_eps);
+        let (q_dim, ff) = (c.num_heads * c.head_dim, c.intermediate_size);
 
-impl Attention<'_> {
-    /// Scratch floats per head: a block of queries and their scores.
-    fn slot(&self) -> usize {
-        self.query_block * (self.c.head_dim + self.ctx)
+        // Attention sublayer.
+        norm::rms_rows(k, &s.x[..n * h], layer.attn_norm, eps, &mut s.xn[..n * h]);
+        layer
+            .qkv
+            .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.qkv, chunks);
+        self.store_keys(l, layer, kv, s);
+        self.attention(l, kv, s);
+        layer
+            .attn_out
+            .apply(k, &s.attn[..n * q_dim], &mut s.xq, n, &mut s.xn, chunks);
+        self.residual(layer.post_attn_norm, s);
+
+        // Feed-forward sublayer.
+        norm::rms_rows(k, &s.x[..n * h], layer.ffn_norm, eps, &mut s.xn[..n * h]);
+        layer
+            .gate_up
+            .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.ffn, chunks);
+        mlp::gated(k, c.activation, ff, &s.ffn[..n * 2 * ff], &mut s.act[..n * ff]);
+        layer
+            .down
+            .apply(k, &s.act[..n * ff], &mut s.xq, n, &mut s.xn, chunks);
+        self.residual(layer.post_ffn_norm, s);
     }
 
-    /// The factor of the attention scores, `1/√head_dim`.
-    fn scale(&self) -> f32 {
-        1.0 / (self.c.head_dim as f32).sqrt()
-    }
-
-    /// The query of token `t` for head `h`.
-    fn query(&self, t: usize, h: usize) -> &[f32] {
-        let at = t * self.qkv_dim + h * self.c.head_dim;
-        &self.qkv[at..at + self.c.head_dim]
-    }
-
-    /// Heads `[h0, h1)`, split across `chunks` parallel tasks; `out` covers their columns,
-    /// `scores` and `qq` their scratch rows.
-    fn heads(
-        &self,
-        h0: usize,
-        h1: usize,
-        mut out: OutCols<'_>,
-        scores: &mut [f32],
-        qq: &mut [BlockQ8Act],
-        chunks: usize,
-    ) {
-        let hd = self.c.head_dim;
-        if chunks <= 1 || h1 - h0 <= 1 {
-            let qb = hd / QK;
-            for h in h0..h1 {
-                let i = h - h0;
-                let (sc, q8) = (
-                    &mut scores[i * self.slot()..(i + 1) * self.slot()],
-                    &mut qq[i * qb..(i + 1) * qb],
-                );
-                self.head(h, &mut out, i * hd, sc, q8);
+    /// `x += post_norm(xn)`, or `x += xn` without a post-norm.
+    fn residual(&self, post_norm: Option<&[f32]>, s: &mut Scratch) {
+        let nh = self.n * self.c.hidden_size;
+        match post_norm {
+            Some(w) => {
+                norm::rms_rows(self.k, &s.xn[..nh], w, self.c.norm_eps, &mut s.post[..nh]);
+                (self.k.add)(&mut s.x[..nh], &s.post[..nh]);
             }
-            return;
+            None => (self.k.add)(&mut s.x[..nh], &s.xn[..nh]),
         }
-        let mid = h0 + (h1 - h0) * (chunks / 2) / chunks;
-        let mid = mid.clamp(h0 + 1, h1 - 1);
-        let (oa, ob) = out.split_at((mid - h0) * hd);
-        let (sa, sb) = scores.split_at_mut((mid - h0) * self.slot());
-        let (qa, qb) = qq.split_at_mut((mid - h0) * (hd / QK));
-        rayon::join(
-            || self.heads(h0, mid, oa, sa, qa, chunks / 2),
-            || self.heads(mid, h1, ob, sb, qb, chunks - chunks / 2),
-        );
     }
 
-    fn head(&self, h: usize, out: &mut OutCols<'_>, col: usize, scores: &mut [f32], qq: &mut [BlockQ8Act]) {
-        let (k, hd) = (self.k, self.c.head_dim);
-        let g = h / (self.c.num_heads / self.c.num_kv_heads);
-        let scale = self.scale();
-        let base = self.kv.offset(self.l, g, 0);
-        if let (KvStore::F16(kc), KvStore::F16(vc)) = (&self.kv.k, &self.kv.v)
-            && self.n > 1
-        {
-            return self.head_prompt_f16(h, out, col, scores, &kc[base..], &vc[base..]);
-        }
+    /// Normalizes the new queries and keys per head, rotates them to their positions and
+    /// stores the keys and values in layer `l`'s cache.
+    fn store_keys(&self, l: usize, layer: &DecoderLayer<'_>, kv: &mut KvCache, s: &mut Scratch) {
+        let (k, c) = (self.k, self.c);
+        let hd = c.head_dim;
+        let (q_dim, kv_dim) = (c.num_heads * hd, c.num_kv_heads * hd);
+        let qkv_dim = layer.qkv.out_dim();
+        let p = self.positions;
+        let table = p.of_layer[l];
+        let pairs = p.tables[table].pairs();
         for t in 0..self.n {
-            let len = self.pos0 + t + 1;
-            let q = self.query(t, h);
-            let sc = &mut scores[..len];
-            let o = &mut out.row(t)[col..col + hd];
-            match (&self.kv.k, &self.kv.v) {
-                (KvStore::F32(kc), KvStore::F32(vc)) => {
-                    (k.matmul_f32)(&kc[base..base + len * hd], q, OutCols::new(sc, 1, len));
-                    sc.iter_mut().for_each(|x| *x *= scale);
-                    (k.softmax)(sc);
-                    o.fill(0.0);
-                    for (&p, v) in sc.iter().zip(vc[base..base + len * hd].chunks_exact(hd)) {
-                        o.iter_mut().zip(v).for_each(|(o, &v)| *o += p * v);
-                    }
-                }
-                (KvStore::F16(kc), KvStore::F16(vc)) => {
-                    (k.attn_scores_f16)(q, &kc[base..base + len * hd], scale, sc);
-                    (k.softmax)(sc);
-                    (k.attn_values_f16)(sc, &vc[base..base + len * hd], o);
-                }
-                (KvStore::Q8(kc), KvStore::Q8(vc)) => {
-                    let (b0, b1) = (base / QK, (base + len * hd) / QK);
-                    (k.quantize_q8_act)(q, qq);
-                    (k.attn_scores_q8)(qq, &kc[b0..b1], scale, sc);
-                    (k.softmax)(sc);
-                    (k.attn_values_q8)(sc, &vc[b0..b1], o);
-                }
-                _ => unreachable!("keys and values share one type"),
+            let at = p.at(table, t);
+            let (cos, sin) = (&s.cos[at..at + pairs], &s.sin[at..at + pairs]);
+            let row = &mut s.qkv[t * qkv_dim..(t + 1) * qkv_dim];
+            if let Some(w) = layer.q_norm {
+                norm::rms_in_place(k, &mut row[..q_dim], w, c.norm_eps, &mut s.head);
+            }
+            if let Some(w) = layer.k_norm {
+                norm::rms_in_place(k, &mut row[q_dim..q_dim + kv_dim], w, c.norm_eps, &mut s.head);
+            }
+            for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
+                (p.rotate)(head, cos, sin);
+            }
+            let ctx = kv.context();
+            let cache = kv.layer_mut(l);
+            for g in 0..c.num_kv_heads {
+                let key = &row[q_dim + g * hd..q_dim + (g + 1) * hd];
+                let value = &row[q_dim + kv_dim + g * hd..q_dim + kv_dim + (g + 1) * hd];
+                let off = (g * ctx + self.pos0 + t) * hd;
+                cache.write(k, off, key, value);
             }
         }
     }
 
-    /// Head `h` for a prompt of several tokens on the f16 cache (`keys` and `values` start at
-    /// the head's first position): the scores of a block of queries are one matrix product
-    /// (each key read once per block, no reduction per key), then each row is masked to its
-    /// position, scaled, softmaxed and weighs the values.
-    fn head_prompt_f16(
-        &self,
-        h: usize,
-        out: &mut OutCols<'_>,
-        col: usize,
-        slot: &mut [f32],
-        keys: &[u16],
-        values: &[u16],
-    ) {
-        let (k, hd, scale) = (self.k, self.c.head_dim, self.scale());
-        let (queries, scores) = slot.split_at_mut(self.query_block * hd);
-        for t0 in (0..self.n).step_by(self.query_block) {
-            let t1 = (t0 + self.query_block).min(self.n);
-            for (t, q) in (t0..t1).zip(queries.chunks_exact_mut(hd)) {
-                q.copy_from_slice(self.query(t, h));
-            }
-            // Every key that the block's last query sees; earlier queries ignore the rest.
-            let seen = self.pos0 + t1;
-            let sc = &mut scores[..(t1 - t0) * seen];
-            (k.matmul_f16)(
-                &keys[..seen * hd],
-                &queries[..(t1 - t0) * hd],
-                OutCols::new(sc, t1 - t0, seen),
-            );
-            for (t, row) in (t0..t1).zip(sc.chunks_exact_mut(seen)) {
-                let p = &mut row[..self.pos0 + t + 1];
-                p.iter_mut().for_each(|x| *x *= scale);
-                (k.softmax)(p);
-                (k.attn_values_f16)(p, &values[..p.len() * hd], &mut out.row(t)[col..col + hd]);
-            }
-        }
+    /// Attention of the new tokens over layer `l`'s cache into `s.attn`.
+    fn attention(&self, l: usize, kv: &KvCache, s: &mut Scratch) {
+        let c = self.c;
+        let q_dim = c.num_heads * c.head_dim;
+        let qkv_dim = arch::Dim::QkvRows.size(c);
+        let job = CausalAttention {
+            k: self.k,
+            shape: Heads {
+                heads: c.num_heads,
+                kv_heads: c.num_kv_heads,
+                head_dim: c.head_dim,
+                scale: c.attention.scale.unwrap_or(1.0 / (c.head_dim as f32).sqrt()),
+                softcap: c.attention.softcap,
+                window: c.attention.window_of(l),
+            },
+            kv: kv.layer(l),
+            ctx: kv.context(),
+            qkv: &s.qkv[..self.n * qkv_dim],
+            qkv_dim,
+            pos0: self.pos0,
+            n: self.n,
+            query_block: s.query_block,
+        };
+        let out = OutCols::new(&mut s.attn[..self.n * q_dim], self.n, q_dim);
+        job.heads(0, c.num_heads, out, &mut s.scores, &mut s.qq, self.chunks);
     }
 }

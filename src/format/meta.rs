@@ -17,29 +17,52 @@ pub struct Metadata {
     pub source: SourceInfo,
 }
 
-/// Model architecture families the runtime implements.
+/// Model architecture families the runtime implements (each is described by a module of
+/// `crate::arch`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Architecture {
-    /// Llama 2/3, TinyLlama, SmolLM/SmolLM2, Mistral: decoder, RMSNorm, RoPE, GQA, SwiGLU.
+    /// Llama 2/3, Llama 3.2, TinyLlama, SmolLM/SmolLM2, Mistral: decoder, RMSNorm, RoPE, GQA, SwiGLU.
     Llama,
     /// Qwen2: Llama with q/k/v biases.
     Qwen2,
+    /// Qwen3: Llama with per-head q/k RMSNorm.
+    Qwen3,
+    /// Phi-3: Llama with fused q/k/v and gate/up projections.
+    Phi3,
+    /// Gemma 3 (text): sandwich norms, q/k norms, GeGLU, scaled embeddings, interleaved
+    /// sliding-window and global layers.
+    Gemma3,
     /// BERT encoders (sentence embeddings).
     Bert,
 }
 
 impl Architecture {
     /// Every supported architecture.
-    pub const ALL: [Architecture; 3] = [Architecture::Llama, Architecture::Qwen2, Architecture::Bert];
+    pub const ALL: [Architecture; 6] = [
+        Architecture::Llama,
+        Architecture::Qwen2,
+        Architecture::Qwen3,
+        Architecture::Phi3,
+        Architecture::Gemma3,
+        Architecture::Bert,
+    ];
 
-    /// The lower-case name used in the file and in messages.
+    /// The lower-case name used in the file and in messages (also GGUF's `general.architecture`).
     pub fn name(self) -> &'static str {
         match self {
             Architecture::Llama => "llama",
             Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
+            Architecture::Phi3 => "phi3",
+            Architecture::Gemma3 => "gemma3",
             Architecture::Bert => "bert",
         }
+    }
+
+    /// The architecture called `name`.
+    pub fn from_name(name: &str) -> Option<Architecture> {
+        Architecture::ALL.into_iter().find(|a| a.name() == name)
     }
 
     /// Whether this is a causal decoder (text generation) rather than an encoder.
@@ -179,6 +202,40 @@ pub struct ModelConfig {
     /// Sentence pooling of encoders.
     #[serde(default)]
     pub pooling: Option<Pooling>,
+    /// Attention beyond plain causal `softmax(q·k/√head_dim)`.
+    #[serde(default)]
+    pub attention: AttentionConfig,
+    /// Logits become `cap · tanh(logit / cap)` (Gemma 2).
+    #[serde(default)]
+    pub final_softcap: Option<f32>,
+}
+
+/// Variations of a decoder's attention; the default is none of them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttentionConfig {
+    /// Factor of the scores (default `1/√head_dim`; Gemma 3 uses `query_pre_attn_scalar^-½`).
+    #[serde(default)]
+    pub scale: Option<f32>,
+    /// Scores become `cap · tanh(score / cap)` before the softmax (Gemma 2).
+    #[serde(default)]
+    pub softcap: Option<f32>,
+    /// A sliding-window layer's query at position `p` sees the keys at `p - window < k ≤ p`.
+    #[serde(default)]
+    pub window: Option<usize>,
+    /// Which layers use the window (one flag per layer; empty: every layer, when a window is set).
+    #[serde(default)]
+    pub sliding_layers: Vec<bool>,
+    /// RoPE of the sliding-window layers where it differs from the model's (Gemma 3's local base).
+    #[serde(default)]
+    pub local_rope: Option<Rope>,
+}
+
+impl AttentionConfig {
+    /// The window of layer `l`, if it is a sliding-window layer.
+    pub fn window_of(&self, l: usize) -> Option<usize> {
+        let sliding = self.sliding_layers.is_empty() || self.sliding_layers.get(l) == Some(&true);
+        self.window.filter(|_| sliding)
+    }
 }
 
 /// Tokenization algorithm.

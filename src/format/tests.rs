@@ -33,6 +33,8 @@ pub(crate) fn sample_meta() -> Metadata {
             tied_embeddings: true,
             type_vocab_size: 0,
             pooling: None,
+            attention: Default::default(),
+            final_softcap: None,
         },
         tokenizer: TokenizerSpec {
             pre_tokenizer: vec![PreTokenizerStep::Digits { individual: true }],

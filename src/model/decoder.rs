@@ -1,26 +1,37 @@
-//! Weights of the causal decoders (llama, qwen2), loaded and shape-checked.
+//! Weights of the causal decoders, looked up through the architecture's tensor table and
+//! shape-checked. Norms an architecture does not have are `None`, and the block skips them.
 
 use super::ModelError;
 use super::matrix::{Linear, Matrix};
 use super::tensors::Tensors;
+use crate::arch;
 use crate::format::PackedFile;
-use crate::format::meta::{Activation, ModelConfig, NormKind};
+use crate::format::meta::ModelConfig;
 
-/// One transformer block.
+/// One transformer block: `x += post_attn_norm(attn(attn_norm(x)))`, then
+/// `x += post_ffn_norm(mlp(ffn_norm(x)))`.
 #[derive(Debug)]
 pub struct DecoderLayer<'a> {
     /// RMSNorm weight before attention.
     pub attn_norm: &'a [f32],
     /// Fused q/k/v projection (q rows, then k, then v).
     pub qkv: Linear<'a>,
+    /// Per-head RMSNorm weight of the queries (Qwen3, Gemma 3).
+    pub q_norm: Option<&'a [f32]>,
+    /// Per-head RMSNorm weight of the keys.
+    pub k_norm: Option<&'a [f32]>,
     /// Attention output projection.
     pub attn_out: Linear<'a>,
+    /// RMSNorm weight of the attention output (Gemma 3).
+    pub post_attn_norm: Option<&'a [f32]>,
     /// RMSNorm weight before the feed-forward layer.
     pub ffn_norm: &'a [f32],
     /// Fused gate/up projection (gate rows, then up).
     pub gate_up: Linear<'a>,
     /// Down projection.
     pub down: Linear<'a>,
+    /// RMSNorm weight of the feed-forward output (Gemma 3).
+    pub post_ffn_norm: Option<&'a [f32]>,
 }
 
 /// All weights of a causal decoder.
@@ -37,54 +48,40 @@ pub struct DecoderWeights<'a> {
 }
 
 impl<'a> DecoderWeights<'a> {
-    /// Looks up every weight and checks it against `c`.
+    /// Looks up every weight the architecture's table names and checks it against `c`.
     pub fn load(file: &'a PackedFile, c: &ModelConfig) -> Result<Self, ModelError> {
-        if c.norm != NormKind::Rms || c.activation != Activation::Silu {
-            return Err(ModelError::Config(format!(
-                "{} decoders need RMSNorm and SwiGLU (got {:?} and {:?})",
-                c.architecture.name(),
-                c.norm,
-                c.activation
-            )));
-        }
-        let t = Tensors { file };
-        let (h, hd) = (c.hidden_size, c.head_dim);
-        let (q_dim, kv_dim, ff) = (c.num_heads * hd, c.num_kv_heads * hd, c.intermediate_size);
-        let embed = t.matrix("token_embd.weight", c.vocab_size, h)?;
+        let def = arch::def(c.architecture);
+        let t = Tensors { file, def, config: c };
+        let (h, vocab) = (c.hidden_size, c.vocab_size);
+        let embed = t.matrix("token_embd.weight", vocab, h)?;
         let output = if c.tied_embeddings {
             embed
         } else {
-            t.matrix("output.weight", c.vocab_size, h)?
+            t.matrix("output.weight", vocab, h)?
         };
-        let output = Linear::new(vec![(output, None)]);
         let layer = |i: usize| -> Result<DecoderLayer<'a>, ModelError> {
-            let n = |s: &str| format!("blk.{i}.{s}");
-            let (q, k, v) = (n("attn_q.weight"), n("attn_k.weight"), n("attn_v.weight"));
-            let (gate, up, out, down) = (
-                n("ffn_gate.weight"),
-                n("ffn_up.weight"),
-                n("attn_output.weight"),
-                n("ffn_down.weight"),
-            );
             Ok(DecoderLayer {
-                attn_norm: t.vector(&n("attn_norm.weight"), h)?,
-                qkv: t.linear(
-                    &n("attn_qkv.weight"),
-                    &[(&q, q_dim), (&k, kv_dim), (&v, kv_dim)],
-                    h,
-                    c.qkv_bias,
-                )?,
-                attn_out: t.linear(&out, &[(&out, h)], q_dim, c.attn_out_bias)?,
-                ffn_norm: t.vector(&n("ffn_norm.weight"), h)?,
-                gate_up: t.linear(&n("ffn_gate_up.weight"), &[(&gate, ff), (&up, ff)], h, c.mlp_bias)?,
-                down: t.linear(&down, &[(&down, h)], ff, c.mlp_bias)?,
+                attn_norm: t
+                    .block_vector(i, "attn_norm")?
+                    .ok_or_else(|| t.lacks("attn_norm"))?,
+                qkv: t.block_linear(i, "attn_qkv")?,
+                q_norm: t.block_vector(i, "attn_q_norm")?,
+                k_norm: t.block_vector(i, "attn_k_norm")?,
+                attn_out: t.block_linear(i, "attn_output")?,
+                post_attn_norm: t.block_vector(i, "post_attention_norm")?,
+                ffn_norm: t
+                    .block_vector(i, "ffn_norm")?
+                    .ok_or_else(|| t.lacks("ffn_norm"))?,
+                gate_up: t.block_linear(i, "ffn_gate_up")?,
+                down: t.block_linear(i, "ffn_down")?,
+                post_ffn_norm: t.block_vector(i, "post_ffw_norm")?,
             })
         };
         let layers = (0..c.num_layers).map(layer).collect::<Result<_, _>>()?;
         Ok(DecoderWeights {
             embed,
             output_norm: t.vector("output_norm.weight", h)?,
-            output,
+            output: Linear::new(vec![(output, None)]),
             layers,
         })
     }

@@ -3,8 +3,9 @@
 use super::ModelError;
 use super::matrix::{Linear, Matrix};
 use super::tensors::Tensors;
+use crate::arch;
 use crate::format::PackedFile;
-use crate::format::meta::{Activation, ModelConfig, NormKind};
+use crate::format::meta::ModelConfig;
 
 /// LayerNorm parameters.
 #[derive(Clone, Copy, Debug)]
@@ -50,27 +51,12 @@ pub struct EncoderWeights<'a> {
 impl<'a> EncoderWeights<'a> {
     /// Looks up every weight and checks it against `c`.
     pub fn load(file: &'a PackedFile, c: &ModelConfig) -> Result<Self, ModelError> {
-        if c.norm != NormKind::Layer || c.activation == Activation::Silu {
-            return Err(ModelError::Config(format!(
-                "{} encoders need LayerNorm and GELU (got {:?} and {:?})",
-                c.architecture.name(),
-                c.norm,
-                c.activation
-            )));
-        }
-        if c.num_kv_heads != c.num_heads || c.rope.is_some() {
-            return Err(ModelError::Config(format!(
-                "{} encoders have as many key/value heads as query heads and learned positions \
-                 (got {} kv heads of {}, rope {})",
-                c.architecture.name(),
-                c.num_kv_heads,
-                c.num_heads,
-                c.rope.is_some()
-            )));
-        }
-        let t = Tensors { file };
-        let (h, ff) = (c.hidden_size, c.intermediate_size);
-        let q_dim = c.num_heads * c.head_dim;
+        let t = Tensors {
+            file,
+            def: arch::def(c.architecture),
+            config: c,
+        };
+        let h = c.hidden_size;
         let norm = |name: &str| -> Result<LayerNorm<'a>, ModelError> {
             Ok(LayerNorm {
                 weight: t.vector(&format!("{name}.weight"), h)?,
@@ -78,21 +64,13 @@ impl<'a> EncoderWeights<'a> {
             })
         };
         let layer = |i: usize| -> Result<EncoderLayer<'a>, ModelError> {
-            let n = |s: &str| format!("blk.{i}.{s}");
-            let (q, k, v) = (n("attn_q.weight"), n("attn_k.weight"), n("attn_v.weight"));
-            let (out, up, down) = (n("attn_output.weight"), n("ffn_up.weight"), n("ffn_down.weight"));
             Ok(EncoderLayer {
-                qkv: t.linear(
-                    &n("attn_qkv.weight"),
-                    &[(&q, q_dim), (&k, q_dim), (&v, q_dim)],
-                    h,
-                    c.qkv_bias,
-                )?,
-                attn_out: t.linear(&out, &[(&out, h)], q_dim, c.attn_out_bias)?,
-                attn_norm: norm(&n("attn_output_norm"))?,
-                up: t.linear(&up, &[(&up, ff)], h, c.mlp_bias)?,
-                down: t.linear(&down, &[(&down, h)], ff, c.mlp_bias)?,
-                out_norm: norm(&n("layer_output_norm"))?,
+                qkv: t.block_linear(i, "attn_qkv")?,
+                attn_out: t.block_linear(i, "attn_output")?,
+                attn_norm: norm(&format!("blk.{i}.attn_output_norm"))?,
+                up: t.block_linear(i, "ffn_up")?,
+                down: t.block_linear(i, "ffn_down")?,
+                out_norm: norm(&format!("blk.{i}.layer_output_norm"))?,
             })
         };
         let token_types = match c.type_vocab_size {

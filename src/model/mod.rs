@@ -12,7 +12,7 @@ pub use decoder::{DecoderLayer, DecoderWeights};
 pub use encoder::{EncoderLayer, EncoderWeights, LayerNorm};
 pub use matrix::{Input, Linear, Matrix};
 
-use crate::format::meta::{Architecture, ModelConfig};
+use crate::format::meta::ModelConfig;
 use crate::format::{FormatError, Metadata, PackedFile};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
@@ -32,7 +32,7 @@ pub enum ModelError {
 
 /// The weights of one of the supported network families.
 pub enum Weights<'a> {
-    /// A causal decoder (llama, qwen2).
+    /// A causal decoder (llama, qwen2, qwen3, phi3, gemma3).
     Decoder(DecoderWeights<'a>),
     /// A sentence encoder (bert).
     Encoder(EncoderWeights<'a>),
@@ -69,15 +69,14 @@ impl Model {
 
     /// Validates an open packed file as a model.
     pub fn from_packed(file: PackedFile) -> Result<Model, ModelError> {
-        validate_config(&file.meta().config)?;
+        crate::arch::validate(&file.meta().config).map_err(|e| ModelError::Config(e.0))?;
         let tokenizer = Tokenizer::from_packed(&file)?;
         let cell = ModelCell::try_new(file, |file| -> Result<Weights<'_>, ModelError> {
             let config = &file.meta().config;
-            match config.architecture {
-                Architecture::Llama | Architecture::Qwen2 => {
-                    Ok(Weights::Decoder(DecoderWeights::load(file, config)?))
-                }
-                Architecture::Bert => Ok(Weights::Encoder(EncoderWeights::load(file, config)?)),
+            if config.architecture.is_decoder() {
+                Ok(Weights::Decoder(DecoderWeights::load(file, config)?))
+            } else {
+                Ok(Weights::Encoder(EncoderWeights::load(file, config)?))
             }
         })?;
         Ok(Model { cell, tokenizer })
@@ -129,60 +128,4 @@ impl Model {
             ))),
         }
     }
-}
-
-/// Largest dimension accepted from a file (guards against absurd values before allocating).
-const MAX_DIM: usize = 1 << 20;
-
-fn validate_config(c: &ModelConfig) -> Result<(), ModelError> {
-    let err = |m: String| Err(ModelError::Config(m));
-    let dims = [
-        ("vocab_size", c.vocab_size, 1 << 22),
-        ("hidden_size", c.hidden_size, MAX_DIM),
-        ("intermediate_size", c.intermediate_size, MAX_DIM),
-        ("num_layers", c.num_layers, 4096),
-        ("num_heads", c.num_heads, 4096),
-        ("num_kv_heads", c.num_kv_heads, 4096),
-        ("head_dim", c.head_dim, 4096),
-        ("max_context", c.max_context, 1 << 24),
-    ];
-    for (name, v, max) in dims {
-        if v == 0 || v > max {
-            return err(format!("{name} = {v} is out of range (1..={max})"));
-        }
-    }
-    if !c.num_heads.is_multiple_of(c.num_kv_heads) {
-        return err(format!(
-            "num_heads {} is not a multiple of num_kv_heads {}",
-            c.num_heads, c.num_kv_heads
-        ));
-    }
-    for (name, v) in [
-        ("hidden_size", c.hidden_size),
-        ("intermediate_size", c.intermediate_size),
-        ("num_heads × head_dim", c.num_heads * c.head_dim),
-    ] {
-        if !v.is_multiple_of(edgelm_kernels::layout::QK) {
-            return err(format!("{name} = {v} is not a multiple of 32"));
-        }
-    }
-    if let Some(rope) = &c.rope
-        && (rope.dims == 0
-            || rope.dims > c.head_dim
-            || !rope.dims.is_multiple_of(2)
-            || rope.theta.is_nan()
-            || rope.theta <= 0.0)
-    {
-        return err(format!(
-            "rope dims {} / theta {} do not fit head_dim {}",
-            rope.dims, rope.theta, c.head_dim
-        ));
-    }
-    if c.architecture.is_decoder() && c.rope.is_none() {
-        return err(format!("{} needs rotary embeddings", c.architecture.name()));
-    }
-    if !(c.norm_eps >= 0.0 && c.norm_eps < 1.0) {
-        return err(format!("norm_eps {} is out of range", c.norm_eps));
-    }
-    Ok(())
 }

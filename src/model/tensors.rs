@@ -1,12 +1,17 @@
-//! Looking up weights by name with their shapes checked against the configuration.
+//! Looking up weights by name with their shapes checked against the configuration, through
+//! the architecture's tensor table.
 
 use super::ModelError;
 use super::matrix::{Linear, Matrix};
+use crate::arch::{ArchDef, Shape};
+use crate::format::meta::ModelConfig;
 use crate::format::{FormatError, PackedFile};
 
 /// Typed, shape-checked access to a packed file's tensors.
-pub(super) struct Tensors<'a> {
+pub(super) struct Tensors<'a, 'c> {
     pub file: &'a PackedFile,
+    pub def: &'static ArchDef,
+    pub config: &'c ModelConfig,
 }
 
 fn shape_error(name: &str, got: &[u64], want: &[usize]) -> ModelError {
@@ -16,7 +21,7 @@ fn shape_error(name: &str, got: &[u64], want: &[usize]) -> ModelError {
     })
 }
 
-impl<'a> Tensors<'a> {
+impl<'a> Tensors<'a, '_> {
     /// An f32 vector of `len` values.
     pub fn vector(&self, name: &str, len: usize) -> Result<&'a [f32], ModelError> {
         let v = self.file.tensor(name)?;
@@ -35,33 +40,63 @@ impl<'a> Tensors<'a> {
         Ok(Matrix::from_view(v)?)
     }
 
-    /// A linear layer stored either fused under `fused` (the parts' rows stacked) or as the
-    /// separate tensors `parts` (name, rows), all `….weight`. With `bias`, each stored matrix
-    /// has its `….bias` vector, which must be there.
-    pub fn linear(
-        &self,
-        fused: &str,
-        parts: &[(&str, usize)],
-        cols: usize,
-        bias: bool,
-    ) -> Result<Linear<'a>, ModelError> {
-        let with_bias = |name: &str, rows: usize| -> Result<_, ModelError> {
-            let b = match name.strip_suffix(".weight") {
-                Some(stem) if bias => Some(self.vector(&format!("{stem}.bias"), rows)?),
-                _ => None,
+    /// The error for a block tensor the architecture's table does not have.
+    pub fn lacks(&self, slot: &str) -> ModelError {
+        ModelError::Config(format!("the {} table has no {slot} tensor", self.def.arch.name()))
+    }
+
+    /// Block `i`'s vector `slot` (`attn_q_norm`), or `None` if the architecture has none.
+    pub fn block_vector(&self, i: usize, slot: &str) -> Result<Option<&'a [f32]>, ModelError> {
+        let Some(d) = self.def.block_tensor(slot) else {
+            return Ok(None);
+        };
+        let Shape::Vector(len) = d.shape else {
+            return Err(self.lacks(slot));
+        };
+        self.vector(&format!("blk.{i}.{slot}.weight"), len.size(self.config))
+            .map(Some)
+    }
+
+    /// Block `i`'s linear layer `slot`: the table's tensor of that name, or the parts it fuses
+    /// into `slot` (`attn_q`, `attn_k`, `attn_v` into `attn_qkv`), stored fused under
+    /// `blk.i.slot` or apart, each with its bias where the configuration has one.
+    pub fn block_linear(&self, i: usize, slot: &str) -> Result<Linear<'a>, ModelError> {
+        let c = self.config;
+        let parts = self.def.parts(slot);
+        let Some(first) = parts.first() else {
+            return Err(self.lacks(slot));
+        };
+        let Shape::Matrix(_, cols) = first.shape else {
+            return Err(self.lacks(slot));
+        };
+        let cols = cols.size(c);
+        let rows_of = |d: &crate::arch::TensorDef| match d.shape {
+            Shape::Matrix(r, _) => r.size(c),
+            Shape::Vector(r) => r.size(c),
+        };
+        let fused = format!("blk.{i}.{slot}");
+        let stored: Vec<(String, usize)> =
+            if parts.len() == 1 || self.file.get(&format!("{fused}.weight")).is_some() {
+                vec![(fused, parts.iter().map(|d| rows_of(d)).sum())]
+            } else {
+                parts
+                    .iter()
+                    .map(|d| (format!("blk.{i}.{}", d.name), rows_of(d)))
+                    .collect()
             };
-            Ok((self.matrix(name, rows, cols)?, b))
-        };
-        let stored: Vec<(&str, usize)> = if self.file.get(fused).is_some() || parts.len() == 1 {
-            vec![(fused, parts.iter().map(|p| p.1).sum())]
-        } else {
-            parts.to_vec()
-        };
+        let bias = first.bias.present(c);
         Ok(Linear::new(
             stored
                 .into_iter()
-                .map(|(name, rows)| with_bias(name, rows))
-                .collect::<Result<_, _>>()?,
+                .map(|(stem, rows)| {
+                    let b = if bias {
+                        Some(self.vector(&format!("{stem}.bias"), rows)?)
+                    } else {
+                        None
+                    };
+                    Ok((self.matrix(&format!("{stem}.weight"), rows, cols)?, b))
+                })
+                .collect::<Result<_, ModelError>>()?,
         ))
     }
 }

@@ -284,6 +284,8 @@ impl Tiny {
                 tied_embeddings: self.tied,
                 type_vocab_size: 0,
                 pooling: None,
+                attention: Default::default(),
+                final_softcap: None,
             },
             tokenizer: spec,
             chat_template: None,

@@ -56,8 +56,11 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
         let bytes = model.bytes(src);
         let mut v = vec![0.0; src.numel()];
         dequantize(src.ty, &bytes, &mut v).with_context(|| format!("tensor {}", src.native))?;
+        if part.plus_one {
+            v.iter_mut().for_each(|x| *x += 1.0);
+        }
         gather(&v, row_len(&src.shape), part.unpermute_heads, &mut values);
-        same_type &= ggml_equivalent(dtype) == Some(src.ty);
+        same_type &= ggml_equivalent(dtype) == Some(src.ty) && !part.plus_one;
         if same_type {
             let row_bytes = bytes.len() / (src.numel() / row_len(&src.shape));
             gather(&bytes, row_bytes, part.unpermute_heads, &mut raw);

@@ -5,14 +5,15 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-use anyhow::{Context, Result, bail, ensure};
-use edgelm::format::meta::{Architecture, ModelConfig};
+use anyhow::{Result, bail, ensure};
+use edgelm::arch::{self, Needed, Role};
+use edgelm::format::meta::ModelConfig;
 use edgelm::format::{DType, Layout, TensorPlan};
 use edgelm_kernels::layout::QK;
 
 use crate::dequant;
 use crate::gguf::GgmlType;
-use crate::source::{Model, SourceKind, gguf_model, hf, validate};
+use crate::source::{Model, SourceKind, gguf_model};
 
 /// A requested storage type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,113 +62,20 @@ pub struct Options {
     pub embed: Option<Target>,
 }
 
-/// How a tensor is used, which decides its type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// A matrix multiplied with activations.
-    Matmul,
-    /// A token embedding table (also the output head when tied) or the output head.
-    Embedding,
-    /// Kept as f32: norms, biases, BERT position and token-type embeddings.
-    Float,
-}
-
-/// A tensor the runtime needs, as a source provides it.
-#[derive(Clone, Debug)]
-pub struct Expected {
-    /// GGUF-style name.
-    pub name: String,
-    /// Dimensions, outermost first.
-    pub shape: Vec<u64>,
-    /// Use.
-    pub role: Role,
-}
-
 /// The source tensors a configuration needs, in file order.
-pub fn expected(c: &ModelConfig) -> Vec<Expected> {
-    let (h, ff) = (c.hidden_size as u64, c.intermediate_size as u64);
-    let (q_rows, kv_rows) = (
-        (c.num_heads * c.head_dim) as u64,
-        (c.num_kv_heads * c.head_dim) as u64,
-    );
-    let mut out = Vec::new();
-    let mut add = |name: String, shape: &[u64], role| {
-        out.push(Expected {
-            name,
-            shape: shape.to_vec(),
-            role,
-        })
-    };
-    add(
-        "token_embd.weight".into(),
-        &[c.vocab_size as u64, h],
-        Role::Embedding,
-    );
-    let bert = c.architecture == Architecture::Bert;
-    if bert {
-        add(
-            "position_embd.weight".into(),
-            &[c.max_context as u64, h],
-            Role::Float,
-        );
-        add(
-            "token_types.weight".into(),
-            &[c.type_vocab_size as u64, h],
-            Role::Float,
-        );
-        add("token_embd_norm.weight".into(), &[h], Role::Float);
-        add("token_embd_norm.bias".into(), &[h], Role::Float);
-    }
-    for n in 0..c.num_layers {
-        let mut layer = |piece: &str, shape: &[u64], bias: bool| {
-            add(
-                format!("blk.{n}.{piece}.weight"),
-                shape,
-                if shape.len() == 2 {
-                    Role::Matmul
-                } else {
-                    Role::Float
-                },
-            );
-            if bias {
-                add(format!("blk.{n}.{piece}.bias"), &shape[..1], Role::Float);
-            }
-        };
-        if !bert {
-            layer("attn_norm", &[h], false);
-        }
-        layer("attn_q", &[q_rows, h], c.qkv_bias);
-        layer("attn_k", &[kv_rows, h], c.qkv_bias);
-        layer("attn_v", &[kv_rows, h], c.qkv_bias);
-        layer("attn_output", &[h, q_rows], c.attn_out_bias);
-        if bert {
-            layer("attn_output_norm", &[h], true);
-            layer("ffn_up", &[ff, h], true);
-            layer("ffn_down", &[h, ff], true);
-            layer("layer_output_norm", &[h], true);
-        } else {
-            layer("ffn_norm", &[h], false);
-            layer("ffn_gate", &[ff, h], c.mlp_bias);
-            layer("ffn_up", &[ff, h], c.mlp_bias);
-            layer("ffn_down", &[h, ff], c.mlp_bias);
-        }
-    }
-    if !bert {
-        add("output_norm.weight".into(), &[h], Role::Float);
-        if !c.tied_embeddings {
-            add("output.weight".into(), &[c.vocab_size as u64, h], Role::Embedding);
-        }
-    }
-    out
+pub fn expected(c: &ModelConfig) -> Vec<Needed> {
+    arch::def(c.architecture).needed(c)
 }
 
 /// One source tensor inside an output tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Part {
-    /// GGUF-style source name.
+    /// Source name (the packed name of the tensor alone).
     pub name: String,
     /// Undo llama.cpp's RoPE row permutation for this many heads.
     pub unpermute_heads: Option<usize>,
+    /// Add 1 to every value (a Hugging Face `(1 + w)` norm weight).
+    pub plus_one: bool,
 }
 
 /// One tensor of the packed file and what it is made of (parts stacked along rows).
@@ -212,7 +120,7 @@ fn resolve(target: Target, src: GgmlType) -> DType {
 }
 
 /// Type of one tensor, and whether it fell back to f16 for want of whole blocks.
-fn dtype_for(e: &Expected, src: GgmlType, o: &Options) -> (DType, bool) {
+fn dtype_for(e: &Needed, src: GgmlType, o: &Options) -> (DType, bool) {
     let want = match e.role {
         Role::Float => return (DType::F32, false),
         Role::Matmul => resolve(o.quant, src),
@@ -229,58 +137,46 @@ fn dtype_for(e: &Expected, src: GgmlType, o: &Options) -> (DType, bool) {
     }
 }
 
-/// Groups of per-layer tensors stored as one when their types agree, and the fused name.
-fn fusion_groups(arch: Architecture) -> &'static [(&'static [&'static str], &'static str)] {
-    const QKV: (&[&str], &str) = (&["attn_q", "attn_k", "attn_v"], "attn_qkv");
-    const GATE_UP: (&[&str], &str) = (&["ffn_gate", "ffn_up"], "ffn_gate_up");
-    match arch {
-        Architecture::Bert => &[QKV],
-        _ => &[QKV, GATE_UP],
-    }
-}
-
-/// Splits `blk.N.piece.suffix`.
-fn layer_parts(name: &str) -> Option<(&str, &str, &str)> {
-    let rest = name.strip_prefix("blk.")?;
-    let (n, rest) = rest.split_once('.')?;
-    let (piece, suffix) = rest.rsplit_once('.')?;
-    Some((n, piece, suffix))
-}
-
-/// The source's name for a GGUF-style tensor name, for messages.
-fn source_name(model: &Model, name: &str) -> String {
-    match (model.kind, hf::native(model.config.architecture, name)) {
-        (SourceKind::HuggingFace, Some(native)) => format!("{name} ({native})"),
-        _ => name.to_owned(),
+/// A needed tensor's name, with the source's own name where it differs, for messages.
+fn source_name(model: &Model, e: &Needed) -> String {
+    let native = match model.kind {
+        SourceKind::HuggingFace => &e.hf,
+        _ => &e.gguf,
+    };
+    if *native == e.name {
+        e.name.clone()
+    } else {
+        format!("{} ({native})", e.name)
     }
 }
 
 /// Plans the model tensors of the packed file.
 pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
     let c = &model.config;
-    validate(c)?;
+    arch::validate(c)?;
     let wanted = expected(c);
     let mut dtypes = Vec::with_capacity(wanted.len());
     let mut fallbacks = Vec::new();
     for e in &wanted {
         let Some(src) = model.tensors.get(&e.name) else {
-            let label = source_name(model, &e.name);
-            let why = hf::native(c.architecture, &e.name)
-                .and_then(|n| model.skipped.iter().find(|(s, _)| *s == n))
+            let why = model
+                .skipped
+                .iter()
+                .find(|(s, _)| *s == e.hf)
                 .map_or(String::new(), |(_, why)| format!(": {why}"));
-            bail!("missing tensor {label}{why}");
+            bail!("missing tensor {}{why}", source_name(model, e));
         };
         ensure!(
             src.shape == e.shape,
             "tensor {} has shape {:?}, expected {:?} for this configuration",
-            source_name(model, &e.name),
+            source_name(model, e),
             src.shape,
             e.shape
         );
         ensure!(
             dequant::is_supported(src.ty),
             "tensor {} has type {}, which edgelm-convert cannot read",
-            source_name(model, &e.name),
+            source_name(model, e),
             src.ty
         );
         let (dtype, fell_back) = dtype_for(e, src.ty, o);
@@ -289,52 +185,50 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
         }
         dtypes.push(dtype);
     }
-    let dtype_of = |name: &str| wanted.iter().position(|e| e.name == name).map(|i| dtypes[i]);
-    let heads = |piece: &str| match piece {
-        "attn_q" if model.rope_permuted() => Some(c.num_heads),
-        "attn_k" if model.rope_permuted() => Some(c.num_kv_heads),
+    // A group is stored fused when its weights all get one type (its biases follow).
+    let fuses = |group: &str| {
+        let weights = group.replace(".bias", ".weight");
+        let mut types = wanted
+            .iter()
+            .zip(&dtypes)
+            .filter(|(e, _)| e.fused.as_deref() == Some(weights.as_str()))
+            .map(|(_, d)| d);
+        types.next().is_some_and(|first| types.all(|d| d == first))
+    };
+    let permuted = model.kind == SourceKind::Gguf && arch::def(c.architecture).recipe.gguf_rope_permuted;
+    let heads = |name: &str| match name.split('.').nth(2) {
+        Some("attn_q") if permuted => Some(c.num_heads),
+        Some("attn_k") if permuted => Some(c.num_kv_heads),
         _ => None,
     };
+    let plus_one = model.kind == SourceKind::HuggingFace;
     let mut consumed = BTreeSet::new();
     let mut tensors = Vec::new();
     for (e, &dtype) in wanted.iter().zip(&dtypes) {
         if consumed.contains(&e.name) {
             continue;
         }
-        let mut members = vec![(e.name.clone(), layer_parts(&e.name).map_or("", |p| p.1))];
-        let mut out_name = e.name.clone();
-        if let Some((n, piece, suffix)) = layer_parts(&e.name) {
-            let group = fusion_groups(c.architecture)
-                .iter()
-                .find(|(g, _)| g.contains(&piece));
-            if let Some(&(pieces, fused)) = group {
-                let weights: Vec<_> = pieces
+        let (out_name, members): (String, Vec<&Needed>) = match &e.fused {
+            Some(group) if fuses(group) => (
+                group.clone(),
+                wanted
                     .iter()
-                    .map(|p| dtype_of(&format!("blk.{n}.{p}.weight")))
-                    .collect();
-                if weights.iter().all(|w| w.is_some() && *w == weights[0]) {
-                    members = pieces
-                        .iter()
-                        .map(|p| (format!("blk.{n}.{p}.{suffix}"), *p))
-                        .collect();
-                    out_name = format!("blk.{n}.{fused}.{suffix}");
-                }
-            }
-        }
+                    .filter(|w| w.fused.as_ref() == Some(group))
+                    .collect(),
+            ),
+            _ => (e.name.clone(), vec![e]),
+        };
         let mut shape = e.shape.clone();
         shape[0] = 0;
-        for (m, _) in &members {
-            let spec = wanted
-                .iter()
-                .find(|w| w.name == *m)
-                .with_context(|| format!("{m} is not planned"))?;
+        for m in &members {
             ensure!(
-                spec.shape[1..] == e.shape[1..],
-                "{m} cannot be stacked with {}",
+                m.shape[1..] == e.shape[1..],
+                "{} cannot be stacked with {}",
+                m.name,
                 e.name
             );
-            shape[0] += spec.shape[0];
-            consumed.insert(m.clone());
+            shape[0] += m.shape[0];
+            consumed.insert(m.name.clone());
         }
         let layout = if dtype.is_quantized() {
             Layout::Tiled8
@@ -350,9 +244,10 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
             },
             parts: members
                 .into_iter()
-                .map(|(name, piece)| Part {
-                    unpermute_heads: heads(piece),
-                    name,
+                .map(|m| Part {
+                    unpermute_heads: heads(&m.name),
+                    plus_one: plus_one && m.hf_plus_one,
+                    name: m.name.clone(),
                 })
                 .collect(),
         });
@@ -439,10 +334,14 @@ mod tests {
             quant: Target::Type(DType::Q4_0),
             embed: None,
         };
-        let e = |role, cols| Expected {
+        let e = |role, cols| Needed {
             name: "x".into(),
+            gguf: "x".into(),
+            hf: "x".into(),
             shape: vec![8, cols],
             role,
+            fused: None,
+            hf_plus_one: false,
         };
         assert_eq!(
             dtype_for(&e(Role::Embedding, 64), GgmlType::F32, &o),

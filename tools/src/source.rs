@@ -10,8 +10,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use anyhow::{Result, bail, ensure};
-use edgelm::format::meta::{Architecture, ModelConfig};
+use anyhow::{Result, bail};
+use edgelm::format::meta::ModelConfig;
 use memmap2::Mmap;
 
 use crate::gguf::{GgmlType, Gguf};
@@ -137,87 +137,9 @@ impl Model {
             Data::Random(fill) => Cow::Owned(fill.generate(t.numel())),
         }
     }
-
-    /// Whether the Q/K rows are in llama.cpp's interleaved-RoPE order (GGUF `llama` models).
-    pub fn rope_permuted(&self) -> bool {
-        self.kind == SourceKind::Gguf && self.config.architecture == Architecture::Llama
-    }
-}
-
-/// Largest dimension accepted in a configuration (guards size arithmetic).
-const MAX_DIM: usize = 1 << 26;
-
-/// Checks that a configuration describes a network the runtime can build.
-pub fn validate(c: &ModelConfig) -> Result<()> {
-    let dims = [
-        ("vocab size", c.vocab_size),
-        ("hidden size", c.hidden_size),
-        ("intermediate size", c.intermediate_size),
-        ("layer count", c.num_layers),
-        ("head count", c.num_heads),
-        ("key/value head count", c.num_kv_heads),
-        ("head dimension", c.head_dim),
-        ("context length", c.max_context),
-    ];
-    for (what, v) in dims {
-        ensure!(
-            (1..=MAX_DIM).contains(&v),
-            "{what} {v} is out of range (1 to {MAX_DIM})"
-        );
-    }
-    ensure!(
-        c.num_layers <= 4096,
-        "layer count {} is out of range",
-        c.num_layers
-    );
-    ensure!(
-        c.num_heads.is_multiple_of(c.num_kv_heads),
-        "{} heads cannot be shared by {} key/value heads",
-        c.num_heads,
-        c.num_kv_heads
-    );
-    ensure!(
-        c.norm_eps.is_finite() && c.norm_eps > 0.0,
-        "normalization epsilon {} is not positive",
-        c.norm_eps
-    );
-    if let Some(rope) = &c.rope {
-        ensure!(
-            c.head_dim.is_multiple_of(2),
-            "RoPE needs an even head dimension, not {}",
-            c.head_dim
-        );
-        ensure!(
-            rope.dims > 0 && rope.dims <= c.head_dim && rope.dims.is_multiple_of(2),
-            "RoPE dimensions {} must be even and at most the head dimension {}",
-            rope.dims,
-            c.head_dim
-        );
-        ensure!(
-            rope.theta.is_finite() && rope.theta > 0.0,
-            "RoPE theta {} is not positive",
-            rope.theta
-        );
-    }
-    if c.architecture == Architecture::Bert {
-        ensure!(
-            c.num_heads * c.head_dim == c.hidden_size,
-            "{} heads of {} do not make the hidden size {}",
-            c.num_heads,
-            c.head_dim,
-            c.hidden_size
-        );
-        ensure!(
-            (1..=MAX_DIM).contains(&c.type_vocab_size),
-            "token type count {} is out of range",
-            c.type_vocab_size
-        );
-    }
-    Ok(())
 }
 
 /// The error for an architecture edgelm does not run.
 pub fn unsupported(name: &str) -> anyhow::Error {
-    let names = Architecture::ALL.map(|a| a.name()).join(", ");
-    anyhow::anyhow!("unsupported architecture {name:?} (edgelm-convert supports: {names})")
+    anyhow::anyhow!(edgelm::arch::unsupported(name))
 }

@@ -3,7 +3,8 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use edgelm::format::meta::{
-    Activation, Architecture, ModelConfig, NormKind, Pooling, PoolingMode, Rope, RopeLayout, RopeScaling,
+    Activation, Architecture, AttentionConfig, ModelConfig, NormKind, Pooling, PoolingMode, Rope, RopeLayout,
+    RopeScaling,
 };
 
 use super::{Buffer, Data, Model, SourceKind, SrcTensor};
@@ -16,12 +17,10 @@ pub const ROPE_FREQS: &str = "rope_freqs.weight";
 /// Builds a model from an open GGUF file (`file_name` for messages).
 pub fn from_gguf(g: Gguf, file_name: &str) -> Result<Model> {
     let arch_name = g.str("general.architecture")?;
-    let arch = match arch_name {
-        "llama" => Architecture::Llama,
-        "qwen2" => Architecture::Qwen2,
-        "bert" => Architecture::Bert,
-        other => return Err(super::unsupported(other)),
+    let Some(arch) = Architecture::from_name(arch_name) else {
+        return Err(super::unsupported(arch_name));
     };
+    let def = edgelm::arch::def(arch);
     let mut notes = Vec::new();
     let config = config(&g, arch, &mut notes)?;
     let description = format!("{file_name} (GGUF v{}, {arch_name})", g.version);
@@ -31,6 +30,13 @@ pub fn from_gguf(g: Gguf, file_name: &str) -> Result<Model> {
     let tensors = g.tensors.clone();
     let buffer = model.add_buffer(Buffer::Gguf(g));
     for t in tensors {
+        if t.name.starts_with("rope_factors_") {
+            bail!(
+                "{} holds LongRoPE factors ({}), which edgelm does not implement",
+                file_name,
+                t.name
+            );
+        }
         let src = SrcTensor {
             native: t.name.clone(),
             shape: t.shape(),
@@ -40,7 +46,9 @@ pub fn from_gguf(g: Gguf, file_name: &str) -> Result<Model> {
                 range: t.range.clone(),
             },
         };
-        model.insert(t.name, src)?;
+        // Tensors the architecture does not use keep their name, and the plan reports them.
+        let name = def.from_gguf(&t.name).unwrap_or(t.name);
+        model.insert(name, src)?;
     }
     if let Some(freqs) = model.tensors.get(ROPE_FREQS) {
         let rope = model
@@ -120,6 +128,8 @@ fn config(g: &Gguf, arch: Architecture, notes: &mut Vec<String>) -> Result<Model
         tied_embeddings: !has("output.weight"),
         type_vocab_size: 0,
         pooling: None,
+        attention: AttentionConfig::default(),
+        final_softcap: None,
     };
     if arch == Architecture::Bert {
         c.norm = NormKind::Layer;
@@ -153,12 +163,28 @@ fn config(g: &Gguf, arch: Architecture, notes: &mut Vec<String>) -> Result<Model
         Some(Some(other)) => bail!("RoPE scaling {other:?} is not supported (linear and Llama 3 are)"),
         Some(None) => bail!("{p}.rope.scaling.type is not a string"),
     };
-    c.rope = Some(Rope {
+    let rope = Rope {
         layout: RopeLayout::Neox,
         theta: opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
         dims: opt_usize("rope.dimension_count")?.unwrap_or(head_dim),
         scaling,
-    });
+    };
+    c.rope = Some(rope);
+    c.attention.softcap = opt_f32("attn_logit_softcapping")?;
+    c.final_softcap = opt_f32("final_logit_softcapping")?;
+    c.attention.window = opt_usize("attention.sliding_window")?;
+    if arch == Architecture::Gemma3 {
+        // What llama.cpp assumes of every Gemma 3 GGUF: tanh-GELU, five sliding-window layers
+        // then one global, the sliding ones with RoPE base 10000 and no scaling.
+        c.activation = Activation::GeluTanh;
+        let pattern = opt_usize("attention.sliding_window_pattern")?.unwrap_or(6).max(1);
+        c.attention.sliding_layers = (0..c.num_layers).map(|l| (l + 1) % pattern != 0).collect();
+        c.attention.local_rope = Some(Rope {
+            theta: 10_000.0,
+            scaling: None,
+            ..rope
+        });
+    }
     Ok(c)
 }
 

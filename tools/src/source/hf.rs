@@ -193,89 +193,13 @@ fn ignorable(native: &str) -> bool {
         || native.starts_with("cls.")
 }
 
-/// Hugging Face name pieces and their GGUF counterparts, for decoders.
-const DECODER_GLOBAL: [(&str, &str); 3] = [
-    ("model.embed_tokens.weight", "token_embd.weight"),
-    ("model.norm.weight", "output_norm.weight"),
-    ("lm_head.weight", "output.weight"),
-];
-const DECODER_LAYER: (&str, [(&str, &str); 9]) = (
-    "model.layers.",
-    [
-        ("input_layernorm", "attn_norm"),
-        ("post_attention_layernorm", "ffn_norm"),
-        ("self_attn.q_proj", "attn_q"),
-        ("self_attn.k_proj", "attn_k"),
-        ("self_attn.v_proj", "attn_v"),
-        ("self_attn.o_proj", "attn_output"),
-        ("mlp.gate_proj", "ffn_gate"),
-        ("mlp.up_proj", "ffn_up"),
-        ("mlp.down_proj", "ffn_down"),
-    ],
-);
-const BERT_GLOBAL: [(&str, &str); 5] = [
-    ("embeddings.word_embeddings.weight", "token_embd.weight"),
-    ("embeddings.position_embeddings.weight", "position_embd.weight"),
-    ("embeddings.token_type_embeddings.weight", "token_types.weight"),
-    ("embeddings.LayerNorm.weight", "token_embd_norm.weight"),
-    ("embeddings.LayerNorm.bias", "token_embd_norm.bias"),
-];
-const BERT_LAYER: (&str, [(&str, &str); 8]) = (
-    "encoder.layer.",
-    [
-        ("attention.self.query", "attn_q"),
-        ("attention.self.key", "attn_k"),
-        ("attention.self.value", "attn_v"),
-        ("attention.output.dense", "attn_output"),
-        ("attention.output.LayerNorm", "attn_output_norm"),
-        ("intermediate.dense", "ffn_up"),
-        ("output.dense", "ffn_down"),
-        ("output.LayerNorm", "layer_output_norm"),
-    ],
-);
-
-/// Pairs of (Hugging Face, GGUF) name pieces.
-type NameTable = &'static [(&'static str, &'static str)];
-
-/// Whole-name pairs, the per-layer prefix, and per-layer piece pairs of an architecture.
-fn tables(arch: Architecture) -> (NameTable, &'static str, NameTable) {
-    match arch {
-        Architecture::Bert => (&BERT_GLOBAL, BERT_LAYER.0, &BERT_LAYER.1),
-        _ => (&DECODER_GLOBAL, DECODER_LAYER.0, &DECODER_LAYER.1),
-    }
-}
-
-/// The GGUF-style name of a Hugging Face tensor, or `None` if edgelm does not use it.
+/// The packed name of a Hugging Face tensor, or `None` if edgelm does not use it. Old BERT
+/// checkpoints say gamma/beta for LayerNorm weight/bias.
 pub fn canonical(arch: Architecture, native: &str) -> Option<String> {
-    let (global, layer_prefix, layer) = tables(arch);
-    // BERT checkpoints saved from task models prefix every name with `bert.`; old ones say
-    // gamma/beta for LayerNorm weight/bias.
-    let name = native.strip_prefix("bert.").unwrap_or(native);
-    let name = name
+    let name = native
         .replace("LayerNorm.gamma", "LayerNorm.weight")
         .replace("LayerNorm.beta", "LayerNorm.bias");
-    if let Some(&(_, g)) = global.iter().find(|(h, _)| *h == name) {
-        return Some(g.to_owned());
-    }
-    let rest = name.strip_prefix(layer_prefix)?;
-    let (n, rest) = rest.split_once('.')?;
-    let n: usize = n.parse().ok().filter(|_| !n.starts_with('+'))?;
-    let (piece, suffix) = rest.rsplit_once('.')?;
-    let (_, g) = layer.iter().find(|(h, _)| *h == piece)?;
-    matches!(suffix, "weight" | "bias").then(|| format!("blk.{n}.{g}.{suffix}"))
-}
-
-/// The Hugging Face name of a GGUF-style tensor name (for messages).
-pub fn native(arch: Architecture, canonical: &str) -> Option<String> {
-    let (global, layer_prefix, layer) = tables(arch);
-    if let Some(&(h, _)) = global.iter().find(|(_, g)| *g == canonical) {
-        return Some(h.to_owned());
-    }
-    let rest = canonical.strip_prefix("blk.")?;
-    let (n, rest) = rest.split_once('.')?;
-    let (piece, suffix) = rest.rsplit_once('.')?;
-    let (h, _) = layer.iter().find(|(_, g)| *g == piece)?;
-    Some(format!("{layer_prefix}{n}.{h}.{suffix}"))
+    edgelm::arch::def(arch).from_hf(&name)
 }
 
 /// Pooling from a sentence-transformers folder, if it is one (the tokenizer import reads its
@@ -325,34 +249,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_map_both_ways() {
-        let cases = [
-            (
-                Architecture::Llama,
-                "model.layers.12.self_attn.q_proj.weight",
-                "blk.12.attn_q.weight",
-            ),
-            (
-                Architecture::Qwen2,
-                "model.layers.0.self_attn.k_proj.bias",
-                "blk.0.attn_k.bias",
-            ),
-            (Architecture::Llama, "lm_head.weight", "output.weight"),
-            (
-                Architecture::Bert,
-                "encoder.layer.5.output.LayerNorm.bias",
-                "blk.5.layer_output_norm.bias",
-            ),
-            (
-                Architecture::Bert,
-                "embeddings.token_type_embeddings.weight",
-                "token_types.weight",
-            ),
-        ];
-        for (arch, hf, gguf) in cases {
-            assert_eq!(canonical(arch, hf).as_deref(), Some(gguf));
-            assert_eq!(native(arch, gguf).as_deref(), Some(hf));
-        }
+    fn old_bert_names_are_read() {
         assert_eq!(
             canonical(
                 Architecture::Bert,
@@ -362,13 +259,5 @@ mod tests {
             Some("blk.0.attn_output_norm.weight")
         );
         assert!(ignorable("pooler.dense.weight") && ignorable("embeddings.position_ids"));
-        assert_eq!(
-            canonical(Architecture::Llama, "model.layers.x.mlp.up_proj.weight"),
-            None
-        );
-        assert_eq!(
-            canonical(Architecture::Llama, "model.layers.1.mlp.up_proj.scales"),
-            None
-        );
     }
 }

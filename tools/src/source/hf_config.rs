@@ -2,7 +2,9 @@
 //! (`rope_parameters`) and the older one (top-level `rope_theta`, `rope_scaling`).
 
 use anyhow::{Context, Result, bail, ensure};
-use edgelm::format::meta::{Activation, Architecture, ModelConfig, NormKind, Rope, RopeLayout, RopeScaling};
+use edgelm::format::meta::{
+    Activation, Architecture, AttentionConfig, ModelConfig, NormKind, Rope, RopeLayout, RopeScaling,
+};
 use serde_json::Value;
 
 /// Typed access to the fields of a JSON object, with errors naming the key.
@@ -60,11 +62,8 @@ pub fn parse(text: &[u8]) -> Result<(ModelConfig, Vec<String>)> {
     let model_type = f
         .opt_str("model_type")?
         .context("config.json lacks \"model_type\"")?;
-    let arch = match model_type {
-        "llama" | "mistral" => Architecture::Llama,
-        "qwen2" => Architecture::Qwen2,
-        "bert" => Architecture::Bert,
-        other => return Err(super::unsupported(other)),
+    let Some(arch) = edgelm::arch::from_hf_model_type(model_type) else {
+        return Err(super::unsupported(model_type));
     };
     let config = match arch {
         Architecture::Bert => bert(&f)?,
@@ -86,67 +85,139 @@ fn head_dim(f: &Fields, hidden: usize, heads: usize) -> Result<usize> {
     }
 }
 
+fn activation(f: &Fields, arch: Architecture) -> Result<Activation> {
+    let name = match f.opt_str("hidden_activation")? {
+        Some(a) => a,
+        None => f.opt_str("hidden_act")?.unwrap_or("silu"),
+    };
+    Ok(match name {
+        "silu" | "swish" => Activation::Silu,
+        "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Activation::GeluTanh,
+        "gelu" => Activation::GeluErf,
+        other => bail!(
+            "activation {other:?} is not supported for {} (silu, gelu and gelu_pytorch_tanh are)",
+            arch.name()
+        ),
+    })
+}
+
 fn decoder(f: &Fields, arch: Architecture) -> Result<(ModelConfig, Vec<String>)> {
-    let mut notes = Vec::new();
     let hidden = f.usize("hidden_size")?;
     let heads = f.usize("num_attention_heads")?;
     let head_dim = head_dim(f, hidden, heads)?;
-    let mut max_context = f.usize("max_position_embeddings")?;
-    match f.opt_str("hidden_act")?.unwrap_or("silu") {
-        "silu" | "swish" => {}
-        other => bail!(
-            "activation {other:?} is not supported for {} (silu is)",
-            arch.name()
-        ),
-    }
-    let sliding = match arch {
-        Architecture::Qwen2 if f.opt_bool("use_sliding_window")? != Some(true) => None,
-        _ => f.opt_usize("sliding_window")?,
+    let num_layers = f.usize("num_hidden_layers")?;
+    let qwen2 = arch == Architecture::Qwen2;
+    let attention_bias = f.opt_bool("attention_bias")?.unwrap_or(false);
+    let (rope, local_rope) = ropes(f, head_dim)?;
+    let mut attention = AttentionConfig {
+        scale: f
+            .opt_f64("query_pre_attn_scalar")?
+            .map(|s| (1.0 / s.sqrt()) as f32),
+        softcap: f.opt_f64("attn_logit_softcapping")?.map(|v| v as f32),
+        local_rope,
+        ..AttentionConfig::default()
     };
-    if let Some(w) = sliding.filter(|&w| w < max_context) {
-        notes.push(format!(
-            "sliding-window attention ({w} positions) is not implemented: context limited to {w} (from {max_context})"
-        ));
-        max_context = w;
+    let disabled = qwen2 && f.opt_bool("use_sliding_window")? != Some(true);
+    if let Some(window) = f.opt_usize("sliding_window")?.filter(|_| !disabled) {
+        attention.sliding_layers = sliding_layers(f, num_layers)?;
+        if attention.sliding_layers.iter().any(|&s| s) || attention.sliding_layers.is_empty() {
+            attention.window = Some(window);
+        }
     }
-    let qwen = arch == Architecture::Qwen2;
     let config = ModelConfig {
         architecture: arch,
         vocab_size: f.usize("vocab_size")?,
         hidden_size: hidden,
         intermediate_size: f.usize("intermediate_size")?,
-        num_layers: f.usize("num_hidden_layers")?,
+        num_layers,
         num_heads: heads,
         num_kv_heads: f.opt_usize("num_key_value_heads")?.unwrap_or(heads),
         head_dim,
-        max_context,
+        max_context: f.usize("max_position_embeddings")?,
         norm: NormKind::Rms,
         norm_eps: f.opt_f64("rms_norm_eps")?.unwrap_or(1e-6) as f32,
-        rope: Some(rope(f, head_dim)?),
-        activation: Activation::Silu,
-        qkv_bias: qwen || f.opt_bool("attention_bias")?.unwrap_or(false),
-        attn_out_bias: !qwen && f.opt_bool("attention_bias")?.unwrap_or(false),
+        rope: Some(rope),
+        activation: activation(f, arch)?,
+        qkv_bias: qwen2 || attention_bias,
+        attn_out_bias: !qwen2 && attention_bias,
         mlp_bias: f.opt_bool("mlp_bias")?.unwrap_or(false),
-        tied_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(false),
+        tied_embeddings: f
+            .opt_bool("tie_word_embeddings")?
+            .unwrap_or(arch == Architecture::Gemma3),
         type_vocab_size: 0,
         pooling: None,
+        attention,
+        final_softcap: f.opt_f64("final_logit_softcapping")?.map(|v| v as f32),
     };
-    Ok((config, notes))
+    Ok((config, Vec::new()))
 }
 
-/// RoPE from `rope_parameters` (transformers 5) or `rope_theta` + `rope_scaling` (older).
-fn rope(f: &Fields, head_dim: usize) -> Result<Rope> {
+/// Which layers use the sliding window: `layer_types` (transformers 5), else Gemma's
+/// `sliding_window_pattern` (every `n`th layer global), else every layer.
+fn sliding_layers(f: &Fields, layers: usize) -> Result<Vec<bool>> {
+    if let Some(types) = f.get("layer_types") {
+        let types = types
+            .as_array()
+            .context("config.json \"layer_types\" is not a list")?;
+        ensure!(
+            types.len() == layers,
+            "config.json \"layer_types\" has {} entries for {layers} layers",
+            types.len()
+        );
+        return types
+            .iter()
+            .map(|t| match t.as_str() {
+                Some("sliding_attention") => Ok(true),
+                Some("full_attention") => Ok(false),
+                _ => bail!("layer type {t} is not supported (sliding_attention, full_attention are)"),
+            })
+            .collect();
+    }
+    Ok(match f.opt_usize("sliding_window_pattern")? {
+        Some(0) => bail!("config.json \"sliding_window_pattern\" is 0"),
+        Some(n) => (0..layers).map(|l| (l + 1) % n != 0).collect(),
+        None => Vec::new(),
+    })
+}
+
+/// The model's RoPE and, where sliding-window layers have their own, theirs: from
+/// `rope_parameters` per layer type (transformers 5) or Gemma's `rope_local_base_freq`.
+fn ropes(f: &Fields, head_dim: usize) -> Result<(Rope, Option<Rope>)> {
+    let per_type = f
+        .get("rope_parameters")
+        .filter(|p| p.get("full_attention").is_some() || p.get("sliding_attention").is_some());
+    if let Some(p) = per_type {
+        let of = |kind: &str| -> Result<Option<Rope>> {
+            p.get(kind)
+                .map(|params| rope(f, Some(params), head_dim))
+                .transpose()
+        };
+        let global = of("full_attention")?;
+        let local = of("sliding_attention")?;
+        let global = global
+            .or(local)
+            .context("config.json \"rope_parameters\" has no parameters")?;
+        return Ok((global, local));
+    }
     let params = match f.get("rope_parameters") {
-        Some(p) => {
-            ensure!(p.is_object(), "config.json \"rope_parameters\" is not an object");
-            ensure!(
-                p.get("rope_type").is_some() || p.get("rope_theta").is_some(),
-                "per-layer-type \"rope_parameters\" are not supported"
-            );
-            Some(p)
-        }
+        Some(p) => Some(p),
         None => f.get("rope_scaling"),
     };
+    let global = rope(f, params, head_dim)?;
+    let local = f.opt_f64("rope_local_base_freq")?.map(|theta| Rope {
+        theta: theta as f32,
+        scaling: None,
+        ..global
+    });
+    Ok((global, local))
+}
+
+/// RoPE from one set of parameters (`rope_parameters` of transformers 5, or the older
+/// `rope_scaling` beside a top-level `rope_theta`).
+fn rope(f: &Fields, params: Option<&Value>, head_dim: usize) -> Result<Rope> {
+    if let Some(p) = params {
+        ensure!(p.is_object(), "config.json RoPE parameters are not an object");
+    }
     let p = params.map(|p| Fields(p, "config.json RoPE parameters"));
     let theta = match &p {
         Some(p) if p.get("rope_theta").is_some() => p.opt_f64("rope_theta")?,
@@ -228,6 +299,8 @@ fn bert(f: &Fields) -> Result<ModelConfig> {
         tied_embeddings: false,
         type_vocab_size: f.opt_usize("type_vocab_size")?.unwrap_or(2),
         pooling: None,
+        attention: AttentionConfig::default(),
+        final_softcap: None,
     })
 }
 
@@ -274,13 +347,13 @@ mod tests {
     fn rejects_what_it_cannot_run() {
         let err = parse(br#"{"model_type": "gpt_neox"}"#).unwrap_err().to_string();
         assert!(
-            err.contains("gpt_neox") && err.contains("llama, qwen2, bert"),
+            err.contains("gpt_neox") && err.contains("llama, qwen2, qwen3, phi3, gemma3, bert"),
             "{err}"
         );
         let err = parse_with(r#", "rope_scaling": {"type": "yarn", "factor": 4.0}"#).unwrap_err();
         assert!(err.to_string().contains("yarn"), "{err}");
-        let err = parse_with(r#", "hidden_act": "gelu""#).unwrap_err();
-        assert!(err.to_string().contains("gelu"), "{err}");
+        let err = parse_with(r#", "hidden_act": "relu2""#).unwrap_err();
+        assert!(err.to_string().contains("relu2"), "{err}");
         let err = parse(br#"{"model_type": "llama", "hidden_size": -3}"#).unwrap_err();
         assert!(err.to_string().contains("hidden_size"), "{err}");
         assert!(parse(b"[1]").is_err());
@@ -288,10 +361,44 @@ mod tests {
     }
 
     #[test]
-    fn mistral_sliding_window_limits_the_context() {
+    fn sliding_windows_and_their_layers() {
         let text = LLAMA.replace("\"llama\"", "\"mistral\"") + r#", "sliding_window": 128}"#;
-        let (c, notes) = parse(text.as_bytes()).unwrap();
-        assert_eq!((c.architecture, c.max_context), (Architecture::Llama, 128));
-        assert_eq!(notes.len(), 1);
+        let (c, _) = parse(text.as_bytes()).unwrap();
+        assert_eq!((c.architecture, c.max_context), (Architecture::Llama, 256));
+        assert_eq!(
+            (c.attention.window_of(0), c.attention.window_of(1)),
+            (Some(128), Some(128))
+        );
+        let gemma = |extra: &str| {
+            let text = LLAMA.replace("\"llama\"", "\"gemma3_text\"")
+                + r#", "sliding_window": 4, "query_pre_attn_scalar": 64, "rope_theta": 1e6,
+                "rope_local_base_freq": 1e4, "hidden_activation": "gelu_pytorch_tanh""#
+                + extra
+                + "}";
+            parse(text.as_bytes()).map(|(c, _)| c)
+        };
+        let c = gemma(r#", "sliding_window_pattern": 2"#).unwrap();
+        assert_eq!(c.attention.sliding_layers, [true, false]);
+        assert_eq!(
+            (c.attention.scale, c.activation),
+            (Some(0.125), Activation::GeluTanh)
+        );
+        assert_eq!(c.attention.local_rope.unwrap().theta, 1e4);
+        assert_eq!(c.rope.unwrap().theta, 1e6);
+        let c = gemma(r#", "layer_types": ["full_attention", "sliding_attention"]"#).unwrap();
+        assert_eq!(c.attention.sliding_layers, [false, true]);
+        let err = gemma(r#", "layer_types": ["full_attention"]"#).unwrap_err();
+        assert!(err.to_string().contains("1 entries for 2 layers"), "{err}");
+        let per_type = r#", "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0,
+            "rope_theta": 1e6}, "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}"#;
+        let c = gemma(per_type).unwrap();
+        assert_eq!(c.rope.unwrap().scaling, Some(RopeScaling::Linear { factor: 8.0 }));
+        assert_eq!(
+            (
+                c.attention.local_rope.unwrap().theta,
+                c.attention.local_rope.unwrap().scaling
+            ),
+            (1e4, None)
+        );
     }
 }

@@ -2,12 +2,15 @@
 //! real weights.
 
 use anyhow::{Result, bail};
-use edgelm::format::meta::{Activation, Architecture, ModelConfig, NormKind, Rope, RopeLayout};
+use edgelm::format::meta::{
+    Activation, Architecture, AttentionConfig, ModelConfig, NormKind, Rope, RopeLayout,
+};
 use rayon::prelude::*;
 
 use super::{Data, Model, SourceKind, SrcTensor};
 use crate::gguf::GgmlType;
-use crate::plan::{Role, expected};
+use crate::plan::expected;
+use edgelm::arch::Role;
 
 /// The presets `--synthetic` accepts.
 pub const PRESETS: [&str; 2] = ["tinyllama-1.1b", "smollm2-135m"];
@@ -84,6 +87,8 @@ fn preset(name: &str) -> Result<ModelConfig> {
         tied_embeddings: tied,
         type_vocab_size: 0,
         pooling: None,
+        attention: AttentionConfig::default(),
+        final_softcap: None,
     })
 }
 

@@ -87,6 +87,8 @@ pub fn pack(import: &TokenizerImport) -> PackedFile {
             tied_embeddings: true,
             type_vocab_size: 0,
             pooling: None,
+            attention: Default::default(),
+            final_softcap: None,
         },
         tokenizer: import.spec.clone(),
         chat_template: import.chat_template.clone(),

@@ -1,0 +1,8 @@
+//! Building blocks of the networks, composed by the runners (`session`, `embed`) as each
+//! architecture's recipe says: norms, MLPs, causal attention over the KV cache, rotary
+//! positions. They work on buffers the runner owns and passes in, and allocate nothing.
+
+pub mod attention;
+pub mod mlp;
+pub mod norm;
+pub mod rope;

@@ -1,0 +1,20 @@
+//! Normalization: RMSNorm over rows of the residual stream or over single heads.
+//! (Gemma's `(1 + w)` weights are stored as `1 + w` by the converter, so one RMSNorm serves.)
+
+use edgelm_kernels::Kernels;
+
+/// RMSNorm of each row of `x` (rows as long as `w`) into `out`.
+pub fn rms_rows(k: &Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    for (x, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        (k.rms_norm)(x, w, eps, o);
+    }
+}
+
+/// RMSNorm of each `w.len()`-long piece of `x` in place (per-head q/k norms), through `tmp`
+/// (as long as `w`).
+pub fn rms_in_place(k: &Kernels, x: &mut [f32], w: &[f32], eps: f32, tmp: &mut [f32]) {
+    for piece in x.chunks_exact_mut(w.len()) {
+        tmp.copy_from_slice(piece);
+        (k.rms_norm)(tmp, w, eps, piece);
+    }
+}
