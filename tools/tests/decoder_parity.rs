@@ -1,6 +1,9 @@
-//! The decoder against Hugging Face transformers: the tiny random Llama (Llama 3 RoPE
-//! scaling, GQA, untied) and Qwen2 (q/k/v biases, tied) models converted from safetensors,
-//! and the Llama converted from llama.cpp's GGUF, reproduce transformers' logits.
+//! The decoder against Hugging Face transformers: tiny random models of every decoder
+//! architecture converted from safetensors — Llama (Llama 3 RoPE scaling, GQA, untied),
+//! Llama 3.2 style (tied), Qwen2 (q/k/v biases, tied), Qwen3 (q/k norms), Phi-3 (fused q/k/v
+//! and gate/up), Gemma 3 (sandwich (1 + w) norms, GeGLU, sliding-window and global layers
+//! with their own RoPE bases) — and the Llama converted from llama.cpp's GGUF reproduce
+//! transformers' logits.
 
 mod common;
 
@@ -9,6 +12,7 @@ use std::path::Path;
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
 use edgelm::session::{Session, SessionOptions};
+use edgelm_tools::source::hf_config;
 use serde_json::Value;
 
 struct Case {
@@ -53,10 +57,14 @@ fn model(input: &Path, quant: &str) -> Model {
 /// Largest |a - b| over all logits of all positions, and the largest relative L2 error
 /// ‖a − b‖ / ‖b‖ of one position's logits.
 fn errors(model: &Model, case: &Case, batch: usize) -> (f32, f32) {
+    errors_with(model, case, batch, KvType::F32)
+}
+
+fn errors_with(model: &Model, case: &Case, batch: usize, kv_type: KvType) -> (f32, f32) {
     let opts = SessionOptions {
         batch,
         threads: Some(2),
-        kv_type: KvType::F32,
+        kv_type,
         ..Default::default()
     };
     let mut s = Session::new(model, &opts).unwrap();
@@ -91,6 +99,11 @@ fn greedy(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
 }
 
 fn check(dir: &str, input: &Path) {
+    check_with(dir, input, 1.0)
+}
+
+/// [`check`] with the quantized budgets multiplied by `slack`.
+fn check_with(dir: &str, input: &Path, slack: f32) {
     let cases = reference(dir);
     let f32_model = model(input, "f32");
     for case in &cases {
@@ -108,13 +121,22 @@ fn check(dir: &str, input: &Path) {
             case.greedy,
             "{dir} f32 greedy continuation"
         );
+        // The f16 cache (and its blocked prompt path) rounds keys and values to 11 bits.
+        let (_, rel) = errors_with(&f32_model, case, 64, KvType::F16);
+        assert!(
+            rel < 0.005,
+            "{dir} f16 cache, prompt of {} tokens: relative error {rel}",
+            case.ids.len()
+        );
     }
+    legacy_config_agrees(dir);
     // Quantized: budgets on the relative L2 error of each position's logits. Untrained random
     // weights have no redundancy, so quantization error passes straight through: measured
     // worst cases are f16 0.0023, q8_0 0.059, q4_1 0.46, q4_0 0.46 (4-bit steps are ~9% of a
     // random weight). Quantized quality is judged on SmolLM2's perplexity (real_models.rs);
     // these bounds catch a broken type (an unscaled or misplaced block is off by 100%+).
     for (quant, budget) in [("f16", 0.005), ("q8_0", 0.08), ("q4_1", 0.6), ("q4_0", 0.6)] {
+        let budget = budget * slack;
         let m = model(input, quant);
         for case in &cases {
             let (_, rel) = errors(&m, case, 64);
@@ -135,6 +157,42 @@ fn tiny_llama_matches_transformers() {
 #[test]
 fn tiny_qwen2_matches_transformers() {
     check("tiny-qwen2", &common::fixtures().join("tiny-qwen2"));
+}
+
+/// The fixture's `config.legacy.json` (the pre-transformers-5 spelling) reads as the same model.
+fn legacy_config_agrees(dir: &str) {
+    let folder = common::fixtures().join(dir);
+    let read = |name: &str| std::fs::read(folder.join(name)).unwrap();
+    if folder.join("config.legacy.json").exists() {
+        let (new, _) = hf_config::parse(&read("config.json")).unwrap();
+        let (old, _) = hf_config::parse(&read("config.legacy.json")).unwrap();
+        assert_eq!(new, old, "{dir}: config.json and config.legacy.json differ");
+    }
+}
+
+#[test]
+fn tiny_qwen3_matches_transformers() {
+    // The per-head q/k norms rescale quantization error instead of letting it shrink with the
+    // weights: measured worst cases over the three prompts are f16 0.0018, q8_0 0.072, q4_1
+    // 0.40, q4_0 0.73 (20 tokens), so the quantized budgets get 1.5x.
+    check_with("tiny-qwen3", &common::fixtures().join("tiny-qwen3"), 1.5);
+}
+
+#[test]
+fn tiny_phi3_matches_transformers() {
+    check("tiny-phi3", &common::fixtures().join("tiny-phi3"));
+}
+
+#[test]
+fn tiny_llama32_matches_transformers() {
+    check("tiny-llama32", &common::fixtures().join("tiny-llama32"));
+}
+
+#[test]
+fn tiny_gemma3_matches_transformers() {
+    // Window 4 over 20-token prompts: both the one-token (batch 1) and the blocked prompt
+    // (batch 64) attention paths cut keys; 24^-½ attention scale; (1 + w) norms.
+    check("tiny-gemma3", &common::fixtures().join("tiny-gemma3"));
 }
 
 #[test]
