@@ -103,6 +103,24 @@ fn config(s: &mut String, meta: &Metadata) {
             let _ = writeln!(s, "  learned positions, {} token types", c.type_vocab_size);
         }
     }
+    let a = &c.attention;
+    if let Some(window) = a.window {
+        let sliding = (0..c.num_layers).filter(|&l| a.window_of(l).is_some()).count();
+        let local = a
+            .local_rope
+            .map_or(String::new(), |r| format!(", their rope theta {}", r.theta));
+        let _ = writeln!(
+            s,
+            "  sliding window {window} on {sliding} of {} layers{local}",
+            c.num_layers
+        );
+    }
+    let caps = [("attention scale", a.scale), ("attention soft-cap", a.softcap), ("logit soft-cap", c.final_softcap)];
+    for (what, v) in caps {
+        if let Some(v) = v {
+            let _ = writeln!(s, "  {what} {v}");
+        }
+    }
     let _ = writeln!(
         s,
         "  biases: qkv {}, attn out {}, mlp {}; tied embeddings {}{}",
