@@ -167,6 +167,7 @@ struct Scratch {
 /// A conversation with a decoder model: everything needed to feed tokens and get logits.
 pub struct Session<'m> {
     model: &'m Model,
+    weights: &'m DecoderWeights<'m>,
     engine: Engine,
     kv: KvCache,
     positions: Positions,
@@ -226,6 +227,7 @@ impl<'m> Session<'m> {
         };
         Ok(Session {
             model,
+            weights: w,
             engine,
             kv,
             positions,
@@ -384,6 +386,7 @@ impl<'m> Session<'m> {
     fn forward(&mut self, tokens: &[u32], logits: Logits) {
         let Session {
             model,
+            weights: w,
             engine,
             kv,
             positions,
@@ -391,10 +394,6 @@ impl<'m> Session<'m> {
             s,
             ..
         } = self;
-        let w = match model.decoder() {
-            Ok(w) => w,
-            Err(_) => unreachable!("sessions are only made for decoders"),
-        };
         let c = model.config();
         let k = engine.kernels;
         let pos0 = history.len();

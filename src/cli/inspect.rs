@@ -115,7 +115,11 @@ fn config(s: &mut String, meta: &Metadata) {
             c.num_layers
         );
     }
-    let caps = [("attention scale", a.scale), ("attention soft-cap", a.softcap), ("logit soft-cap", c.final_softcap)];
+    let caps = [
+        ("attention scale", a.scale),
+        ("attention soft-cap", a.softcap),
+        ("logit soft-cap", c.final_softcap),
+    ];
     for (what, v) in caps {
         if let Some(v) = v {
             let _ = writeln!(s, "  {what} {v}");
