@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# edgelm against llama.cpp on SmolLM2-135M-Instruct, same machine, same weights, one sitting:
+# edgelm against llama.cpp on SmolLM2-135M-Instruct (or, MODEL=gemma3, Gemma 3 270M's Q4_K_M GGUF),
+# same machine, same weights, one sitting:
 #   - llama.cpp built from the PyPI sdist of llama-cpp-python, AVX2 only (benches/llamacpp.sh);
 #   - Q8_0 and Q4_0 derived from the shipped Q4_1 with llama-quantize, then each GGUF converted
-#     with `edgelm-convert --quant keep`, so both programs multiply bit-identical weights;
+#     with `edgelm-convert --quant keep`, so both programs multiply bit-identical weights (Gemma 3:
+#     the GGUF as shipped; edgelm widens its Q4_K/Q5_0/Q6_K tensors to q8_0 until K-quants run natively);
 #   - llama-bench and `edgelm bench` interleaved (A B A B ...), pp128 and tg64 at 1 and 2 threads;
 #   - time to first token and peak RSS of a short generation, each program as a fresh process.
 # Prints a table of ratios (edgelm / llama.cpp) and writes benches/results/compare-<date>.json.
 #
 # Usage: benches/compare-llamacpp.sh [ROUNDS]     (default 5)
-# Env:   TYPES="Q8_0 Q4_0 Q4_1"  THREADS=1,2  PP=128  TG=64
+# Env:   MODEL=smollm2|gemma3  TYPES="Q8_0 Q4_0 Q4_1" (SmolLM2)  THREADS=1,2  PP=128  TG=64
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -27,9 +29,15 @@ bin=${CARGO_TARGET_DIR:-target}/release
 work=$PEERS/compare
 mkdir -p "$work" benches/results
 pairs=()
+[ "${MODEL:-smollm2}" = gemma3 ] && TYPES=Q4_K_M
 for ty in $TYPES; do
-  gguf=$(smollm2_gguf "$ty")
-  packed=$work/SmolLM2-135M-Instruct.$ty.edgelm
+  if [ "${MODEL:-smollm2}" = gemma3 ]; then
+    gguf=$MODELS/gemma3/gemma-3-270m-q4_k_m.gguf
+    packed=$work/gemma-3-270m.$ty.edgelm
+  else
+    gguf=$(smollm2_gguf "$ty")
+    packed=$work/SmolLM2-135M-Instruct.$ty.edgelm
+  fi
   if [ ! -s "$packed" ] || [ "$gguf" -nt "$packed" ] || [ "$bin/edgelm-convert" -nt "$packed" ]; then
     llamacpp_log "edgelm-convert $ty (keep: the GGUF's own values)"
     "$bin/edgelm-convert" "$gguf" -o "$packed" --quant keep >/dev/null
@@ -37,7 +45,7 @@ for ty in $TYPES; do
   pairs+=("$ty=$gguf=$packed")
 done
 
-out=benches/results/compare-$(date +%Y%m%d-%H%M).json
+out=benches/results/compare-${MODEL:-smollm2}-$(date +%Y%m%d-%H%M).json
 python3 benches/compare_llamacpp.py --rounds "$ROUNDS" --threads "${THREADS:-1,2}" --pp "${PP:-128}" \
   --tg "${TG:-64}" --llama-bin "$LLAMA_BIN" --edgelm "$bin/edgelm" --llama-commit "$(llamacpp_commit)" \
   --out "$out" "${pairs[@]}"
