@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes starting inputs for the fuzz targets into fuzz/corpus/<target>/ (stdlib only).
 
-- safetensors_config: micro Llama, Qwen2 and BERT models (config.json + safetensors, a few KB),
+- safetensors_config: micro Llama, Qwen2, Qwen3, Phi-3, Gemma 3 and BERT models (config.json +
+  safetensors, a few KB),
   in the target's input format (u16 config length, config.json, safetensors bytes);
 - gguf: the quantized tiny-llama GGUF fixtures (tests/fixtures/tiny-llama-gguf);
 - packed_header: those GGUFs converted by edgelm-convert (path given as the first argument,
@@ -48,11 +49,23 @@ def decoder(model_type, rng):
               "max_position_embeddings": 16, "rms_norm_eps": 1e-6, "tie_word_embeddings": True}
     t = {"model.embed_tokens.weight": rand([vocab, h], rng), "model.norm.weight": rand([h], rng)}
     p = "model.layers.0."
-    for name, shape in [("input_layernorm.weight", [h]), ("post_attention_layernorm.weight", [h]),
-                        ("self_attn.q_proj.weight", [h, h]), ("self_attn.k_proj.weight", [h, h]),
-                        ("self_attn.v_proj.weight", [h, h]), ("self_attn.o_proj.weight", [h, h]),
-                        ("mlp.gate_proj.weight", [ff, h]), ("mlp.up_proj.weight", [ff, h]),
-                        ("mlp.down_proj.weight", [h, ff])]:
+    layer = [("input_layernorm.weight", [h]), ("post_attention_layernorm.weight", [h]),
+             ("self_attn.o_proj.weight", [h, h]), ("mlp.down_proj.weight", [h, ff])]
+    if model_type == "phi3":
+        layer += [("self_attn.qkv_proj.weight", [3 * h, h]), ("mlp.gate_up_proj.weight", [2 * ff, h])]
+    else:
+        layer += [("self_attn.q_proj.weight", [h, h]), ("self_attn.k_proj.weight", [h, h]),
+                  ("self_attn.v_proj.weight", [h, h]), ("mlp.gate_proj.weight", [ff, h]),
+                  ("mlp.up_proj.weight", [ff, h])]
+    if model_type in ("qwen3", "gemma3_text"):
+        layer += [("self_attn.q_norm.weight", [h]), ("self_attn.k_norm.weight", [h])]
+    if model_type == "gemma3_text":
+        layer += [("pre_feedforward_layernorm.weight", [h]), ("post_feedforward_layernorm.weight", [h])]
+        config.update({"hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 24, "sliding_window": 4,
+                       "layer_types": ["sliding_attention"],
+                       "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e6},
+                                           "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}})
+    for name, shape in layer:
         t[p + name] = rand(shape, rng)
     if model_type == "qwen2":
         for x in "qkv":
@@ -82,8 +95,8 @@ def main():
     rng = random.Random(7)
     st_dir = CORPUS / "safetensors_config"
     st_dir.mkdir(parents=True, exist_ok=True)
-    for name, (config, tensors) in [("llama", decoder("llama", rng)), ("qwen2", decoder("qwen2", rng)),
-                                    ("bert", bert(rng))]:
+    models = [(t, decoder(t, rng)) for t in ("llama", "qwen2", "qwen3", "phi3", "gemma3_text")]
+    for name, (config, tensors) in models + [("bert", bert(rng))]:
         c = json.dumps(config).encode()
         (st_dir / name).write_bytes(struct.pack("<H", len(c)) + c + safetensors(tensors))
     gguf_dir = CORPUS / "gguf"

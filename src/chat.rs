@@ -1,6 +1,7 @@
 //! Chat templates: the model's own Jinja template rendered the way Hugging Face transformers
 //! renders it (trim_blocks, lstrip_blocks, Python string methods, `raise_exception`,
-//! `strftime_now`), with ChatML as the fallback for models that ship none.
+//! `strftime_now`), with a fallback for models that ship none: Gemma's turns where the
+//! vocabulary has them, else ChatML.
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, Error, ErrorKind, Value};
@@ -9,6 +10,16 @@ use serde::Serialize;
 /// ChatML, used when the model has no template of its own.
 pub const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + \
 message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// Gemma's turns (`<start_of_turn>user … <end_of_turn>`, the assistant called `model`, a
+/// system message folded into the first user turn), used for models without a template whose
+/// vocabulary has those markers (Gemma base models ship none).
+pub const GEMMA: &str = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}\
+{% set prefix = messages[0]['content'] + '\n\n' %}{% set turns = messages[1:] %}\
+{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}\
+{% for message in turns %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}\
+{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '') + message['content'] | trim + '<end_of_turn>\n' }}\
+{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}";
 
 /// One turn of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -74,16 +85,21 @@ impl ChatTemplate {
         })
     }
 
-    /// The template of `model` (ChatML if it has none), with its BOS/EOS token texts.
+    /// The template of `model` (if it has none, [`GEMMA`] where its vocabulary has Gemma's turn
+    /// markers, else ChatML), with its BOS/EOS token texts.
     pub fn for_model(model: &crate::model::Model) -> Result<ChatTemplate, ChatError> {
         let tok = model.tokenizer();
+        let gemma_turns = ["<start_of_turn>", "<end_of_turn>"]
+            .iter()
+            .all(|marker| tok.token_id(marker).is_some_and(|id| tok.is_special(id)));
+        let fallback = if gemma_turns { GEMMA } else { CHATML };
         let text = |id: Option<u32>| {
             id.and_then(|i| tok.token_bytes(i))
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default()
         };
         ChatTemplate::new(
-            model.meta().chat_template.as_deref(),
+            Some(model.meta().chat_template.as_deref().unwrap_or(fallback)),
             &text(tok.bos()),
             &text(tok.eos()),
         )
@@ -209,6 +225,26 @@ mod tests {
                 .contains("roles must alternate")
         );
         assert!(ChatTemplate::new(Some("{% if %}"), "", "").is_err());
+    }
+
+    #[test]
+    fn gemma_fallback_renders_gemma_turns() {
+        let t = ChatTemplate::new(Some(GEMMA), "<bos>", "<eos>").unwrap();
+        let chat = [
+            Message::new("system", "Be terse."),
+            Message::new("user", " Hi "),
+            Message::new("assistant", "Hello."),
+            Message::new("user", "Capital of France?"),
+        ];
+        assert_eq!(
+            t.render(&chat, true).unwrap(),
+            "<bos><start_of_turn>user\nBe terse.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n\
+             <start_of_turn>user\nCapital of France?<end_of_turn>\n<start_of_turn>model\n"
+        );
+        assert_eq!(
+            t.render(&chat[3..], false).unwrap(),
+            "<bos><start_of_turn>user\nCapital of France?<end_of_turn>\n"
+        );
     }
 
     #[test]

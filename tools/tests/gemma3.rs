@@ -5,6 +5,7 @@
 
 mod common;
 
+use edgelm::chat::{ChatTemplate, Message};
 use edgelm::model::Model;
 use edgelm::perplexity::perplexity;
 use edgelm::session::{Session, SessionOptions};
@@ -34,6 +35,7 @@ fn gemma3_matches_llamacpp() {
     let model = gemma3();
     let reference = fixture("llamacpp/gemma3.json");
     tokenization(&model, &reference);
+    chat_prompt(&model, &reference);
     perplexity_within_half_a_percent(&model, &reference);
     greedy_completion(&model, &reference);
 }
@@ -77,13 +79,37 @@ fn tokenization(model: &Model, reference: &Value) {
             assert_eq!(encode(&text, true), ids(&e["ids"]), "{name}");
             continue;
         }
-        assert_eq!(encode(&text, true), ids(&e["ids"]), "{name}, special tokens parsed");
+        assert_eq!(
+            encode(&text, true),
+            ids(&e["ids"]),
+            "{name}, special tokens parsed"
+        );
         assert_eq!(
             encode(&text, false),
             ids(&e["ids_no_parse_special"]),
             "{name}, special tokens as text"
         );
     }
+}
+
+/// The file has no chat template: Gemma's turns are the fallback, and a rendered question
+/// tokenizes as llama.cpp tokenizes the same turns.
+fn chat_prompt(model: &Model, reference: &Value) {
+    let tmpl = ChatTemplate::for_model(model).unwrap();
+    let rendered = tmpl
+        .render(&[Message::new("user", "What is the capital of France?")], true)
+        .unwrap();
+    let opts = EncodeOptions {
+        add_special: false,
+        parse_special: true,
+        max_length: None,
+    };
+    let extra = reference["tokenize"]["extra_entries"].as_array().unwrap();
+    let want = extra.iter().find(|e| e["name"] == "gemma_chat").unwrap();
+    assert_eq!(
+        model.tokenizer().encode(&rendered, opts).unwrap(),
+        ids(&want["ids"])
+    );
 }
 
 fn perplexity_within_half_a_percent(model: &Model, reference: &Value) {
