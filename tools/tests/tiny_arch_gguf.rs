@@ -117,13 +117,11 @@ fn qwen3_gguf_matches_transformers() {
 }
 
 #[test]
-#[ignore = "edgelm bug: gguf_model.rs reads phi3.attention.sliding_window = 0 (llama.cpp's \"no window\") as a 0-position window"]
 fn phi3_gguf_matches_transformers() {
     check("phi3", |_, _| {});
 }
 
 #[test]
-#[ignore = "edgelm bug: gguf_model.rs cannot recover Llama 3 RoPE scaling from rope_freqs.weight with one smoothed factor"]
 fn llama32_gguf_matches_transformers() {
     check("llama32", |_, _| {});
 }

@@ -172,13 +172,26 @@ fn config(g: &Gguf, arch: Architecture, notes: &mut Vec<String>) -> Result<Model
     c.rope = Some(rope);
     c.attention.softcap = opt_f32("attn_logit_softcapping")?;
     c.final_softcap = opt_f32("final_logit_softcapping")?;
-    c.attention.window = opt_usize("attention.sliding_window")?;
+    // llama.cpp's converter writes a window of 0 for "none".
+    c.attention.window = opt_usize("attention.sliding_window")?.filter(|&w| w > 0);
     if arch == Architecture::Gemma3 {
         // What llama.cpp assumes of every Gemma 3 GGUF: tanh-GELU, five sliding-window layers
-        // then one global, the sliding ones with RoPE base 10000 and no scaling.
+        // then one global (or the per-layer flags some files give), the sliding ones with RoPE
+        // base 10000 and no scaling.
         c.activation = Activation::GeluTanh;
-        let pattern = opt_usize("attention.sliding_window_pattern")?.unwrap_or(6).max(1);
-        c.attention.sliding_layers = (0..c.num_layers).map(|l| (l + 1) % pattern != 0).collect();
+        c.attention.sliding_layers = match g.meta.get(&key("attention.sliding_window_pattern")) {
+            Some(Value::Array(flags)) => flags
+                .iter()
+                .map(|f| match f {
+                    Value::Bool(b) => Ok(*b),
+                    other => bail!("{p}.attention.sliding_window_pattern holds {other:?}, not flags"),
+                })
+                .collect::<Result<_>>()?,
+            _ => {
+                let pattern = opt_usize("attention.sliding_window_pattern")?.unwrap_or(6).max(1);
+                (0..c.num_layers).map(|l| (l + 1) % pattern != 0).collect()
+            }
+        };
         c.attention.local_rope = Some(Rope {
             theta: 10_000.0,
             scaling: None,
@@ -242,6 +255,10 @@ fn llama3_from_factors(factors: &[f32], theta: f32, dims: usize) -> Result<Optio
             (freq / (2.0 * std::f64::consts::PI), s)
         })
         .collect();
+    if let [(x, s)] = points[..] {
+        // One smoothed frequency: assume Llama 3.1's band edges (1 and 4), solve for the context.
+        candidates.push((1.0, 4.0, ((1.0 + 3.0 * s) / x).round() as usize));
+    }
     if points.len() >= 2 {
         let n = points.len() as f64;
         let (sx, sy) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
@@ -283,6 +300,8 @@ mod tests {
             (500_000.0, 128, 8.0, 1.0, 4.0, 8192),
             (500_000.0, 64, 32.0, 1.0, 4.0, 8192),
             (10_000.0, 64, 4.0, 1.0, 2.0, 2048),
+            // One factor strictly between 1 and 32 (tiny-llama32).
+            (500_000.0, 16, 32.0, 1.0, 4.0, 64),
         ];
         for (theta, dims, factor, low, high, orig) in cases {
             let s = RopeScaling::Llama3 {
@@ -294,7 +313,7 @@ mod tests {
             let factors = llama3_factors(theta, dims, &s);
             let got = llama3_from_factors(&factors, theta, dims).unwrap().unwrap();
             assert_eq!(llama3_factors(theta, dims, &got), factors, "{theta} {dims}");
-            if orig == 64 || orig == 8192 {
+            if orig == 64 || orig == 8192 || factor == 32.0 {
                 assert_eq!(got, s);
             }
         }
