@@ -1,6 +1,9 @@
 //! Producing the bytes of one planned tensor from its source parts: raw blocks move unchanged
-//! when the source already has the target type (only rows are reordered and tiles interleaved);
-//! anything else is decoded to f32 and encoded (searching scales for quantized targets).
+//! when the source already has the target type (only rows are reordered and tiles interleaved),
+//! or are rewritten block by block where [`crate::transcode`] can; anything else is decoded to
+//! f32 and encoded (searching scales for quantized targets).
+
+use std::borrow::Cow;
 
 use anyhow::{Context, Result, ensure};
 use edgelm::format::DType;
@@ -10,6 +13,7 @@ use crate::dequant::dequantize;
 use crate::plan::{OutTensor, ggml_equivalent, unpermuted_row};
 use crate::quantize::{ErrorStats, Quantize, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
 use crate::source::Model;
+use crate::transcode::transcode;
 
 /// The encoded data of one tensor and the error it carries.
 #[derive(Debug)]
@@ -48,6 +52,7 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
     let mut values = Vec::with_capacity(numel);
     let mut raw = Vec::new();
     let mut same_type = true;
+    let mut transcoded = false;
     for part in &t.parts {
         let src = model
             .tensors
@@ -60,10 +65,19 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
             v.iter_mut().for_each(|x| *x += 1.0);
         }
         gather(&v, row_len(&src.shape), part.unpermute_heads, &mut values);
-        same_type &= ggml_equivalent(dtype) == Some(src.ty) && !part.plus_one;
-        if same_type {
-            let row_bytes = bytes.len() / (src.numel() / row_len(&src.shape));
-            gather(&bytes, row_bytes, part.unpermute_heads, &mut raw);
+        // The source's blocks as they are, or rewritten block by block into the target type.
+        let blocks = match ggml_equivalent(dtype) == Some(src.ty) {
+            true => Some(bytes),
+            false => transcode(src.ty, dtype, &bytes).map(Cow::Owned),
+        };
+        same_type &= !part.plus_one;
+        match blocks {
+            Some(blocks) if same_type => {
+                transcoded |= ggml_equivalent(dtype) != Some(src.ty);
+                let row_bytes = blocks.len() / (src.numel() / row_len(&src.shape));
+                gather(&blocks, row_bytes, part.unpermute_heads, &mut raw);
+            }
+            _ => same_type = false,
         }
     }
     ensure!(
@@ -78,17 +92,19 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
         ..ErrorStats::default()
     };
     if same_type {
+        // A rewrite of Q4_K scales into f16 rounds them: measure what it stored.
+        let stats = match transcoded {
+            true => stored_error(dtype, &raw, &values, stats)?,
+            false => stats,
+        };
+        let exact = stats.sq_err == 0.0;
         let bytes = match dtype {
             DType::Q8_0 => tile(&blocks::<BlockQ8_0>(&raw)?, cols / QK),
             DType::Q4_0 => tile(&blocks::<BlockQ4_0>(&raw)?, cols / QK),
             DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, cols / QK),
             _ => raw,
         };
-        return Ok(Encoded {
-            bytes,
-            stats,
-            exact: true,
-        });
+        return Ok(Encoded { bytes, stats, exact });
     }
     check_range(&values, dtype)?;
     let (bytes, stats) = match dtype {
@@ -100,6 +116,20 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
     };
     let exact = stats.sq_err == 0.0;
     Ok(Encoded { bytes, stats, exact })
+}
+
+/// `stats` with the error of the row-major blocks `raw` of `dtype` against `values`.
+fn stored_error(dtype: DType, raw: &[u8], values: &[f32], mut stats: ErrorStats) -> Result<ErrorStats> {
+    let ty = ggml_equivalent(dtype).context("not a GGML type")?;
+    let mut stored = vec![0.0; values.len()];
+    dequantize(ty, raw, &mut stored)?;
+    stats.sq_err = stored
+        .iter()
+        .zip(values)
+        .map(|(&a, &b)| f64::from(a - b) * f64::from(a - b))
+        .sum();
+    stats.sq_err_plain = stats.sq_err;
+    Ok(stats)
 }
 
 fn blocks<B: Quantize>(raw: &[u8]) -> Result<Vec<B>> {

@@ -11,3 +11,4 @@ pub mod quantize;
 pub mod report;
 pub mod source;
 pub mod tokenizer_import;
+pub mod transcode;

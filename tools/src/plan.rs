@@ -14,13 +14,15 @@ use edgelm_kernels::layout::QK;
 use crate::dequant;
 use crate::gguf::GgmlType;
 use crate::source::{Model, SourceKind, gguf_model};
+use crate::transcode;
 
 /// A requested storage type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// This type.
     Type(DType),
-    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, f16, f32), else q8_0.
+    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, f16, f32); Q4_K as q4_1 and
+    /// Q5_0 as q8_0, rewritten block by block; anything else as q8_0.
     Keep,
 }
 
@@ -115,6 +117,7 @@ fn resolve(target: Target, src: GgmlType) -> DType {
         Target::Keep => [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::F16, DType::F32]
             .into_iter()
             .find(|&d| ggml_equivalent(d) == Some(src))
+            .or(transcode::target(src))
             .unwrap_or(DType::Q8_0),
     }
 }
@@ -329,6 +332,8 @@ mod tests {
         assert!("q5_k".parse::<Target>().is_err());
         assert_eq!(resolve(Target::Keep, GgmlType::Q4_1), DType::Q4_1);
         assert_eq!(resolve(Target::Keep, GgmlType::Q6K), DType::Q8_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q4K), DType::Q4_1);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5_0), DType::Q8_0);
         assert_eq!(resolve(Target::Keep, GgmlType::BF16), DType::Q8_0);
         let o = Options {
             quant: Target::Type(DType::Q4_0),
