@@ -59,6 +59,6 @@ pub(super) static DEF: ArchDef = ArchDef {
     hf_optional_prefix: "",
     recipe: Recipe {
         scale_embeddings: false,
-        gguf_rope_permuted: true,
     },
+    gguf_rope_permuted: true,
 };

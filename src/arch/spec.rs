@@ -213,9 +213,6 @@ impl TensorDef {
 pub struct Recipe {
     /// The token embeddings are multiplied by `√hidden` (Gemma).
     pub scale_embeddings: bool,
-    /// GGUF files of this architecture hold the Q and K rows in llama.cpp's interleaved-RoPE
-    /// order, which the converter undoes.
-    pub gguf_rope_permuted: bool,
 }
 
 /// One architecture.
@@ -237,6 +234,9 @@ pub struct ArchDef {
     pub hf_optional_prefix: &'static str,
     /// Block recipe.
     pub recipe: Recipe,
+    /// GGUF files of this architecture hold the Q and K rows in llama.cpp's interleaved-RoPE
+    /// order, which the converter undoes.
+    pub gguf_rope_permuted: bool,
 }
 
 /// One tensor a configuration needs, named in full.

@@ -198,7 +198,7 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
             .map(|(_, d)| d);
         types.next().is_some_and(|first| types.all(|d| d == first))
     };
-    let permuted = model.kind == SourceKind::Gguf && arch::def(c.architecture).recipe.gguf_rope_permuted;
+    let permuted = model.kind == SourceKind::Gguf && arch::def(c.architecture).gguf_rope_permuted;
     let heads = |name: &str| match name.split('.').nth(2) {
         Some("attn_q") if permuted => Some(c.num_heads),
         Some("attn_k") if permuted => Some(c.num_kv_heads),
