@@ -58,7 +58,7 @@ pub enum SessionError {
     Options(String),
     /// The tokens do not fit in what is left of the context.
     #[error(
-        "context is full: {needed} tokens needed, the context holds {context} (use a larger -c, or a sliding window)"
+        "context is full: {needed} tokens needed, the context holds {context} (use a larger -c, or --keep N to slide the window)"
     )]
     ContextFull {
         /// Tokens that would be in the context.

@@ -27,6 +27,14 @@ pub struct ChatArgs {
     /// Most tokens per answer.
     #[arg(short = 'n', long = "n-predict", default_value_t = 512)]
     pub max_tokens: usize,
+    /// Turn special-token text in the lines typed and the system text (`<|im_end|>`) into
+    /// control tokens; without it they are plain text and only the chat template's markup is.
+    #[arg(long)]
+    pub special: bool,
+    /// When the context fills up, keep the conversation's first N tokens and slide the rest
+    /// (without it, a full context starts a new conversation).
+    #[arg(long = "keep")]
+    pub keep: Option<usize>,
     /// Print timings after each answer.
     #[arg(long)]
     pub verbose: bool,
@@ -40,8 +48,9 @@ pub struct ChatArgs {
 pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let (model, _) = load(&args.model)?;
     let template = ChatTemplate::for_model(&model)?;
-    let mut session = Session::new(&model, &args.session.options())?;
-    let mut sampler = Sampler::new(args.sampling.params(), model.config().vocab_size);
+    let mut session = Session::new(&model, &args.session.options(&model)?)?;
+    super::common::check_keep(args.keep, &session)?;
+    let mut sampler = Sampler::new(args.sampling.params()?, model.config().vocab_size);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
@@ -74,12 +83,12 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         }
         let _ = editor.add_history_entry(line);
         messages.push(Message::new("user", line));
-        let prompt = super::encode(&model, &template.render(&messages, true)?, false)?;
+        let prompt = super::encode_chat(&model, &template, &messages, args.special)?;
         let new = &prompt[session.reuse_prefix(&prompt)..];
         let opts = GenerateOptions {
             max_tokens: args.max_tokens,
             stop: Vec::new(),
-            sliding_window: None,
+            sliding_window: args.keep,
         };
         stop.store(false, Ordering::SeqCst);
         let mut answer = String::new();

@@ -14,12 +14,16 @@ pub struct TokenizeArgs {
     /// Do not add the model's BOS/EOS tokens.
     #[arg(long)]
     pub no_special: bool,
+    /// Turn special-token text in TEXT (`<|im_end|>`) into those control tokens; without it
+    /// the text is tokenized as plain text.
+    #[arg(long, conflicts_with = "no_special")]
+    pub special: bool,
 }
 
 /// Prints the ids.
 pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
     let model = Model::open(&args.model).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
-    let ids = super::encode(&model, &args.text, !args.no_special)?;
+    let ids = super::encode_text(&model, &args.text, !args.no_special, args.special)?;
     println!("{}", serde_json::to_string(&ids)?);
     Ok(())
 }
