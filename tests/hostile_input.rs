@@ -5,8 +5,9 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use common::Tiny;
 
@@ -187,4 +188,87 @@ fn memory_limits_give_errors_not_aborts() {
         }
     }
     assert!(failed > 0, "the limits were all high enough");
+}
+
+#[test]
+fn chat_survives_bad_lines_and_ends_on_eof() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let chat = |input: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edgelm"))
+            .arg("chat")
+            .arg(&model)
+            .args(["-n", "2", "--temp", "0", "--verbose"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = chat(b"hi\n\xff\xfe bad\nbye\n");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("not valid UTF-8").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("new prompt tokens").count(),
+        2,
+        "both good lines answered: {err}"
+    );
+    assert!(!err.contains("error"), "{err}");
+    let out = chat(b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    for args in [&["run", "-p", "hi", "-n", "8"][..], &["tokenize", "hi"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_edgelm"))
+            .arg(args[0])
+            .arg(&model)
+            .args(&args[1..])
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn wrong_model_paths_are_named_once_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    fails_with(
+        &edgelm(&["run", d, "-p", "hi"]),
+        &["is a folder, not a packed model file"],
+    );
+    let gguf = common_fixture("tiny-llama-gguf/q8_0.gguf");
+    let g = gguf.to_str().unwrap();
+    for args in [
+        &["run", g, "-p", "hi"][..],
+        &["tokenize", g, "hi"],
+        &["inspect", g],
+    ] {
+        fails_with(&edgelm(args), &["a GGUF file", "edgelm-convert"]);
+    }
+    let missing = dir.path().join("missing.edgelm");
+    let out = edgelm(&["run", missing.to_str().unwrap(), "-p", "hi"]);
+    fails_with(&out, &["missing.edgelm"]);
+    let err = stderr(&out);
+    assert_eq!(err.matches("missing.edgelm").count(), 1, "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
+
+fn common_fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }

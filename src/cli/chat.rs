@@ -72,6 +72,11 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
+            // The bytes of the line are consumed; the conversation goes on.
+            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                eprintln!("edgelm chat: that line was not valid UTF-8 text and was skipped");
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         let line = line.trim();
@@ -93,15 +98,18 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         stop.store(false, Ordering::SeqCst);
         let mut answer = String::new();
         let mut stdout = std::io::stdout();
+        let mut written = Ok(());
         let result = generate(&mut session, &mut sampler, new, &opts, |text| {
             answer.push_str(text);
-            let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
-            if stop.load(Ordering::SeqCst) {
+            written = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+            if written.is_err() || stop.load(Ordering::SeqCst) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         });
+        // A closed stdout ends the chat (quietly, see main).
+        written?;
         writeln!(stdout)?;
         match result {
             Ok(stats) if args.verbose => eprintln!(

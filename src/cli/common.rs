@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use edgelm::format::PackedFile;
+use edgelm::format::{FormatError, PackedFile};
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
 use edgelm::sampling::SamplingParams;
@@ -158,11 +158,27 @@ impl SamplingArgs {
 /// on another thread meanwhile (see [`PackedFile::prefault_in_background`]).
 pub fn load(path: &Path) -> anyhow::Result<(Model, Duration)> {
     let t = Instant::now();
-    let context = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
-    let file = PackedFile::open(path).map_err(|e| context(&e))?;
+    let file = open(path)?;
     file.prefault_in_background();
-    let model = Model::from_packed(file).map_err(|e| context(&e))?;
+    let model = Model::from_packed(file).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((model, t.elapsed()))
+}
+
+/// Opens a packed model file; the error names the path once.
+pub fn open(path: &Path) -> anyhow::Result<PackedFile> {
+    PackedFile::open(path).map_err(|e| match e {
+        // The message holds the path and the OS error already (no error chain to repeat it).
+        FormatError::Io { .. } | FormatError::Folder { .. } => anyhow::anyhow!(e.to_string()),
+        e => anyhow::anyhow!("{}: {e}", path.display()),
+    })
+}
+
+/// Whether `e` comes from writing to a closed pipe.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Tokens per second, guarding against zero durations.

@@ -21,7 +21,7 @@ pub struct InspectArgs {
 
 /// Prints the file's summary.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let file = PackedFile::open(&args.file)?;
+    let file = super::common::open(&args.file)?;
     let mut text = summary(&file);
     if args.verify {
         file.verify_data()?;

@@ -66,16 +66,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         sliding_window: args.keep,
     };
     let mut stdout = std::io::stdout();
+    let mut written = Ok(());
     let stats = generate(&mut session, &mut sampler, &prompt, &opts, |text| {
-        if stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            return ControlFlow::Break(());
+        written = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
         }
-        ControlFlow::Continue(())
     })?;
+    // A closed stdout ends the run (quietly, see main).
+    written?;
     writeln!(stdout)?;
     eprintln!(
         "edgelm: {} kernels, {} threads | load {:.0} ms | prompt {} tokens, {:.1} tok/s | generation {} tokens, {:.1} tok/s | stop: {:?}",

@@ -1,5 +1,6 @@
 //! `edgelm tokenize MODEL TEXT`: token ids as a JSON array.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use edgelm::model::Model;
@@ -22,8 +23,9 @@ pub struct TokenizeArgs {
 
 /// Prints the ids.
 pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
-    let model = Model::open(&args.model).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let file = super::common::open(&args.model)?;
+    let model = Model::from_packed(file).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let ids = super::encode_text(&model, &args.text, !args.no_special, args.special)?;
-    println!("{}", serde_json::to_string(&ids)?);
+    writeln!(std::io::stdout(), "{}", serde_json::to_string(&ids)?)?;
     Ok(())
 }
