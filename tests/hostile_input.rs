@@ -188,6 +188,11 @@ fn memory_limits_give_errors_not_aborts() {
         }
     }
     assert!(failed > 0, "the limits were all high enough");
+    // `inspect` states the cache's size per token: 2 (k, v) × 2 layers × 2 kv heads × 32 dims.
+    let out = edgelm(&["inspect", model.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let per_token = "KV cache 512 bytes per token of context (--kv f16), 272 (q8), 1024 (f32)";
+    assert!(text.contains(per_token), "{text}");
 }
 
 #[test]
