@@ -74,10 +74,10 @@ fn memory(s: &mut String, file: &PackedFile) {
     let _ = writeln!(
         s,
         "memory: {} bytes of weights mapped; KV cache {f16} bytes per token of context (--kv f16), \
-{q8} (q8), {f32} (f32); at the full context of {}: {} MiB (f16)",
+{q8} (q8), {f32} (f32); at the full context of {}: {} bytes (f16)",
         file.file_size(),
         c.max_context,
-        (f16 * c.max_context) >> 20
+        f16 * c.max_context
     );
 }
 
