@@ -36,12 +36,13 @@ pub struct TensorPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// I/O failed.
-    #[error("writing {path}: {source}")]
+    // `error`, not `source`: the message holds the cause, which an error chain would repeat.
+    #[error("writing {path}: {error}")]
     Io {
         /// The destination.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The plan or the data given do not fit the format.
     #[error("{0}")]
@@ -154,9 +155,9 @@ impl PackedWriter {
     /// Starts a file holding `meta` and the tensors of `plan`, to be written in plan order.
     pub fn create(dest: &Path, meta: &Metadata, plan: Vec<TensorPlan>) -> Result<PackedWriter, WriteError> {
         let header = plan_header(meta, &plan)?;
-        let io = |source| WriteError::Io {
+        let io = |error| WriteError::Io {
             path: dest.to_owned(),
-            source,
+            error,
         };
         if dest.is_dir() {
             return Err(WriteError::Invalid(format!(
@@ -170,7 +171,11 @@ impl PackedWriter {
             .prefix(&prefix)
             .suffix(".tmp")
             .tempfile_in(dir)
-            .map_err(io)?;
+            // The OS error alone: the temporary file's name means nothing to the user.
+            .map_err(|e| {
+                io(e.raw_os_error()
+                    .map_or_else(|| e.kind().into(), std::io::Error::from_raw_os_error))
+            })?;
         let mut file = BufWriter::with_capacity(1 << 20, tmp);
         file.seek(SeekFrom::Start(header.data_offset)).map_err(io)?;
         Ok(PackedWriter {
@@ -207,9 +212,9 @@ impl PackedWriter {
                 entry.size.get()
             )));
         }
-        let io = |source| WriteError::Io {
+        let io = |error| WriteError::Io {
             path: self.dest.clone(),
-            source,
+            error,
         };
         let pad = entry.offset.get() - self.pos;
         self.file.write_all(&vec![0; pad as usize]).map_err(io)?;
@@ -230,9 +235,9 @@ impl PackedWriter {
                 missing.name
             )));
         }
-        let io = |source| WriteError::Io {
+        let io = |error| WriteError::Io {
             path: self.dest.clone(),
-            source,
+            error,
         };
         let total = self.header.data_offset + self.header.data_size;
         let tail = self.header.data_size - self.pos;

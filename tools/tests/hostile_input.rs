@@ -93,6 +93,11 @@ fn output_folder_problems_are_refused_before_converting() {
         &convert(&input, &dir.path().join("missing/x.edgelm")),
         "does not exist",
     );
+    // sysfs takes no new files, not even root's: the error names the output, not the
+    // temporary file, once.
+    let out = convert(&input, Path::new("/sys/x.edgelm"));
+    rejected(&out, "writing /sys/x.edgelm: permission denied");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(".tmp"));
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(listing(&sub).is_empty());
     assert_eq!(listing(dir.path()), ["in.gguf", "out"]);
