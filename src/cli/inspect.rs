@@ -73,7 +73,7 @@ fn memory(s: &mut String, file: &PackedFile) {
     let [f32, f16, q8] = [KvType::F32, KvType::F16, KvType::Q8].map(|k| k.bytes_for(values));
     let _ = writeln!(
         s,
-        "memory: {} bytes of weights mapped; KV cache {f16} bytes per token of context (--kv f16), \
+        "memory: the file mapped ({} bytes); KV cache {f16} bytes per token of context (--kv f16), \
 {q8} (q8), {f32} (f32); at the full context of {}: {} bytes (f16)",
         file.file_size(),
         c.max_context,
