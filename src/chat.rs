@@ -190,6 +190,10 @@ fn escape<'a>(tok: &Tokenizer, content: &'a str, stash: &mut Vec<&'a str>) -> St
     let mut out = String::with_capacity(content.len());
     let mut last = 0;
     for r in spans {
+        if r.start < last {
+            // A special token spelled with OPEN in it: already replaced.
+            continue;
+        }
         out.push_str(&content[last..r.start]);
         out.push(OPEN);
         out.push_str(&stash.len().to_string());
