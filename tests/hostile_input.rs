@@ -153,6 +153,20 @@ fn meaningless_numbers_are_refused_by_name() {
         &["--chunks 0: must be at least 1"],
     );
     fails_with(&edgelm(&["bench", m, "-r", "0"]), &["-r 0: must be at least 1"]);
+    // Checked before the (encoder) model is opened.
+    for (args, message) in [
+        (&["-t", "0"][..], "-t 0: must be at least 1"),
+        (&["-b", "0"], "-b 0: must be at least 1"),
+        (&["--max-length", "0"], "--max-length 0: must be at least 1"),
+    ] {
+        fails_with(&edgelm(&[&["embed", m, "x"][..], args].concat()), &[message]);
+        let search = [&["search", m, "q", "--corpus", t][..], args].concat();
+        fails_with(&edgelm(&search), &[message]);
+    }
+    fails_with(
+        &edgelm(&["search", m, "q", "--corpus", t, "-k", "0"]),
+        &["-k 0: must be at least 1"],
+    );
 
     // -n 0 generates nothing; -t beyond the cores is capped (and said so), or forced.
     let out = edgelm(&["run", m, "-p", "hi", "-n", "0"]);
