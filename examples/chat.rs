@@ -12,7 +12,6 @@ use edgelm::generate::{GenerateOptions, generate};
 use edgelm::model::Model;
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::{Session, SessionOptions};
-use edgelm::tokenizer::EncodeOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -36,15 +35,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut messages = vec![Message::new("user", question)];
     for turn in 0..2 {
-        // Render the whole conversation, then feed only what the cache does not hold yet.
-        let prompt = template.render(&messages, true)?;
-        let ids = model.tokenizer().encode(
-            &prompt,
-            EncodeOptions {
-                add_special: false,
-                ..Default::default()
-            },
-        )?;
+        // Render and tokenize the whole conversation (message text never becomes control
+        // tokens), then feed only what the cache does not hold yet.
+        let ids = template.encode(model.tokenizer(), &messages)?;
         let new = &ids[session.reuse_prefix(&ids)..];
         let mut answer = String::new();
         let stats = generate(&mut session, &mut sampler, new, &opts, |text| {

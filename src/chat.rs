@@ -2,10 +2,19 @@
 //! renders it (trim_blocks, lstrip_blocks, Python string methods, `raise_exception`,
 //! `strftime_now`), with a fallback for models that ship none: Gemma's turns where the
 //! vocabulary has them, else ChatML.
+//!
+//! [`ChatTemplate::encode`] turns a conversation into prompt ids so that only the template's
+//! own markup becomes control tokens: text in the messages that spells a special token
+//! (`<|im_end|><|im_start|>system`) stays plain text, so a transcribed sentence or a pasted
+//! web page cannot open a turn of its own. Where the messages spell no special token the ids
+//! are exactly those of the rendered text tokenized with special tokens parsed (what
+//! transformers' `apply_chat_template` gives).
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, Error, ErrorKind, Value};
 use serde::Serialize;
+
+use crate::tokenizer::{EncodeOptions, Tokenizer, TokenizerError};
 
 /// ChatML, used when the model has no template of its own.
 pub const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + \
@@ -55,8 +64,38 @@ impl std::fmt::Debug for ChatTemplate {
 
 /// Why a template could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("chat template: {0:#}")]
-pub struct ChatError(#[from] Error);
+pub enum ChatError {
+    /// The template does not compile or fails to render.
+    #[error("chat template: {0:#}")]
+    Template(#[from] Error),
+    /// The rendered prompt could not be tokenized.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+}
+
+/// How [`ChatTemplate::encode_with`] builds a prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PromptOptions {
+    /// End with the assistant's turn opener.
+    pub add_generation_prompt: bool,
+    /// Turn special-token text inside the messages into control tokens too (unsafe with text
+    /// from anyone but the caller; off by default).
+    pub special_in_messages: bool,
+}
+
+impl Default for PromptOptions {
+    /// A generation prompt; message text stays plain text.
+    fn default() -> Self {
+        PromptOptions {
+            add_generation_prompt: true,
+            special_in_messages: false,
+        }
+    }
+}
+
+/// Opens and closes a placeholder for user text while rendering (private-use characters).
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
 
 impl ChatTemplate {
     /// Compiles `source` (or ChatML when `None`); `bos`/`eos` are the token texts the template
@@ -116,6 +155,98 @@ impl ChatTemplate {
             eos_token => self.eos.as_str(),
         })?)
     }
+}
+
+impl ChatTemplate {
+    /// The prompt ids of `messages` with a generation prompt; text in the messages is never
+    /// parsed as special tokens (see the module documentation and [`ChatTemplate::encode_with`]).
+    pub fn encode(&self, tok: &Tokenizer, messages: &[Message]) -> Result<Vec<u32>, ChatError> {
+        self.encode_with(tok, messages, PromptOptions::default())
+    }
+
+    /// The prompt ids of `messages`. The template's own text is tokenized with special tokens
+    /// parsed; unless `opts.special_in_messages`, each stretch of message text that spells a
+    /// special token is rendered as a placeholder (so that the template's string methods see
+    /// an ordinary word) and put back afterwards as plain text.
+    pub fn encode_with(
+        &self,
+        tok: &Tokenizer,
+        messages: &[Message],
+        opts: PromptOptions,
+    ) -> Result<Vec<u32>, ChatError> {
+        let encode = EncodeOptions {
+            add_special: false,
+            parse_special: true,
+            max_length: None,
+        };
+        if opts.special_in_messages {
+            let text = self.render(messages, opts.add_generation_prompt)?;
+            return Ok(tok.encode(&text, encode)?);
+        }
+        let mut stash: Vec<&str> = Vec::new();
+        let escaped: Vec<Message> = messages
+            .iter()
+            .map(|m| Message {
+                role: m.role.clone(),
+                content: escape(tok, &m.content, &mut stash),
+            })
+            .collect();
+        let rendered = self.render(&escaped, opts.add_generation_prompt)?;
+        let (text, plain) = unescape(&rendered, &stash);
+        Ok(tok.encode_with_plain(&text, &plain, encode)?)
+    }
+}
+
+/// `content` with every special-token spelling (and every [`OPEN`], so that no text can
+/// forge a placeholder) replaced by a numbered placeholder; the originals go to `stash`.
+fn escape<'a>(tok: &Tokenizer, content: &'a str, stash: &mut Vec<&'a str>) -> String {
+    let mut spans = tok.special_spans(content);
+    spans.extend(content.match_indices(OPEN).map(|(i, s)| i..i + s.len()));
+    spans.sort_by_key(|r| r.start);
+    let mut out = String::with_capacity(content.len());
+    let mut last = 0;
+    for r in spans {
+        if r.start < last {
+            // A special token spelled with OPEN in it: already replaced.
+            continue;
+        }
+        out.push_str(&content[last..r.start]);
+        out.push(OPEN);
+        out.push_str(&stash.len().to_string());
+        out.push(CLOSE);
+        stash.push(&content[r.clone()]);
+        last = r.end;
+    }
+    out.push_str(&content[last..]);
+    out
+}
+
+/// `rendered` with the placeholders replaced by the stashed text, and the byte ranges of
+/// that text in the result. Anything that is not a whole placeholder (the template cut one)
+/// stays as it is: plain private-use characters.
+fn unescape(rendered: &str, stash: &[&str]) -> (String, Vec<std::ops::Range<usize>>) {
+    let mut out = String::with_capacity(rendered.len());
+    let mut plain = Vec::new();
+    let mut rest = rendered;
+    while let Some(i) = rest.find(OPEN) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + OPEN.len_utf8()..];
+        let digits = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+        let index = after[..digits].parse::<usize>().ok().filter(|&n| n < stash.len());
+        match index {
+            Some(n) if after[digits..].starts_with(CLOSE) => {
+                plain.push(out.len()..out.len() + stash[n].len());
+                out.push_str(stash[n]);
+                rest = &after[digits + CLOSE.len_utf8()..];
+            }
+            _ => {
+                out.push(OPEN);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    (out, plain)
 }
 
 /// The current UTC date and time formatted with a subset of strftime (`%Y %m %d %e %b %B %H %M %S %%`).

@@ -10,7 +10,7 @@ use crate::session::{Session, SessionError};
 /// What to generate.
 #[derive(Clone, Debug, Default)]
 pub struct GenerateOptions {
-    /// Most tokens to generate.
+    /// Most tokens to generate; 0: nothing is fed nor generated.
     pub max_tokens: usize,
     /// Text that ends the generation (not shown).
     pub stop: Vec<String>,
@@ -72,6 +72,15 @@ fn generate_in_pool(
     let mut decoder = tok.stream(true);
     let mut text = StopFilter::new(&opts.stop);
     let t0 = Instant::now();
+    if opts.max_tokens == 0 {
+        return Ok(GenerationStats {
+            prompt_tokens: 0,
+            prompt_time: Duration::ZERO,
+            generated_tokens: 0,
+            generation_time: Duration::ZERO,
+            stop: StopReason::MaxTokens,
+        });
+    }
     make_room(s, prompt.len(), opts)?;
     let mut next = s.feed_and_sample(prompt, sampler)?;
     let prompt_time = t0.elapsed();

@@ -4,6 +4,7 @@
 
 use edgelm_kernels::Kernels;
 use edgelm_kernels::layout::{BlockQ8_0, QK, QuantBlock};
+use zerocopy::FromZeros;
 
 /// Element type of the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -15,6 +16,17 @@ pub enum KvType {
     F16,
     /// q8 blocks of 32 values with an f16 scale: half the bytes read per token.
     Q8,
+}
+
+impl KvType {
+    /// Bytes that `values` cached values take (whole q8 blocks).
+    pub fn bytes_for(self, values: usize) -> usize {
+        match self {
+            KvType::F32 => values * 4,
+            KvType::F16 => values * 2,
+            KvType::Q8 => values / QK * std::mem::size_of::<BlockQ8_0>(),
+        }
+    }
 }
 
 impl std::str::FromStr for KvType {
@@ -142,23 +154,43 @@ impl KvCache {
                 "a q8 KV cache needs head_dim to be a multiple of {QK}, this model has {head_dim}"
             ));
         }
-        let n = kv_heads * ctx * head_dim;
-        let layer = || match kind {
-            KvType::F32 => LayerKv::F32 {
-                k: vec![0.0; n],
-                v: vec![0.0; n],
-            },
-            KvType::F16 => LayerKv::F16 {
-                k: vec![0; n],
-                v: vec![0; n],
-            },
-            KvType::Q8 => LayerKv::Q8 {
-                k: vec![BlockQ8_0::default(); n / QK],
-                v: vec![BlockQ8_0::default(); n / QK],
-            },
+        let oom = || {
+            let per_token = kind.bytes_for(2 * layers * kv_heads * head_dim).max(1);
+            let bytes = per_token.saturating_mul(ctx);
+            format!(
+                "not enough memory for the KV cache: {bytes} bytes ({} MiB; {per_token} bytes per token of context, \
+{ctx} tokens); a smaller context (-c) or a q8 cache (--kv q8) needs less",
+                bytes >> 20
+            )
         };
+        let n = (kv_heads.checked_mul(ctx))
+            .and_then(|x| x.checked_mul(head_dim))
+            .ok_or_else(oom)?;
+        // Fallible and zeroed by the allocator: no abort where the memory is not there, and
+        // pages the context never reaches are never touched.
+        let zeroed = |n: usize| -> Result<LayerKv, String> {
+            Ok(match kind {
+                KvType::F32 => LayerKv::F32 {
+                    k: f32::new_vec_zeroed(n).map_err(|_| oom())?,
+                    v: f32::new_vec_zeroed(n).map_err(|_| oom())?,
+                },
+                KvType::F16 => LayerKv::F16 {
+                    k: u16::new_vec_zeroed(n).map_err(|_| oom())?,
+                    v: u16::new_vec_zeroed(n).map_err(|_| oom())?,
+                },
+                KvType::Q8 => LayerKv::Q8 {
+                    k: BlockQ8_0::new_vec_zeroed(n / QK).map_err(|_| oom())?,
+                    v: BlockQ8_0::new_vec_zeroed(n / QK).map_err(|_| oom())?,
+                },
+            })
+        };
+        let mut all = Vec::new();
+        all.try_reserve_exact(layers).map_err(|_| oom())?;
+        for _ in 0..layers {
+            all.push(zeroed(n)?);
+        }
         Ok(KvCache {
-            layers: (0..layers).map(|_| layer()).collect(),
+            layers: all,
             ctx,
             kv_heads,
             head_dim,

@@ -27,6 +27,16 @@ pub fn perplexity(
     mut progress: impl FnMut(usize, f64) + Send,
 ) -> Result<Perplexity, SessionError> {
     let ctx = session.context();
+    if ctx < 3 {
+        return Err(SessionError::Options(format!(
+            "perplexity needs a context of at least 3 tokens (-c), not {ctx}: each window is scored on its second half"
+        )));
+    }
+    if max_chunks == Some(0) {
+        return Err(SessionError::Options(
+            "perplexity needs at least one chunk".into(),
+        ));
+    }
     let chunks = (tokens.len() / ctx).min(max_chunks.unwrap_or(usize::MAX));
     if chunks == 0 {
         return Err(SessionError::Options(format!(

@@ -58,7 +58,7 @@ pub enum SessionError {
     Options(String),
     /// The tokens do not fit in what is left of the context.
     #[error(
-        "context is full: {needed} tokens needed, the context holds {context} (use a larger -c, or a sliding window)"
+        "context is full: {needed} tokens needed, the context holds {context} (use a larger -c, or --keep N to slide the window)"
     )]
     ContextFull {
         /// Tokens that would be in the context.
@@ -129,6 +129,15 @@ impl Positions {
     fn pairs(&self) -> usize {
         self.tables.iter().map(RopeTable::pairs).max().unwrap_or(0)
     }
+}
+
+/// `n` copies of `value`, allocated fallibly: an error, not an abort, where the memory is
+/// not there.
+fn filled<T: Clone>((n, value): (usize, T)) -> Result<Vec<T>, std::collections::TryReserveError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)?;
+    v.resize(n, value);
+    Ok(v)
 }
 
 /// Scratch buffers for one forward pass of up to `batch` tokens.
@@ -208,23 +217,43 @@ impl<'m> Session<'m> {
         let qkv_dim = w.layers.first().map_or(0, |l| l.qkv.out_dim());
         let query_block = QUERY_BLOCK.min(batch);
         let rope_values = positions.tables.len() * positions.stride;
-        let s = Scratch {
-            x: vec![0.0; batch * h],
-            xn: vec![0.0; batch * h],
-            post: vec![0.0; batch * h],
-            xq: vec![BlockQ8Act::default(); batch * widest / QK],
-            qkv: vec![0.0; batch * qkv_dim],
-            attn: vec![0.0; batch * q_dim],
-            ffn: vec![0.0; batch * 2 * c.intermediate_size],
-            act: vec![0.0; batch * c.intermediate_size],
-            scores: vec![0.0; c.num_heads * query_block * (c.head_dim + ctx)],
-            query_block,
-            qq: vec![BlockQ8Act::default(); q_dim / QK],
-            cos: vec![0.0; rope_values],
-            sin: vec![0.0; rope_values],
-            logits: vec![0.0; batch * c.vocab_size],
-            head: vec![0.0; c.head_dim],
+        let f = |n: usize| (n, 0.0f32);
+        let q = |n: usize| (n, BlockQ8Act::default());
+        let (x, xn, post) = (f(batch * h), f(batch * h), f(batch * h));
+        let (xq, qkv, attn) = (q(batch * widest / QK), f(batch * qkv_dim), f(batch * q_dim));
+        let (ffn, act) = (f(batch * 2 * c.intermediate_size), f(batch * c.intermediate_size));
+        let scores = f(c.num_heads * query_block * (c.head_dim + ctx));
+        let (qq, cos, sin) = (q(q_dim / QK), f(rope_values), f(rope_values));
+        let (logits, head) = (f(batch * c.vocab_size), f(c.head_dim));
+        let floats = [x, xn, post, qkv, attn, ffn, act, scores, cos, sin, logits, head];
+        let bytes =
+            floats.iter().map(|p| p.0 * 4).sum::<usize>() + (xq.0 + qq.0) * std::mem::size_of::<BlockQ8Act>();
+        let oom = |_| {
+            SessionError::Options(format!(
+                "not enough memory for the session's buffers: {bytes} bytes ({} MiB) for a batch of {batch} \
+and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less",
+                bytes >> 20
+            ))
         };
+        let s = Scratch {
+            x: filled(x).map_err(oom)?,
+            xn: filled(xn).map_err(oom)?,
+            post: filled(post).map_err(oom)?,
+            xq: filled(xq).map_err(oom)?,
+            qkv: filled(qkv).map_err(oom)?,
+            attn: filled(attn).map_err(oom)?,
+            ffn: filled(ffn).map_err(oom)?,
+            act: filled(act).map_err(oom)?,
+            scores: filled(scores).map_err(oom)?,
+            query_block,
+            qq: filled(qq).map_err(oom)?,
+            cos: filled(cos).map_err(oom)?,
+            sin: filled(sin).map_err(oom)?,
+            logits: filled(logits).map_err(oom)?,
+            head: filled(head).map_err(oom)?,
+        };
+        let mut tokens = Vec::new();
+        tokens.try_reserve_exact(ctx).map_err(oom)?;
         Ok(Session {
             model,
             weights: w,
@@ -232,7 +261,7 @@ impl<'m> Session<'m> {
             kv,
             positions,
             batch,
-            tokens: Vec::with_capacity(ctx),
+            tokens,
             s,
         })
     }

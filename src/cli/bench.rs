@@ -75,12 +75,17 @@ struct Report {
 
 /// Runs the tests and prints the table (or JSON).
 pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
+    if args.repetitions == 0 {
+        return Err(super::common::invalid("-r", 0, "at least 1"));
+    }
     let (model, ttft) = time_to_first_token(&args, process_start)?;
     let session_args = |threads| SessionArgs {
         threads: Some(threads),
         ctx: None,
         batch: args.batch,
         kv: args.kv,
+        // A benchmark runs the thread counts asked for, more than the cores included.
+        force_threads: true,
     };
     let mut results = Vec::new();
     let mut isa = String::new();
@@ -94,7 +99,7 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
         let ctx = (args.prompt + args.generate + 1).max(16);
         let opts = SessionOptions {
             context: Some(ctx.min(model.config().max_context)),
-            ..session_args(threads).options()
+            ..session_args(threads).options(&model)?
         };
         let mut session = Session::new(&model, &opts)?;
         isa = session.kernels().isa.to_string();
@@ -245,7 +250,7 @@ fn time_to_first_token(args: &BenchArgs, process_start: Instant) -> anyhow::Resu
         ..Default::default()
     };
     let mut session = Session::new(&model, &opts)?;
-    let prompt = super::encode(&model, "Hello", true)?;
+    let prompt = super::encode_text(&model, "Hello", true, false)?;
     let first = edgelm::sampling::argmax(session.feed(&prompt)?);
     let ttft = process_start.elapsed().as_secs_f64();
     anyhow::ensure!(

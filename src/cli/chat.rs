@@ -27,6 +27,14 @@ pub struct ChatArgs {
     /// Most tokens per answer.
     #[arg(short = 'n', long = "n-predict", default_value_t = 512)]
     pub max_tokens: usize,
+    /// Turn special-token text in the lines typed and the system text (`<|im_end|>`) into
+    /// control tokens; without it they are plain text and only the chat template's markup is.
+    #[arg(long)]
+    pub special: bool,
+    /// When the context fills up, keep the conversation's first N tokens and slide the rest
+    /// (without it, a full context starts a new conversation).
+    #[arg(long = "keep")]
+    pub keep: Option<usize>,
     /// Print timings after each answer.
     #[arg(long)]
     pub verbose: bool,
@@ -40,8 +48,9 @@ pub struct ChatArgs {
 pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let (model, _) = load(&args.model)?;
     let template = ChatTemplate::for_model(&model)?;
-    let mut session = Session::new(&model, &args.session.options())?;
-    let mut sampler = Sampler::new(args.sampling.params(), model.config().vocab_size);
+    let mut session = Session::new(&model, &args.session.options(&model)?)?;
+    super::common::check_keep(args.keep, &session)?;
+    let mut sampler = Sampler::new(args.sampling.params()?, model.config().vocab_size);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
@@ -63,6 +72,11 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
+            // The bytes of the line are consumed; the conversation goes on.
+            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                eprintln!("edgelm chat: that line was not valid UTF-8 text and was skipped");
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         let line = line.trim();
@@ -74,25 +88,28 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         }
         let _ = editor.add_history_entry(line);
         messages.push(Message::new("user", line));
-        let prompt = super::encode(&model, &template.render(&messages, true)?, false)?;
+        let prompt = super::encode_chat(&model, &template, &messages, args.special)?;
         let new = &prompt[session.reuse_prefix(&prompt)..];
         let opts = GenerateOptions {
             max_tokens: args.max_tokens,
             stop: Vec::new(),
-            sliding_window: None,
+            sliding_window: args.keep,
         };
         stop.store(false, Ordering::SeqCst);
         let mut answer = String::new();
         let mut stdout = std::io::stdout();
+        let mut written = Ok(());
         let result = generate(&mut session, &mut sampler, new, &opts, |text| {
             answer.push_str(text);
-            let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
-            if stop.load(Ordering::SeqCst) {
+            written = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+            if written.is_err() || stop.load(Ordering::SeqCst) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         });
+        // A closed stdout ends the chat (quietly, see main).
+        written?;
         writeln!(stdout)?;
         match result {
             Ok(stats) if args.verbose => eprintln!(

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use edgelm::format::PackedFile;
+use edgelm::format::{FormatError, PackedFile};
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
 use edgelm::sampling::SamplingParams;
@@ -24,18 +24,72 @@ pub struct SessionArgs {
     /// KV cache type: f16 or q8.
     #[arg(long = "kv", default_value = "f16")]
     pub kv: KvType,
+    /// Use the -t given even when it is more than the available cores (otherwise capped).
+    #[arg(long)]
+    pub force_threads: bool,
+}
+
+/// A one-line error naming `option`, the value given and what it must be.
+pub fn invalid(option: &str, value: impl std::fmt::Display, must: &str) -> anyhow::Error {
+    anyhow::anyhow!("{option} {value}: must be {must}")
+}
+
+/// `threads` checked: at least 1, and at most the cores this process may use unless `force`
+/// (more is capped, with a note on stderr: extra threads only contend for the same cores).
+pub fn threads(option: &str, threads: Option<usize>, force: bool) -> anyhow::Result<Option<usize>> {
+    match threads {
+        Some(0) => Err(invalid(option, 0, "at least 1")),
+        Some(t) if !force => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if t > cores {
+                eprintln!(
+                    "edgelm: {option} {t} capped at the {cores} available cores (--force-threads to override)"
+                );
+            }
+            Ok(Some(t.min(cores)))
+        }
+        t => Ok(t),
+    }
 }
 
 impl SessionArgs {
-    /// The library's session options.
-    pub fn options(&self) -> SessionOptions {
-        SessionOptions {
+    /// The library's session options for `model`, every number checked.
+    pub fn options(&self, model: &Model) -> anyhow::Result<SessionOptions> {
+        let max = model.config().max_context;
+        if let Some(c) = self.ctx
+            && !(1..=max).contains(&c)
+        {
+            return Err(invalid(
+                "-c",
+                c,
+                &format!("between 1 and {max} (the model's context)"),
+            ));
+        }
+        if self.batch == 0 {
+            return Err(invalid("-b", 0, "at least 1"));
+        }
+        Ok(SessionOptions {
             context: self.ctx,
             batch: self.batch,
-            threads: self.threads,
+            threads: threads("-t", self.threads, self.force_threads)?,
             kv_type: self.kv,
             isa: None,
-        }
+        })
+    }
+}
+
+/// `--keep` checked against the session's context: the window must leave room for a token.
+pub fn check_keep(keep: Option<usize>, session: &edgelm::session::Session<'_>) -> anyhow::Result<()> {
+    match keep {
+        Some(k) if k + 1 >= session.context() => Err(invalid(
+            "--keep",
+            k,
+            &format!(
+                "less than {} (the context size, -c, minus 1)",
+                session.context() - 1
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -66,14 +120,29 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    /// The library's sampling parameters.
-    pub fn params(&self) -> SamplingParams {
+    /// The library's sampling parameters, every number checked.
+    pub fn params(&self) -> anyhow::Result<SamplingParams> {
+        let check = |option: &str, v: f32, ok: bool, must: &str| {
+            if v.is_finite() && ok {
+                Ok(())
+            } else {
+                Err(invalid(option, v, must))
+            }
+        };
+        let t = self.temperature;
+        check("--temp", t, t >= 0.0, "a finite number >= 0 (0: greedy)")?;
+        let p = self.top_p;
+        check("--top-p", p, (0.0..=1.0).contains(&p), "between 0 and 1 (1: off)")?;
+        let m = self.min_p;
+        check("--min-p", m, (0.0..=1.0).contains(&m), "between 0 and 1 (0: off)")?;
+        let r = self.repeat_penalty;
+        check("--repeat-penalty", r, r > 0.0, "a finite number > 0 (1: off)")?;
         let seed = self.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
-        SamplingParams {
+        Ok(SamplingParams {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
@@ -81,7 +150,7 @@ impl SamplingArgs {
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
             seed,
-        }
+        })
     }
 }
 
@@ -89,11 +158,27 @@ impl SamplingArgs {
 /// on another thread meanwhile (see [`PackedFile::prefault_in_background`]).
 pub fn load(path: &Path) -> anyhow::Result<(Model, Duration)> {
     let t = Instant::now();
-    let context = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
-    let file = PackedFile::open(path).map_err(|e| context(&e))?;
+    let file = open(path)?;
     file.prefault_in_background();
-    let model = Model::from_packed(file).map_err(|e| context(&e))?;
+    let model = Model::from_packed(file).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((model, t.elapsed()))
+}
+
+/// Opens a packed model file; the error names the path once.
+pub fn open(path: &Path) -> anyhow::Result<PackedFile> {
+    PackedFile::open(path).map_err(|e| match e {
+        // The message holds the path and the OS error already (no error chain to repeat it).
+        FormatError::Io { .. } | FormatError::Folder { .. } => anyhow::anyhow!(e.to_string()),
+        e => anyhow::anyhow!("{}: {e}", path.display()),
+    })
+}
+
+/// Whether `e` comes from writing to a closed pipe.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Tokens per second, guarding against zero durations.

@@ -7,7 +7,7 @@ use anyhow::Context;
 use edgelm::embed::{EmbedOptions, Embedder};
 use edgelm::model::Model;
 
-use super::common::load;
+use super::common::{invalid, load, threads};
 
 /// Encoder options shared by `embed` and `search`.
 #[derive(clap::Args, Clone, Debug)]
@@ -22,15 +22,32 @@ pub struct EncoderArgs {
     /// Tokens per forward pass (several sentences are packed into one).
     #[arg(short = 'b', long = "batch-tokens", default_value_t = 1024)]
     pub batch_tokens: usize,
+    /// Use the -t given even when it is more than the available cores (otherwise capped).
+    #[arg(long)]
+    pub force_threads: bool,
 }
 
 impl EncoderArgs {
+    /// The options checked, before the model is opened.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.max_length == Some(0) {
+            return Err(invalid("--max-length", 0, "at least 1"));
+        }
+        if self.batch_tokens == 0 {
+            return Err(invalid("-b", 0, "at least 1"));
+        }
+        if self.threads == Some(0) {
+            return Err(invalid("-t", 0, "at least 1"));
+        }
+        Ok(())
+    }
+
     /// An embedder for `model` with these options.
     pub fn embedder<'m>(&self, model: &'m Model) -> anyhow::Result<Embedder<'m>> {
         let opts = EmbedOptions {
             max_length: self.max_length,
             batch_tokens: self.batch_tokens,
-            threads: self.threads,
+            threads: threads("-t", self.threads, self.force_threads)?,
             isa: None,
         };
         Ok(Embedder::new(model, &opts)?)
@@ -58,6 +75,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         Some(path) => read_lines(path)?,
         None => args.texts,
     };
+    args.encoder.check()?;
     let (model, _) = load(&args.model)?;
     let mut embedder = args.encoder.embedder(&model)?;
     let vectors = embedder.embed(&texts)?;

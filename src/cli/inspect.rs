@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use edgelm::format::PackedFile;
 use edgelm::format::meta::{Metadata, TokenizerSpec, tok_tensor};
 use edgelm::format::spec::VERSION;
+use edgelm::kv_cache::KvType;
 
 /// Arguments of `edgelm inspect`.
 #[derive(clap::Args)]
@@ -21,7 +22,7 @@ pub struct InspectArgs {
 
 /// Prints the file's summary.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let file = PackedFile::open(&args.file)?;
+    let file = super::common::open(&args.file)?;
     let mut text = summary(&file);
     if args.verify {
         file.verify_data()?;
@@ -56,8 +57,28 @@ pub fn summary(file: &PackedFile) -> String {
             .as_ref()
             .map_or("none".into(), |t| format!("{} characters", t.chars().count()))
     );
+    memory(&mut s, file);
     tensors(&mut s, file);
     s
+}
+
+/// What running the model takes: the mapped file, and the KV cache per token of context
+/// (`run`/`chat` fail with an error, not an abort, where it is not there).
+fn memory(s: &mut String, file: &PackedFile) {
+    let c = &file.meta().config;
+    if c.rope.is_none() {
+        return;
+    }
+    let values = 2 * c.num_layers * c.num_kv_heads * c.head_dim;
+    let [f32, f16, q8] = [KvType::F32, KvType::F16, KvType::Q8].map(|k| k.bytes_for(values));
+    let _ = writeln!(
+        s,
+        "memory: the file mapped ({} bytes); KV cache {f16} bytes per token of context (--kv f16), \
+{q8} (q8), {f32} (f32); at the full context of {}: {} bytes (f16)",
+        file.file_size(),
+        c.max_context,
+        f16 * c.max_context
+    );
 }
 
 fn source(s: &mut String, meta: &Metadata) {

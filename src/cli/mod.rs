@@ -12,13 +12,9 @@ pub mod tokenize;
 
 use edgelm::model::Model;
 
-/// Token ids of `text`, special-token text recognised; BOS/EOS as the model wants when
-/// `add_special` (chat-templated prompts carry their own).
-pub fn encode(model: &Model, text: &str, add_special: bool) -> anyhow::Result<Vec<u32>> {
-    encode_text(model, text, add_special, true)
-}
-
-/// Token ids of `text`; `parse_special` recognises special-token text in it.
+/// Token ids of `text`; BOS/EOS as the model wants when `add_special`; special-token text
+/// in it becomes control tokens only when `parse_special` (`--special`): text from a user is
+/// plain text by default.
 pub fn encode_text(
     model: &Model,
     text: &str,
@@ -31,4 +27,19 @@ pub fn encode_text(
         max_length: None,
     };
     Ok(model.tokenizer().encode(text, opts)?)
+}
+
+/// The chat prompt of `messages` with the model's template: only the template's markup becomes
+/// control tokens, unless `special` lets the messages' own special-token text through.
+pub fn encode_chat(
+    model: &Model,
+    template: &edgelm::chat::ChatTemplate,
+    messages: &[edgelm::chat::Message],
+    special: bool,
+) -> anyhow::Result<Vec<u32>> {
+    let opts = edgelm::chat::PromptOptions {
+        add_generation_prompt: true,
+        special_in_messages: special,
+    };
+    Ok(template.encode_with(model.tokenizer(), messages, opts)?)
 }

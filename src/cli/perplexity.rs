@@ -7,7 +7,7 @@ use std::time::Instant;
 use edgelm::perplexity::perplexity;
 use edgelm::session::Session;
 
-use super::common::{SessionArgs, load};
+use super::common::{SessionArgs, invalid, load};
 
 /// Arguments of `edgelm perplexity`.
 #[derive(clap::Args)]
@@ -25,7 +25,17 @@ pub struct PerplexityArgs {
 
 /// Prints running perplexity to stderr; the last stdout line is `perplexity: X`.
 pub fn run(mut args: PerplexityArgs) -> anyhow::Result<()> {
-    args.session.ctx.get_or_insert(512);
+    let ctx = *args.session.ctx.get_or_insert(512);
+    if ctx < 3 {
+        return Err(invalid(
+            "-c",
+            ctx,
+            "at least 3 for perplexity (each window is scored on its second half)",
+        ));
+    }
+    if args.chunks == Some(0) {
+        return Err(invalid("--chunks", 0, "at least 1"));
+    }
     let (model, _) = load(&args.model)?;
     let text = std::fs::read(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let text =
@@ -33,7 +43,7 @@ pub fn run(mut args: PerplexityArgs) -> anyhow::Result<()> {
     let tokens = super::encode_text(&model, &text, true, false)?;
     let spec = &model.meta().tokenizer;
     let bos = spec.bos.filter(|_| spec.add_bos);
-    let mut session = Session::new(&model, &args.session.options())?;
+    let mut session = Session::new(&model, &args.session.options(&model)?)?;
     let t = Instant::now();
     let r = perplexity(&mut session, &tokens, bos, args.chunks, |c, ppl| {
         eprint!("[{c}]{ppl:.4},")

@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// Feed the prompt as is, without the chat template.
     #[arg(long)]
     pub raw: bool,
+    /// Turn special-token text in the prompt and system text (`<|im_end|>`) into control
+    /// tokens; without it they are plain text and only the chat template's markup is.
+    #[arg(long)]
+    pub special: bool,
     /// Stop when this text appears (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
@@ -43,38 +47,35 @@ pub struct RunArgs {
 /// Generates and streams the answer; timings go to stderr.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (model, load_time) = load(&args.model)?;
-    let mut session = Session::new(&model, &args.session.options())?;
+    let mut session = Session::new(&model, &args.session.options(&model)?)?;
     let prompt = if args.raw {
-        super::encode(&model, &args.prompt, true)?
+        super::encode_text(&model, &args.prompt, true, args.special)?
     } else {
         let mut messages = Vec::new();
         if let Some(system) = &args.system {
             messages.push(Message::new("system", system.clone()));
         }
         messages.push(Message::new("user", args.prompt.clone()));
-        super::encode(
-            &model,
-            &ChatTemplate::for_model(&model)?.render(&messages, true)?,
-            false,
-        )?
+        super::encode_chat(&model, &ChatTemplate::for_model(&model)?, &messages, args.special)?
     };
-    let mut sampler = Sampler::new(args.sampling.params(), model.config().vocab_size);
+    super::common::check_keep(args.keep, &session)?;
+    let mut sampler = Sampler::new(args.sampling.params()?, model.config().vocab_size);
     let opts = GenerateOptions {
         max_tokens: args.max_tokens,
         stop: args.stop.clone(),
         sliding_window: args.keep,
     };
     let mut stdout = std::io::stdout();
+    let mut written = Ok(());
     let stats = generate(&mut session, &mut sampler, &prompt, &opts, |text| {
-        if stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            return ControlFlow::Break(());
+        written = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
         }
-        ControlFlow::Continue(())
     })?;
+    // A closed stdout ends the run (quietly, see main).
+    written?;
     writeln!(stdout)?;
     eprintln!(
         "edgelm: {} kernels, {} threads | load {:.0} ms | prompt {} tokens, {:.1} tok/s | generation {} tokens, {:.1} tok/s | stop: {:?}",

@@ -39,6 +39,10 @@ struct Row<'a> {
 
 /// Indexes the corpus (or loads its cache) and prints the best lines.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+    args.encoder.check()?;
+    if args.k == 0 {
+        return Err(super::common::invalid("-k", 0, "at least 1"));
+    }
     let (model, _) = load(&args.model)?;
     let mut embedder = args.encoder.embedder(&model)?;
     let start = Instant::now();

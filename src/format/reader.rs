@@ -37,6 +37,17 @@ pub enum FormatError {
     /// Not an edgelm file at all.
     #[error("not an edgelm packed file (bad magic bytes)")]
     BadMagic,
+    /// A GGUF file, which the converter turns into a packed file.
+    #[error(
+        "a GGUF file, not an edgelm packed file; convert it first: edgelm-convert FILE.gguf -o FILE.edgelm"
+    )]
+    Gguf,
+    /// A folder where a file was expected.
+    #[error("{path} is a folder, not a packed model file")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+    },
     /// A version this build does not read.
     #[error("unsupported format version {found} (this edgelm reads version {VERSION}); reconvert the model")]
     Version {
@@ -168,6 +179,11 @@ impl PackedFile {
             source,
         };
         let file = File::open(path).map_err(io)?;
+        if file.metadata().map_err(io)?.is_dir() {
+            return Err(FormatError::Folder {
+                path: path.to_owned(),
+            });
+        }
         // SAFETY: the map is read-only and private; edgelm never writes model files in place
         // (the converter writes a new file and renames it), so the bytes do not change under us
         // unless another program truncates the file, which the OS reports as SIGBUS like any
@@ -307,6 +323,9 @@ fn region(what: &str, offset: u64, size: u64, len: usize) -> Result<Range<usize>
 }
 
 fn parse_header(data: &[u8]) -> Result<(Metadata, Vec<TensorInfo>), FormatError> {
+    if data.starts_with(b"GGUF") {
+        return Err(FormatError::Gguf);
+    }
     if data.len() < PREAMBLE_SIZE {
         if data.len() < MAGIC.len() || data[..MAGIC.len()] != MAGIC {
             return Err(FormatError::BadMagic);

@@ -1,6 +1,11 @@
 //! Writing a packed file: plan every tensor first (so the header can be laid out), stream
 //! the tensor data, then write the header with its checksums. The file is written to a
 //! temporary name beside the destination and renamed into place only when complete.
+//!
+//! Temporary files are named `.edgelm-PID-XXXXXX.tmp` after the process writing them, so that
+//! [`remove_stale_temporaries`] can tell the leftovers of a process that died (killed, power
+//! cut) from a conversion still running, and [`remove_own_temporaries`] can clean up from a
+//! signal handler.
 
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -31,12 +36,13 @@ pub struct TensorPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// I/O failed.
-    #[error("writing {path}: {source}")]
+    // `error`, not `source`: the message holds the cause, which an error chain would repeat.
+    #[error("writing {path}: {error}")]
     Io {
         /// The destination.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The plan or the data given do not fit the format.
     #[error("{0}")]
@@ -149,19 +155,27 @@ impl PackedWriter {
     /// Starts a file holding `meta` and the tensors of `plan`, to be written in plan order.
     pub fn create(dest: &Path, meta: &Metadata, plan: Vec<TensorPlan>) -> Result<PackedWriter, WriteError> {
         let header = plan_header(meta, &plan)?;
-        let io = |source| WriteError::Io {
+        let io = |error| WriteError::Io {
             path: dest.to_owned(),
-            source,
+            error,
         };
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        if dest.is_dir() {
+            return Err(WriteError::Invalid(format!(
+                "{}: is a directory; give the path of the file to write",
+                dest.display()
+            )));
+        }
+        let dir = folder_of(dest);
+        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
         let tmp = tempfile::Builder::new()
-            .prefix(".edgelm-")
+            .prefix(&prefix)
             .suffix(".tmp")
             .tempfile_in(dir)
-            .map_err(io)?;
+            // The OS error alone: the temporary file's name means nothing to the user.
+            .map_err(|e| {
+                io(e.raw_os_error()
+                    .map_or_else(|| e.kind().into(), std::io::Error::from_raw_os_error))
+            })?;
         let mut file = BufWriter::with_capacity(1 << 20, tmp);
         file.seek(SeekFrom::Start(header.data_offset)).map_err(io)?;
         Ok(PackedWriter {
@@ -198,9 +212,9 @@ impl PackedWriter {
                 entry.size.get()
             )));
         }
-        let io = |source| WriteError::Io {
+        let io = |error| WriteError::Io {
             path: self.dest.clone(),
-            source,
+            error,
         };
         let pad = entry.offset.get() - self.pos;
         self.file.write_all(&vec![0; pad as usize]).map_err(io)?;
@@ -221,9 +235,9 @@ impl PackedWriter {
                 missing.name
             )));
         }
-        let io = |source| WriteError::Io {
+        let io = |error| WriteError::Io {
             path: self.dest.clone(),
-            source,
+            error,
         };
         let total = self.header.data_offset + self.header.data_size;
         let tail = self.header.data_size - self.pos;
@@ -242,8 +256,74 @@ impl PackedWriter {
         }
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(&self.dest).map_err(|e| io(e.error))?;
+        // The rename is durable once the folder's entry is on disk.
+        #[cfg(unix)]
+        std::fs::File::open(folder_of(&self.dest))
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
         Ok(total)
     }
+}
+
+/// Temporary files start with this, then the writing process's id and `-`.
+const TEMP_PREFIX: &str = ".edgelm-";
+
+/// The folder a file at `path` goes in.
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The id of the process that wrote the temporary file called `name`, if it is one.
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(".tmp")?;
+    rest.split_once('-')?.0.parse().ok()
+}
+
+/// Whether process `pid` is still running (where that cannot be told, it is assumed to be).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Removes the temporary files [`PackedWriter`] left in the folder of `dest` from processes that
+/// no longer run (and any that carry this process's id, before it writes one: they are a dead
+/// process's whose id was reused). Returns the paths removed. Files of running writers, and
+/// every other file, are left alone.
+pub fn remove_stale_temporaries(dest: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let me = std::process::id();
+    remove_temporaries(dest, |pid| pid == me || !process_alive(pid))
+}
+
+/// Removes this process's temporary files in the folder of `dest` (from a signal handler, say,
+/// where no destructor will run). Returns the paths removed.
+pub fn remove_own_temporaries(dest: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let me = std::process::id();
+    remove_temporaries(dest, |pid| pid == me)
+}
+
+fn remove_temporaries(dest: &Path, remove: impl Fn(u32) -> bool) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(folder_of(dest))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        if remove(pid) && entry.file_type()?.is_file() {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed.push(entry.path()),
+                // Another cleaner got there first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Builds a whole packed file in memory (tests, fuzzing seeds). `tensors` pairs each plan
@@ -267,4 +347,37 @@ pub fn to_bytes(meta: &Metadata, tensors: &[(TensorPlan, Vec<u8>)]) -> Result<Ve
     let bytes = header.encode();
     out[..bytes.len()].copy_from_slice(&bytes);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn only_dead_writers_temporaries_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        // Above any pid_max: no such process.
+        let dead = format!(".edgelm-{}-aB3x.tmp", 4_000_000_000u32);
+        let mine = format!(".edgelm-{me}-q1.tmp");
+        let alive = ".edgelm-1-zz.tmp";
+        let others = [alive, ".edgelm-aB3xyz.tmp", "model.edgelm", ".edgelm-12.tmp"];
+        for name in others.iter().chain([&dead.as_str(), &mine.as_str()]) {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let dest = dir.path().join("model.edgelm");
+        let mut removed = remove_stale_temporaries(&dest).unwrap();
+        removed.sort();
+        let mut want = [dir.path().join(&dead), dir.path().join(&mine)];
+        want.sort();
+        assert_eq!(removed, want);
+        for name in others {
+            assert!(dir.path().join(name).exists(), "{name} was removed");
+        }
+        std::fs::write(dir.path().join(&mine), b"x").unwrap();
+        assert_eq!(remove_own_temporaries(&dest).unwrap(), [dir.path().join(&mine)]);
+        assert_eq!(temp_owner(&mine), Some(me));
+        assert_eq!(temp_owner(".edgelm-x-1.tmp"), None);
+    }
 }

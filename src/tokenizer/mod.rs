@@ -27,6 +27,8 @@ mod wordpiece;
 #[cfg(test)]
 mod tests;
 
+use std::ops::Range;
+
 use crate::format::meta::{DummyPrefix, TokenKind, TokenizerModel, TokenizerSpec, tok_tensor};
 use crate::format::{DType, FormatError, Layout, PackedFile, TensorPlan};
 
@@ -228,10 +230,39 @@ impl Tokenizer {
 
     /// Encodes `text` into token ids.
     pub fn encode(&self, text: &str, opts: EncodeOptions) -> Result<Vec<u32>, TokenizerError> {
+        self.encode_with_plain(text, &[], opts)
+    }
+
+    /// Encodes `text` of which the byte ranges `plain` are plain text: special-token text in
+    /// them is tokenized as ordinary text even when `opts.parse_special` (which applies to the
+    /// rest). Used to keep text from a user inside a rendered chat prompt from becoming control
+    /// tokens. Where the ranges spell no special token, the ids are those of [`Tokenizer::encode`].
+    ///
+    /// The ranges must be sorted, disjoint, within `text` and on character boundaries.
+    pub fn encode_with_plain(
+        &self,
+        text: &str,
+        plain: &[Range<usize>],
+        opts: EncodeOptions,
+    ) -> Result<Vec<u32>, TokenizerError> {
+        let mut pos = 0;
+        for r in plain {
+            if r.start < pos
+                || r.end < r.start
+                || !text.is_char_boundary(r.start)
+                || !text.is_char_boundary(r.end)
+            {
+                return Err(TokenizerError::Spec(format!(
+                    "plain-text range {r:?} is out of order or not on character boundaries of a {}-byte text",
+                    text.len()
+                )));
+            }
+            pos = r.end;
+        }
         let mut body = Vec::with_capacity(text.len() / 3 + 2);
         let mut scratch = Scratch::default();
         self.specials
-            .split(text, opts.parse_special, |segment| match segment {
+            .split(text, opts.parse_special, plain, |segment| match segment {
                 Segment::Token(id) => {
                     body.push(id);
                     Ok(())
@@ -292,6 +323,12 @@ impl Tokenizer {
             }
         }
         Ok(())
+    }
+
+    /// The byte ranges of `text` that spell special or added tokens (leftmost, longest first):
+    /// what [`EncodeOptions::parse_special`] would turn into those tokens.
+    pub fn special_spans(&self, text: &str) -> Vec<Range<usize>> {
+        self.specials.spans(text)
     }
 
     /// The bytes `ids` stand for: the concatenation of their tokens' bytes (for WordPiece,

@@ -1,5 +1,7 @@
 //! Finding special and added tokens in text: leftmost, longest match first.
 
+use std::ops::Range;
+
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::TokenizerError;
@@ -63,30 +65,57 @@ impl Specials {
         m.ids.iter().copied().find(|&id| vocab.token(id) == text)
     }
 
+    /// The byte ranges of `text` that spell special or added tokens, leftmost-longest.
+    pub fn spans(&self, text: &str) -> Vec<Range<usize>> {
+        let Some(m) = &self.all else {
+            return Vec::new();
+        };
+        (m.automaton.find_iter(text))
+            .filter(|f| text.is_char_boundary(f.start()) && text.is_char_boundary(f.end()))
+            .map(|f| f.range())
+            .collect()
+    }
+
     /// Calls `f` on the segments of `text` in order: added tokens always, special tokens only
-    /// when `parse_special`.
+    /// when `parse_special` and outside the byte ranges `plain` (sorted, disjoint, on character
+    /// boundaries). A token never straddles a range's edge; text on both sides of an edge is
+    /// one segment, so marking a range plain changes nothing where it spells no special token.
     pub fn split<'t, E>(
         &self,
         text: &'t str,
         parse_special: bool,
+        plain: &[Range<usize>],
         mut f: impl FnMut(Segment<'t>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let matcher = if parse_special { &self.all } else { &self.added };
         let mut last = 0;
-        if let Some(m) = matcher {
-            for found in m.automaton.find_iter(text) {
+        let mut region = |start: usize, end: usize, matcher: &Option<Matcher>| -> Result<(), E> {
+            let Some(m) = matcher else {
+                return Ok(());
+            };
+            let part = &text[start..end];
+            for found in m.automaton.find_iter(part) {
                 // Tokens are matched as byte strings; a match that would cut a character is
                 // not a match of the text.
-                if !text.is_char_boundary(found.start()) || !text.is_char_boundary(found.end()) {
+                if !part.is_char_boundary(found.start()) || !part.is_char_boundary(found.end()) {
                     continue;
                 }
-                if last < found.start() {
-                    f(Segment::Text(&text[last..found.start()]))?;
+                let (s, e) = (start + found.start(), start + found.end());
+                if last < s {
+                    f(Segment::Text(&text[last..s]))?;
                 }
                 f(Segment::Token(m.ids[found.pattern().as_usize()]))?;
-                last = found.end();
+                last = e;
             }
+            Ok(())
+        };
+        let outside = if parse_special { &self.all } else { &self.added };
+        let mut pos = 0;
+        for r in plain {
+            region(pos, r.start, outside)?;
+            region(r.start, r.end, &self.added)?;
+            pos = r.end;
         }
+        region(pos, text.len(), outside)?;
         if last < text.len() {
             f(Segment::Text(&text[last..]))?;
         }

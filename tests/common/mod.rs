@@ -24,6 +24,7 @@ pub struct Tiny {
     pub weights: DType,
     pub qkv_bias: bool,
     pub tied: bool,
+    pub chat_template: Option<String>,
 }
 
 impl Default for Tiny {
@@ -40,6 +41,7 @@ impl Default for Tiny {
             weights: DType::F32,
             qkv_bias: false,
             tied: false,
+            chat_template: None,
         }
     }
 }
@@ -288,7 +290,7 @@ impl Tiny {
                 final_softcap: None,
             },
             tokenizer: spec,
-            chat_template: None,
+            chat_template: self.chat_template.clone(),
             source: SourceInfo {
                 converter: "tests".into(),
                 source: "random".into(),

@@ -48,6 +48,62 @@ fn is_gguf(path: &Path) -> Result<bool> {
     Ok(n == 4 && &magic == b"GGUF")
 }
 
+/// Checks, before anything is read or written, that `output` can be written without harm:
+/// not an existing folder, not a file the conversion reads (the input itself, through any
+/// symbolic or hard link, or a file of an input folder or the tokenizer source), and in a
+/// folder that exists.
+pub fn check_output(input: &Input, output: &Path) -> Result<()> {
+    let shown = output.display();
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    ensure!(
+        dir.is_dir(),
+        "output {shown}: the folder {} does not exist",
+        dir.display()
+    );
+    let Ok(out) = std::fs::metadata(output) else {
+        // Nothing there yet (or a dangling link, which the rename replaces).
+        return Ok(());
+    };
+    ensure!(
+        !out.is_dir(),
+        "output {shown} is a folder; give the path of the file to write (e.g. {}/model.edgelm)",
+        output.display()
+    );
+    let read = match input {
+        Input::Path(p) => p,
+        Input::Synthetic { tokenizer_from, .. } => tokenizer_from,
+    };
+    let mut sources = vec![read.clone()];
+    if read.is_dir() {
+        let entries = std::fs::read_dir(read).with_context(|| format!("cannot read {}", read.display()))?;
+        sources.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+    }
+    for source in sources {
+        if let Ok(meta) = std::fs::metadata(&source) {
+            ensure!(
+                !same_file(&meta, &out),
+                "output {shown} is the input {} (the same file); write the packed file elsewhere",
+                source.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    false
+}
+
 /// Opens a source and imports its tokenizer.
 pub fn load(input: &Input) -> Result<(Model, TokenizerImport)> {
     match input {

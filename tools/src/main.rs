@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use edgelm_tools::convert::{Input, convert, load};
+use edgelm::format::writer;
+use edgelm_tools::convert::{Input, check_output, convert, load};
 use edgelm_tools::plan::{Options, Target};
 use edgelm_tools::source::synthetic::PRESETS;
 
@@ -53,6 +54,21 @@ fn run(args: Args) -> anyhow::Result<()> {
         quant: args.quant,
         embed: args.embed_type,
     };
+    check_output(&input, &args.output)?;
+    for stale in writer::remove_stale_temporaries(&args.output).unwrap_or_default() {
+        eprintln!(
+            "edgelm-convert: removed {}, left by a conversion that did not finish",
+            stale.display()
+        );
+    }
+    // Ctrl-C, SIGTERM and SIGHUP end the process without running destructors: remove the
+    // temporary file first. (The writer removes it itself on every error.)
+    let output = args.output.clone();
+    ctrlc::set_handler(move || {
+        let _ = writer::remove_own_temporaries(&output);
+        eprintln!("edgelm-convert: interrupted; nothing was written");
+        std::process::exit(130);
+    })?;
     let (model, tokenizer) = load(&input)?;
     let report = convert(&model, &tokenizer, &options, &args.output)?;
     report.print(&mut std::io::stdout().lock(), args.verbose)?;

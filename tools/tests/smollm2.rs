@@ -60,6 +60,14 @@ fn f16_reproduces_transformers_greedy_chat_answers() {
         };
         let prompt = model.tokenizer().encode(&rendered, opts).unwrap();
         assert_eq!(prompt, ids(&case["prompt_ids"]), "{question}: prompt ids");
+        // The safe prompt builder (message text never parsed as special tokens) gives the
+        // same ids for these benign chats.
+        let messages = [Message::new("user", question)];
+        assert_eq!(
+            tmpl.encode(model.tokenizer(), &messages).unwrap(),
+            prompt,
+            "{question}"
+        );
 
         let want = ids(&case["generated_ids"]);
         let mut sampler = Sampler::new(SamplingParams::greedy(), model.config().vocab_size);

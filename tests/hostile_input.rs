@@ -1,0 +1,317 @@
+//! The `edgelm` command fed what a hostile but realistic user (or a script on an unattended
+//! device) feeds it: special-token text in prompts, meaningless numbers, memory limits. Each
+//! case asserts the exit status, the message, and that no control token came from user text.
+//! The converter's cases are in tools/tests/hostile_input.rs.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::Tiny;
+
+/// Tiny's token 258 opens a turn, 259 ends one.
+const TEMPLATE: &str = "{% for m in messages %}<|s258|>{{ m.role }}\n{{ m.content }}<|s259|>\n{% endfor %}\
+{% if add_generation_prompt %}<|s258|>assistant\n{% endif %}";
+
+/// A random byte-level model with a chat template, written to `dir`.
+fn model_file(dir: &Path, tiny: Tiny) -> PathBuf {
+    let path = dir.join("tiny.edgelm");
+    let tiny = Tiny {
+        chat_template: Some(TEMPLATE.into()),
+        ..tiny
+    };
+    std::fs::write(&path, tiny.bytes(7)).unwrap();
+    path
+}
+
+/// The runner cargo was told to run this target's programs with (`qemu-aarch64 -cpu …` in
+/// targets/aarch64/test.sh), if any: the test's children need it too.
+fn runner() -> Option<Vec<String>> {
+    let arch = std::env::consts::ARCH.to_uppercase();
+    std::env::vars()
+        .find(|(k, _)| k.starts_with(&format!("CARGO_TARGET_{arch}_")) && k.ends_with("_RUNNER"))
+        .map(|(_, v)| v.split_whitespace().map(String::from).collect())
+}
+
+/// The `edgelm` command, through the runner if there is one.
+fn command() -> Command {
+    let bin = env!("CARGO_BIN_EXE_edgelm");
+    match runner() {
+        Some(r) => {
+            let mut c = Command::new(&r[0]);
+            c.args(&r[1..]).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
+fn edgelm(args: &[&str]) -> Output {
+    command().args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit status 1 and one line of error containing each of `needles`.
+fn fails_with(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in {err}");
+    }
+}
+
+/// The prompt token count `run` reports.
+fn prompt_tokens(out: &Output) -> usize {
+    let err = stderr(out);
+    assert!(out.status.success(), "{err}");
+    let (_, rest) = err.split_once("prompt ").expect("a timing line");
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn user_text_never_becomes_control_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let m = model.to_str().unwrap();
+    let run = |prompt: &str, extra: &[&str]| {
+        let mut args = vec!["run", m, "-p", prompt, "-n", "1", "--temp", "0"];
+        args.extend_from_slice(extra);
+        prompt_tokens(&edgelm(&args))
+    };
+    // Byte-level: plain text is one token per byte; "<|s259|>" is 8 bytes, "hi" 2.
+    let benign = run("hi", &[]);
+    assert_eq!(run("<|s259|>", &[]), benign + 6, "prompt text stays text");
+    assert_eq!(run("<|s259|>", &["--special"]), benign - 1, "--special parses it");
+    let system = run("hi", &["--system", "x"]);
+    assert_eq!(run("hi", &["--system", "<|s259|><|s258|>"]), system - 1 + 16);
+    assert_eq!(run("<|s259|>", &["--raw"]), 1 + 8, "BOS and the bytes");
+    assert_eq!(run("<|s259|>", &["--raw", "--special"]), 1 + 1);
+
+    let ids = |extra: &[&str]| {
+        let mut args = vec!["tokenize", m, "<|s259|>"];
+        args.extend_from_slice(extra);
+        let out = edgelm(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<Vec<u32>>(&out.stdout).unwrap()
+    };
+    let bytes: Vec<u32> = "<|s259|>".bytes().map(u32::from).collect();
+    assert_eq!(ids(&["--no-special"]), bytes);
+    assert_eq!(ids(&[]), [&[256][..], &bytes].concat());
+    assert_eq!(ids(&["--special"]), [256, 259]);
+}
+
+#[test]
+fn meaningless_numbers_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let m = model.to_str().unwrap();
+    let text = dir.path().join("text.txt");
+    std::fs::write(&text, "hello world ".repeat(100)).unwrap();
+    let t = text.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--temp", "nan"], "--temp NaN: must be a finite number >= 0"),
+        (&["--temp", "inf"], "--temp inf"),
+        (&["--temp=-1"], "--temp -1"),
+        (&["--top-p", "2"], "--top-p 2: must be between 0 and 1"),
+        (&["--top-p", "NaN"], "--top-p NaN"),
+        (&["--min-p", "2"], "--min-p 2: must be between 0 and 1"),
+        (&["--min-p=-inf"], "--min-p -inf"),
+        (
+            &["--repeat-penalty", "0"],
+            "--repeat-penalty 0: must be a finite number > 0",
+        ),
+        (&["--repeat-penalty", "inf"], "--repeat-penalty inf"),
+        (&["-t", "0"], "-t 0: must be at least 1"),
+        (&["-c", "0"], "-c 0: must be between 1 and 96"),
+        (&["-c", "97"], "-c 97: must be between 1 and 96"),
+        (&["-b", "0"], "-b 0: must be at least 1"),
+        (&["--keep", "95"], "--keep 95: must be less than 95"),
+    ];
+    for &(args, message) in cases {
+        for command in ["run", "chat"] {
+            let mut all = vec![command, m];
+            if command == "run" {
+                all.extend(["-p", "hi"]);
+            }
+            all.extend_from_slice(args);
+            fails_with(&edgelm(&all), &[message]);
+        }
+    }
+    fails_with(
+        &edgelm(&["perplexity", m, t, "-c", "2"]),
+        &["-c 2: must be at least 3"],
+    );
+    fails_with(
+        &edgelm(&["perplexity", m, t, "--chunks", "0"]),
+        &["--chunks 0: must be at least 1"],
+    );
+    fails_with(&edgelm(&["bench", m, "-r", "0"]), &["-r 0: must be at least 1"]);
+    // Checked before the (encoder) model is opened.
+    for (args, message) in [
+        (&["-t", "0"][..], "-t 0: must be at least 1"),
+        (&["-b", "0"], "-b 0: must be at least 1"),
+        (&["--max-length", "0"], "--max-length 0: must be at least 1"),
+    ] {
+        fails_with(&edgelm(&[&["embed", m, "x"][..], args].concat()), &[message]);
+        let search = [&["search", m, "q", "--corpus", t][..], args].concat();
+        fails_with(&edgelm(&search), &[message]);
+    }
+    fails_with(
+        &edgelm(&["search", m, "q", "--corpus", t, "-k", "0"]),
+        &["-k 0: must be at least 1"],
+    );
+
+    // -n 0 generates nothing; -t beyond the cores is capped (and said so), or forced.
+    let out = edgelm(&["run", m, "-p", "hi", "-n", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"\n");
+    assert!(stderr(&out).contains("generation 0 tokens"), "{}", stderr(&out));
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let many = (cores + 1).to_string();
+    let out = edgelm(&["run", m, "-p", "hi", "-n", "1", "-t", &many]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("-t {many} capped at the {cores} available cores")),
+        "{err}"
+    );
+    assert!(err.contains(&format!(", {cores} threads")), "{err}");
+    let out = edgelm(&["run", m, "-p", "hi", "-n", "1", "-t", &many, "--force-threads"]);
+    assert!(
+        stderr(&out).contains(&format!(", {many} threads")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn memory_limits_give_errors_not_aborts() {
+    if runner().is_some() {
+        // An emulator reserves address space of its own: a limit would measure it, not edgelm.
+        eprintln!("skipped under a runner (emulator)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A context of 2^20 tokens: an f32 KV cache of 1 GiB.
+    let model = model_file(
+        dir.path(),
+        Tiny {
+            ctx: 1 << 20,
+            ..Tiny::default()
+        },
+    );
+    let bin = env!("CARGO_BIN_EXE_edgelm");
+    let mut failed = 0;
+    for limit_kib in [300_000, 500_000, 700_000, 900_000, 1_100_000] {
+        let script = format!(
+            "ulimit -v {limit_kib}; exec '{bin}' run '{}' -p hi -n 2 -c 1048576 --kv f32",
+            model.display()
+        );
+        let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+        let err = stderr(&out);
+        assert!(
+            out.status.code().is_some(),
+            "killed by a signal under {limit_kib} KiB: {err}"
+        );
+        if !out.status.success() {
+            failed += 1;
+            fails_with(&out, &["not enough memory", "bytes", "-c", "--kv q8"]);
+        }
+    }
+    assert!(failed > 0, "the limits were all high enough");
+    // `inspect` states the cache's size per token: 2 (k, v) × 2 layers × 2 kv heads × 32 dims.
+    let out = edgelm(&["inspect", model.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let per_token = "KV cache 512 bytes per token of context (--kv f16), 272 (q8), 1024 (f32)";
+    assert!(text.contains(per_token), "{text}");
+}
+
+#[test]
+fn chat_survives_bad_lines_and_ends_on_eof() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let chat = |input: &[u8]| {
+        let mut child = command()
+            .arg("chat")
+            .arg(&model)
+            .args(["-n", "2", "--temp", "0", "--verbose"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = chat(b"hi\n\xff\xfe bad\nbye\n");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("not valid UTF-8").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("new prompt tokens").count(),
+        2,
+        "both good lines answered: {err}"
+    );
+    assert!(!err.contains("error"), "{err}");
+    let out = chat(b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    for args in [&["run", "-p", "hi", "-n", "8"][..], &["tokenize", "hi"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = command()
+            .arg(args[0])
+            .arg(&model)
+            .args(&args[1..])
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn wrong_model_paths_are_named_once_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    fails_with(
+        &edgelm(&["run", d, "-p", "hi"]),
+        &["is a folder, not a packed model file"],
+    );
+    let gguf = common_fixture("tiny-llama-gguf/q8_0.gguf");
+    let g = gguf.to_str().unwrap();
+    for args in [
+        &["run", g, "-p", "hi"][..],
+        &["tokenize", g, "hi"],
+        &["inspect", g],
+    ] {
+        fails_with(&edgelm(args), &["a GGUF file", "edgelm-convert"]);
+    }
+    let missing = dir.path().join("missing.edgelm");
+    let out = edgelm(&["run", missing.to_str().unwrap(), "-p", "hi"]);
+    fails_with(&out, &["missing.edgelm"]);
+    let err = stderr(&out);
+    assert_eq!(err.matches("missing.edgelm").count(), 1, "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
+
+fn common_fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
