@@ -77,7 +77,11 @@ fn tokenization(model: &Model, reference: &Value) {
             assert_eq!(encode(&text, true), ids(&e["ids"]), "{name}");
             continue;
         }
-        assert_eq!(encode(&text, true), ids(&e["ids"]), "{name}, special tokens parsed");
+        assert_eq!(
+            encode(&text, true),
+            ids(&e["ids"]),
+            "{name}, special tokens parsed"
+        );
         assert_eq!(
             encode(&text, false),
             ids(&e["ids_no_parse_special"]),
