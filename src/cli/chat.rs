@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use edgelm::chat::{ChatTemplate, Message};
-use edgelm::generate::{GenerateOptions, generate};
+use edgelm::generate::{GenerateOptions, GenerationStats, StopReason, generate};
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 use rustyline::error::ReadlineError;
 
-use super::common::{SamplingArgs, SessionArgs, load, rate};
+use super::common::{LoopGuardArgs, SamplingArgs, SessionArgs, load, rate};
 
 /// Arguments of `edgelm chat`.
 #[derive(clap::Args)]
@@ -34,6 +34,8 @@ pub struct ChatArgs {
     pub session: SessionArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub loop_guard: LoopGuardArgs,
 }
 
 /// Runs the conversation loop.
@@ -41,7 +43,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let (model, _) = load(&args.model)?;
     let template = ChatTemplate::for_model(&model)?;
     let mut session = Session::new(&model, &args.session.options())?;
-    let mut sampler = Sampler::new(args.sampling.params(), model.config().vocab_size);
+    let mut sampler = Sampler::new(args.sampling.params(), &model);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
@@ -80,6 +82,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             max_tokens: args.max_tokens,
             stop: Vec::new(),
             sliding_window: None,
+            loop_guard: args.loop_guard.guard(true),
         };
         stop.store(false, Ordering::SeqCst);
         let mut answer = String::new();
@@ -94,6 +97,13 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             }
         });
         writeln!(stdout)?;
+        if let Ok(GenerationStats {
+            stop: StopReason::Repetition,
+            ..
+        }) = result
+        {
+            eprintln!("[stopped: the answer repeats itself]");
+        }
         match result {
             Ok(stats) if args.verbose => eprintln!(
                 "[{} new prompt tokens, {:.1} tok/s; {} generated, {:.1} tok/s]",

@@ -9,7 +9,7 @@ use edgelm::generate::{GenerateOptions, generate};
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 
-use super::common::{SamplingArgs, SessionArgs, load, rate};
+use super::common::{LoopGuardArgs, SamplingArgs, SessionArgs, load, rate};
 
 /// Arguments of `edgelm run`.
 #[derive(clap::Args)]
@@ -38,6 +38,8 @@ pub struct RunArgs {
     pub session: SessionArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub loop_guard: LoopGuardArgs,
 }
 
 /// Generates and streams the answer; timings go to stderr.
@@ -58,11 +60,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             false,
         )?
     };
-    let mut sampler = Sampler::new(args.sampling.params(), model.config().vocab_size);
+    let mut sampler = Sampler::new(args.sampling.params(), &model);
     let opts = GenerateOptions {
         max_tokens: args.max_tokens,
         stop: args.stop.clone(),
         sliding_window: args.keep,
+        loop_guard: args.loop_guard.guard(false),
     };
     let mut stdout = std::io::stdout();
     let stats = generate(&mut session, &mut sampler, &prompt, &opts, |text| {
