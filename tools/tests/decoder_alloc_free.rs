@@ -27,7 +27,7 @@ fn feeding_tokens_costs_no_allocations() {
             let mut s = Session::new(&model, &opts).unwrap();
             let prompt: Vec<u32> = (3..40).collect();
             let allocations = s.run_in_pool(|s| {
-                let mut run = |s: &mut Session<'_>| {
+                let run = |s: &mut Session<'_>| {
                     s.reset();
                     let mut next = edgelm::sampling::argmax(s.feed(&prompt).unwrap());
                     for _ in 0..40 {
