@@ -126,7 +126,8 @@ impl SamplingArgs {
 pub struct LoopGuardArgs {
     /// Stop an answer whose end repeats itself: on or off (default: off for `run`, on for
     /// `chat`).
-    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, value_name = "on|off", hide_possible_values = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub loop_guard: Option<bool>,
     /// Loop guard: the shortest repeated block, in tokens.
     #[arg(long, default_value_t = LoopGuard::default().min_len)]
