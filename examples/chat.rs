@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             temperature: 0.3,
             ..Default::default()
         },
-        model.config().vocab_size,
+        &model,
     );
     let opts = GenerateOptions {
         max_tokens: 128,

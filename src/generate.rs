@@ -17,6 +17,83 @@ pub struct GenerateOptions {
     /// When the context fills up: `Some(keep)` slides the window, keeping the first `keep`
     /// tokens (the system prompt) and dropping half of the rest; `None` stops with an error.
     pub sliding_window: Option<usize>,
+    /// Stop when the answer's end repeats itself (`None`: never).
+    pub loop_guard: Option<LoopGuard>,
+}
+
+/// When to stop an answer that repeats itself: when its last tokens are `repeats` copies in a
+/// row of one block of at least `min_len` tokens. A block can be a shorter period repeated:
+/// "no no no …" (period 1) counts in blocks of `min_len` tokens, so it stops after
+/// `repeats * min_len` tokens, while a repeated sentence longer than `min_len` stops after its
+/// `repeats`-th copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopGuard {
+    /// Shortest block, in tokens.
+    pub min_len: usize,
+    /// Copies of the block in a row that stop the answer.
+    pub repeats: usize,
+    /// Longest period looked for, in tokens.
+    pub max_period: usize,
+}
+
+impl Default for LoopGuard {
+    /// Blocks of at least 8 tokens, 3 copies, periods up to 64 tokens: a run of one token
+    /// stops after 24, a repeated 20-token sentence after 60 tokens. Legitimate answers
+    /// rarely repeat 8 tokens three times in a row (a markdown table's `| --- |` row can, from
+    /// about 12 columns).
+    fn default() -> Self {
+        LoopGuard {
+            min_len: 8,
+            repeats: 3,
+            max_period: 64,
+        }
+    }
+}
+
+/// Watches a token stream for the repetition a [`LoopGuard`] describes. Allocates when
+/// created, not per token: it keeps the last `max_period` tokens and, per period `p`, how many
+/// tokens in a row equalled the token `p` before them.
+#[derive(Clone, Debug)]
+pub struct RepetitionDetector {
+    guard: LoopGuard,
+    last: Vec<u32>,
+    run: Vec<usize>,
+    seen: usize,
+}
+
+impl RepetitionDetector {
+    /// A detector that has seen nothing yet.
+    pub fn new(guard: LoopGuard) -> RepetitionDetector {
+        let periods = guard.max_period.max(1);
+        RepetitionDetector {
+            guard,
+            last: vec![0; periods],
+            run: vec![0; periods],
+            seen: 0,
+        }
+    }
+
+    /// Takes the next token; returns the period of the repetition when the stream now ends
+    /// in one.
+    pub fn push(&mut self, token: u32) -> Option<usize> {
+        let cap = self.last.len();
+        let mut found = None;
+        for (i, run) in self.run.iter_mut().enumerate() {
+            let period = i + 1;
+            if self.seen >= period && self.last[(self.seen - period) % cap] == token {
+                *run += 1;
+            } else {
+                *run = 0;
+            }
+            let block = period * self.guard.min_len.div_ceil(period).max(1);
+            if found.is_none() && *run + period >= self.guard.repeats * block {
+                found = Some(period);
+            }
+        }
+        self.last[self.seen % cap] = token;
+        self.seen += 1;
+        found
+    }
 }
 
 /// Why generation ended.
@@ -30,6 +107,8 @@ pub enum StopReason {
     StopString,
     /// The callback asked to stop.
     Cancelled,
+    /// The answer repeated itself (see [`LoopGuard`]).
+    Repetition,
 }
 
 /// Counts and timings of one generation.
@@ -71,6 +150,7 @@ fn generate_in_pool(
     let tok = model.tokenizer();
     let mut decoder = tok.stream(true);
     let mut text = StopFilter::new(&opts.stop);
+    let mut repetition = opts.loop_guard.map(RepetitionDetector::new);
     let t0 = Instant::now();
     if opts.max_tokens == 0 {
         return Ok(GenerationStats {
@@ -95,6 +175,9 @@ fn generate_in_pool(
             Push::Continue => {}
             Push::StopString => break StopReason::StopString,
             Push::Cancelled => break StopReason::Cancelled,
+        }
+        if repetition.as_mut().is_some_and(|r| r.push(next).is_some()) {
+            break StopReason::Repetition;
         }
         if generated >= opts.max_tokens {
             break StopReason::MaxTokens;
@@ -245,5 +328,54 @@ mod tests {
             ("..xy".into(), true)
         );
         assert_eq!(run(&["é!"], &["caf", "é", "?"]), ("café?".into(), false));
+    }
+
+    /// The index at which the detector first reports a repetition, and its period.
+    fn first_repetition(guard: LoopGuard, tokens: &[u32]) -> Option<(usize, usize)> {
+        let mut d = RepetitionDetector::new(guard);
+        tokens
+            .iter()
+            .enumerate()
+            .find_map(|(i, &t)| d.push(t).map(|p| (i, p)))
+    }
+
+    #[test]
+    fn repetition_is_found_after_the_configured_copies() {
+        let guard = LoopGuard::default();
+        // Some text, then one token over and over: 8-token blocks, the third ends 24 in.
+        let mut tokens: Vec<u32> = (100..140).collect();
+        tokens.extend([7; 40]);
+        assert_eq!(first_repetition(guard, &tokens), Some((40 + 23, 1)));
+        // A 5-token phrase: blocks of 10, found at the end of its sixth copy.
+        let mut tokens: Vec<u32> = (100..110).collect();
+        tokens.extend([1, 2, 3, 4, 5].repeat(10));
+        assert_eq!(first_repetition(guard, &tokens), Some((10 + 29, 5)));
+        // A 20-token sentence: found at the end of its third copy.
+        let sentence: Vec<u32> = (200..220).collect();
+        assert_eq!(first_repetition(guard, &sentence.repeat(4)), Some((59, 20)));
+        // Periods longer than max_period are not looked for.
+        let long: Vec<u32> = (0..70).collect();
+        assert_eq!(first_repetition(guard, &long.repeat(4)), None);
+        // Two copies are not enough.
+        assert_eq!(first_repetition(guard, &sentence.repeat(2)), None);
+        // Other settings.
+        let strict = LoopGuard {
+            min_len: 2,
+            repeats: 2,
+            max_period: 4,
+        };
+        assert_eq!(first_repetition(strict, &[1, 2, 3, 1, 2]), None);
+        assert_eq!(first_repetition(strict, &[1, 2, 3, 2, 3]), Some((4, 2)));
+    }
+
+    #[test]
+    fn text_that_does_not_repeat_is_not_stopped() {
+        // A list: "1. x 2. y …" shares structure but never repeats 8 tokens.
+        let list: Vec<u32> = (0..30)
+            .flat_map(|i| [1000 + i, 46, 500 + i * 7 % 13, 10])
+            .collect();
+        assert_eq!(first_repetition(LoopGuard::default(), &list), None);
+        let counting: Vec<u32> = (0..500).collect();
+        assert_eq!(first_repetition(LoopGuard::default(), &counting), None);
     }
 }

@@ -1,5 +1,8 @@
-//! Choosing the next token from logits: repetition penalty, top-k, top-p, min-p,
-//! temperature, seeded randomness. Allocation-free after construction.
+//! Choosing the next token from logits: repetition, presence and frequency penalties, the
+//! DRY ("don't repeat yourself") penalty, top-k, top-p, min-p, temperature, seeded
+//! randomness. Allocation-free after construction.
+
+use crate::model::Model;
 
 /// Sampling settings (llama.cpp's defaults).
 #[derive(Clone, Debug, PartialEq)]
@@ -14,8 +17,25 @@ pub struct SamplingParams {
     pub min_p: f32,
     /// Divide positive logits (multiply negative ones) of recently seen tokens by this (1: off).
     pub repeat_penalty: f32,
-    /// How many recent tokens the repetition penalty looks at.
+    /// How many recent tokens the repetition, presence and frequency penalties look at.
     pub repeat_last_n: usize,
+    /// Subtracted once from the logit of every token seen in the window (0: off).
+    pub presence_penalty: f32,
+    /// Subtracted from a token's logit for each time it appears in the window (0: off).
+    pub frequency_penalty: f32,
+    /// DRY: a token that would extend a repeat of `n >= dry_allowed_length` tokens of the
+    /// window loses `dry_multiplier * dry_base^(n - dry_allowed_length)` from its logit
+    /// (0: off).
+    pub dry_multiplier: f32,
+    /// DRY: how fast the penalty grows with the length of the repeat (at least 1).
+    pub dry_base: f32,
+    /// DRY: longest repeat that is not penalised.
+    pub dry_allowed_length: usize,
+    /// DRY: how many recent tokens are searched for repeats (0: off).
+    pub dry_penalty_last_n: usize,
+    /// DRY: text that ends a repeat: no repeat is counted across it, and a token that is
+    /// one by itself is never penalised. Matched on the tokens as llama.cpp does.
+    pub dry_sequence_breakers: Vec<String>,
     /// Random seed: the same seed, prompt and settings give the same text.
     pub seed: u64,
 }
@@ -29,6 +49,13 @@ impl Default for SamplingParams {
             min_p: 0.05,
             repeat_penalty: 1.0,
             repeat_last_n: 64,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            dry_multiplier: 0.0,
+            dry_base: 1.75,
+            dry_allowed_length: 2,
+            dry_penalty_last_n: 64,
+            dry_sequence_breakers: ["\n", ":", "\"", "*"].map(String::from).to_vec(),
             seed: 0x5eed,
         }
     }
@@ -41,6 +68,15 @@ impl SamplingParams {
             temperature: 0.0,
             ..SamplingParams::default()
         }
+    }
+
+    fn dry_on(&self) -> bool {
+        self.dry_multiplier != 0.0 && self.dry_base >= 1.0 && self.dry_penalty_last_n > 0
+    }
+
+    fn penalties_on(&self) -> bool {
+        self.repeat_last_n > 0
+            && (self.repeat_penalty != 1.0 || self.presence_penalty != 0.0 || self.frequency_penalty != 0.0)
     }
 }
 
@@ -80,22 +116,62 @@ impl Rng {
     }
 }
 
-/// A sampler with its own random state and candidate buffer.
+/// A sampler with its own random state and buffers.
 #[derive(Clone, Debug)]
 pub struct Sampler {
     params: SamplingParams,
     rng: Rng,
     candidates: Vec<(f32, u32)>,
+    /// Occurrences of each token in the penalty window (zero outside `seen`).
+    counts: Vec<u32>,
+    /// The distinct tokens of the penalty window.
+    seen: Vec<u32>,
+    dry: Dry,
 }
 
 impl Sampler {
-    /// A sampler for a vocabulary of `vocab` tokens.
-    pub fn new(params: SamplingParams, vocab: usize) -> Sampler {
-        let rng = Rng::new(params.seed);
-        Sampler {
+    /// A sampler for `model`'s vocabulary; DRY's sequence breakers are matched on its tokens.
+    pub fn new(params: SamplingParams, model: &Model) -> Sampler {
+        let tok = model.tokenizer();
+        Sampler::build(
             params,
+            model.config().vocab_size,
+            |id| tok.token_bytes(id),
+            |text| {
+                let opts = crate::tokenizer::EncodeOptions {
+                    add_special: false,
+                    parse_special: false,
+                    max_length: None,
+                };
+                tok.encode(&String::from_utf8_lossy(text), opts)
+                    .unwrap_or_default()
+            },
+        )
+    }
+
+    /// A sampler for a vocabulary of `vocab` tokens whose bytes are `token_bytes(id)`;
+    /// `tokenize` encodes the text of a sequence breaker's tail.
+    fn build<'a>(
+        params: SamplingParams,
+        vocab: usize,
+        token_bytes: impl Fn(u32) -> Option<&'a [u8]>,
+        tokenize: impl FnMut(&[u8]) -> Vec<u32>,
+    ) -> Sampler {
+        let rng = Rng::new(params.seed);
+        let penalties = params.penalties_on();
+        let window = if penalties { params.repeat_last_n } else { 0 };
+        let dry = if params.dry_on() {
+            Dry::new(&params, vocab, token_bytes, tokenize)
+        } else {
+            Dry::default()
+        };
+        Sampler {
             rng,
             candidates: Vec::with_capacity(vocab),
+            counts: if penalties { vec![0; vocab] } else { Vec::new() },
+            seen: Vec::with_capacity(window.min(vocab)),
+            dry,
+            params,
         }
     }
 
@@ -104,10 +180,13 @@ impl Sampler {
         &self.params
     }
 
-    /// Picks the next token. `recent` are the tokens so far (for the repetition penalty);
+    /// Picks the next token. `recent` are the tokens so far (for the penalties and DRY);
     /// `logits` may be modified.
     pub fn sample(&mut self, logits: &mut [f32], recent: &[u32]) -> u32 {
-        self.apply_penalty(logits, recent);
+        self.apply_penalties(logits, recent);
+        if self.params.dry_on() {
+            self.dry.apply(&self.params, logits, recent);
+        }
         let p = &self.params;
         if p.temperature <= 0.0 {
             return argmax(logits);
@@ -157,26 +236,218 @@ impl Sampler {
         c.last().map_or(0, |x| x.1)
     }
 
-    /// Penalises each distinct token of the recent window once, as llama.cpp does.
-    fn apply_penalty(&self, logits: &mut [f32], recent: &[u32]) {
+    /// llama.cpp's penalties over the last `repeat_last_n` tokens: each distinct token's
+    /// logit is divided by the repetition penalty (multiplied when not positive), then loses
+    /// `count * frequency_penalty + presence_penalty`.
+    fn apply_penalties(&mut self, logits: &mut [f32], recent: &[u32]) {
         let p = &self.params;
-        if p.repeat_penalty == 1.0 || p.repeat_last_n == 0 {
+        if !p.penalties_on() {
             return;
         }
         let window = &recent[recent.len().saturating_sub(p.repeat_last_n)..];
-        for (i, &t) in window.iter().enumerate() {
-            if window[..i].contains(&t) {
-                continue;
+        for &t in window {
+            if let Some(c) = self.counts.get_mut(t as usize) {
+                if *c == 0 {
+                    self.seen.push(t);
+                }
+                *c += 1;
             }
+        }
+        for &t in &self.seen {
+            let count = std::mem::take(&mut self.counts[t as usize]);
             if let Some(l) = logits.get_mut(t as usize) {
                 *l = if *l > 0.0 {
                     *l / p.repeat_penalty
                 } else {
                     *l * p.repeat_penalty
                 };
+                *l -= count as f32 * p.frequency_penalty + p.presence_penalty;
             }
         }
+        self.seen.clear();
     }
+}
+
+/// The DRY sampler's state: its sequence breakers and preallocated work buffers.
+#[derive(Clone, Debug, Default)]
+struct Dry {
+    /// Sequence breakers as (head token, tail tokens), sorted by head; a breaker that one
+    /// token contains entirely has an empty tail.
+    breakers: Vec<(u32, Vec<u32>)>,
+    /// For each position of the window (from its start), the length of the longest repeat of
+    /// the window's suffix that ends there.
+    repeat_count: Vec<usize>,
+    /// Per token, the longest repeat it would extend (zero outside `touched`).
+    max_repeat: Vec<usize>,
+    touched: Vec<u32>,
+}
+
+/// llama.cpp's limits on sequence breakers: characters kept, tail tokens kept.
+const MAX_BREAKER_CHARS: usize = 40;
+const MAX_BREAKER_TAIL: usize = 20;
+
+impl Dry {
+    fn new<'a>(
+        params: &SamplingParams,
+        vocab: usize,
+        token_bytes: impl Fn(u32) -> Option<&'a [u8]>,
+        mut tokenize: impl FnMut(&[u8]) -> Vec<u32>,
+    ) -> Dry {
+        let mut breakers: Vec<(u32, Vec<u32>)> = Vec::new();
+        for b in &params.dry_sequence_breakers {
+            let b = &b.as_bytes()[..b.len().min(MAX_BREAKER_CHARS)];
+            if b.is_empty() {
+                continue;
+            }
+            // As llama.cpp's get_overlapping_token_sequences: a token that contains the
+            // breaker is a breaker by itself; a token that ends with the breaker's first
+            // `i` bytes starts one, followed by the tokens of the breaker's remaining bytes.
+            for id in 0..vocab as u32 {
+                let Some(word) = token_bytes(id) else {
+                    continue;
+                };
+                if contains(word, b) {
+                    breakers.push((id, Vec::new()));
+                    continue;
+                }
+                for pos in (0..word.len()).filter(|&p| word[p] == b[0]) {
+                    let n = (word.len() - pos).min(b.len());
+                    if word[pos..pos + n] != b[..n] {
+                        continue;
+                    }
+                    let mut tail = tokenize(&b[n..]);
+                    tail.truncate(MAX_BREAKER_TAIL);
+                    if !breakers.iter().any(|(h, t)| *h == id && *t == tail) {
+                        breakers.push((id, tail));
+                    }
+                }
+            }
+        }
+        breakers.sort();
+        breakers.dedup();
+        let n = params.dry_penalty_last_n;
+        Dry {
+            breakers,
+            repeat_count: Vec::with_capacity(n),
+            max_repeat: vec![0; vocab],
+            touched: Vec::with_capacity(n.min(vocab)),
+        }
+    }
+
+    fn breakers_of(&self, head: u32) -> &[(u32, Vec<u32>)] {
+        let b = &self.breakers;
+        let from = b.partition_point(|(h, _)| *h < head);
+        let to = from + b[from..].partition_point(|(h, _)| *h == head);
+        &b[from..to]
+    }
+
+    /// Port of llama.cpp's `llama_sampler_dry_apply` (from koboldcpp), on the window's tokens.
+    fn apply(&mut self, p: &SamplingParams, logits: &mut [f32], recent: &[u32]) {
+        let n = recent.len().min(p.dry_penalty_last_n);
+        let allowed = p.dry_allowed_length;
+        if n <= allowed {
+            return;
+        }
+        let w = &recent[recent.len() - n..];
+        // The i-th token from the end.
+        let rat = |i: usize| w[n - 1 - i];
+
+        // Step 1: the nearest sequence breaker limits the length of a repeat.
+        let mut rep_limit = n;
+        for i in 0..n {
+            let longest = self
+                .breakers_of(rat(i))
+                .iter()
+                .filter(|(_, tail)| {
+                    tail.len() <= i && tail.iter().enumerate().all(|(o, &t)| t == rat(i - o - 1))
+                })
+                .map(|(_, tail)| tail.len())
+                .max();
+            if let Some(longest) = longest {
+                rep_limit = i - longest;
+                break;
+            }
+        }
+        if rep_limit < allowed {
+            return;
+        }
+
+        // Step 2: the Z-algorithm, backwards: repeat_count[n - 1 - k] is the length of the
+        // longest common suffix of the window and the window without its last k tokens.
+        self.repeat_count.clear();
+        self.repeat_count.resize(n, 0);
+        let rc = &mut self.repeat_count;
+        let last = n - 1;
+        let (mut lt, mut rt) = (0usize, 0usize);
+        for k in 1..n {
+            if k > rt {
+                let mut m = 0;
+                while m + k < n && rat(m) == rat(m + k) {
+                    m += 1;
+                }
+                rc[last - k] = m.min(rep_limit);
+                if m > 0 {
+                    lt = k;
+                    rt = k + m - 1;
+                }
+            } else {
+                let pair = k - lt;
+                let right_part_len = rt - k + 1;
+                if rc[last - pair] < right_part_len {
+                    rc[last - k] = rc[last - pair].min(rep_limit);
+                } else {
+                    let mut i = rt + 1;
+                    while i < n && rat(i) == rat(i - k) {
+                        i += 1;
+                    }
+                    rc[last - k] = (i - k).min(rep_limit);
+                    lt = k;
+                    rt = i - 1;
+                }
+            }
+        }
+
+        // Step 3: the token after each repeat would extend it.
+        for i in 0..n - 1 {
+            let len = rc[i];
+            if len >= allowed {
+                let t = w[i + 1];
+                if let Some(m) = self.max_repeat.get_mut(t as usize) {
+                    if *m == 0 {
+                        self.touched.push(t);
+                    }
+                    *m = (*m).max(len);
+                }
+            }
+        }
+
+        // Step 4: penalise them, but not tokens that are sequence breakers by themselves.
+        // The exponent is clamped so that base^exponent stays a finite f32.
+        let max_exponent = if p.dry_base > 1.000_001 {
+            (88.722_84 / p.dry_base.ln()) as usize
+        } else {
+            0
+        };
+        for &t in &self.touched {
+            let len = std::mem::take(&mut self.max_repeat[t as usize]);
+            let single_breaker = self.breakers_of(t).iter().any(|(_, tail)| tail.is_empty());
+            if single_breaker {
+                continue;
+            }
+            let mut exponent = len - allowed;
+            if max_exponent > 0 {
+                exponent = exponent.min(max_exponent);
+            }
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l -= p.dry_multiplier * p.dry_base.powi(exponent as i32);
+            }
+        }
+        self.touched.clear();
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Index of the largest logit (the first one on ties).
@@ -198,17 +469,180 @@ mod tests {
         vec![1.0, 3.0, 2.0, -1.0, 2.9]
     }
 
+    /// The texts of a small test vocabulary: token `i` is `VOCAB[i]`.
+    const VOCAB: [&str; 10] = ["\n", "a", "b", "c", "d", "e", "f", "g", "x:", "h"];
+
+    fn sampler(params: SamplingParams) -> Sampler {
+        Sampler::build(
+            params,
+            VOCAB.len(),
+            |id| VOCAB.get(id as usize).map(|t| t.as_bytes()),
+            |text| {
+                text.iter()
+                    .map(|&b| VOCAB.iter().position(|t| t.as_bytes() == [b]).unwrap() as u32)
+                    .collect()
+            },
+        )
+    }
+
+    /// The logits after the penalties and DRY, starting from zeros.
+    fn penalised(params: SamplingParams, history: &[u32]) -> Vec<f32> {
+        let mut l = vec![0.0; VOCAB.len()];
+        sampler(params).sample(&mut l, history);
+        l
+    }
+
+    fn dry(breakers: &[&str]) -> SamplingParams {
+        SamplingParams {
+            dry_multiplier: 0.8,
+            dry_base: 1.75,
+            dry_allowed_length: 2,
+            dry_penalty_last_n: 64,
+            dry_sequence_breakers: breakers.iter().map(|b| b.to_string()).collect(),
+            ..SamplingParams::greedy()
+        }
+    }
+
+    #[test]
+    fn dry_penalty_is_multiplier_times_base_to_the_excess_length() {
+        // a b c d | e b c f | h a b c g | h a b c: the history ends with "h a b c".
+        let history = [1, 2, 3, 4, 5, 2, 3, 6, 9, 1, 2, 3, 7, 9, 1, 2, 3];
+        let l = penalised(dry(&[]), &history);
+        let mut want = vec![0.0f32; VOCAB.len()];
+        want[4] = -0.8 * 1.75f32.powi(3 - 2); // d follows "a b c": 3 tokens repeated
+        want[6] = -0.8; // f follows "b c": 2 tokens, the allowed length, base^0
+        want[7] = -0.8 * 1.75f32.powi(4 - 2); // g follows "h a b c"
+        assert_eq!(l, want);
+        // Only shorter repeats than the allowed length: no penalty ("b", but "a b" != "c b").
+        assert_eq!(penalised(dry(&[]), &[1, 2, 4, 3, 2]), vec![0.0; VOCAB.len()]);
+        // Off when the window is 0 or the multiplier is.
+        for p in [
+            SamplingParams {
+                dry_penalty_last_n: 0,
+                ..dry(&[])
+            },
+            SamplingParams {
+                dry_multiplier: 0.0,
+                ..dry(&[])
+            },
+        ] {
+            assert_eq!(penalised(p, &history), vec![0.0; VOCAB.len()]);
+        }
+        // The window: in the last 7 tokens, "b c g h a b c", g extends only "b c".
+        let l = penalised(
+            SamplingParams {
+                dry_penalty_last_n: 7,
+                ..dry(&[])
+            },
+            &history,
+        );
+        let mut want = vec![0.0f32; VOCAB.len()];
+        want[7] = -0.8;
+        assert_eq!(l, want);
+    }
+
+    #[test]
+    fn dry_matches_llama_cpp_test_sampling() {
+        // llama.cpp's tests/test-sampling.cpp `test_dry` cases: probabilities before and after
+        // DRY, multiplier, base, allowed length, window, breakers ("c" is token 3).
+        type Case<'a> = (
+            &'a [f32],
+            &'a [u32],
+            &'a [f32],
+            f32,
+            f32,
+            usize,
+            usize,
+            &'a [&'a str],
+        );
+        let cases: [Case; 5] = [
+            (&[0.25; 4], &[0, 1], &[0.25; 4], 1.0, 1.1, 2, 4, &[]),
+            (
+                &[0.25; 4],
+                &[0, 1, 2, 0, 1],
+                &[0.296923, 0.296923, 0.109232, 0.296923],
+                1.0,
+                1.1,
+                2,
+                5,
+                &[],
+            ),
+            (&[0.2; 5], &[0, 1, 3, 4, 0, 1], &[0.2; 5], 1.0, 1.1, 2, 6, &["c"]),
+            (
+                &[0.2; 5],
+                &[0, 1, 2, 0, 1],
+                &[0.241818, 0.241818, 0.032727, 0.241818, 0.241818],
+                2.0,
+                1.1,
+                2,
+                5,
+                &[],
+            ),
+            (&[0.2; 5], &[0, 1, 2, 3, 4, 0, 1], &[0.2; 5], 1.0, 1.1, 4, 7, &[]),
+        ];
+        for (probs, history, want, multiplier, base, allowed, last_n, breakers) in cases {
+            let mut logits: Vec<f32> = probs.iter().map(|p| p.ln()).collect();
+            sampler(SamplingParams {
+                dry_multiplier: multiplier,
+                dry_base: base,
+                dry_allowed_length: allowed,
+                dry_penalty_last_n: last_n,
+                ..dry(breakers)
+            })
+            .sample(&mut logits, history);
+            let sum: f32 = logits.iter().map(|l| l.exp()).sum();
+            for (l, w) in logits.iter().zip(want) {
+                assert!((l.exp() / sum - w).abs() < 1e-5, "{history:?}: {logits:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn dry_sequence_breakers_stop_matches() {
+        // "a \n c d a \n c": without breakers, d extends "a \n c".
+        let history = [1, 0, 3, 4, 1, 0, 3];
+        assert_eq!(penalised(dry(&[]), &history)[4], -0.8 * 1.75);
+        // A newline ends the repeat: "c" alone is shorter than the allowed length.
+        assert_eq!(penalised(dry(&["\n"]), &history), vec![0.0; VOCAB.len()]);
+        // A breaker inside a token ("x:" contains ":") breaks as well.
+        let history = [1, 8, 3, 4, 1, 8, 3];
+        assert_eq!(penalised(dry(&["\n"]), &history)[4], -0.8 * 1.75);
+        assert_eq!(penalised(dry(&[":"]), &history), vec![0.0; VOCAB.len()]);
+        // A breaker of several tokens matches them in order: "ab" ends the repeat of
+        // "c a b" after "a b", "ba" never occurs.
+        let history = [3, 1, 2, 4, 3, 1, 2];
+        assert_eq!(penalised(dry(&["ba"]), &history)[4], -0.8 * 1.75);
+        assert_eq!(penalised(dry(&["ab"]), &history), vec![0.0; VOCAB.len()]);
+        // A token that is a breaker by itself is never penalised: "x:" would extend "a b".
+        let history = [1, 2, 8, 9, 1, 2];
+        assert_eq!(penalised(dry(&["\n"]), &history)[8], -0.8);
+        assert_eq!(penalised(dry(&[":"]), &history)[8], 0.0);
+    }
+
+    #[test]
+    fn presence_and_frequency_penalties_count_the_window() {
+        let p = SamplingParams {
+            presence_penalty: 0.25,
+            frequency_penalty: 0.5,
+            repeat_last_n: 4,
+            ..SamplingParams::greedy()
+        };
+        // The window is the last 4 tokens: b b c b (the first "c d" fall out of it).
+        let l = penalised(p, &[3, 4, 2, 2, 3, 2]);
+        let mut want = vec![0.0f32; VOCAB.len()];
+        want[2] = -(3.0 * 0.5 + 0.25);
+        want[3] = -(0.5 + 0.25);
+        assert_eq!(l, want);
+    }
+
     #[test]
     fn greedy_takes_the_largest_and_penalties_apply() {
-        let mut s = Sampler::new(SamplingParams::greedy(), 5);
+        let mut s = sampler(SamplingParams::greedy());
         assert_eq!(s.sample(&mut logits(), &[]), 1);
-        let mut s = Sampler::new(
-            SamplingParams {
-                repeat_penalty: 1.5,
-                ..SamplingParams::greedy()
-            },
-            5,
-        );
+        let mut s = sampler(SamplingParams {
+            repeat_penalty: 1.5,
+            ..SamplingParams::greedy()
+        });
         assert_eq!(s.sample(&mut logits(), &[1, 1, 1]), 4, "3.0 / 1.5 = 2.0 < 2.9");
     }
 
@@ -222,13 +656,10 @@ mod tests {
             ..Default::default()
         };
         let run = |seed| {
-            let mut s = Sampler::new(
-                SamplingParams {
-                    seed,
-                    ..params.clone()
-                },
-                5,
-            );
+            let mut s = sampler(SamplingParams {
+                seed,
+                ..params.clone()
+            });
             (0..200).map(|_| s.sample(&mut logits(), &[])).collect::<Vec<_>>()
         };
         let a = run(7);
@@ -243,28 +674,22 @@ mod tests {
 
     #[test]
     fn min_p_and_top_p_cut_the_tail() {
-        let mut s = Sampler::new(
-            SamplingParams {
-                temperature: 1.0,
-                top_k: 0,
-                top_p: 1.0,
-                min_p: 0.5,
-                ..Default::default()
-            },
-            5,
-        );
+        let mut s = sampler(SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.5,
+            ..Default::default()
+        });
         // p_i / p_max >= 0.5 keeps logits within ln 2 of the max: tokens 1 and 4.
         assert!((0..100).all(|_| matches!(s.sample(&mut logits(), &[]), 1 | 4)));
-        let mut s = Sampler::new(
-            SamplingParams {
-                temperature: 1.0,
-                top_k: 0,
-                top_p: 0.3,
-                min_p: 0.0,
-                ..Default::default()
-            },
-            5,
-        );
+        let mut s = sampler(SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.3,
+            min_p: 0.0,
+            ..Default::default()
+        });
         assert!(
             (0..100).all(|_| s.sample(&mut logits(), &[]) == 1),
             "token 1 alone holds 30%+ of the mass"

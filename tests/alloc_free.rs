@@ -9,16 +9,31 @@ use std::ops::ControlFlow;
 
 use common::Tiny;
 use edgelm::format::DType;
-use edgelm::generate::{GenerateOptions, generate};
+use edgelm::generate::{GenerateOptions, LoopGuard, generate};
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::{Session, SessionOptions};
 
 #[test]
 fn generated_tokens_cost_no_allocations() {
     let threads_before = counting_alloc::live_threads();
-    for (weights, sampling) in [
-        (DType::Q4_0, SamplingParams::greedy()),
-        (DType::Q8_0, SamplingParams::default()),
+    // Every penalty and DRY on, and a loop guard that looks at every period but cannot stop
+    // 60 tokens.
+    let penalised = SamplingParams {
+        repeat_penalty: 1.1,
+        presence_penalty: 0.2,
+        frequency_penalty: 0.1,
+        dry_multiplier: 0.8,
+        dry_sequence_breakers: vec!["\n".into(), "a".into(), "bc".into()],
+        ..SamplingParams::default()
+    };
+    let guard = LoopGuard {
+        repeats: 100,
+        ..LoopGuard::default()
+    };
+    for (weights, sampling, loop_guard) in [
+        (DType::Q4_0, SamplingParams::greedy(), None),
+        (DType::Q8_0, SamplingParams::default(), None),
+        (DType::Q8_0, penalised, Some(guard)),
     ] {
         let model = Tiny {
             weights,
@@ -38,12 +53,13 @@ fn generated_tokens_cost_no_allocations() {
         let prompt = [256u32, 10, 20, 30, 40];
         let mut count = |max_tokens: usize| {
             session.reset();
-            let mut sampler = Sampler::new(sampling.clone(), 264);
+            let mut sampler = Sampler::new(sampling.clone(), &model);
             // Never stop early: treat every token as text.
             let opts = GenerateOptions {
                 max_tokens,
                 stop: vec!["\u{1}never".into()],
                 sliding_window: None,
+                loop_guard,
             };
             let before = counting_alloc::allocations();
             let stats = generate(&mut session, &mut sampler, &prompt, &opts, |_| {

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use edgelm::chat::{ChatTemplate, Message};
-use edgelm::generate::{GenerateOptions, generate};
+use edgelm::generate::{GenerateOptions, GenerationStats, StopReason, generate};
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 use rustyline::error::ReadlineError;
 
-use super::common::{SamplingArgs, SessionArgs, load, rate};
+use super::common::{LoopGuardArgs, SamplingArgs, SessionArgs, load, rate};
 
 /// Arguments of `edgelm chat`.
 #[derive(clap::Args)]
@@ -42,6 +42,8 @@ pub struct ChatArgs {
     pub session: SessionArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub loop_guard: LoopGuardArgs,
 }
 
 /// Runs the conversation loop.
@@ -50,7 +52,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let template = ChatTemplate::for_model(&model)?;
     let mut session = Session::new(&model, &args.session.options(&model)?)?;
     super::common::check_keep(args.keep, &session)?;
-    let mut sampler = Sampler::new(args.sampling.params()?, model.config().vocab_size);
+    let mut sampler = Sampler::new(args.sampling.params()?, &model);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
@@ -94,6 +96,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             max_tokens: args.max_tokens,
             stop: Vec::new(),
             sliding_window: args.keep,
+            loop_guard: args.loop_guard.guard(true)?,
         };
         stop.store(false, Ordering::SeqCst);
         let mut answer = String::new();
@@ -111,6 +114,13 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         // A closed stdout ends the chat (quietly, see main).
         written?;
         writeln!(stdout)?;
+        if let Ok(GenerationStats {
+            stop: StopReason::Repetition,
+            ..
+        }) = result
+        {
+            eprintln!("[stopped: the answer repeats itself]");
+        }
         match result {
             Ok(stats) if args.verbose => eprintln!(
                 "[{} new prompt tokens, {:.1} tok/s; {} generated, {:.1} tok/s]",

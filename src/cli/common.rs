@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use edgelm::format::{FormatError, PackedFile};
+use edgelm::generate::LoopGuard;
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
 use edgelm::sampling::SamplingParams;
@@ -111,9 +112,32 @@ pub struct SamplingArgs {
     /// Repetition penalty (1: off).
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
-    /// Tokens the repetition penalty looks back over.
+    /// Tokens the repetition, presence and frequency penalties look back over.
     #[arg(long, default_value_t = 64)]
     pub repeat_last_n: usize,
+    /// Presence penalty: subtracted once from the logit of each token seen (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub presence_penalty: f32,
+    /// Frequency penalty: subtracted from a token's logit per time it was seen (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+    /// DRY ("don't repeat yourself") multiplier: a token that would extend a repeat of n
+    /// tokens loses multiplier * base^(n - allowed length) from its logit (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub dry_multiplier: f32,
+    /// DRY base (at least 1).
+    #[arg(long, default_value_t = 1.75)]
+    pub dry_base: f32,
+    /// DRY: longest repeat that is not penalised.
+    #[arg(long, default_value_t = 2)]
+    pub dry_allowed_length: usize,
+    /// DRY: tokens searched for repeats (0: off).
+    #[arg(long, default_value_t = 64)]
+    pub dry_penalty_last_n: usize,
+    /// DRY sequence breaker (repeatable; replaces the defaults "\n", ":", "\"", "*";
+    /// "none" for none): no repeat is counted across it.
+    #[arg(long = "dry-sequence-breaker", value_name = "TEXT")]
+    pub dry_sequence_breakers: Vec<String>,
     /// Random seed (default: time-based).
     #[arg(short = 's', long)]
     pub seed: Option<u64>,
@@ -142,6 +166,19 @@ impl SamplingArgs {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
+        let f = self.presence_penalty;
+        check("--presence-penalty", f, true, "a finite number (0: off)")?;
+        let f = self.frequency_penalty;
+        check("--frequency-penalty", f, true, "a finite number (0: off)")?;
+        let d = self.dry_multiplier;
+        check("--dry-multiplier", d, d >= 0.0, "a finite number >= 0 (0: off)")?;
+        let b = self.dry_base;
+        check("--dry-base", b, b >= 1.0, "a finite number >= 1")?;
+        let defaults = SamplingParams::default();
+        let dry_sequence_breakers = match self.dry_sequence_breakers.as_slice() {
+            [] => defaults.dry_sequence_breakers,
+            given => given.iter().filter(|b| *b != "none").cloned().collect(),
+        };
         Ok(SamplingParams {
             temperature: self.temperature,
             top_k: self.top_k,
@@ -149,8 +186,52 @@ impl SamplingArgs {
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            dry_multiplier: self.dry_multiplier,
+            dry_base: self.dry_base,
+            dry_allowed_length: self.dry_allowed_length,
+            dry_penalty_last_n: self.dry_penalty_last_n,
+            dry_sequence_breakers,
             seed,
         })
+    }
+}
+
+/// The loop guard on the command line.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LoopGuardArgs {
+    /// Stop an answer whose end repeats itself: on or off (default: off for `run`, on for
+    /// `chat`).
+    #[arg(long, value_name = "on|off", hide_possible_values = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub loop_guard: Option<bool>,
+    /// Loop guard: the shortest repeated block, in tokens.
+    #[arg(long, default_value_t = LoopGuard::default().min_len)]
+    pub loop_guard_len: usize,
+    /// Loop guard: copies of the block in a row that stop the answer.
+    #[arg(long, default_value_t = LoopGuard::default().repeats)]
+    pub loop_guard_repeats: usize,
+}
+
+impl LoopGuardArgs {
+    /// The guard, if on (`on_by_default` when the command line does not say), its numbers checked.
+    pub fn guard(&self, on_by_default: bool) -> anyhow::Result<Option<LoopGuard>> {
+        if self.loop_guard_len == 0 {
+            return Err(invalid("--loop-guard-len", 0, "at least 1"));
+        }
+        if self.loop_guard_repeats < 2 {
+            return Err(invalid(
+                "--loop-guard-repeats",
+                self.loop_guard_repeats,
+                "at least 2",
+            ));
+        }
+        Ok(self.loop_guard.unwrap_or(on_by_default).then(|| LoopGuard {
+            min_len: self.loop_guard_len,
+            repeats: self.loop_guard_repeats,
+            ..LoopGuard::default()
+        }))
     }
 }
 

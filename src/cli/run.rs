@@ -9,7 +9,7 @@ use edgelm::generate::{GenerateOptions, generate};
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 
-use super::common::{SamplingArgs, SessionArgs, load, rate};
+use super::common::{LoopGuardArgs, SamplingArgs, SessionArgs, load, rate};
 
 /// Arguments of `edgelm run`.
 #[derive(clap::Args)]
@@ -42,6 +42,8 @@ pub struct RunArgs {
     pub session: SessionArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub loop_guard: LoopGuardArgs,
 }
 
 /// Generates and streams the answer; timings go to stderr.
@@ -59,11 +61,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         super::encode_chat(&model, &ChatTemplate::for_model(&model)?, &messages, args.special)?
     };
     super::common::check_keep(args.keep, &session)?;
-    let mut sampler = Sampler::new(args.sampling.params()?, model.config().vocab_size);
+    let mut sampler = Sampler::new(args.sampling.params()?, &model);
     let opts = GenerateOptions {
         max_tokens: args.max_tokens,
         stop: args.stop.clone(),
         sliding_window: args.keep,
+        loop_guard: args.loop_guard.guard(false)?,
     };
     let mut stdout = std::io::stdout();
     let mut written = Ok(());

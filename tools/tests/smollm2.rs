@@ -70,7 +70,7 @@ fn f16_reproduces_transformers_greedy_chat_answers() {
         );
 
         let want = ids(&case["generated_ids"]);
-        let mut sampler = Sampler::new(SamplingParams::greedy(), model.config().vocab_size);
+        let mut sampler = Sampler::new(SamplingParams::greedy(), &model);
         let mut text = String::new();
         session.reset();
         let max_tokens = reference["max_new_tokens"].as_u64().unwrap() as usize;
