@@ -152,7 +152,7 @@ fn q3_k(b: &[u8], o: &mut [f32]) {
 }
 
 /// The `j`-th six-bit (scale, min) pair of a Q4_K/Q5_K super-block.
-fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
     let (d, m) = if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -8,6 +8,7 @@ use edgelm_kernels::layout::{BlockQ4_1, BlockQ8_0};
 use half::f16;
 use zerocopy::IntoBytes;
 
+use crate::dequant::scale_min_k4;
 use crate::gguf::GgmlType;
 
 /// The packed type `src` blocks are rewritten into by [`transcode`], if any.
@@ -62,7 +63,7 @@ fn q4_k_as_q4_1(b: &[u8]) -> [BlockQ4_1; 8] {
     let half = |at: usize| f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32();
     let (d, dmin, scales, qs) = (half(0), half(2), &b[4..16], &b[16..144]);
     std::array::from_fn(|j| {
-        let (sc, m) = scale_min(j, scales);
+        let (sc, m) = scale_min_k4(j, scales);
         let (q, shift) = (&qs[(j / 2) * 32..][..32], 4 * (j % 2));
         let nibble = |l: usize| (q[l] >> shift) & 0x0f;
         BlockQ4_1 {
@@ -71,19 +72,6 @@ fn q4_k_as_q4_1(b: &[u8]) -> [BlockQ4_1; 8] {
             qs: std::array::from_fn(|l| nibble(l) | (nibble(l + 16) << 4)),
         }
     })
-}
-
-/// Scale and minimum of Q4_K sub-block `j` (ggml's `get_scale_min_k4`).
-fn scale_min(j: usize, q: &[u8]) -> (f32, f32) {
-    let (d, m) = if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        (
-            (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
-    };
-    (f32::from(d), f32::from(m))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ mod common;
 
 use edgelm::chat::{ChatTemplate, Message};
 use edgelm::model::Model;
-use edgelm::perplexity::perplexity;
 use edgelm::session::{Session, SessionOptions};
 use edgelm::tokenizer::EncodeOptions;
 use serde_json::Value;
@@ -114,26 +113,7 @@ fn chat_prompt(model: &Model, reference: &Value) {
 }
 
 fn perplexity_within_half_a_percent(model: &Model, reference: &Value) {
-    let text = std::fs::read_to_string("/usr/share/common-licenses/GPL-3").expect("Debian's GPL-3 text");
-    let tokens = model
-        .tokenizer()
-        .encode(
-            &text,
-            EncodeOptions {
-                parse_special: false,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let spec = &model.meta().tokenizer;
-    let bos = spec.bos.filter(|_| spec.add_bos);
-    let opts = SessionOptions {
-        context: Some(256),
-        batch: 256,
-        ..Default::default()
-    };
-    let mut session = Session::new(model, &opts).unwrap();
-    let ours = perplexity(&mut session, &tokens, bos, None, |_, _| {}).unwrap();
+    let ours = common::gpl3_perplexity(model);
     let run = &reference["perplexity"]["runs"][0];
     let theirs = run["ppl"].as_f64().unwrap();
     eprintln!(

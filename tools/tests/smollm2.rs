@@ -10,7 +10,6 @@ use std::ops::ControlFlow;
 use edgelm::chat::{ChatTemplate, Message};
 use edgelm::generate::{GenerateOptions, StopReason, generate};
 use edgelm::model::Model;
-use edgelm::perplexity::perplexity;
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::{Session, SessionOptions};
 use edgelm::tokenizer::EncodeOptions;
@@ -109,7 +108,6 @@ fn f16_reproduces_transformers_greedy_chat_answers() {
 #[test]
 fn perplexity_matches_llamacpp() {
     let reference = fixture("llamacpp/perplexity.json");
-    let text = std::fs::read_to_string("/usr/share/common-licenses/GPL-3").expect("Debian's GPL-3 text");
     let llamacpp = |ty: &str| {
         reference["variants"]
             .as_array()
@@ -130,25 +128,7 @@ fn perplexity_matches_llamacpp() {
         ("q4_0", "Q4_0", 1.0),
     ] {
         let model = smollm2(quant);
-        let tokens = model
-            .tokenizer()
-            .encode(
-                &text,
-                EncodeOptions {
-                    parse_special: false,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let spec = &model.meta().tokenizer;
-        let bos = spec.bos.filter(|_| spec.add_bos);
-        let opts = SessionOptions {
-            context: Some(256),
-            batch: 256,
-            ..Default::default()
-        };
-        let mut session = Session::new(&model, &opts).unwrap();
-        let ours = perplexity(&mut session, &tokens, bos, None, |_, _| {}).unwrap();
+        let ours = common::gpl3_perplexity(&model);
         let theirs = llamacpp(ty);
         eprintln!(
             "{quant}: perplexity {:.4} (llama.cpp {ty}: {theirs:.4}) over {} chunks",

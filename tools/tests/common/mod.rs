@@ -16,6 +16,26 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
+/// llama.cpp's perplexity measurement on Debian's GPL-3 text: 256-token windows, the second
+/// half of each scored, the model's BOS in front when its tokenizer adds one.
+pub fn gpl3_perplexity(model: &edgelm::model::Model) -> edgelm::perplexity::Perplexity {
+    let text = std::fs::read_to_string("/usr/share/common-licenses/GPL-3").expect("Debian's GPL-3 text");
+    let plain = edgelm::tokenizer::EncodeOptions {
+        parse_special: false,
+        ..Default::default()
+    };
+    let tokens = model.tokenizer().encode(&text, plain).unwrap();
+    let spec = &model.meta().tokenizer;
+    let bos = spec.bos.filter(|_| spec.add_bos);
+    let opts = edgelm::session::SessionOptions {
+        context: Some(256),
+        batch: 256,
+        ..Default::default()
+    };
+    let mut session = edgelm::session::Session::new(model, &opts).unwrap();
+    edgelm::perplexity::perplexity(&mut session, &tokens, bos, None, |_, _| {}).unwrap()
+}
+
 /// A cached real model (under `$EDGELM_MODELS`, default `~/.cache/edgelm/models`), or a panic
 /// that says how to get it.
 pub fn real_model(rel: &str) -> PathBuf {
