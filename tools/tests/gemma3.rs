@@ -14,18 +14,6 @@ use serde_json::Value;
 
 const GGUF: &str = "gemma3/gemma-3-270m-q4_k_m.gguf";
 
-fn fixture(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(common::fixtures().join(path)).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 fn gemma3() -> Model {
     Model::from_packed(common::convert_path(&common::real_model(GGUF), "keep")).unwrap()
 }
@@ -33,7 +21,7 @@ fn gemma3() -> Model {
 #[test]
 fn gemma3_matches_llamacpp() {
     let model = gemma3();
-    let reference = fixture("llamacpp/gemma3.json");
+    let reference = common::fixture_json("llamacpp/gemma3.json");
     tokenization(&model, &reference);
     chat_prompt(&model, &reference);
     perplexity_within_half_a_percent(&model, &reference);
@@ -43,7 +31,7 @@ fn gemma3_matches_llamacpp() {
 /// Every corpus text and Gemma's own markup, special tokens parsed and not, as
 /// `llama-tokenize` (with `<bos>`).
 fn tokenization(model: &Model, reference: &Value) {
-    let corpus = fixture("tokenizer/corpus.json");
+    let corpus = common::fixture_json("tokenizer/corpus.json");
     let text_of = |name: &str| {
         corpus["entries"]
             .as_array()
@@ -76,17 +64,17 @@ fn tokenization(model: &Model, reference: &Value) {
             // token ("probably a bug in the model") and then spells it out when special tokens
             // are not parsed; its other user-defined tokens it matches like edgelm.
             assert_eq!(encode(&text, false), [2, 203, 236781, 212, 532, 236743, 212]);
-            assert_eq!(encode(&text, true), ids(&e["ids"]), "{name}");
+            assert_eq!(encode(&text, true), common::ids(&e["ids"]), "{name}");
             continue;
         }
         assert_eq!(
             encode(&text, true),
-            ids(&e["ids"]),
+            common::ids(&e["ids"]),
             "{name}, special tokens parsed"
         );
         assert_eq!(
             encode(&text, false),
-            ids(&e["ids_no_parse_special"]),
+            common::ids(&e["ids_no_parse_special"]),
             "{name}, special tokens as text"
         );
     }
@@ -108,7 +96,7 @@ fn chat_prompt(model: &Model, reference: &Value) {
     let want = extra.iter().find(|e| e["name"] == "gemma_chat").unwrap();
     assert_eq!(
         model.tokenizer().encode(&rendered, opts).unwrap(),
-        ids(&want["ids"])
+        common::ids(&want["ids"])
     );
 }
 
@@ -134,13 +122,13 @@ fn perplexity_within_half_a_percent(model: &Model, reference: &Value) {
 /// them the widened weights may flip a close argmax).
 fn greedy_completion(model: &Model, reference: &Value) {
     let greedy = &reference["greedy"];
-    let prompt = ids(&greedy["prompt_ids"]);
+    let prompt = common::ids(&greedy["prompt_ids"]);
     let encoded = model
         .tokenizer()
         .encode(greedy["prompt"].as_str().unwrap(), EncodeOptions::default())
         .unwrap();
     assert_eq!(encoded, prompt);
-    let want = ids(&greedy["ids"]);
+    let want = common::ids(&greedy["ids"]);
     let mut s = Session::new(model, &SessionOptions::default()).unwrap();
     let mut next = edgelm::sampling::argmax(s.feed(&prompt).unwrap());
     let mut got = vec![next];

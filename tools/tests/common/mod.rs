@@ -16,6 +16,20 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
+/// A JSON fixture under tests/fixtures.
+pub fn fixture_json(path: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join(path)).unwrap()).unwrap()
+}
+
+/// A JSON array of token ids.
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
 /// llama.cpp's perplexity measurement on Debian's GPL-3 text: 256-token windows, the second
 /// half of each scored, the model's BOS in front when its tokenizer adds one.
 pub fn gpl3_perplexity(model: &edgelm::model::Model) -> edgelm::perplexity::Perplexity {
