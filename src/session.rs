@@ -89,7 +89,9 @@ struct Positions {
     tables: Vec<RopeTable>,
     of_layer: Vec<usize>,
     rotate: fn(&mut [f32], &[f32], &[f32]),
-    /// Values per table in the cosine and sine buffers (`batch × pairs`).
+    /// Pairs of the widest table: angles per token in the cosine and sine buffers.
+    pairs: usize,
+    /// Values per table in those buffers (`batch × pairs`).
     stride: usize,
 }
 
@@ -116,18 +118,14 @@ impl Positions {
             tables,
             of_layer,
             rotate,
+            pairs,
             stride: batch * pairs,
         })
     }
 
     /// Where the angles of token `t` of a forward pass start for `table`.
     fn at(&self, table: usize, t: usize) -> usize {
-        table * self.stride + t * self.pairs()
-    }
-
-    /// Pairs of the widest table.
-    fn pairs(&self) -> usize {
-        self.tables.iter().map(RopeTable::pairs).max().unwrap_or(0)
+        table * self.stride + t * self.pairs
     }
 }
 

@@ -2,7 +2,7 @@
 //! tanh-GELU gated MLP, embeddings scaled by `√hidden`, tied output head; sliding-window and
 //! global layers interleave, each kind with its own RoPE base (the configuration says which).
 
-use super::llama::{HF_BLOCKS, MLP, QKV, TOKEN_EMBD};
+use super::llama::{MLP, QKV, decoder};
 use super::spec::{ArchDef, Bias, Dim, Recipe, TensorDef};
 use crate::format::meta::Architecture;
 
@@ -27,15 +27,9 @@ const BLOCK: [TensorDef; 13] = [
 ];
 
 pub(super) static DEF: ArchDef = ArchDef {
-    arch: Architecture::Gemma3,
-    hf_model_types: &["gemma3_text"],
-    before: &[TOKEN_EMBD],
-    block: &BLOCK,
     after: &[norm("output_norm", "model.norm", Dim::Hidden)],
-    hf_block_prefix: HF_BLOCKS,
-    hf_optional_prefix: "",
     recipe: Recipe {
         scale_embeddings: true,
     },
-    gguf_rope_permuted: false,
+    ..decoder(Architecture::Gemma3, &["gemma3_text"], &BLOCK)
 };

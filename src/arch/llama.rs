@@ -5,17 +5,17 @@ use super::spec::{ArchDef, Bias, Dim, Presence, Recipe, Role, TensorDef};
 use crate::format::meta::Architecture;
 
 /// The embedding table.
-pub(super) const TOKEN_EMBD: TensorDef =
+const TOKEN_EMBD: TensorDef =
     TensorDef::matrix("token_embd", "model.embed_tokens", Dim::Vocab, Dim::Hidden).role(Role::Embedding);
 /// The final norm and the output head (absent when tied to the embedding table).
-pub(super) const OUTPUT: [TensorDef; 2] = [
+const OUTPUT: [TensorDef; 2] = [
     TensorDef::vector("output_norm", "model.norm", Dim::Hidden),
     TensorDef::matrix("output", "lm_head", Dim::Vocab, Dim::Hidden)
         .role(Role::Embedding)
         .when(Presence::Untied),
 ];
 /// Hugging Face's prefix of block names in decoders.
-pub(super) const HF_BLOCKS: &str = "model.layers.";
+const HF_BLOCKS: &str = "model.layers.";
 
 /// The attention projections of a block, q/k/v fused when their types agree.
 pub(super) const ATTN_NORM: TensorDef = TensorDef::vector("attn_norm", "input_layernorm", Dim::Hidden);
@@ -49,16 +49,31 @@ pub(super) const BLOCK: [TensorDef; 9] = [
     ATTN_NORM, QKV[0], QKV[1], QKV[2], ATTN_OUT, FFN_NORM, MLP[0], MLP[1], MLP[2],
 ];
 
+/// A decoder of Llama's shape around `block`: token embedding, the blocks, the final norm and
+/// the (possibly tied) output head, Hugging Face names under `model.`, Q/K rows in Hugging
+/// Face's order in GGUF files.
+pub(super) const fn decoder(
+    arch: Architecture,
+    hf_model_types: &'static [&'static str],
+    block: &'static [TensorDef],
+) -> ArchDef {
+    ArchDef {
+        arch,
+        hf_model_types,
+        before: &[TOKEN_EMBD],
+        block,
+        after: &OUTPUT,
+        hf_block_prefix: HF_BLOCKS,
+        hf_optional_prefix: "",
+        recipe: Recipe {
+            scale_embeddings: false,
+        },
+        gguf_rope_permuted: false,
+    }
+}
+
+/// llama.cpp's converter permutes Llama's Q/K rows for its interleaved RoPE.
 pub(super) static DEF: ArchDef = ArchDef {
-    arch: Architecture::Llama,
-    hf_model_types: &["llama", "mistral"],
-    before: &[TOKEN_EMBD],
-    block: &BLOCK,
-    after: &OUTPUT,
-    hf_block_prefix: HF_BLOCKS,
-    hf_optional_prefix: "",
-    recipe: Recipe {
-        scale_embeddings: false,
-    },
     gguf_rope_permuted: true,
+    ..decoder(Architecture::Llama, &["llama", "mistral"], &BLOCK)
 };

@@ -1,8 +1,8 @@
 //! Phi-3: a Llama block whose q/k/v and gate/up projections are stored fused (GGUF calls the
 //! fused gate/up `ffn_up`).
 
-use super::llama::{ATTN_NORM, ATTN_OUT, HF_BLOCKS, OUTPUT, TOKEN_EMBD};
-use super::spec::{ArchDef, Bias, Dim, Recipe, TensorDef};
+use super::llama::{ATTN_NORM, ATTN_OUT, decoder};
+use super::spec::{ArchDef, Bias, Dim, TensorDef};
 use crate::format::meta::Architecture;
 
 const BLOCK: [TensorDef; 6] = [
@@ -16,16 +16,4 @@ const BLOCK: [TensorDef; 6] = [
     TensorDef::matrix("ffn_down", "mlp.down_proj", Dim::Hidden, Dim::Ff).bias(Bias::Mlp),
 ];
 
-pub(super) static DEF: ArchDef = ArchDef {
-    arch: Architecture::Phi3,
-    hf_model_types: &["phi3"],
-    before: &[TOKEN_EMBD],
-    block: &BLOCK,
-    after: &OUTPUT,
-    hf_block_prefix: HF_BLOCKS,
-    hf_optional_prefix: "",
-    recipe: Recipe {
-        scale_embeddings: false,
-    },
-    gguf_rope_permuted: false,
-};
+pub(super) static DEF: ArchDef = decoder(Architecture::Phi3, &["phi3"], &BLOCK);

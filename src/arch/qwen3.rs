@@ -1,7 +1,7 @@
 //! Qwen3: a Llama block whose queries and keys are RMS-normalized per head before RoPE.
 
-use super::llama::{ATTN_NORM, ATTN_OUT, HF_BLOCKS, MLP, OUTPUT, QKV, TOKEN_EMBD};
-use super::spec::{ArchDef, Dim, Recipe, TensorDef};
+use super::llama::{ATTN_NORM, ATTN_OUT, MLP, QKV, decoder};
+use super::spec::{ArchDef, Dim, TensorDef};
 use crate::format::meta::Architecture;
 
 const BLOCK: [TensorDef; 11] = [
@@ -18,16 +18,4 @@ const BLOCK: [TensorDef; 11] = [
     MLP[2],
 ];
 
-pub(super) static DEF: ArchDef = ArchDef {
-    arch: Architecture::Qwen3,
-    hf_model_types: &["qwen3"],
-    before: &[TOKEN_EMBD],
-    block: &BLOCK,
-    after: &OUTPUT,
-    hf_block_prefix: HF_BLOCKS,
-    hf_optional_prefix: "",
-    recipe: Recipe {
-        scale_embeddings: false,
-    },
-    gguf_rope_permuted: false,
-};
+pub(super) static DEF: ArchDef = decoder(Architecture::Qwen3, &["qwen3"], &BLOCK);
