@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::sampling::Sampler;
 use crate::session::{Session, SessionError};
+use crate::tokenizer::{TokenStream, Tokenizer};
 
 /// What to generate.
 #[derive(Clone, Debug, Default)]
@@ -146,11 +147,6 @@ fn generate_in_pool(
     opts: &GenerateOptions,
     mut on_text: impl FnMut(&str) -> ControlFlow<()>,
 ) -> Result<GenerationStats, SessionError> {
-    let model = s.model();
-    let tok = model.tokenizer();
-    let mut decoder = tok.stream(true);
-    let mut text = StopFilter::new(&opts.stop);
-    let mut repetition = opts.loop_guard.map(RepetitionDetector::new);
     let t0 = Instant::now();
     if opts.max_tokens == 0 {
         return Ok(GenerationStats {
@@ -161,43 +157,91 @@ fn generate_in_pool(
             stop: StopReason::MaxTokens,
         });
     }
+    let mut answer = Answer::new(s.model().tokenizer(), opts);
     make_room(s, prompt.len(), opts)?;
     let mut next = s.feed_and_sample(prompt, sampler)?;
     let prompt_time = t0.elapsed();
     let t1 = Instant::now();
-    let mut generated = 0;
     let stop = loop {
-        generated += 1;
-        if tok.is_stop(next) {
-            break StopReason::EndOfTurn;
-        }
-        match text.push(decoder.push(next), &mut on_text) {
-            Push::Continue => {}
-            Push::StopString => break StopReason::StopString,
-            Push::Cancelled => break StopReason::Cancelled,
-        }
-        if repetition.as_mut().is_some_and(|r| r.push(next).is_some()) {
-            break StopReason::Repetition;
-        }
-        if generated >= opts.max_tokens {
-            break StopReason::MaxTokens;
+        if let Some(stop) = answer.push(next, &mut on_text) {
+            break stop;
         }
         make_room(s, 1, opts)?;
         next = s.feed_and_sample(&[next], sampler)?;
     };
-    if stop != StopReason::StopString && stop != StopReason::Cancelled {
-        let tail = decoder.finish();
-        if let Push::Continue = text.push(tail, &mut on_text) {
-            text.finish(&mut on_text);
-        }
-    }
+    answer.finish(stop, &mut on_text);
     Ok(GenerationStats {
         prompt_tokens: prompt.len(),
         prompt_time,
-        generated_tokens: generated,
+        generated_tokens: answer.generated(),
         generation_time: t1.elapsed(),
         stop,
     })
+}
+
+/// One answer being generated: turns the sampled tokens into text as it becomes final and
+/// says when the answer ends (end of turn, `max_tokens`, a stop string, the loop guard, or
+/// `on_text` asking to stop). [`generate`] drives one; a server drives one per request.
+/// Allocates when created, not per token.
+pub struct Answer<'t> {
+    tok: &'t Tokenizer,
+    decoder: TokenStream<'t>,
+    text: StopFilter,
+    repetition: Option<RepetitionDetector>,
+    generated: usize,
+    max_tokens: usize,
+}
+
+impl<'t> Answer<'t> {
+    /// An answer of `tok`'s tokens under `opts` (`max_tokens`, stop strings, loop guard).
+    pub fn new(tok: &'t Tokenizer, opts: &GenerateOptions) -> Answer<'t> {
+        Answer {
+            tok,
+            decoder: tok.stream(true),
+            text: StopFilter::new(opts.stop.clone()),
+            repetition: opts.loop_guard.map(RepetitionDetector::new),
+            generated: 0,
+            max_tokens: opts.max_tokens,
+        }
+    }
+
+    /// Takes the next sampled token and passes on the text that became final; returns why
+    /// the answer ends after it, if it does (then call [`Answer::finish`]).
+    pub fn push(
+        &mut self,
+        token: u32,
+        on_text: &mut impl FnMut(&str) -> ControlFlow<()>,
+    ) -> Option<StopReason> {
+        self.generated += 1;
+        if self.tok.is_stop(token) {
+            return Some(StopReason::EndOfTurn);
+        }
+        match self.text.push(self.decoder.push(token), on_text) {
+            Push::Continue => {}
+            Push::StopString => return Some(StopReason::StopString),
+            Push::Cancelled => return Some(StopReason::Cancelled),
+        }
+        if self.repetition.as_mut().is_some_and(|r| r.push(token).is_some()) {
+            return Some(StopReason::Repetition);
+        }
+        (self.generated >= self.max_tokens).then_some(StopReason::MaxTokens)
+    }
+
+    /// Ends the answer for `stop`: passes on the text still held back (an incomplete
+    /// character, a possible start of a stop string) unless a stop string or `on_text` ended it.
+    pub fn finish(&mut self, stop: StopReason, on_text: &mut impl FnMut(&str) -> ControlFlow<()>) {
+        if stop != StopReason::StopString && stop != StopReason::Cancelled {
+            let tail = self.decoder.finish();
+            if let Push::Continue = self.text.push(tail, on_text) {
+                self.text.finish(on_text);
+            }
+        }
+    }
+
+    /// Tokens taken so far (including the one that ended the answer).
+    pub fn generated(&self) -> usize {
+        self.generated
+    }
 }
 
 /// Makes room for `n` more tokens by sliding the window if allowed.
@@ -227,13 +271,13 @@ enum Push {
 
 /// Passes text through, holding back any tail that could be the start of a stop string,
 /// and cuts the text at the first stop string.
-struct StopFilter<'a> {
+struct StopFilter {
     pending: String,
-    stop: &'a [String],
+    stop: Vec<String>,
 }
 
-impl<'a> StopFilter<'a> {
-    fn new(stop: &'a [String]) -> Self {
+impl StopFilter {
+    fn new(stop: Vec<String>) -> Self {
         let longest = stop.iter().map(String::len).max().unwrap_or(0);
         StopFilter {
             pending: String::with_capacity(1024 + 2 * longest),
@@ -301,7 +345,7 @@ mod tests {
 
     fn run(stop: &[&str], pieces: &[&str]) -> (String, bool) {
         let stop: Vec<String> = stop.iter().map(|s| s.to_string()).collect();
-        let mut t = StopFilter::new(&stop);
+        let mut t = StopFilter::new(stop);
         let mut out = String::new();
         let mut f = |s: &str| {
             out.push_str(s);

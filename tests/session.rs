@@ -1,9 +1,11 @@
 //! Session consistency on random models: batched prefill equals token-by-token decoding,
-//! thread counts agree, the q8 KV cache tracks the f16 one, context limits are errors.
+//! several sequences decoded in one pass equal each decoded alone, thread counts agree, the
+//! q8 KV cache tracks the f16 one, context limits are errors.
 
 mod common;
 
 use common::Tiny;
+use edgelm::batch::{BatchDecoder, Logits, Span};
 use edgelm::format::DType;
 use edgelm::kv_cache::KvType;
 use edgelm::session::{Session, SessionError, SessionOptions};
@@ -181,4 +183,75 @@ fn shifted_context_matches_a_fresh_one() {
     let b = fresh.feed(&kept).unwrap().to_vec();
     let d = max_rel_diff(&a, &b);
     assert!(d < 1e-2, "shifted context differs by {d}");
+}
+
+/// Three sequences at different depths, fed one pass at a time with prompt chunks and single
+/// tokens mixed (as a server's slots are), give each sequence the logits it gets alone.
+#[test]
+fn sequences_decoded_together_match_each_alone() {
+    for (weights, kv_type) in [
+        (DType::F32, KvType::F32),
+        (DType::Q4_0, KvType::F16),
+        (DType::Q8_0, KvType::Q8),
+    ] {
+        let model = Tiny {
+            weights,
+            ..Tiny::default()
+        }
+        .model(7);
+        let o = SessionOptions {
+            kv_type,
+            ..opts(16, 2)
+        };
+        let prompts: [&[u32]; 3] = [&PROMPT[..9], &PROMPT[4..20], &PROMPT[1..4]];
+        let alone: Vec<Vec<Vec<f32>>> = prompts
+            .iter()
+            .map(|p| logits_by_position(&model, p, &o))
+            .collect();
+        let mut dec = BatchDecoder::new(&model, &o).unwrap();
+        let mut seqs: Vec<_> = (0..3).map(|_| dec.sequence(40).unwrap()).collect();
+        // Each step feeds every unfinished sequence its next up-to-`step[i]` tokens.
+        let step = [1, 5, 2];
+        let mut fed = [0usize; 3];
+        let (mut tokens, mut spans) = (Vec::new(), Vec::new());
+        while fed.iter().zip(&prompts).any(|(f, p)| f < &p.len()) {
+            tokens.clear();
+            spans.clear();
+            for i in 0..3 {
+                let n = step[i].min(prompts[i].len() - fed[i]);
+                if n > 0 {
+                    tokens.extend_from_slice(&prompts[i][fed[i]..fed[i] + n]);
+                    spans.push(Span { seq: i, len: n });
+                }
+            }
+            dec.forward(&mut seqs, &tokens, &spans, Logits::Last).unwrap();
+            for (row, sp) in spans.iter().enumerate() {
+                fed[sp.seq] += sp.len;
+                let want = &alone[sp.seq][fed[sp.seq] - 1];
+                let d = max_rel_diff(want, dec.logits_mut(row));
+                assert!(
+                    d < 1e-4,
+                    "{weights} {kv_type:?}: sequence {} at {}: relative difference {d}",
+                    sp.seq,
+                    fed[sp.seq]
+                );
+            }
+        }
+        for (s, p) in seqs.iter().zip(&prompts) {
+            assert_eq!(s.tokens(), *p);
+        }
+        // A span naming a sequence twice, or tokens past the spans, changes nothing.
+        let before = seqs[0].position();
+        let twice = [Span { seq: 0, len: 1 }, Span { seq: 0, len: 1 }];
+        assert!(dec.forward(&mut seqs, &[1, 2], &twice, Logits::Last).is_err());
+        assert!(
+            dec.forward(&mut seqs, &[1, 2], &[Span { seq: 0, len: 1 }], Logits::Last)
+                .is_err()
+        );
+        assert!(
+            dec.forward(&mut seqs, &[1], &[Span { seq: 3, len: 1 }], Logits::Last)
+                .is_err()
+        );
+        assert_eq!(seqs[0].position(), before);
+    }
 }
