@@ -34,6 +34,8 @@ enum Command {
     Embed(cli::embed::EmbedArgs),
     /// Print the lines of a text file most similar in meaning to a query (encoder models).
     Search(cli::search::SearchArgs),
+    /// Serve models over HTTP with OpenAI's API (chat, completions, embeddings).
+    Serve(Box<cli::serve::ServeArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Embed(a) => cli::embed::run(a),
         Command::Search(a) => cli::search::run(a),
+        Command::Serve(a) => cli::serve::run(*a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod perplexity;
 pub mod run;
 pub mod search;
+pub mod serve;
 pub mod tokenize;
 
 use edgelm::model::Model;
