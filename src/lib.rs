@@ -10,6 +10,7 @@ pub mod embed;
 pub mod engine;
 pub mod format;
 pub mod generate;
+pub mod grammar;
 pub mod kv_cache;
 pub mod model;
 pub mod nn;

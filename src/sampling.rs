@@ -1,7 +1,9 @@
 //! Choosing the next token from logits: repetition, presence and frequency penalties, the
 //! DRY ("don't repeat yourself") penalty, top-k, top-p, min-p, temperature, seeded
-//! randomness. Allocation-free after construction.
+//! randomness, and an optional grammar that masks the tokens it does not allow. Allocation-free
+//! after construction.
 
+use crate::grammar::GrammarMatcher;
 use crate::model::Model;
 
 /// Sampling settings (llama.cpp's defaults).
@@ -127,6 +129,7 @@ pub struct Sampler {
     /// The distinct tokens of the penalty window.
     seen: Vec<u32>,
     dry: Dry,
+    grammar: Option<GrammarMatcher>,
 }
 
 impl Sampler {
@@ -172,7 +175,20 @@ impl Sampler {
             seen: Vec::with_capacity(window.min(vocab)),
             dry,
             params,
+            grammar: None,
         }
+    }
+
+    /// Constrains the tokens sampled to `grammar` (`None`: unconstrained). The matcher
+    /// advances with each token sampled; set a fresh (or [`GrammarMatcher::reset`]) one for
+    /// each generation.
+    pub fn set_grammar(&mut self, grammar: Option<GrammarMatcher>) {
+        self.grammar = grammar;
+    }
+
+    /// The grammar matcher, if any.
+    pub fn grammar(&self) -> Option<&GrammarMatcher> {
+        self.grammar.as_ref()
     }
 
     /// The settings.
@@ -181,8 +197,26 @@ impl Sampler {
     }
 
     /// Picks the next token. `recent` are the tokens so far (for the penalties and DRY);
-    /// `logits` may be modified.
+    /// `logits` may be modified. With a grammar, tokens it does not allow are masked first,
+    /// and when it allows none (a grammar needing text no token spells, or an ambiguity
+    /// beyond its limits) the answer is an end-of-turn token.
     pub fn sample(&mut self, logits: &mut [f32], recent: &[u32]) -> u32 {
+        if let Some(g) = &mut self.grammar {
+            g.mask(logits);
+            if logits.iter().all(|&l| l == f32::NEG_INFINITY) {
+                return g.fallback_token();
+            }
+        }
+        let token = self.choose(logits, recent);
+        if let Some(g) = &mut self.grammar
+            && g.accept(token).is_err()
+        {
+            return g.fallback_token();
+        }
+        token
+    }
+
+    fn choose(&mut self, logits: &mut [f32], recent: &[u32]) -> u32 {
         self.apply_penalties(logits, recent);
         if self.params.dry_on() {
             self.dry.apply(&self.params, logits, recent);

@@ -14,7 +14,7 @@ use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 use rustyline::error::ReadlineError;
 
-use super::common::{LoopGuardArgs, SamplingArgs, SessionArgs, load, rate};
+use super::common::{GrammarArgs, LoopGuardArgs, SamplingArgs, SessionArgs, load, matcher, rate};
 
 /// Arguments of `edgelm chat`.
 #[derive(clap::Args)]
@@ -44,10 +44,14 @@ pub struct ChatArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub loop_guard: LoopGuardArgs,
+    #[command(flatten)]
+    pub grammar: GrammarArgs,
 }
 
 /// Runs the conversation loop.
 pub fn run(args: ChatArgs) -> anyhow::Result<()> {
+    let grammar = args.grammar.grammar()?;
+    let mut table = None;
     let (model, _) = load(&args.model)?;
     let template = ChatTemplate::for_model(&model)?;
     let mut session = Session::new(&model, &args.session.options(&model)?)?;
@@ -98,6 +102,10 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             sliding_window: args.keep,
             loop_guard: args.loop_guard.guard(true)?,
         };
+        if let Some(g) = &grammar {
+            // Each answer starts the grammar afresh.
+            sampler.set_grammar(Some(matcher(g, &mut table, &model)));
+        }
         stop.store(false, Ordering::SeqCst);
         let mut answer = String::new();
         let mut stdout = std::io::stdout();

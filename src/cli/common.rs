@@ -1,10 +1,12 @@
 //! Options shared by several subcommands, and loading a model with timing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgelm::format::{FormatError, PackedFile};
 use edgelm::generate::LoopGuard;
+use edgelm::grammar::{Grammar, GrammarMatcher, TokenTable};
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
 use edgelm::sampling::SamplingParams;
@@ -196,6 +198,44 @@ impl SamplingArgs {
             seed,
         })
     }
+}
+
+/// Constrained output on the command line.
+#[derive(clap::Args, Clone, Debug)]
+pub struct GrammarArgs {
+    /// Constrain the answer to the GBNF grammar (llama.cpp's syntax, root rule `root`) in FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "json_schema")]
+    pub grammar: Option<PathBuf>,
+    /// Constrain the answer to JSON that satisfies the JSON schema in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<PathBuf>,
+}
+
+impl GrammarArgs {
+    /// The grammar asked for, if any; errors name the file.
+    pub fn grammar(&self) -> anyhow::Result<Option<Arc<Grammar>>> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        };
+        let grammar = match (&self.grammar, &self.json_schema) {
+            (Some(path), _) => {
+                Grammar::parse(&read(path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            (None, Some(path)) => {
+                let schema: serde_json::Value = serde_json::from_str(&read(path)?)
+                    .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?;
+                Grammar::from_json_schema(&schema).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Arc::new(grammar)))
+    }
+}
+
+/// A matcher for `grammar` over `model`'s vocabulary, with the table built once and shared.
+pub fn matcher(grammar: &Arc<Grammar>, table: &mut Option<Arc<TokenTable>>, model: &Model) -> GrammarMatcher {
+    let table = table.get_or_insert_with(|| Arc::new(TokenTable::new(model.tokenizer())));
+    GrammarMatcher::new(Arc::clone(grammar), Arc::clone(table))
 }
 
 /// The loop guard on the command line.

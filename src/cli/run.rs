@@ -9,7 +9,7 @@ use edgelm::generate::{GenerateOptions, generate};
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 
-use super::common::{LoopGuardArgs, SamplingArgs, SessionArgs, load, rate};
+use super::common::{GrammarArgs, LoopGuardArgs, SamplingArgs, SessionArgs, load, matcher, rate};
 
 /// Arguments of `edgelm run`.
 #[derive(clap::Args)]
@@ -44,10 +44,13 @@ pub struct RunArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub loop_guard: LoopGuardArgs,
+    #[command(flatten)]
+    pub grammar: GrammarArgs,
 }
 
 /// Generates and streams the answer; timings go to stderr.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let grammar = args.grammar.grammar()?;
     let (model, load_time) = load(&args.model)?;
     let mut session = Session::new(&model, &args.session.options(&model)?)?;
     let prompt = if args.raw {
@@ -62,6 +65,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     super::common::check_keep(args.keep, &session)?;
     let mut sampler = Sampler::new(args.sampling.params()?, &model);
+    if let Some(g) = &grammar {
+        sampler.set_grammar(Some(matcher(g, &mut None, &model)));
+    }
     let opts = GenerateOptions {
         max_tokens: args.max_tokens,
         stop: args.stop.clone(),

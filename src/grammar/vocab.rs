@@ -1,0 +1,135 @@
+//! The per-vocabulary work done once per model: every text token's bytes, sorted, with the
+//! length of the prefix each shares with the one before (so a mask walks shared prefixes once).
+
+use std::fmt;
+
+use crate::format::meta::TokenKind;
+use crate::tokenizer::Tokenizer;
+
+/// A tokenizer's vocabulary prepared for grammar masks. Build it once per model and share it
+/// (`Arc<TokenTable>`) between matchers.
+pub struct TokenTable {
+    /// Text of the tokens that can appear in constrained text, in byte order.
+    text: Vec<u8>,
+    /// Per sorted token: id, start in `text`, length, prefix shared with the previous one.
+    sorted: Vec<Entry>,
+    /// Per id: index into `sorted`, or `u32::MAX` for special, unused and empty tokens.
+    slot: Vec<u32>,
+    stops: Vec<u32>,
+    fallback: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    id: u32,
+    start: u32,
+    len: u32,
+    lcp: u32,
+}
+
+impl fmt::Debug for TokenTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenTable")
+            .field("vocab", &self.slot.len())
+            .field("text_tokens", &self.sorted.len())
+            .field("stops", &self.stops)
+            .finish()
+    }
+}
+
+impl TokenTable {
+    /// The table of `tokenizer`'s vocabulary: normal, byte and added tokens are text; special
+    /// and unused ones never match a grammar; stop tokens end it.
+    pub fn new(tokenizer: &Tokenizer) -> TokenTable {
+        let n = tokenizer.vocab_size() as u32;
+        let tokens = (0..n).filter_map(|id| {
+            let text = matches!(
+                tokenizer.kind(id),
+                Some(TokenKind::Normal | TokenKind::Byte | TokenKind::Added)
+            );
+            text.then(|| tokenizer.token_bytes(id).map(|b| (id, b))).flatten()
+        });
+        let stops = tokenizer.stop_tokens().to_vec();
+        let fallback = stops.first().copied().or(tokenizer.eos()).unwrap_or(0);
+        TokenTable::build(n as usize, tokens, stops, fallback)
+    }
+
+    /// The table of a vocabulary of `vocab` ids whose text tokens are `tokens`.
+    pub(crate) fn build<'a>(
+        vocab: usize,
+        tokens: impl Iterator<Item = (u32, &'a [u8])>,
+        stops: Vec<u32>,
+        fallback: u32,
+    ) -> TokenTable {
+        let mut list: Vec<(u32, &[u8])> = tokens.filter(|(_, b)| !b.is_empty()).collect();
+        list.sort_unstable_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(&b.0)));
+        let mut text = Vec::with_capacity(list.iter().map(|t| t.1.len()).sum());
+        let mut sorted = Vec::with_capacity(list.len());
+        let mut slot = vec![u32::MAX; vocab];
+        let mut prev: &[u8] = &[];
+        for (i, &(id, bytes)) in list.iter().enumerate() {
+            let lcp = prev.iter().zip(bytes).take_while(|(a, b)| a == b).count();
+            sorted.push(Entry {
+                id,
+                start: text.len() as u32,
+                len: bytes.len() as u32,
+                lcp: lcp as u32,
+            });
+            text.extend_from_slice(bytes);
+            if let Some(s) = slot.get_mut(id as usize) {
+                *s = i as u32;
+            }
+            prev = bytes;
+        }
+        TokenTable {
+            text,
+            sorted,
+            slot,
+            stops,
+            fallback,
+        }
+    }
+
+    /// Number of ids.
+    pub fn vocab_size(&self) -> usize {
+        self.slot.len()
+    }
+
+    /// Whether `id` is a text token (one a grammar can allow).
+    pub(crate) fn is_text(&self, id: u32) -> bool {
+        self.slot.get(id as usize).is_some_and(|&s| s != u32::MAX)
+    }
+
+    /// Whether `id` ends generation.
+    pub(crate) fn is_stop(&self, id: u32) -> bool {
+        self.stops.contains(&id)
+    }
+
+    /// The token that ends generation when a grammar leaves nothing to choose: the first
+    /// stop token, else end-of-sequence.
+    pub(crate) fn fallback_token(&self) -> u32 {
+        self.fallback
+    }
+
+    /// The bytes of text token `id`.
+    pub(crate) fn bytes(&self, id: u32) -> Option<&[u8]> {
+        let &s = self.slot.get(id as usize)?;
+        (s != u32::MAX).then(|| self.sorted_bytes(s as usize))
+    }
+
+    /// The text tokens' ids in byte order.
+    pub(crate) fn sorted_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sorted.iter().map(|e| e.id)
+    }
+
+    /// Bytes of the `i`-th token in byte order.
+    pub(crate) fn sorted_bytes(&self, i: usize) -> &[u8] {
+        let e = self.sorted[i];
+        &self.text[e.start as usize..(e.start + e.len) as usize]
+    }
+
+    /// Length of the prefix the `i`-th token shares with the one before.
+    pub(crate) fn lcp(&self, i: usize) -> usize {
+        self.sorted[i].lcp as usize
+    }
+}
