@@ -198,6 +198,81 @@ def test_concurrent_clients_get_their_own_answers(server):
     assert together == alone
 
 
+COMMAND_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["set_temperature", "open_window", "play_music"]},
+        "value": {"type": "integer", "minimum": 0, "maximum": 30},
+        "note": {"type": "string", "maxLength": 40},
+    },
+    "required": ["action", "value"],
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_json_schema_output_validates(server, seed):
+    r = server.client().chat.completions.create(
+        model=CHAT_NAME,
+        messages=[{"role": "user", "content": "Make it 21 degrees in the car."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "command", "schema": COMMAND_SCHEMA}},
+        max_tokens=64, temperature=0.8, seed=seed,
+    )
+    assert r.choices[0].finish_reason == "stop", r
+    jsonschema.validate(json.loads(r.choices[0].message.content), COMMAND_SCHEMA)
+    obj = server.client().chat.completions.create(
+        model=CHAT_NAME, messages=[{"role": "user", "content": "Describe a cat as JSON."}],
+        response_format={"type": "json_object"}, max_tokens=96, temperature=0.8, seed=seed,
+    )
+    if obj.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(obj.choices[0].message.content), dict)
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30},
+                       "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                       "required": ["city", "unit"]},
+    },
+}
+LIGHTS = {"type": "function", "function": {"name": "set_lights", "parameters": {
+    "type": "object", "properties": {"on": {"type": "boolean"}}, "required": ["on"]}}}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_always_parse(server, stream):
+    client = server.client()
+    for choice in ["required", {"type": "function", "function": {"name": "set_lights"}}]:
+        r = client.chat.completions.create(
+            model=CHAT_NAME, messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+            tools=[WEATHER, LIGHTS], tool_choice=choice, max_tokens=64, temperature=0, stream=stream,
+        )
+        if stream:
+            chunks = list(r)
+            calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+            finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+            name, args = calls[0].function.name, calls[0].function.arguments
+        else:
+            calls = r.choices[0].message.tool_calls
+            finish = [r.choices[0].finish_reason]
+            name, args = calls[0].function.name, calls[0].function.arguments
+        assert finish == ["tool_calls"] and len(calls) == 1
+        tool = {"get_weather": WEATHER, "set_lights": LIGHTS}[name]
+        if isinstance(choice, dict):
+            assert name == "set_lights"
+        jsonschema.validate(json.loads(args), tool["function"]["parameters"])
+    # The call's result goes back as a tool message; the model answers in text.
+    history = [{"role": "user", "content": "What is the weather in Paris?"},
+               {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+               {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 18}'}]
+    r = client.chat.completions.create(model=CHAT_NAME, messages=history, tools=[WEATHER], tool_choice="none",
+                                       max_tokens=24, temperature=0)
+    assert r.choices[0].message.content and not r.choices[0].message.tool_calls
+
+
 def test_bad_requests_get_openai_errors(server):
     cases = [
         (b"{not json", "JSON"),
@@ -211,6 +286,13 @@ def test_bad_requests_get_openai_errors(server):
         ({"model": CHAT_NAME, "messages": [{"role": "wizard", "content": "hi"}]}, "role"),
         ({"model": EMBED_NAME, "messages": [{"role": "user", "content": "hi"}]}, "cannot generate"),
         ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "x " * 5000}]}, "context"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}],
+          "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "patternProperties": {}}}}},
+         "patternProperties"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER], "tool_choice": "sometimes"},
+         "tool_choice"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER],
+          "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope"),
     ]
     for body, needle in cases:
         status, _, err = raw(server, "POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})

@@ -1,5 +1,6 @@
 //! The OpenAI wire format: request bodies (unknown fields are refused) and responses.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -44,8 +45,9 @@ pub struct ChatMessage {
     pub role: String,
     #[serde(default)]
     pub content: Option<Content>,
-    #[serde(default)]
-    pub name: Option<String>,
+    /// Accepted, not used.
+    #[serde(rename = "name", default)]
+    _name: Option<IgnoredAny>,
     /// An assistant turn's earlier tool calls.
     #[serde(default)]
     pub tool_calls: Option<Vec<ToolCall>>,
@@ -74,13 +76,16 @@ pub struct ResponseFormat {
 #[serde(deny_unknown_fields)]
 pub struct JsonSchemaFormat {
     #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
     pub schema: Option<Value>,
-    #[serde(default)]
-    pub strict: Option<bool>,
+    /// Accepted, not used.
+    #[serde(rename = "name", default)]
+    _name: Option<IgnoredAny>,
+    /// Accepted, not used.
+    #[serde(rename = "description", default)]
+    _description: Option<IgnoredAny>,
+    /// Accepted: the schema is always followed.
+    #[serde(rename = "strict", default)]
+    _strict: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -99,8 +104,9 @@ pub struct FunctionDef {
     pub description: Option<String>,
     #[serde(default)]
     pub parameters: Option<Value>,
-    #[serde(default)]
-    pub strict: Option<bool>,
+    /// Accepted: the parameters' schema is always followed.
+    #[serde(rename = "strict", default)]
+    _strict: Option<IgnoredAny>,
 }
 
 /// `"none"`, `"auto"`, `"required"` or `{"type": "function", "function": {"name": …}}`.
@@ -133,8 +139,10 @@ pub struct Sampling {
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
     pub n: Option<usize>,
-    pub user: Option<String>,
     pub logprobs: Option<bool>,
+    /// Accepted, not used.
+    #[serde(rename = "user", default)]
+    _user: Option<IgnoredAny>,
 }
 
 /// Fields of [`Sampling`]: with `#[serde(flatten)]` serde cannot refuse unknown fields
@@ -186,8 +194,9 @@ pub struct ChatRequest {
     pub tools: Option<Vec<Tool>>,
     #[serde(default)]
     pub tool_choice: Option<ToolChoice>,
-    #[serde(default)]
-    pub parallel_tool_calls: Option<bool>,
+    /// Accepted: an answer makes one call.
+    #[serde(rename = "parallel_tool_calls", default)]
+    _parallel_tool_calls: Option<IgnoredAny>,
     #[serde(flatten)]
     pub sampling: Sampling,
 }
@@ -215,8 +224,9 @@ pub struct EmbeddingRequest {
     pub encoding_format: Option<String>,
     #[serde(default)]
     pub dimensions: Option<usize>,
-    #[serde(default)]
-    pub user: Option<String>,
+    /// Accepted, not used.
+    #[serde(rename = "user", default)]
+    _user: Option<IgnoredAny>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

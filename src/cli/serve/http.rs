@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use edgelm::chat::{ChatTemplate, Message};
 use edgelm::generate::{GenerateOptions, LoopGuard, StopReason};
+use edgelm::grammar::TokenTable;
 use edgelm::model::Model;
 use edgelm::sampling::SamplingParams;
 use edgelm::tokenizer::EncodeOptions;
@@ -40,6 +41,8 @@ pub struct Served {
     pub template: Option<ChatTemplate>,
     /// Each slot's context (decoders).
     pub slot_context: usize,
+    /// The vocabulary as grammars read it (decoders), built once.
+    pub tokens: Option<Arc<TokenTable>>,
 }
 
 /// Limits on what a request may ask for.
@@ -371,6 +374,7 @@ fn start(state: &AppState, p: Pending) -> Result<mpsc::UnboundedReceiver<Event>,
         prompt: p.prompt,
         sampling: p.sampling,
         options: p.options,
+        grammar: p.constraint.map(|c| c.grammar),
         events,
     }))?;
     Ok(rx)
@@ -519,7 +523,10 @@ fn messages(req: &ChatRequest) -> Result<Vec<Message>, ApiError> {
                     }
                     Ok(Message::new("assistant", text))
                 }
-                "tool" => Ok(Message::new("user", format!("Result of the function call: {text}"))),
+                "tool" => {
+                    let id = m.tool_call_id.as_deref().unwrap_or("");
+                    Ok(Message::new("user", format!("Result of the function call {id}: {text}")))
+                }
                 other => Err(ApiError::bad("messages", format!("unknown role {other:?}"))),
             }
         })
@@ -539,11 +546,10 @@ async fn chat_inner(state: Arc<AppState>, body: Body) -> Result<Response, Respon
     let served = &state.models[model];
     let (sampling, options) = settings(&req.sampling, &state.limits).map_err(err)?;
     let mut msgs = messages(&req).map_err(err)?;
-    let constraint = constrain::for_chat(&req, &served.model, &mut msgs).map_err(err)?;
-    let template = served
-        .template
-        .as_ref()
-        .ok_or_else(|| err(ApiError::bad("model", "this model has no chat template")))?;
+    let (Some(template), Some(tokens)) = (&served.template, &served.tokens) else {
+        return Err(err(ApiError::bad("model", "this model cannot chat")));
+    };
+    let constraint = constrain::for_chat(&req, tokens, &mut msgs).map_err(err)?;
     let prompt = template
         .encode(served.model.tokenizer(), &msgs)
         .map_err(|e| err(ApiError::bad("messages", e.to_string())))?;

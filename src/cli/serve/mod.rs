@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use edgelm::chat::ChatTemplate;
+use edgelm::grammar::TokenTable;
 use edgelm::kv_cache::KvType;
 use edgelm::session::SessionOptions;
 use hyper::server::conn::http1;
@@ -109,19 +110,19 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             Some(c) => (c / a.parallel).min(max),
             None => max.min(2048),
         };
-        let template = if model.config().architecture.is_decoder() {
-            Some(
-                ChatTemplate::for_model(&model)
-                    .with_context(|| format!("{}: chat template", path.display()))?,
-            )
+        let (template, tokens) = if model.config().architecture.is_decoder() {
+            let t = ChatTemplate::for_model(&model)
+                .with_context(|| format!("{}: chat template", path.display()))?;
+            (Some(t), Some(Arc::new(TokenTable::new(model.tokenizer()))))
         } else {
-            None
+            (None, None)
         };
         served.push(Served {
             name,
             model: Arc::new(model),
             template,
             slot_context,
+            tokens,
         });
     }
     let queue = Queue::new(a.queue);
@@ -204,9 +205,12 @@ async fn serve(addr: SocketAddr, state: Arc<AppState>, a: &ServeArgs) -> anyhow:
     drop(listener);
     queue.close(false);
     let patience = Duration::from_secs(a.shutdown_timeout);
-    if tokio::time::timeout(patience, graceful.shutdown()).await.is_err() {
+    let mut done = std::pin::pin!(graceful.shutdown());
+    if tokio::time::timeout(patience, &mut done).await.is_err() {
         eprintln!("edgelm: open requests cut short after {} s", a.shutdown_timeout);
+        // The answers end at the next step; their last events still reach the clients.
         queue.close(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut done).await;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use edgelm::batch::{BatchDecoder, Logits, Sequence, Span};
 use edgelm::embed::{EmbedOptions, Embedder};
 use edgelm::generate::{Answer, GenerateOptions, StopReason};
+use edgelm::grammar::GrammarMatcher;
 use edgelm::model::Model;
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::SessionOptions;
@@ -53,6 +54,8 @@ pub struct GenerateJob {
     pub prompt: Vec<u32>,
     pub sampling: SamplingParams,
     pub options: GenerateOptions,
+    /// The grammar the answer follows, if any.
+    pub grammar: Option<GrammarMatcher>,
     pub events: mpsc::UnboundedSender<Event>,
 }
 
@@ -351,7 +354,8 @@ impl<'m> Slots<'m> {
         self.clock += 1;
         self.last_used[slot] = self.clock;
         let cached = self.seqs[slot].reuse_prefix(&job.prompt);
-        let sampler = Sampler::new(job.sampling, self.model);
+        let mut sampler = Sampler::new(job.sampling, self.model);
+        sampler.set_grammar(job.grammar);
         self.active[slot] = Some(Active {
             answer: Answer::new(self.model.tokenizer(), &job.options),
             prompt: job.prompt,
