@@ -8,8 +8,12 @@ greedy, max_tokens TOKENS) and the script reports aggregate completion tokens/s,
 to first token, p50 time per output token, failures, and the server's peak RSS (VmHWM).
 Standard library only. Prints a table and writes JSON (--out).
 
-  python3 benches/serve_load.py --edgelm "target/release/edgelm serve M.edgelm" \
-      --llama "llama-server -m M.gguf" --parallel 4 --threads 2
+  python3 benches/serve_load.py --edgelm "target/release/edgelm serve M.edgelm -t 2 --parallel 4" \
+      --llama "llama-server -m M.gguf -t 2 -np 4"
+
+`--soak SECONDS` instead runs the first server under mixed traffic (streamed and whole chats,
+completions, JSON-schema answers, clients that hang up mid-stream) from 4 clients for that long,
+sampling its RSS every 10 s, and reports the RSS drift and any error.
 """
 import argparse
 import http.client
@@ -139,6 +143,80 @@ def level(port, concurrency, texts, max_tokens):
             "errors": errors[:3]}
 
 
+SCHEMA = {"type": "object", "properties": {"action": {"type": "string", "enum": ["on", "off"]},
+          "value": {"type": "integer", "minimum": 0, "maximum": 30}}, "required": ["action", "value"]}
+
+
+def mixed_request(port, i, text):
+    """One request of kind i % 5; raises on any failure."""
+    kind = i % 5
+    if kind in (0, 1):
+        one_request(port, text, 32)
+        return
+    if kind == 4:  # hang up after the first streamed bytes
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        body = json.dumps({"model": "m", "stream": True, "max_tokens": 200,
+                           "messages": [{"role": "user", "content": text}]})
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 200, r.status
+        r.read1(64)
+        conn.close()
+        return
+    if kind == 2:
+        path, body = "/v1/completions", {"model": "m", "prompt": text, "max_tokens": 24}
+    else:
+        path, body = "/v1/chat/completions", {"model": "m", "max_tokens": 48, "messages": [{"role": "user", "content": text}],
+                                              "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA}}}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        out = json.loads(r.read())
+    if kind == 3 and out["choices"][0]["finish_reason"] == "stop":
+        json.loads(out["choices"][0]["message"]["content"])
+
+
+def soak(command, seconds, texts):
+    s = Server(command, free_port())
+    rss, errors, done, stop = [], [], [0], time.time() + seconds
+
+    def client(k):
+        i = k
+        while time.time() < stop:
+            try:
+                mixed_request(s.port, i, texts[i % len(texts)])
+                done[0] += 1
+            except Exception as e:  # noqa: BLE001 - reported
+                errors.append(repr(e))
+            i += 4
+
+    def rss_mib():
+        for line in open(f"/proc/{s.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        time.sleep(10)
+        rss.append((round(time.time() - t0), rss_mib()))
+        print(f"t={rss[-1][0]:5d}s RSS {rss[-1][1]:6.1f} MiB requests {done[0]} errors {len(errors)}", flush=True)
+    for t in threads:
+        t.join()
+    s.stop()
+    third = max(1, len(rss) // 3)
+    early, late = [r for _, r in rss[:third]], [r for _, r in rss[-third:]]
+    result = {"seconds": seconds, "requests": done[0], "errors": errors[:5], "error_count": len(errors),
+              "rss_mib": rss, "rss_first_third_mean": sum(early) / len(early), "rss_last_third_mean": sum(late) / len(late),
+              "exit_code": s.proc.returncode}
+    print(f"soak: {done[0]} requests, {len(errors)} errors, RSS first third {result['rss_first_third_mean']:.1f} MiB, "
+          f"last third {result['rss_last_third_mean']:.1f} MiB, exit {s.proc.returncode}")
+    return result
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--edgelm", required=True, help="edgelm serve command line (without --port)")
@@ -147,7 +225,14 @@ def main():
     ap.add_argument("--requests", type=int, default=24, help="requests per level")
     ap.add_argument("--tokens", type=int, default=48, help="max_tokens per request")
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--soak", type=int, help="run the mixed-traffic soak of the edgelm server for this many seconds")
     a = ap.parse_args()
+    if a.soak:
+        result = soak(a.edgelm, a.soak, prompts(30))
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump({"machine": os.uname().machine, "cores": os.cpu_count(), "args": vars(a), "soak": result}, f, indent=1)
+        return
     servers = {"edgelm": a.edgelm}
     if a.llama:
         servers["llama.cpp"] = a.llama
