@@ -424,14 +424,20 @@ fn usage_json(u: Usage, cached: usize) -> Value {
     })
 }
 
-/// Streams `rx` as server-sent events: `chunk(text)` per piece, `last(finish, usage)` at
-/// the end, then `[DONE]`.
+/// Streams `rx` as server-sent events: `opening` first, `chunk(text)` per piece,
+/// `last(finish, usage)` at the end, then `[DONE]`.
 fn sse(
     mut rx: mpsc::UnboundedReceiver<Event>,
+    opening: Option<Value>,
     chunk: impl Fn(&str) -> Value + Send + 'static,
     last: impl Fn(Finish, Usage, usize) -> Vec<Value> + Send + 'static,
 ) -> Response {
     let stream = async_stream(move |tx| async move {
+        if let Some(v) = opening
+            && tx.send(SseEvent::default().data(v.to_string())).is_err()
+        {
+            return;
+        }
         while let Some(e) = rx.recv().await {
             let out: Vec<Value> = match e {
                 Event::Text(t) => vec![chunk(&t)],
@@ -568,40 +574,31 @@ async fn chat_inner(state: Arc<AppState>, body: Body) -> Result<Response, Respon
     let (id, name, created) = (state.id("chatcmpl"), served.name.clone(), now());
     if req.stream {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+        if tools {
+            // A tool call is sent whole once it is complete (it must parse as a whole).
+            let c = collect(rx).await.map_err(err)?;
+            return Ok(tool_call_stream(&id, &name, created, c, include_usage));
+        }
         let head = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": name});
-        let with = move |choices: Value| {
+        let wrap = move |delta: Value, finish: Option<&str>| {
             let mut v = head.clone();
-            v["choices"] = choices;
+            v["choices"] = json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
             v
         };
-        let with2 = with.clone();
-        // A tool call streams as one call whose arguments arrive in pieces once its name is known.
-        let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let chunk = move |t: &str| {
-            let role = first.swap(false, Ordering::Relaxed);
-            let mut delta = json!({"content": t});
-            if role {
-                delta["role"] = json!("assistant");
-            }
-            with(json!([{"index": 0, "delta": delta, "finish_reason": null}]))
-        };
+        let opening = wrap(json!({"role": "assistant", "content": ""}), None);
+        let wrap2 = wrap.clone();
+        let chunk = move |t: &str| wrap(json!({"content": t}), None);
         let last = move |finish: Finish, usage: Usage, cached: usize| {
-            let mut out = vec![with2(
-                json!([{"index": 0, "delta": {}, "finish_reason": finish_reason(finish, false)}]),
-            )];
+            let mut out = vec![wrap2(json!({}), Some(finish_reason(finish, false)))];
             if include_usage {
-                let mut u = with2(json!([]));
+                let mut u = wrap2(json!({}), None);
+                u["choices"] = json!([]);
                 u["usage"] = usage_json(usage, cached);
                 out.push(u);
             }
             out
         };
-        if tools {
-            // Streaming a tool call: collect it, then send it as one chunk.
-            let c = collect(rx).await.map_err(err)?;
-            return Ok(tool_call_stream(&id, &name, created, c, include_usage));
-        }
-        return Ok(sse(rx, chunk, last));
+        return Ok(sse(rx, Some(opening), chunk, last));
     }
     let c = collect(rx).await.map_err(err)?;
     let (message, tool_call) = if tools {
@@ -711,7 +708,7 @@ async fn completions_inner(state: Arc<AppState>, body: Body) -> Result<Response,
             }
             vec![v]
         };
-        return Ok(sse(rx, chunk, last));
+        return Ok(sse(rx, None, chunk, last));
     }
     let c = collect(rx).await.map_err(err)?;
     let mut v = head;
