@@ -69,7 +69,9 @@ unset CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$root=edgelm --remap-path-prefix=$cargo_home=cargo"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+# Tarball mtimes: the last commit that changed what goes into the binaries (not docs), so the
+# tarballs' checksums change only with their contents.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- Cargo.toml Cargo.lock .cargo src kernels tools targets/release.sh 2>/dev/null || echo 0)}
 unset QEMU_LD_PREFIX # never: two glibc builds (targets/aarch64/README.md)
 
 # check_static FILE MACHINE: an ELF executable of that machine, without an interpreter or
@@ -172,7 +174,8 @@ printf '%s\n' "$bin_sums"
 doc=docs/RELEASE.md
 if [ -f "$doc" ] && grep -q '<!-- release.sh: begin -->' "$doc" && [ "${#archs[@]}" -eq 2 ]; then
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-  dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo ", uncommitted changes" || true)
+  dirty=$(git status --porcelain --untracked-files=no -- Cargo.toml Cargo.lock .cargo src kernels tools 2>/dev/null |
+    grep -q . && echo " with uncommitted changes to the sources" || true)
   gen=$(mktemp)
   {
     echo '<!-- release.sh: begin -->'
@@ -196,7 +199,7 @@ if [ -f "$doc" ] && grep -q '<!-- release.sh: begin -->' "$doc" && [ "${#archs[@
   rm -f "$gen"
   log "wrote the sizes and checksums into $doc"
 fi
-log "built ${archs[*]} in ${SECONDS}s: $(cd "$DIST" && ls edgelm-"$version"-*.tar.gz | tr '\n' ' ')"
+log "built ${archs[*]} in ${SECONDS}s: $(for arch in "${archs[@]}"; do printf '%s ' "$DIST/edgelm-$version-$arch-linux.tar.gz"; done)"
 
 if [ "${SKIP_SMOKE:-0}" != 1 ]; then
   bash "$root/targets/smoke-release.sh" "${archs[@]}"

@@ -116,6 +116,7 @@ fi
 if [[ " ${archs[*]} " == *" aarch64 "* ]]; then
   qemu_a64=$(command -v qemu-aarch64) || die "qemu-aarch64 missing: run targets/aarch64/setup-cross.sh"
   a64=$tmp/aarch64/edgelm
+  log "aarch64: edgelm-convert starts as a Cortex-A72 ($(env -i "$qemu_a64" -cpu cortex-a72 "$tmp/aarch64/edgelm-convert" --version))"
   for entry in ${CPUS:-cortex-a72:neon cortex-a76:dotprod max:i8mm}; do
     cpu=${entry%%:*} expect=${entry#*:}
     log "aarch64: qemu-aarch64 -cpu $cpu (expecting the $expect path)"
