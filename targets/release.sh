@@ -117,6 +117,13 @@ for arch in "${archs[@]}"; do
   for b in "${bins[@]}"; do
     check_static "$out/$b" "${machine[$arch]}"
     cp "$out/$b" "$stage/$b"
+    # Static glibc's NSS (getaddrinfo of names, getpwnam) needs that glibc's libnss_*.so at run
+    # time; numeric addresses (the coming loopback server) do not. Say whether it is linked in.
+    if grep -qaE 'libnss_|nsswitch\.conf' "$out/$b"; then
+      log "$arch/$b: static, stripped; NSS code linked in: resolve numeric addresses only (docs/RELEASE.md)"
+    else
+      log "$arch/$b: static, stripped; no NSS code"
+    fi
   done
   for e in "${extra[@]}"; do
     src=${e%%:*} dest=${e#*:}
