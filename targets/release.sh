@@ -69,9 +69,10 @@ unset CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$root=edgelm --remap-path-prefix=$cargo_home=cargo"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-# Tarball mtimes: the last commit that changed what goes into the binaries (not docs), so the
-# tarballs' checksums change only with their contents.
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- Cargo.toml Cargo.lock .cargo src kernels tools targets/release.sh 2>/dev/null || echo 0)}
+# What the artifacts are made of. Tarball mtimes: the last commit that changed it (not docs), so
+# the tarballs' checksums change only with their contents.
+sources=(Cargo.toml Cargo.lock .cargo src kernels tools targets/release.sh)
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- "${sources[@]}" 2>/dev/null || echo 0)}
 unset QEMU_LD_PREFIX # never: two glibc builds (targets/aarch64/README.md)
 
 # check_static FILE MACHINE: an ELF executable of that machine, without an interpreter or
@@ -180,13 +181,13 @@ printf '%s\n' "$bin_sums"
 # docs/RELEASE.md: the part between the markers is this run's (the build of the commit named there).
 doc=docs/RELEASE.md
 if [ -f "$doc" ] && grep -q '<!-- release.sh: begin -->' "$doc" && [ "${#archs[@]}" -eq 2 ]; then
-  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-  dirty=$(git status --porcelain --untracked-files=no -- Cargo.toml Cargo.lock .cargo src kernels tools 2>/dev/null |
+  commit=$(git log -1 --format=%h -- "${sources[@]}" 2>/dev/null || echo unknown)
+  dirty=$(git status --porcelain --untracked-files=no -- "${sources[@]}" 2>/dev/null |
     grep -q . && echo " with uncommitted changes to the sources" || true)
   gen=$(mktemp)
   {
     echo '<!-- release.sh: begin -->'
-    echo "Built by \`targets/release.sh\` from commit $commit$dirty with $(rustc -V | cut -d' ' -f1-2) (Debian), glibc static:"
+    echo "Built by \`targets/release.sh\` from the sources of commit $commit$dirty with $(rustc -V | cut -d' ' -f1-2) (Debian), glibc static:"
     echo
     echo '| architecture | file | bytes | size |'
     echo '|---|---|---:|---:|'
