@@ -315,3 +315,43 @@ fn common_fixture(rel: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(rel)
 }
+
+/// `inspect` names the kernel path this CPU gets, honouring `EDGELM_ISA` as `run` does (the
+/// release smoke test reads it under several qemu CPU models); a bad `EDGELM_ISA` is reported
+/// on that line, not as a failure of `inspect`.
+#[test]
+fn inspect_names_the_kernel_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let inspect = |isa: Option<&str>| {
+        let mut c = command();
+        c.arg("inspect").arg(&model);
+        if let Some(v) = isa {
+            c.env("EDGELM_ISA", v);
+        } else {
+            c.env_remove("EDGELM_ISA");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text.lines().find(|l| l.starts_with("kernels: "));
+        line.unwrap_or_else(|| panic!("no kernels line in {text}"))
+            .to_owned()
+    };
+    let auto = inspect(None);
+    assert!(auto.contains(" on this CPU (available: scalar"), "{auto}");
+    // targets/aarch64/test.sh names the path each qemu CPU model must get.
+    if let Ok(want) = std::env::var("EDGELM_EXPECT_ISA") {
+        assert!(auto.starts_with(&format!("kernels: {want} on")), "{auto}");
+    }
+    let scalar = inspect(Some("scalar"));
+    assert!(
+        scalar.starts_with("kernels: scalar on this CPU (available: scalar"),
+        "{scalar}"
+    );
+    let bogus = inspect(Some("bogus"));
+    assert!(
+        bogus.contains("unknown instruction-set path \"bogus\""),
+        "{bogus}"
+    );
+}

@@ -24,6 +24,7 @@ pub struct InspectArgs {
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let file = super::common::open(&args.file)?;
     let mut text = summary(&file);
+    kernels(&mut text);
     if args.verify {
         file.verify_data()?;
         let _ = writeln!(
@@ -36,6 +37,19 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// The kernel path `run` would use on this CPU (honouring `EDGELM_ISA`) and the paths it has:
+/// one binary per architecture picks its kernels at run time, so this line is per machine, not
+/// per file (targets/release.sh checks it under several qemu CPU models).
+fn kernels(s: &mut String) {
+    use edgelm::kernels::Kernels;
+    let available = Kernels::available();
+    let env = std::env::var("EDGELM_ISA").ok();
+    let _ = match Kernels::select(env.as_deref()) {
+        Ok(k) => writeln!(s, "kernels: {} on this CPU (available: {available})", k.isa),
+        Err(e) => writeln!(s, "kernels: EDGELM_ISA: {e}"),
+    };
 }
 
 /// The text `edgelm inspect` prints.
