@@ -20,7 +20,7 @@ fn table(words: &[&str]) -> Arc<TokenTable> {
     }
     // One special token past the words: never allowed.
     let vocab = 258 + words.len();
-    Arc::new(TokenTable::build(vocab, tokens.into_iter(), vec![EOT], EOT))
+    Arc::new(TokenTable::from_tokens(vocab, tokens, vec![EOT]))
 }
 
 fn matcher(gbnf: &str) -> GrammarMatcher {

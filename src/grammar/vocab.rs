@@ -49,19 +49,22 @@ impl TokenTable {
             );
             text.then(|| tokenizer.token_bytes(id).map(|b| (id, b))).flatten()
         });
-        let stops = tokenizer.stop_tokens().to_vec();
-        let fallback = stops.first().copied().or(tokenizer.eos()).unwrap_or(0);
-        TokenTable::build(n as usize, tokens, stops, fallback)
+        let mut stops = tokenizer.stop_tokens().to_vec();
+        if stops.is_empty() {
+            stops.extend(tokenizer.eos());
+        }
+        TokenTable::from_tokens(n as usize, tokens, stops)
     }
 
-    /// The table of a vocabulary of `vocab` ids whose text tokens are `tokens`.
-    pub(crate) fn build<'a>(
+    /// The table of a vocabulary of `vocab` ids whose text tokens are `tokens` (id, bytes)
+    /// and whose generation-ending tokens are `stops`; other ids are never allowed.
+    pub fn from_tokens<'a>(
         vocab: usize,
-        tokens: impl Iterator<Item = (u32, &'a [u8])>,
+        tokens: impl IntoIterator<Item = (u32, &'a [u8])>,
         stops: Vec<u32>,
-        fallback: u32,
     ) -> TokenTable {
-        let mut list: Vec<(u32, &[u8])> = tokens.filter(|(_, b)| !b.is_empty()).collect();
+        let fallback = stops.first().copied().unwrap_or(0);
+        let mut list: Vec<(u32, &[u8])> = tokens.into_iter().filter(|(_, b)| !b.is_empty()).collect();
         list.sort_unstable_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(&b.0)));
         let mut text = Vec::with_capacity(list.iter().map(|t| t.1.len()).sum());
         let mut sorted = Vec::with_capacity(list.len());
@@ -106,7 +109,7 @@ impl TokenTable {
     }
 
     /// The token that ends generation when a grammar leaves nothing to choose: the first
-    /// stop token, else end-of-sequence.
+    /// stop token (0 if there is none).
     pub(crate) fn fallback_token(&self) -> u32 {
         self.fallback
     }
