@@ -408,3 +408,14 @@ fn json_schema_errors_name_the_keyword_and_path() {
     }
     assert!(e(deep).contains("nested more than"));
 }
+
+#[test]
+fn ascii_loops_do_not_let_other_characters_through() {
+    // Every ASCII character loops; "é" is not ASCII and must still be refused.
+    mask_agrees_with_accept("root ::= [\\x00-\\x7F]*", &["é", "aé", "ab", "\u{7f}"], "a");
+    mask_agrees_with_accept(
+        &fixture("json.gbnf"),
+        &["é", "aé", "ab", "a\"", "\"}"],
+        "{\"a\": \"",
+    );
+}

@@ -25,6 +25,8 @@ struct Entry {
     start: u32,
     len: u32,
     lcp: u32,
+    /// The characters of the token as a bitmap, if they are all ASCII.
+    ascii: Option<[u64; 2]>,
 }
 
 impl fmt::Debug for TokenTable {
@@ -72,11 +74,17 @@ impl TokenTable {
         let mut prev: &[u8] = &[];
         for (i, &(id, bytes)) in list.iter().enumerate() {
             let lcp = prev.iter().zip(bytes).take_while(|(a, b)| a == b).count();
+            let ascii = bytes.iter().try_fold([0u64; 2], |mut set, &b| {
+                let word = set.get_mut(usize::from(b / 64))?;
+                *word |= 1 << (b % 64);
+                Some(set)
+            });
             sorted.push(Entry {
                 id,
                 start: text.len() as u32,
                 len: bytes.len() as u32,
                 lcp: lcp as u32,
+                ascii,
             });
             text.extend_from_slice(bytes);
             if let Some(s) = slot.get_mut(id as usize) {
@@ -129,6 +137,13 @@ impl TokenTable {
     pub(crate) fn sorted_bytes(&self, i: usize) -> &[u8] {
         let e = self.sorted[i];
         &self.text[e.start as usize..(e.start + e.len) as usize]
+    }
+
+    /// Whether the `i`-th token in byte order is made only of the ASCII characters in `set`.
+    pub(crate) fn within(&self, i: usize, set: &[u64; 2]) -> bool {
+        self.sorted[i]
+            .ascii
+            .is_some_and(|a| a[0] & !set[0] == 0 && a[1] & !set[1] == 0)
     }
 
     /// Length of the prefix the `i`-th token shares with the one before.
