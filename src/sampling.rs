@@ -669,6 +669,41 @@ mod tests {
         assert_eq!(l, want);
     }
 
+    /// A matcher over `VOCAB` (token 0, the newline, doubles as end of turn).
+    fn matcher(gbnf: &str) -> GrammarMatcher {
+        use std::sync::Arc;
+        let tokens = VOCAB
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, t)| (i as u32, t.as_bytes()));
+        let table = crate::grammar::TokenTable::from_tokens(VOCAB.len(), tokens, vec![0]);
+        let grammar = crate::grammar::Grammar::parse(gbnf).unwrap();
+        GrammarMatcher::new(Arc::new(grammar), Arc::new(table))
+    }
+
+    #[test]
+    fn a_grammar_masks_before_sampling_and_ends_with_end_of_turn() {
+        let mut s = sampler(SamplingParams {
+            repeat_penalty: 1.5,
+            ..SamplingParams::greedy()
+        });
+        s.set_grammar(Some(matcher(r#"root ::= [a-e]* "x:""#)));
+        // b (3.0) is the best; then x: is all that may end the text, then only end of turn.
+        let mut l = logits();
+        assert_eq!(s.sample(&mut l, &[]), 1);
+        assert!(l[5..].iter().all(|&x| x == f32::NEG_INFINITY) && l[0] == f32::NEG_INFINITY);
+        let mut l = vec![0.0; VOCAB.len()];
+        l[8] = 1.0;
+        assert_eq!(s.sample(&mut l, &[]), 8);
+        assert!(s.grammar().unwrap().is_complete());
+        assert_eq!(s.sample(&mut vec![0.0; VOCAB.len()], &[]), 0);
+        // A grammar no token can follow: end of turn, no panic.
+        let mut s = sampler(SamplingParams::default());
+        s.set_grammar(Some(matcher(r#"root ::= "z""#)));
+        assert_eq!(s.sample(&mut logits(), &[]), 0);
+    }
+
     #[test]
     fn greedy_takes_the_largest_and_penalties_apply() {
         let mut s = sampler(SamplingParams::greedy());

@@ -194,6 +194,10 @@ impl GrammarMatcher {
         let (mut valid, mut dead, mut shared) = (1usize, usize::MAX, usize::MAX);
         for (i, id) in table.sorted_ids().enumerate() {
             shared = shared.min(table.lcp(i));
+            // Characters the committed set loops on lead back to it: nothing to walk.
+            if table.within(i, &loops) {
+                continue;
+            }
             let allowed = if shared >= dead {
                 false
             } else {

@@ -20,7 +20,7 @@ fn table(words: &[&str]) -> Arc<TokenTable> {
     }
     // One special token past the words: never allowed.
     let vocab = 258 + words.len();
-    Arc::new(TokenTable::build(vocab, tokens.into_iter(), vec![EOT], EOT))
+    Arc::new(TokenTable::from_tokens(vocab, tokens, vec![EOT]))
 }
 
 fn matcher(gbnf: &str) -> GrammarMatcher {
@@ -407,4 +407,15 @@ fn json_schema_errors_name_the_keyword_and_path() {
         deep = json!({"type": "array", "items": deep});
     }
     assert!(e(deep).contains("nested more than"));
+}
+
+#[test]
+fn ascii_loops_do_not_let_other_characters_through() {
+    // Every ASCII character loops; "é" is not ASCII and must still be refused.
+    mask_agrees_with_accept("root ::= [\\x00-\\x7F]*", &["é", "aé", "ab", "\u{7f}"], "a");
+    mask_agrees_with_accept(
+        &fixture("json.gbnf"),
+        &["é", "aé", "ab", "a\"", "\"}"],
+        "{\"a\": \"",
+    );
 }

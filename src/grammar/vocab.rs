@@ -25,6 +25,8 @@ struct Entry {
     start: u32,
     len: u32,
     lcp: u32,
+    /// The characters of the token as a bitmap, if they are all ASCII.
+    ascii: Option<[u64; 2]>,
 }
 
 impl fmt::Debug for TokenTable {
@@ -49,19 +51,22 @@ impl TokenTable {
             );
             text.then(|| tokenizer.token_bytes(id).map(|b| (id, b))).flatten()
         });
-        let stops = tokenizer.stop_tokens().to_vec();
-        let fallback = stops.first().copied().or(tokenizer.eos()).unwrap_or(0);
-        TokenTable::build(n as usize, tokens, stops, fallback)
+        let mut stops = tokenizer.stop_tokens().to_vec();
+        if stops.is_empty() {
+            stops.extend(tokenizer.eos());
+        }
+        TokenTable::from_tokens(n as usize, tokens, stops)
     }
 
-    /// The table of a vocabulary of `vocab` ids whose text tokens are `tokens`.
-    pub(crate) fn build<'a>(
+    /// The table of a vocabulary of `vocab` ids whose text tokens are `tokens` (id, bytes)
+    /// and whose generation-ending tokens are `stops`; other ids are never allowed.
+    pub fn from_tokens<'a>(
         vocab: usize,
-        tokens: impl Iterator<Item = (u32, &'a [u8])>,
+        tokens: impl IntoIterator<Item = (u32, &'a [u8])>,
         stops: Vec<u32>,
-        fallback: u32,
     ) -> TokenTable {
-        let mut list: Vec<(u32, &[u8])> = tokens.filter(|(_, b)| !b.is_empty()).collect();
+        let fallback = stops.first().copied().unwrap_or(0);
+        let mut list: Vec<(u32, &[u8])> = tokens.into_iter().filter(|(_, b)| !b.is_empty()).collect();
         list.sort_unstable_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(&b.0)));
         let mut text = Vec::with_capacity(list.iter().map(|t| t.1.len()).sum());
         let mut sorted = Vec::with_capacity(list.len());
@@ -69,11 +74,17 @@ impl TokenTable {
         let mut prev: &[u8] = &[];
         for (i, &(id, bytes)) in list.iter().enumerate() {
             let lcp = prev.iter().zip(bytes).take_while(|(a, b)| a == b).count();
+            let ascii = bytes.iter().try_fold([0u64; 2], |mut set, &b| {
+                let word = set.get_mut(usize::from(b / 64))?;
+                *word |= 1 << (b % 64);
+                Some(set)
+            });
             sorted.push(Entry {
                 id,
                 start: text.len() as u32,
                 len: bytes.len() as u32,
                 lcp: lcp as u32,
+                ascii,
             });
             text.extend_from_slice(bytes);
             if let Some(s) = slot.get_mut(id as usize) {
@@ -106,7 +117,7 @@ impl TokenTable {
     }
 
     /// The token that ends generation when a grammar leaves nothing to choose: the first
-    /// stop token, else end-of-sequence.
+    /// stop token (0 if there is none).
     pub(crate) fn fallback_token(&self) -> u32 {
         self.fallback
     }
@@ -126,6 +137,13 @@ impl TokenTable {
     pub(crate) fn sorted_bytes(&self, i: usize) -> &[u8] {
         let e = self.sorted[i];
         &self.text[e.start as usize..(e.start + e.len) as usize]
+    }
+
+    /// Whether the `i`-th token in byte order is made only of the ASCII characters in `set`.
+    pub(crate) fn within(&self, i: usize, set: &[u64; 2]) -> bool {
+        self.sorted[i]
+            .ascii
+            .is_some_and(|a| a[0] & !set[0] == 0 && a[1] & !set[1] == 0)
     }
 
     /// Length of the prefix the `i`-th token shares with the one before.
