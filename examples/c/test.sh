@@ -34,6 +34,21 @@ for exe in chat chat-cxx; do
   [ -n "${answer//[[:space:]]/}" ] || { echo "examples/c/test.sh: $exe printed no answer" >&2; exit 1; }
 done
 
+log "install under a prefix; link chat.c through pkg-config and through CMake's find_package"
+bash capi/install.sh "$tmp/prefix" >&2
+PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig
+# shellcheck disable=SC2046 # word splitting of pkg-config's flags is intended
+cc -std=c11 -Wall -Werror examples/c/chat.c $(PKG_CONFIG_PATH=$PKG_CONFIG_PATH pkg-config --static --cflags --libs edgelm) \
+  -o "$tmp/chat-pc"
+"$tmp/chat-pc" "$smollm" "$question" 4 >/dev/null
+if command -v cmake >/dev/null; then
+  cmake -S examples/c -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$tmp/cmake" >/dev/null
+  "$tmp/cmake/chat" "$smollm" "$question" 4 >/dev/null
+else
+  log "cmake not installed: find_package(edgelm) not checked"
+fi
+
 if [ "${SKIP_AARCH64:-0}" = 1 ]; then exit 0; fi
 log "aarch64: libedgelm.a with the cross toolchain, chat.c with aarch64-linux-gnu-gcc, run under qemu"
 # As in targets/aarch64/test.sh: Debian's cargo with the aarch64 std, its own target folder.
