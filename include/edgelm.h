@@ -131,7 +131,7 @@ typedef struct EdgelmMessage {
 typedef struct EdgelmSessionOptions {
   // Context size in tokens; 0: the model's maximum, capped at 4096.
   uint32_t context;
-  // Worker threads; 0: the physical performance cores.
+  // Worker threads; 0: the physical performance cores; capped at the available cores.
   uint32_t threads;
   // `EDGELM_KV_F16`, `EDGELM_KV_F32` or `EDGELM_KV_Q8`.
   uint32_t kv_type;
@@ -215,7 +215,7 @@ extern "C" {
 uint32_t edgelm_api_version(void);
 
 // Makes an embedder of an encoder model with `threads` worker threads (0: the physical
-// performance cores) and stores it in `*out_embedder` (NULL on failure). Decoder models give
+// performance cores; capped at the available cores) and stores it in `*out_embedder` (NULL on failure). Decoder models give
 // `EDGELM_STATUS_UNSUPPORTED`.
 //
 // Thread safety: any thread.

@@ -23,7 +23,7 @@ impl Kind for OwnedEmbedder {
 }
 
 /// Makes an embedder of an encoder model with `threads` worker threads (0: the physical
-/// performance cores) and stores it in `*out_embedder` (NULL on failure). Decoder models give
+/// performance cores; capped at the available cores) and stores it in `*out_embedder` (NULL on failure). Decoder models give
 /// `EDGELM_STATUS_UNSUPPORTED`.
 ///
 /// Thread safety: any thread.
@@ -43,7 +43,7 @@ pub unsafe extern "C" fn edgelm_embedder_new(
         // SAFETY: forwarded contract.
         let m = unsafe { model_data(model) }?;
         let opts = EmbedOptions {
-            threads: (threads != 0).then_some(threads as usize),
+            threads: crate::threads(Some(threads as usize)),
             ..EmbedOptions::default()
         };
         *slot = Handle::into_raw(OwnedEmbedder::open(m.model.clone(), &opts)?);

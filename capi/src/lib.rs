@@ -37,6 +37,13 @@ pub extern "C" fn edgelm_api_version() -> u32 {
     EDGELM_API_VERSION
 }
 
+/// A requested worker-thread count (`0` or `None`: the library's default), capped at the cores
+/// this process may use: a hostile count must not try to start billions of threads.
+pub fn threads(requested: Option<usize>) -> Option<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    requested.filter(|&n| n != 0).map(|n| n.min(cores))
+}
+
 /// `ptr` as a mutable reference, or an error naming the argument.
 ///
 /// # Safety

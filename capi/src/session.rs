@@ -61,7 +61,7 @@ pub const EDGELM_KV_Q8: u32 = 2;
 pub struct EdgelmSessionOptions {
     /// Context size in tokens; 0: the model's maximum, capped at 4096.
     pub context: u32,
-    /// Worker threads; 0: the physical performance cores.
+    /// Worker threads; 0: the physical performance cores; capped at the available cores.
     pub threads: u32,
     /// `EDGELM_KV_F16`, `EDGELM_KV_F32` or `EDGELM_KV_Q8`.
     pub kv_type: u32,
@@ -86,10 +86,9 @@ fn session_options(o: &EdgelmSessionOptions) -> Result<SessionOptions, Error> {
         EDGELM_KV_Q8 => KvType::Q8,
         other => return Err(Error::arg(format!("unknown KV type {other}"))),
     };
-    let some = |n: u32| (n != 0).then_some(n as usize);
     Ok(SessionOptions {
-        context: some(o.context),
-        threads: some(o.threads),
+        context: (o.context != 0).then_some(o.context as usize),
+        threads: crate::threads(Some(o.threads as usize)),
         kv_type,
         ..SessionOptions::default()
     })

@@ -214,7 +214,7 @@ static void decoder(const char *path) {
   so.context = 1u << 30;
   EXPECT(edgelm_session_new(model, &so, &session), BAD_ARG);
   so.context = 8;
-  so.threads = 2;
+  so.threads = 0xffffffffu; /* capped at the available cores */
   EXPECT(edgelm_session_new(model, &so, NULL), NULL_ARG);
   EXPECT(edgelm_session_new(model, &so, &session), EDGELM_STATUS_OK);
   const float *logits = NULL;

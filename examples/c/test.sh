@@ -38,8 +38,9 @@ log "install under a prefix; link chat.c through pkg-config and through CMake's 
 bash capi/install.sh "$tmp/prefix" >&2
 PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig
 # shellcheck disable=SC2046 # word splitting of pkg-config's flags is intended
-cc -std=c11 -Wall -Werror examples/c/chat.c $(PKG_CONFIG_PATH=$PKG_CONFIG_PATH pkg-config --static --cflags --libs edgelm) \
-  -o "$tmp/chat-pc"
+# (the shared library here; CMake links the static one)
+cc -std=c11 -Wall -Werror examples/c/chat.c $(PKG_CONFIG_PATH=$PKG_CONFIG_PATH pkg-config --cflags --libs edgelm) \
+  -Wl,-rpath,"$tmp/prefix/lib" -o "$tmp/chat-pc"
 "$tmp/chat-pc" "$smollm" "$question" 4 >/dev/null
 if command -v cmake >/dev/null; then
   cmake -S examples/c -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -26,11 +26,36 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict};
 
 create_exception!(edgelm, Error, PyException, "Base class of edgelm's errors.");
-create_exception!(edgelm, ModelError, Error, "The model file cannot be read or is not a valid edgelm model.");
-create_exception!(edgelm, InvalidInputError, Error, "An argument is out of range or an option is invalid.");
-create_exception!(edgelm, UnsupportedError, Error, "The model cannot do this (generate with an encoder, embed with a decoder).");
-create_exception!(edgelm, ContextFullError, Error, "The prompt and answer do not fit in the context.");
-create_exception!(edgelm, TemplateError, Error, "The chat template failed to render.");
+create_exception!(
+    edgelm,
+    ModelError,
+    Error,
+    "The model file cannot be read or is not a valid edgelm model."
+);
+create_exception!(
+    edgelm,
+    InvalidInputError,
+    Error,
+    "An argument is out of range or an option is invalid."
+);
+create_exception!(
+    edgelm,
+    UnsupportedError,
+    Error,
+    "The model cannot do this (generate with an encoder, embed with a decoder)."
+);
+create_exception!(
+    edgelm,
+    ContextFullError,
+    Error,
+    "The prompt and answer do not fit in the context."
+);
+create_exception!(
+    edgelm,
+    TemplateError,
+    Error,
+    "The chat template failed to render."
+);
 
 /// The Python exception of an edgelm error.
 fn py_err(e: impl Into<CError>) -> PyErr {
@@ -148,11 +173,13 @@ fn settings(
 #[pymethods]
 impl Model {
     /// Opens the packed model at `path`. `context` (tokens, default: the model's maximum capped
-    /// at 4096) and `threads` (default: the physical performance cores) apply to the sessions
+    /// at 4096) and `threads` (default: the physical performance cores, at most the available
+    /// ones) apply to the sessions
     /// and embedders the model makes.
     #[new]
     #[pyo3(signature = (path, *, context=None, threads=None))]
     fn new(py: Python<'_>, path: PathBuf, context: Option<usize>, threads: Option<usize>) -> PyResult<Model> {
+        let threads = capi::threads(threads);
         let model = py.detach(|| EModel::open(&path)).map_err(py_err)?;
         let template = ChatTemplate::for_model(&model).map_err(|e| e.to_string());
         Ok(Model {
@@ -206,7 +233,8 @@ impl Model {
             parse_special: special,
             max_length: None,
         };
-        py.detach(|| self.inner.model.tokenizer().encode(text, opts)).map_err(py_err)
+        py.detach(|| self.inner.model.tokenizer().encode(text, opts))
+            .map_err(py_err)
     }
 
     /// The text of token ids (bytes that are not UTF-8 become U+FFFD).
@@ -241,7 +269,17 @@ impl Model {
         loop_guard: bool,
         special: bool,
     ) -> PyResult<TextStream> {
-        let s = settings(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop, loop_guard)?;
+        let s = settings(
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            seed,
+            stop,
+            loop_guard,
+        )?;
         let ids = self.tokenize(py, prompt, true, special)?;
         self.stream(ids, s)
     }
@@ -265,7 +303,17 @@ impl Model {
         stop: Option<Vec<String>>,
         loop_guard: bool,
     ) -> PyResult<TextStream> {
-        let s = settings(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop, loop_guard)?;
+        let s = settings(
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            seed,
+            stop,
+            loop_guard,
+        )?;
         let field = |m: &Bound<'_, PyDict>, key: &str| -> PyResult<String> {
             m.get_item(key)?
                 .ok_or_else(|| InvalidInputError::new_err(format!("a message has no {key:?}")))?
@@ -276,7 +324,10 @@ impl Model {
             .map(|m| Ok(Message::new(&field(m, "role")?, field(m, "content")?)))
             .collect::<PyResult<Vec<_>>>()?;
         let inner = &self.inner;
-        let template = inner.template.as_ref().map_err(|e| TemplateError::new_err(e.clone()))?;
+        let template = inner
+            .template
+            .as_ref()
+            .map_err(|e| TemplateError::new_err(e.clone()))?;
         let ids = py
             .detach(|| template.encode(inner.model.tokenizer(), &messages))
             .map_err(py_err)?;
@@ -350,8 +401,13 @@ fn run_generation(inner: &Inner, ids: &[u32], s: Settings, cancelled: &AtomicBoo
         };
         let result = session.with(|session| {
             generate(session, &mut sampler, ids, &opts, |piece| {
-                let go_on = !cancelled.load(Ordering::Relaxed) && tx.send(Piece::Text(piece.to_owned())).is_ok();
-                if go_on { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
+                let go_on =
+                    !cancelled.load(Ordering::Relaxed) && tx.send(Piece::Text(piece.to_owned())).is_ok();
+                if go_on {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
             })
         });
         inner.sessions.put(session);
@@ -399,7 +455,13 @@ impl TextStream {
     fn close(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
         // Unblock the generating thread if it waits on a full channel.
-        while self.rx.lock().unwrap_or_else(|p| p.into_inner()).try_recv().is_ok() {}
+        while self
+            .rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_recv()
+            .is_ok()
+        {}
     }
 
     /// Counts and timings (`prompt_tokens`, `generated_tokens`, `prompt_seconds`,
