@@ -17,6 +17,7 @@ use std::ffi::{CStr, c_char};
 
 use error::Status;
 pub use error::{EdgelmStatus, Error};
+pub use session::checked_sampling;
 
 /// Major version of the C API: changes break source or binary compatibility.
 pub const EDGELM_API_VERSION_MAJOR: u32 = 0;

@@ -8,7 +8,7 @@ use edgelm::kv_cache::KvType;
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::SessionOptions;
 
-use crate::error::{EdgelmStatus, Error, run};
+use crate::error::{EdgelmStatus, Error, Status, run};
 use crate::handle::{Guard, Handle, Kind};
 use crate::model::{EdgelmModel, model_data};
 use crate::owned::OwnedSession;
@@ -332,6 +332,27 @@ pub extern "C" fn edgelm_sampler_params_default() -> EdgelmSamplerParams {
 }
 
 fn sampling_params(p: &EdgelmSamplerParams) -> Result<SamplingParams, Error> {
+    checked_sampling(SamplingParams {
+        temperature: p.temperature,
+        top_k: p.top_k as usize,
+        top_p: p.top_p,
+        min_p: p.min_p,
+        repeat_penalty: p.repeat_penalty,
+        repeat_last_n: p.repeat_last_n as usize,
+        presence_penalty: p.presence_penalty,
+        frequency_penalty: p.frequency_penalty,
+        dry_multiplier: p.dry_multiplier,
+        dry_base: p.dry_base,
+        dry_allowed_length: p.dry_allowed_length as usize,
+        dry_penalty_last_n: p.dry_penalty_last_n as usize,
+        seed: p.seed,
+        ..SamplingParams::default()
+    })
+}
+
+/// `p` if its settings are finite and its temperature is not negative (the C API and the
+/// Python package check settings from outside with this).
+pub fn checked_sampling(p: SamplingParams) -> Result<SamplingParams, Error> {
     let floats = [
         ("temperature", p.temperature),
         ("top_p", p.top_p),
@@ -348,22 +369,7 @@ fn sampling_params(p: &EdgelmSamplerParams) -> Result<SamplingParams, Error> {
     if p.temperature < 0.0 {
         return Err(Error::arg("temperature is negative"));
     }
-    Ok(SamplingParams {
-        temperature: p.temperature,
-        top_k: p.top_k as usize,
-        top_p: p.top_p,
-        min_p: p.min_p,
-        repeat_penalty: p.repeat_penalty,
-        repeat_last_n: p.repeat_last_n as usize,
-        presence_penalty: p.presence_penalty,
-        frequency_penalty: p.frequency_penalty,
-        dry_multiplier: p.dry_multiplier,
-        dry_base: p.dry_base,
-        dry_allowed_length: p.dry_allowed_length as usize,
-        dry_penalty_last_n: p.dry_penalty_last_n as usize,
-        seed: p.seed,
-        ..SamplingParams::default()
-    })
+    Ok(p)
 }
 
 /// Makes a sampler for `model` (`params` NULL: defaults) and stores it in `*out_sampler` (NULL on
@@ -512,8 +518,7 @@ pub unsafe extern "C" fn edgelm_generate(
     stats: *mut EdgelmGenerateStats,
 ) -> EdgelmStatus {
     run(|| {
-        let callback =
-            callback.ok_or_else(|| Error::new(crate::error::Status::NullArgument, "callback is NULL"))?;
+        let callback = callback.ok_or_else(|| Error::new(Status::NullArgument, "callback is NULL"))?;
         // SAFETY: forwarded contract.
         let (mut s, prompt) = unsafe { (lock_session(session)?, slice(prompt, n, "prompt")?) };
         // SAFETY: forwarded contract.

@@ -147,16 +147,10 @@ fn settings(
     stop: Option<Vec<String>>,
     loop_guard: bool,
 ) -> PyResult<Settings> {
-    let floats = [temperature, top_p, min_p, repeat_penalty];
-    if floats.iter().any(|v| !v.is_finite()) || temperature < 0.0 {
-        return Err(InvalidInputError::new_err(
-            "temperature, top_p, min_p and repeat_penalty must be finite, temperature >= 0",
-        ));
-    }
     let defaults = SamplingParams::default();
     Ok(Settings {
         max_tokens,
-        sampling: SamplingParams {
+        sampling: capi::checked_sampling(SamplingParams {
             temperature,
             top_k,
             top_p,
@@ -164,7 +158,8 @@ fn settings(
             repeat_penalty,
             seed: seed.unwrap_or(defaults.seed),
             ..defaults
-        },
+        })
+        .map_err(py_err)?,
         stop: stop.unwrap_or_default(),
         loop_guard,
     })
