@@ -3,6 +3,7 @@
 import math
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -134,3 +135,25 @@ def test_model_kinds_are_checked(smollm, minilm):
 
 def test_wheel_is_installed_not_the_source_tree():
     assert os.path.join("python", "edgelm") not in edgelm.__file__
+
+
+def test_gil_is_released_while_computing(minilm):
+    """The main thread keeps running while another thread embeds: no long gap between its ticks."""
+    texts = ["A sentence of moderate length to keep the encoder busy for a while."] * 400
+    done = threading.Event()
+    elapsed = []
+
+    def work():
+        start = time.perf_counter()
+        minilm.embed(texts)
+        elapsed.append(time.perf_counter() - start)
+        done.set()
+
+    worker = threading.Thread(target=work)
+    last, longest = time.perf_counter(), 0.0
+    worker.start()
+    while not done.is_set():
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+    worker.join()
+    assert longest < elapsed[0] / 2, (longest, elapsed[0])
