@@ -4,11 +4,11 @@ use std::ffi::c_char;
 
 use edgelm::embed::EmbedOptions;
 
-use crate::error::{EdgelmStatus, Error, Status, run};
+use crate::error::{EdgelmStatus, Error, ErrorKind, run};
 use crate::handle::{Handle, Kind};
 use crate::model::{EdgelmModel, model_data};
-use crate::owned::OwnedEmbedder;
 use crate::{out, slice, text};
+use edgelm_ffi::OwnedEmbedder;
 
 /// Turns texts into sentence vectors with an encoder model (opaque): its buffers and worker
 /// threads. One call at a time per embedder.
@@ -43,7 +43,7 @@ pub unsafe extern "C" fn edgelm_embedder_new(
         // SAFETY: forwarded contract.
         let m = unsafe { model_data(model) }?;
         let opts = EmbedOptions {
-            threads: crate::threads(Some(threads as usize)),
+            threads: edgelm_ffi::threads(Some(threads as usize)),
             ..EmbedOptions::default()
         };
         *slot = Handle::into_raw(OwnedEmbedder::open(m.model.clone(), &opts)?);
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn edgelm_embed(
         *unsafe { out(needed, "needed") }? = want;
         if want > cap {
             return Err(Error::new(
-                Status::BufferTooSmall,
+                ErrorKind::BufferTooSmall,
                 format!("the buffer holds {cap} floats, {want} are needed"),
             ));
         }

@@ -5,11 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use edgelm::chat::ChatError;
-use edgelm::embed::EmbedError;
-use edgelm::model::ModelError;
-use edgelm::session::SessionError;
-use edgelm::tokenizer::TokenizerError;
+pub(crate) use edgelm_ffi::{Error, ErrorKind};
 
 /// What an edgelm function returns. Anything but `EDGELM_STATUS_OK` leaves a message for
 /// `edgelm_last_error()`.
@@ -40,89 +36,22 @@ pub enum EdgelmStatus {
     Internal = 10,
 }
 
-pub(crate) use EdgelmStatus as Status;
-
-/// A failure: its status and message (the Python package maps these to exceptions).
-#[derive(Debug)]
-pub struct Error {
-    status: Status,
-    message: String,
-}
-
-impl Error {
-    /// An error with `status` and `message`.
-    pub fn new(status: Status, message: impl Into<String>) -> Error {
-        Error {
-            status,
-            message: message.into(),
-        }
-    }
-
-    /// An invalid-argument error.
-    pub fn arg(message: impl Into<String>) -> Error {
-        Error::new(Status::InvalidArgument, message)
-    }
-}
-
-impl From<ModelError> for Error {
-    fn from(e: ModelError) -> Error {
-        let status = match e {
-            ModelError::Config(_) => Status::Unsupported,
-            _ => Status::Model,
-        };
-        Error::new(status, e.to_string())
-    }
-}
-
-impl From<SessionError> for Error {
-    fn from(e: SessionError) -> Error {
-        match e {
-            SessionError::Model(e) => e.into(),
-            SessionError::ContextFull { .. } => Error::new(Status::ContextFull, e.to_string()),
-            SessionError::Options(_) | SessionError::BadToken { .. } => Error::arg(e.to_string()),
+impl From<ErrorKind> for EdgelmStatus {
+    fn from(kind: ErrorKind) -> EdgelmStatus {
+        match kind {
+            ErrorKind::NullArgument => EdgelmStatus::NullArgument,
+            ErrorKind::InvalidHandle => EdgelmStatus::InvalidHandle,
+            ErrorKind::InvalidArgument => EdgelmStatus::InvalidArgument,
+            ErrorKind::BufferTooSmall => EdgelmStatus::BufferTooSmall,
+            ErrorKind::Model => EdgelmStatus::Model,
+            ErrorKind::Unsupported => EdgelmStatus::Unsupported,
+            ErrorKind::ContextFull => EdgelmStatus::ContextFull,
+            ErrorKind::Template => EdgelmStatus::Template,
+            ErrorKind::Busy => EdgelmStatus::Busy,
+            ErrorKind::Internal => EdgelmStatus::Internal,
         }
     }
 }
-
-impl From<ChatError> for Error {
-    fn from(e: ChatError) -> Error {
-        match e {
-            ChatError::Template(_) => Error::new(Status::Template, e.to_string()),
-            ChatError::Tokenizer(e) => e.into(),
-        }
-    }
-}
-
-impl From<TokenizerError> for Error {
-    fn from(e: TokenizerError) -> Error {
-        Error::arg(e.to_string())
-    }
-}
-
-impl From<EmbedError> for Error {
-    fn from(e: EmbedError) -> Error {
-        match e {
-            EmbedError::Model(e) => e.into(),
-            EmbedError::Tokenizer(e) => e.into(),
-            _ => Error::arg(e.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl Error {
-    /// The status code.
-    pub fn status(&self) -> EdgelmStatus {
-        self.status
-    }
-}
-
-impl std::error::Error for Error {}
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -137,7 +66,7 @@ fn set_last_error(message: &str) {
 /// message kept for `edgelm_last_error`, a panic `EDGELM_STATUS_INTERNAL`.
 pub(crate) fn run(f: impl FnOnce() -> Result<(), Error>) -> EdgelmStatus {
     let e = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => return Status::Ok,
+        Ok(Ok(())) => return EdgelmStatus::Ok,
         Ok(Err(e)) => e,
         Err(panic) => {
             let what = panic
@@ -146,13 +75,13 @@ pub(crate) fn run(f: impl FnOnce() -> Result<(), Error>) -> EdgelmStatus {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             Error::new(
-                Status::Internal,
+                ErrorKind::Internal,
                 format!("internal error (please report): {what}"),
             )
         }
     };
-    set_last_error(&e.message);
-    e.status
+    set_last_error(&e.to_string());
+    e.kind().into()
 }
 
 /// The message of the last failed edgelm call on this thread ("" if none). The text stays

@@ -8,7 +8,7 @@ use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::error::{Error, Status};
+use crate::error::{Error, ErrorKind};
 
 /// A kind of handle: its magic number, the name used in error messages and the opaque C type
 /// whose pointers stand for it.
@@ -75,11 +75,16 @@ impl<T: Kind> Handle<T> {
         let h = ptr.cast::<Handle<T>>();
         if h.is_null() {
             return Err(Error::new(
-                Status::NullArgument,
+                ErrorKind::NullArgument,
                 format!("the {} handle is NULL", T::NAME),
             ));
         }
-        let invalid = || Error::new(Status::InvalidHandle, format!("not a valid {} handle", T::NAME));
+        let invalid = || {
+            Error::new(
+                ErrorKind::InvalidHandle,
+                format!("not a valid {} handle", T::NAME),
+            )
+        };
         if !h.is_aligned() {
             return Err(invalid());
         }
@@ -102,7 +107,7 @@ impl<T: Kind> Handle<T> {
         let handle = unsafe { Handle::check(ptr)? };
         if handle.busy.swap(true, Ordering::Acquire) {
             return Err(Error::new(
-                Status::Busy,
+                ErrorKind::Busy,
                 format!(
                     "the {} is in use by another call (one call at a time per handle, and none from inside its own callback)",
                     T::NAME

@@ -3,21 +3,20 @@
 //! Every entry point returns an [`EdgelmStatus`], runs inside `catch_unwind`, checks its
 //! handles (magic number, busy flag: see `handle.rs`) and pointers before use, and writes
 //! results only to caller-sized buffers or to memory that an edgelm function frees.
-//! `docs/C_API.md` is the guide; the header documents each function.
+//! `docs/C_API.md` is the guide; the header documents each function. What the Python package
+//! shares with it (owned sessions, error kinds, checks) is in the `edgelm-ffi` crate.
 #![warn(missing_docs)]
 
 mod embed;
 mod error;
 mod handle;
 mod model;
-pub mod owned;
 mod session;
 
 use std::ffi::{CStr, c_char};
 
-use error::Status;
-pub use error::{EdgelmStatus, Error};
-pub use session::checked_sampling;
+pub use error::EdgelmStatus;
+use error::{Error, ErrorKind};
 
 /// Major version of the C API: changes break source or binary compatibility.
 pub const EDGELM_API_VERSION_MAJOR: u32 = 0;
@@ -38,13 +37,6 @@ pub extern "C" fn edgelm_api_version() -> u32 {
     EDGELM_API_VERSION
 }
 
-/// A requested worker-thread count (`0` or `None`: the library's default), capped at the cores
-/// this process may use: a hostile count must not try to start billions of threads.
-pub fn threads(requested: Option<usize>) -> Option<usize> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    requested.filter(|&n| n != 0).map(|n| n.min(cores))
-}
-
 /// `ptr` as a mutable reference, or an error naming the argument.
 ///
 /// # Safety
@@ -54,7 +46,7 @@ unsafe fn out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Error> {
         return Err(Error::arg(format!("{name} is misaligned")));
     }
     // SAFETY: aligned, and valid when non-null per this function's contract.
-    unsafe { ptr.as_mut() }.ok_or_else(|| Error::new(Status::NullArgument, format!("{name} is NULL")))
+    unsafe { ptr.as_mut() }.ok_or_else(|| Error::new(ErrorKind::NullArgument, format!("{name} is NULL")))
 }
 
 /// `n` values at `ptr` (NULL is accepted when `n` is 0).
@@ -66,7 +58,7 @@ unsafe fn slice<'a, T>(ptr: *const T, n: usize, name: &str) -> Result<&'a [T], E
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(Error::new(Status::NullArgument, format!("{name} is NULL")));
+        return Err(Error::new(ErrorKind::NullArgument, format!("{name} is NULL")));
     }
     if !ptr.is_aligned()
         || n.checked_mul(size_of::<T>())
@@ -84,7 +76,7 @@ unsafe fn slice<'a, T>(ptr: *const T, n: usize, name: &str) -> Result<&'a [T], E
 /// `ptr` is null or points to a NUL-terminated string that outlives the call.
 unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
     if ptr.is_null() {
-        return Err(Error::new(Status::NullArgument, format!("{name} is NULL")));
+        return Err(Error::new(ErrorKind::NullArgument, format!("{name} is NULL")));
     }
     // SAFETY: non-null and NUL-terminated per this function's contract.
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
@@ -101,7 +93,7 @@ unsafe fn copy_out<T: Copy>(src: &[T], buf: *mut T, cap: usize, needed: *mut usi
     *unsafe { out(needed, "needed") }? = src.len();
     if src.len() > cap {
         return Err(Error::new(
-            Status::BufferTooSmall,
+            ErrorKind::BufferTooSmall,
             format!("the buffer holds {cap} values, {} are needed", src.len()),
         ));
     }
@@ -109,7 +101,7 @@ unsafe fn copy_out<T: Copy>(src: &[T], buf: *mut T, cap: usize, needed: *mut usi
         return Ok(());
     }
     if buf.is_null() {
-        return Err(Error::new(Status::NullArgument, "the output buffer is NULL"));
+        return Err(Error::new(ErrorKind::NullArgument, "the output buffer is NULL"));
     }
     if !buf.is_aligned() {
         return Err(Error::arg("the output buffer is misaligned"));

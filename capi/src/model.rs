@@ -8,7 +8,7 @@ use edgelm::chat::{ChatTemplate, Message};
 use edgelm::model::Model;
 use edgelm::tokenizer::EncodeOptions;
 
-use crate::error::{EdgelmStatus, Error, Status, run};
+use crate::error::{EdgelmStatus, Error, ErrorKind, run};
 use crate::handle::{Handle, Kind};
 use crate::{copy_out, out, slice, text};
 
@@ -285,7 +285,7 @@ pub unsafe extern "C" fn edgelm_chat_tokens(
         let template = m
             .template
             .as_ref()
-            .map_err(|e| Error::new(Status::Template, e.as_str()))?;
+            .map_err(|e| Error::new(ErrorKind::Template, e.as_str()))?;
         let tokens = template.encode(m.model.tokenizer(), &messages)?;
         // SAFETY: forwarded contract.
         unsafe { copy_out(&tokens, ids, cap, needed) }

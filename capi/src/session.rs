@@ -8,11 +8,11 @@ use edgelm::kv_cache::KvType;
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::SessionOptions;
 
-use crate::error::{EdgelmStatus, Error, Status, run};
+use crate::error::{EdgelmStatus, Error, ErrorKind, run};
 use crate::handle::{Guard, Handle, Kind};
 use crate::model::{EdgelmModel, model_data};
-use crate::owned::OwnedSession;
 use crate::{out, slice, text};
+use edgelm_ffi::{OwnedSession, checked_sampling};
 
 /// A conversation with a decoder model: its KV cache, buffers and worker threads (opaque).
 /// One call at a time per session (a second one at once gets `EDGELM_STATUS_BUSY`); a
@@ -88,7 +88,7 @@ fn session_options(o: &EdgelmSessionOptions) -> Result<SessionOptions, Error> {
     };
     Ok(SessionOptions {
         context: (o.context != 0).then_some(o.context as usize),
-        threads: crate::threads(Some(o.threads as usize)),
+        threads: edgelm_ffi::threads(Some(o.threads as usize)),
         kv_type,
         ..SessionOptions::default()
     })
@@ -350,28 +350,6 @@ fn sampling_params(p: &EdgelmSamplerParams) -> Result<SamplingParams, Error> {
     })
 }
 
-/// `p` if its settings are finite and its temperature is not negative (the C API and the
-/// Python package check settings from outside with this).
-pub fn checked_sampling(p: SamplingParams) -> Result<SamplingParams, Error> {
-    let floats = [
-        ("temperature", p.temperature),
-        ("top_p", p.top_p),
-        ("min_p", p.min_p),
-        ("repeat_penalty", p.repeat_penalty),
-        ("presence_penalty", p.presence_penalty),
-        ("frequency_penalty", p.frequency_penalty),
-        ("dry_multiplier", p.dry_multiplier),
-        ("dry_base", p.dry_base),
-    ];
-    if let Some((name, v)) = floats.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::arg(format!("{name} is {v}, not a finite number")));
-    }
-    if p.temperature < 0.0 {
-        return Err(Error::arg("temperature is negative"));
-    }
-    Ok(p)
-}
-
 /// Makes a sampler for `model` (`params` NULL: defaults) and stores it in `*out_sampler` (NULL on
 /// failure). Non-finite or negative settings give `EDGELM_STATUS_INVALID_ARGUMENT`.
 ///
@@ -518,7 +496,7 @@ pub unsafe extern "C" fn edgelm_generate(
     stats: *mut EdgelmGenerateStats,
 ) -> EdgelmStatus {
     run(|| {
-        let callback = callback.ok_or_else(|| Error::new(Status::NullArgument, "callback is NULL"))?;
+        let callback = callback.ok_or_else(|| Error::new(ErrorKind::NullArgument, "callback is NULL"))?;
         // SAFETY: forwarded contract.
         let (mut s, prompt) = unsafe { (lock_session(session)?, slice(prompt, n, "prompt")?) };
         // SAFETY: forwarded contract.

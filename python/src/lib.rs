@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use capi::owned::{OwnedEmbedder, OwnedSession};
-use capi::{EdgelmStatus, Error as CError};
 use edgelm::chat::{ChatTemplate, Message};
 use edgelm::embed::EmbedOptions;
 use edgelm::generate::{GenerateOptions, GenerationStats, LoopGuard, generate};
@@ -20,6 +18,7 @@ use edgelm::model::Model as EModel;
 use edgelm::sampling::{Sampler, SamplingParams};
 use edgelm::session::SessionOptions;
 use edgelm::tokenizer::EncodeOptions;
+use edgelm_ffi::{Error as CError, ErrorKind, OwnedEmbedder, OwnedSession};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -61,12 +60,12 @@ create_exception!(
 fn py_err(e: impl Into<CError>) -> PyErr {
     let e = e.into();
     let msg = e.to_string();
-    match e.status() {
-        EdgelmStatus::Model => ModelError::new_err(msg),
-        EdgelmStatus::Unsupported => UnsupportedError::new_err(msg),
-        EdgelmStatus::ContextFull => ContextFullError::new_err(msg),
-        EdgelmStatus::Template => TemplateError::new_err(msg),
-        EdgelmStatus::InvalidArgument | EdgelmStatus::NullArgument | EdgelmStatus::BufferTooSmall => {
+    match e.kind() {
+        ErrorKind::Model => ModelError::new_err(msg),
+        ErrorKind::Unsupported => UnsupportedError::new_err(msg),
+        ErrorKind::ContextFull => ContextFullError::new_err(msg),
+        ErrorKind::Template => TemplateError::new_err(msg),
+        ErrorKind::InvalidArgument | ErrorKind::NullArgument | ErrorKind::BufferTooSmall => {
             InvalidInputError::new_err(msg)
         }
         _ => Error::new_err(msg),
@@ -150,7 +149,7 @@ fn settings(
     let defaults = SamplingParams::default();
     Ok(Settings {
         max_tokens,
-        sampling: capi::checked_sampling(SamplingParams {
+        sampling: edgelm_ffi::checked_sampling(SamplingParams {
             temperature,
             top_k,
             top_p,
@@ -174,7 +173,7 @@ impl Model {
     #[new]
     #[pyo3(signature = (path, *, context=None, threads=None))]
     fn new(py: Python<'_>, path: PathBuf, context: Option<usize>, threads: Option<usize>) -> PyResult<Model> {
-        let threads = capi::threads(threads);
+        let threads = edgelm_ffi::threads(threads);
         let model = py.detach(|| EModel::open(&path)).map_err(py_err)?;
         let template = ChatTemplate::for_model(&model).map_err(|e| e.to_string());
         Ok(Model {
