@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the C API's static library, links the C examples with the system compiler (chat.c
 # also as C++, which checks the header's C++ side), runs them against SmolLM2-135M-Instruct
-# and all-MiniLM-L6-v2, then cross-builds for aarch64 and runs the chat example under qemu.
+# and all-MiniLM-L6-v2, installs under a temporary prefix and links chat.c through pkg-config
+# and CMake's find_package, then cross-builds for aarch64 and runs chat.c under qemu.
 #
 # Needs the models of tools/fetch-models.sh (converted by tools/test-models.sh) and, for the
 # aarch64 part, the toolchain of targets/aarch64/setup-cross.sh (SKIP_AARCH64=1 skips it).
