@@ -149,7 +149,7 @@ typedef struct EdgelmSamplerParams {
   float min_p;
   // Repetition penalty on recent tokens (1: off).
   float repeat_penalty;
-  // Recent tokens the penalties look at.
+  // Recent tokens the penalties look at (at most 2^20).
   uint32_t repeat_last_n;
   // Subtracted once from the logit of every recent token (0: off).
   float presence_penalty;
@@ -161,7 +161,7 @@ typedef struct EdgelmSamplerParams {
   float dry_base;
   // DRY: longest repeat not penalised.
   uint32_t dry_allowed_length;
-  // DRY: recent tokens searched for repeats.
+  // DRY: recent tokens searched for repeats (at most 2^20).
   uint32_t dry_penalty_last_n;
   // Random seed: the same seed, prompt and settings give the same text.
   uint64_t seed;

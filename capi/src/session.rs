@@ -288,7 +288,7 @@ pub struct EdgelmSamplerParams {
     pub min_p: f32,
     /// Repetition penalty on recent tokens (1: off).
     pub repeat_penalty: f32,
-    /// Recent tokens the penalties look at.
+    /// Recent tokens the penalties look at (at most 2^20).
     pub repeat_last_n: u32,
     /// Subtracted once from the logit of every recent token (0: off).
     pub presence_penalty: f32,
@@ -300,7 +300,7 @@ pub struct EdgelmSamplerParams {
     pub dry_base: f32,
     /// DRY: longest repeat not penalised.
     pub dry_allowed_length: u32,
-    /// DRY: recent tokens searched for repeats.
+    /// DRY: recent tokens searched for repeats (at most 2^20).
     pub dry_penalty_last_n: u32,
     /// Random seed: the same seed, prompt and settings give the same text.
     pub seed: u64,

@@ -235,6 +235,14 @@ static void decoder(const char *path) {
   sp.temperature = -1.0f;
   EXPECT(edgelm_sampler_new(model, &sp, &sampler), BAD_ARG);
   sp.temperature = 0.0f;
+  sp.repeat_penalty = 1.1f; /* huge windows are capped, not allocated */
+  sp.repeat_last_n = 0xffffffffu;
+  sp.dry_multiplier = 0.8f;
+  sp.dry_penalty_last_n = 0xffffffffu;
+  EXPECT(edgelm_sampler_new(model, &sp, &sampler), EDGELM_STATUS_OK);
+  EXPECT(edgelm_sampler_free(sampler), EDGELM_STATUS_OK);
+  sp = edgelm_sampler_params_default();
+  sp.temperature = 0.0f;
   EXPECT(edgelm_sampler_new(model, &sp, &sampler), EDGELM_STATUS_OK);
   uint32_t token = 0;
   EXPECT(edgelm_session_sample(session, sampler, NULL, 0, NULL), NULL_ARG);

@@ -121,7 +121,12 @@ impl Error {
 
 impl std::error::Error for Error {}
 
-/// `p` if its settings are finite and its temperature is not negative.
+/// Longest penalty window taken from outside: longer than any context, so a longer one acts
+/// the same, and the sampler's buffers stay small however large the request.
+const MAX_WINDOW: usize = 1 << 20;
+
+/// `p` if its settings are finite and its temperature is not negative, with its penalty
+/// windows capped at [`MAX_WINDOW`] tokens.
 pub fn checked_sampling(p: SamplingParams) -> Result<SamplingParams, Error> {
     let floats = [
         ("temperature", p.temperature),
@@ -139,7 +144,11 @@ pub fn checked_sampling(p: SamplingParams) -> Result<SamplingParams, Error> {
     if p.temperature < 0.0 {
         return Err(Error::arg("temperature is negative"));
     }
-    Ok(p)
+    Ok(SamplingParams {
+        repeat_last_n: p.repeat_last_n.min(MAX_WINDOW),
+        dry_penalty_last_n: p.dry_penalty_last_n.min(MAX_WINDOW),
+        ..p
+    })
 }
 
 /// A requested worker-thread count (`0` or `None`: the library's default), capped at the cores
