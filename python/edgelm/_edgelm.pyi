@@ -1,0 +1,87 @@
+"""Type stubs of edgelm's native module."""
+
+from os import PathLike
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+class Error(Exception):
+    """Base class of edgelm's errors."""
+
+class ModelError(Error):
+    """The model file cannot be read or is not a valid edgelm model."""
+
+class InvalidInputError(Error):
+    """An argument is out of range or an option is invalid."""
+
+class UnsupportedError(Error):
+    """The model cannot do this (generate with an encoder, embed with a decoder)."""
+
+class ContextFullError(Error):
+    """The prompt and answer do not fit in the context."""
+
+class TemplateError(Error):
+    """The chat template failed to render."""
+
+class TextStream(Iterator[str]):
+    """The pieces of text of one generation, as they are produced."""
+
+    def __iter__(self) -> "TextStream": ...
+    def __next__(self) -> str: ...
+    def close(self) -> None:
+        """Stops the generation; the iterator ends."""
+    @property
+    def stats(self) -> Optional[Dict[str, Union[int, float, str]]]:
+        """Counts and timings once the stream is exhausted, else None."""
+
+class Model:
+    """A language model or sentence encoder loaded from a packed `.edgelm` file."""
+
+    def __init__(
+        self,
+        path: Union[str, "PathLike[str]"],
+        *,
+        context: Optional[int] = None,
+        threads: Optional[int] = None,
+    ) -> None: ...
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def max_context(self) -> int: ...
+    @property
+    def embedding_dim(self) -> Optional[int]: ...
+    def tokenize(self, text: str, *, add_special: bool = True, special: bool = False) -> List[int]: ...
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.8,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: Optional[Sequence[str]] = None,
+        loop_guard: bool = False,
+        special: bool = False,
+    ) -> TextStream: ...
+    def chat(
+        self,
+        messages: Sequence[Dict[str, str]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.8,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: Optional[Sequence[str]] = None,
+        loop_guard: bool = False,
+    ) -> TextStream: ...
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
