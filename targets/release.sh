@@ -29,10 +29,9 @@ bins=(edgelm edgelm-convert)
 bin_pkgs=(-p edgelm -p edgelm-tools)
 # ... and "SOURCE:DEST" files, SOURCE in the cargo output folder of lib_build (cargo arguments,
 # built without crt-static, which drops cdylib crate types, in target/dist-ARCH-lib) or else in
-# the repository. The C library (issue 14) is one line:
-#   lib_build=(-p edgelm-capi --lib); extra=(libedgelm.a:lib/ libedgelm.so:lib/ include/edgelm.h:include/)
-lib_build=()
-extra=()
+# the repository: the C library and its header (docs/C_API.md).
+lib_build=(-p edgelm-capi --lib)
+extra=(libedgelm.a:lib/ libedgelm.so:lib/ include/edgelm.h:include/)
 
 archs=("$@")
 [ "${#archs[@]}" -gt 0 ] || archs=(x86_64 aarch64)
