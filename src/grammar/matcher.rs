@@ -177,7 +177,8 @@ impl GrammarMatcher {
         let complete = self.is_complete();
         for (id, l) in logits.iter_mut().enumerate() {
             let id = id as u32;
-            if !table.is_text(id) && !(complete && table.is_stop(id)) {
+            let allowed = table.is_text(id) || (complete && table.is_stop(id));
+            if !allowed {
                 *l = f32::NEG_INFINITY;
             }
         }
