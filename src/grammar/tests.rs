@@ -423,3 +423,11 @@ fn ascii_loops_do_not_let_other_characters_through() {
         "{\"a\": \"",
     );
 }
+
+#[test]
+fn shared_parts_are_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Grammar>();
+    shareable::<TokenTable>();
+    shareable::<GrammarMatcher>();
+}
