@@ -2,6 +2,7 @@
 //! grown: a second pass over the same text allocates nothing.
 
 #[path = "support/counting_alloc.rs"]
+#[allow(dead_code)] // the thread helpers are for tests with a pool
 mod counting_alloc;
 
 use std::sync::Arc;

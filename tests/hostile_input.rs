@@ -355,3 +355,51 @@ fn inspect_names_the_kernel_path() {
         "{bogus}"
     );
 }
+
+#[test]
+fn grammar_files_are_checked_by_name_and_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let m = model.to_str().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", m, "-p", "hi", "-n", "40", "--temp", "1", "-s", "3"];
+        args.extend_from_slice(extra);
+        edgelm(&args)
+    };
+    let bad = file("bad.gbnf", "root ::= [a");
+    fails_with(
+        &run(&["--grammar", &bad]),
+        &[&bad, "line 1, column 12: unterminated character class"],
+    );
+    let missing = dir.path().join("missing.gbnf");
+    fails_with(&run(&["--grammar", missing.to_str().unwrap()]), &["missing.gbnf"]);
+    let not_json = file("schema.json", "{");
+    fails_with(&run(&["--json-schema", &not_json]), &[&not_json, "not JSON"]);
+    let unsupported = file(
+        "unsupported.json",
+        r#"{"type": "string", "contentEncoding": "base64"}"#,
+    );
+    fails_with(
+        &run(&["--json-schema", &unsupported]),
+        &[&unsupported, "unsupported keyword \"contentEncoding\""],
+    );
+    let both = run(&["--grammar", &bad, "--json-schema", &not_json]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(stderr(&both).contains("cannot be used with"));
+    // A random model, sampled, still writes what the grammar allows, then ends its turn.
+    let digits = file("digits.gbnf", "root ::= \"ab\" [0-9]{3}");
+    let out = run(&["--grammar", &digits]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text = text.trim_end();
+    assert!(
+        text.len() == 5 && text.starts_with("ab") && text[2..].bytes().all(|b| b.is_ascii_digit()),
+        "{text:?}"
+    );
+    assert!(stderr(&out).contains("stop: EndOfTurn"), "{}", stderr(&out));
+}

@@ -483,9 +483,7 @@ fn number(s: &serde_json::Map<String, Value>, path: &str) -> Result<String, Gram
     }
     match min {
         None => Ok("number".into()),
-        Some(Some(m)) if m == 0.0 => {
-            Ok("integral-part (\".\" decimal-part)? ([eE] [-+]? integral-part)? space".into())
-        }
+        Some(Some(0.0)) => Ok("integral-part (\".\" decimal-part)? ([eE] [-+]? integral-part)? space".into()),
         Some(_) => Err(error(path, "number bounds: only minimum 0 is supported")),
     }
 }

@@ -13,7 +13,7 @@ use super::vocab::TokenTable;
 const NONE: u32 = u32::MAX;
 /// Most stacks in one set: more means a grammar too ambiguous to follow.
 const MAX_STACKS: usize = 1024;
-/// Most expansion steps for one character.
+/// Most expansion steps for one character (all stacks together).
 const MAX_STEPS: usize = 1 << 16;
 /// Most live nodes.
 const MAX_NODES: usize = 1 << 22;
@@ -159,7 +159,7 @@ impl GrammarMatcher {
         });
         // The root rule's expansion cannot overflow by more than a grammar error would show
         // later; on overflow the matcher is stuck and masks everything.
-        if advance(g, &mut self.nodes, &mut self.work, 0, &mut self.stacks, 0).is_err() {
+        if advance(g, &mut self.nodes, &mut self.work, 0, &mut self.stacks, 0, &mut 0).is_err() {
             self.stacks.clear();
         }
     }
@@ -177,7 +177,8 @@ impl GrammarMatcher {
         let complete = self.is_complete();
         for (id, l) in logits.iter_mut().enumerate() {
             let id = id as u32;
-            if !table.is_text(id) && !(complete && table.is_stop(id)) {
+            let allowed = table.is_text(id) || (complete && table.is_stop(id));
+            if !allowed {
                 *l = f32::NEG_INFINITY;
             }
         }
@@ -364,6 +365,7 @@ impl GrammarMatcher {
     fn accept_char(&mut self, lv: Level, c: u32) -> Result<Level, Overflow> {
         let g = &self.grammar;
         let start = self.sets.len();
+        let mut steps = 0;
         for i in lv.start..lv.start + lv.len {
             let n = self.sets[i as usize];
             if n == NONE || !top_class(g, &self.nodes, n).contains(c) {
@@ -375,7 +377,15 @@ impl GrammarMatcher {
             } else {
                 new_node(&mut self.nodes, pos + 1, parent)?
             };
-            advance(g, &mut self.nodes, &mut self.work, from, &mut self.sets, start)?;
+            advance(
+                g,
+                &mut self.nodes,
+                &mut self.work,
+                from,
+                &mut self.sets,
+                start,
+                &mut steps,
+            )?;
         }
         Ok(Level {
             start: start as u32,
@@ -454,13 +464,13 @@ fn advance(
     from: u32,
     out: &mut Vec<u32>,
     start: usize,
+    steps: &mut usize,
 ) -> Result<(), Overflow> {
     work.clear();
     work.push(from);
-    let mut steps = 0;
     while let Some(n) = work.pop() {
-        steps += 1;
-        if steps > MAX_STEPS {
+        *steps += 1;
+        if *steps > MAX_STEPS {
             return Err(Overflow);
         }
         let elem = if n == NONE {

@@ -205,6 +205,9 @@ impl Parser {
                     let Some(item) = seq.pop() else {
                         return Err(self.error(&format!("{c} must follow an item")));
                     };
+                    if matches!(item, Expr::Repeat(..)) {
+                        return Err(self.error(&format!("{c} after a repetition: use parentheses")));
+                    }
                     let (min, max) = self.repetition()?;
                     seq.push(Expr::Repeat(Box::new(item), min, max));
                 }

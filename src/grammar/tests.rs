@@ -163,6 +163,10 @@ fn errors_name_the_line_and_column() {
     );
     assert_eq!(parse_error("a ::= \"a\""), "grammar: no rule named root");
     assert!(parse_error("root ::= \"\\x4\"").contains("\\x needs 2 hex digits"));
+    assert_eq!(
+        parse_error(&format!("root ::= \"a\"{}", "?".repeat(100_000))),
+        "grammar line 1, column 14: ? after a repetition: use parentheses"
+    );
     assert!(
         parse_error(&format!("root ::= {}\"a\"{}", "(".repeat(500), ")".repeat(500)))
             .contains("nested too deeply")
@@ -418,4 +422,12 @@ fn ascii_loops_do_not_let_other_characters_through() {
         &["é", "aé", "ab", "a\"", "\"}"],
         "{\"a\": \"",
     );
+}
+
+#[test]
+fn shared_parts_are_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Grammar>();
+    shareable::<TokenTable>();
+    shareable::<GrammarMatcher>();
 }

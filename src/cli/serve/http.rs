@@ -30,7 +30,7 @@ use super::api::{
     self, ChatRequest, CompletionRequest, EmbeddingRequest, ErrorBody, ErrorDetail, Sampling, Usage,
 };
 use super::constrain::{self, Constraint};
-use super::scheduler::{EmbedJob, Event, Finish, GenerateJob, Queue, Work};
+use super::scheduler::{EmbedJob, Event, Finish, GenerateJob, Queue, Vectors, Work};
 
 /// A model the server offers.
 pub struct Served {
@@ -369,14 +369,14 @@ fn start(state: &AppState, p: Pending) -> Result<mpsc::UnboundedReceiver<Event>,
         });
     }
     let (events, rx) = mpsc::unbounded_channel();
-    state.submit(Work::Generate(GenerateJob {
+    state.submit(Work::Generate(Box::new(GenerateJob {
         model: p.model,
         prompt: p.prompt,
         sampling: p.sampling,
         options: p.options,
         grammar: p.constraint.map(|c| c.grammar),
         events,
-    }))?;
+    })))?;
     Ok(rx)
 }
 
@@ -748,7 +748,7 @@ async fn embeddings_inner(state: Arc<AppState>, body: Body) -> Result<Response, 
     state
         .submit(Work::Embed(EmbedJob { model, texts, reply }))
         .map_err(err)?;
-    let (values, dim, tokens) = rx
+    let Vectors { values, dim, tokens } = rx
         .await
         .map_err(|_| {
             err(ApiError::new(

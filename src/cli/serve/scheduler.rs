@@ -59,16 +59,25 @@ pub struct GenerateJob {
     pub events: mpsc::UnboundedSender<Event>,
 }
 
+/// The sentence vectors of an embeddings request.
+pub struct Vectors {
+    /// One vector after another.
+    pub values: Vec<f32>,
+    pub dim: usize,
+    /// Tokens read.
+    pub tokens: usize,
+}
+
 /// A request for sentence vectors.
 pub struct EmbedJob {
     pub model: usize,
     pub texts: Vec<String>,
-    pub reply: oneshot::Sender<Result<(Vec<f32>, usize, usize), String>>,
+    pub reply: oneshot::Sender<Result<Vectors, String>>,
 }
 
 /// Work for the compute thread.
 pub enum Work {
-    Generate(GenerateJob),
+    Generate(Box<GenerateJob>),
     Embed(EmbedJob),
 }
 
@@ -261,7 +270,7 @@ fn run(runners: &mut [Runner<'_>], queue: &Queue) {
                 Work::Embed(job) => embed(&mut runners[job.model], job),
                 Work::Generate(job) => {
                     if let Runner::Decoder(s) = &mut runners[job.model] {
-                        s.admit(job);
+                        s.admit(*job);
                     }
                 }
             }
@@ -291,7 +300,11 @@ fn embed(runner: &mut Runner<'_>, job: EmbedJob) {
                 .iter()
                 .map(|t| e.tokenize(t).map_or(0, |ids| ids.len()))
                 .sum();
-            (v.as_slice().to_vec(), v.dim(), tokens)
+            Vectors {
+                values: v.as_slice().to_vec(),
+                dim: v.dim(),
+                tokens,
+            }
         })
         .map_err(|err| err.to_string());
     let _ = job.reply.send(result);
