@@ -204,3 +204,44 @@ fn saving_is_atomic_and_sparse() {
         );
     }
 }
+
+#[test]
+fn run_twice_with_a_prompt_cache_gives_the_same_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, cache) = (dir.path().join("m.edgelm"), dir.path().join("p.cache"));
+    std::fs::write(&model, Tiny::default().bytes(1)).unwrap();
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgelm"))
+            .args([
+                "run",
+                model.to_str().unwrap(),
+                "--raw",
+                "-p",
+                "hello world, once more",
+                "-n",
+                "8",
+                "--temp",
+                "0",
+                "--prompt-cache",
+                cache.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (out.stdout, err)
+    };
+    let (first, err) = run();
+    assert!(!err.contains("prompt cache"), "{err}");
+    assert!(cache.exists());
+    let (second, err) = run();
+    assert_eq!(first, second);
+    assert!(err.contains("prompt cache: reused 22 of 23 tokens"), "{err}");
+
+    let mut bytes = std::fs::read(&cache).unwrap();
+    bytes[70] ^= 1;
+    std::fs::write(&cache, bytes).unwrap();
+    let (third, err) = run();
+    assert_eq!(first, third);
+    assert!(err.contains("prompt cache ignored: "), "{err}");
+}
