@@ -255,12 +255,13 @@ pub fn load(model: &Model, like: &KvCache, path: &Path) -> Result<(KvCache, Vec<
             h.data_offset.get()
         )));
     }
-    let mut token_bytes = vec![0u8; 4 * n as usize];
+    // Fits in memory: the file holds these bytes.
+    let n = usize::try_from(n).map_err(|_| CacheError::Invalid(format!("{n} tokens")))?;
+    let mut token_bytes = vec![0u8; 4 * n];
     file.read_exact(&mut token_bytes)?;
     if header_checksum(&h, &token_bytes) != h.header_checksum.get() {
         return Err(CacheError::HeaderChecksum);
     }
-    let n = n as usize;
     let want = header(model, like, n);
     check_identity(&h, &want)?;
     if n > like.context() || h.data_offset.get() != want.data_offset.get() {
@@ -311,9 +312,12 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
+/// An identity field: its name, the cache's and the session's value, and how to show one.
+type Field = (&'static str, u64, u64, fn(u64) -> String);
+
 /// Compares the identity fields of a cache's header with those the session expects.
 fn check_identity(h: &Header, want: &Header) -> Result<(), CacheError> {
-    let fields: [(&'static str, u64, u64, fn(u64) -> String); 8] = [
+    let fields: [Field; 8] = [
         ("model", h.model.get(), want.model.get(), |x| {
             format!("model checksum {x:016x}")
         }),
