@@ -205,43 +205,105 @@ fn saving_is_atomic_and_sparse() {
     }
 }
 
+/// Tiny's token 258 opens a turn, 259 ends one.
+const TEMPLATE: &str = "{% for m in messages %}<|s258|>{{ m.role }}\n{{ m.content }}<|s259|>\n{% endfor %}\
+{% if add_generation_prompt %}<|s258|>assistant\n{% endif %}";
+
+/// A random byte-level model with a chat template, written to `dir`.
+fn model_file(dir: &Path) -> String {
+    let path = dir.join("m.edgelm");
+    let tiny = Tiny {
+        chat_template: Some(TEMPLATE.into()),
+        ..Tiny::default()
+    };
+    std::fs::write(&path, tiny.bytes(1)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs `edgelm` with `args`; it must succeed. Returns stdout and stderr.
+fn edgelm(args: &[&str]) -> (Vec<u8>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgelm"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?}: {err}");
+    (out.stdout, err)
+}
+
 #[test]
 fn run_twice_with_a_prompt_cache_gives_the_same_text() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, cache) = (dir.path().join("m.edgelm"), dir.path().join("p.cache"));
-    std::fs::write(&model, Tiny::default().bytes(1)).unwrap();
+    let model = model_file(dir.path());
+    let cache = dir.path().join("p.cache");
+    let cache = cache.to_str().unwrap();
     let run = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgelm"))
-            .args([
-                "run",
-                model.to_str().unwrap(),
-                "--raw",
-                "-p",
-                "hello world, once more",
-                "-n",
-                "8",
-                "--temp",
-                "0",
-                "--prompt-cache",
-                cache.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{err}");
-        (out.stdout, err)
+        let prompt = "hello world, once more";
+        edgelm(&[
+            "run",
+            &model,
+            "--raw",
+            "-p",
+            prompt,
+            "-n",
+            "8",
+            "--temp",
+            "0",
+            "--prompt-cache",
+            cache,
+        ])
     };
     let (first, err) = run();
     assert!(!err.contains("prompt cache"), "{err}");
-    assert!(cache.exists());
+    assert!(Path::new(cache).exists());
     let (second, err) = run();
     assert_eq!(first, second);
     assert!(err.contains("prompt cache: reused 22 of 23 tokens"), "{err}");
 
-    let mut bytes = std::fs::read(&cache).unwrap();
+    let mut bytes = std::fs::read(cache).unwrap();
     bytes[70] ^= 1;
-    std::fs::write(&cache, bytes).unwrap();
+    std::fs::write(cache, bytes).unwrap();
     let (third, err) = run();
     assert_eq!(first, third);
-    assert!(err.contains("prompt cache ignored: "), "{err}");
+    assert!(
+        err.contains("prompt cache ignored: the header is corrupted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cache_prepared_offline_serves_the_system_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path());
+    let (system, cache) = (dir.path().join("system.txt"), dir.path().join("p.cache"));
+    std::fs::write(&system, "You answer briefly.").unwrap();
+    let (system, cache) = (system.to_str().unwrap(), cache.to_str().unwrap());
+    let (_, err) = edgelm(&["cache-prompt", &model, "--system", system, "-o", cache]);
+    assert!(err.contains("tokens saved"), "{err}");
+    let run = |extra: &[&str]| {
+        let args = [
+            "run",
+            &model,
+            "--system",
+            "You answer briefly.",
+            "-p",
+            "hi",
+            "-n",
+            "6",
+            "--temp",
+            "0",
+        ];
+        edgelm(&[&args[..], extra].concat())
+    };
+    let (plain, _) = run(&[]);
+    let (cached, err) = run(&["--prompt-cache", cache]);
+    assert_eq!(plain, cached);
+    // At least `<s258>system\n`, the 19 bytes of the system prompt, `<s259>\n<s258>`.
+    let reused: usize = err
+        .split("prompt cache: reused ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(reused >= 29, "{err}");
 }
