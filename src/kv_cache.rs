@@ -52,7 +52,10 @@ impl std::str::FromStr for KvType {
 /// (pages are read on first use; written pages become private memory, the file never
 /// changes).
 #[derive(Debug)]
-pub enum Store<T> {
+pub struct Store<T>(Backing<T>);
+
+#[derive(Debug)]
+enum Backing<T> {
     /// Allocated (zeroed) memory.
     Owned(Vec<T>),
     /// A mapped file region, page-aligned and a whole number of `T`s (checked when mapped).
@@ -62,7 +65,7 @@ pub enum Store<T> {
 impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> Store<T> {
     /// `n` zeroed values, allocated fallibly.
     fn zeroed(n: usize) -> Option<Self> {
-        T::new_vec_zeroed(n).ok().map(Store::Owned)
+        T::new_vec_zeroed(n).ok().map(|v| Store(Backing::Owned(v)))
     }
 
     /// `n` values mapped privately from `file` at byte `offset` (a multiple of the page size).
@@ -78,25 +81,29 @@ impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> Store<T> {
         if <[T]>::ref_from_bytes(&map).is_err() {
             return Err(std::io::Error::other("a mapped KV store is misaligned"));
         }
-        Ok(Store::Mapped(map, PhantomData))
+        Ok(Store(Backing::Mapped(map, PhantomData)))
     }
 }
 
 impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> Deref for Store<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        match self {
-            Store::Owned(v) => v,
-            Store::Mapped(m, _) => <[T]>::ref_from_bytes(m).expect("size and alignment checked when mapped"),
+        match &self.0 {
+            Backing::Owned(v) => v,
+            Backing::Mapped(m, _) => {
+                <[T]>::ref_from_bytes(m).expect("size and alignment checked when mapped")
+            }
         }
     }
 }
 
 impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> DerefMut for Store<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        match self {
-            Store::Owned(v) => v,
-            Store::Mapped(m, _) => <[T]>::mut_from_bytes(m).expect("size and alignment checked when mapped"),
+        match &mut self.0 {
+            Backing::Owned(v) => v,
+            Backing::Mapped(m, _) => {
+                <[T]>::mut_from_bytes(m).expect("size and alignment checked when mapped")
+            }
         }
     }
 }
