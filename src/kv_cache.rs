@@ -382,3 +382,28 @@ fn shift_rows<T: Copy>(
         v.copy_within(base + from * row..base + (from + len) * row, base + to * row);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    use super::*;
+
+    #[test]
+    fn a_mapped_store_is_private_reads_holes_as_zeros_and_checks_alignment() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.set_len(2 << 16).unwrap();
+        file.seek(SeekFrom::Start(1 << 16)).unwrap();
+        file.write_all([1u16, 2].as_bytes()).unwrap();
+        let mut store = Store::<u16>::map(&file, 1 << 16, 1000).unwrap();
+        assert_eq!(store[..3], [1, 2, 0]);
+        store[0] = 7;
+        store[999] = 9;
+        assert_eq!((store[0], store[999]), (7, 9));
+        let mut back = [0u16; 2];
+        file.seek(SeekFrom::Start(1 << 16)).unwrap();
+        file.read_exact(back.as_mut_bytes()).unwrap();
+        assert_eq!(back, [1, 2], "writes stay private");
+        assert!(Store::<f32>::map(&file, (1 << 16) + 2, 10).is_err(), "misaligned");
+    }
+}

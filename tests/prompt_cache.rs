@@ -149,6 +149,15 @@ fn damaged_files_are_refused() {
         let err = refusal(&model, &o, &path);
         assert!(err.contains(reason), "byte {at}: {err:?} should say {reason:?}");
     }
+    // Every byte of the header and the token ids matters.
+    let mut s = Session::new(&model, &o).unwrap();
+    for at in 0..header_size + 4 * 20 {
+        let mut bad = good.clone();
+        bad[at] ^= 0x80;
+        std::fs::write(&path, &bad).unwrap();
+        assert!(s.load_prompt_cache(&path).is_err(), "byte {at} flipped");
+    }
+    assert_eq!(s.position(), 0);
     for len in [0, 5, 60, header_size + 8, good.len() - 1] {
         std::fs::write(&path, &good[..len]).unwrap();
         let err = refusal(&model, &o, &path);
