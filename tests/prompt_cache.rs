@@ -231,10 +231,22 @@ fn model_file(dir: &Path) -> String {
 
 /// Runs `edgelm` with `args`; it must succeed. Returns stdout and stderr.
 fn edgelm(args: &[&str]) -> (Vec<u8>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgelm"))
+    edgelm_with_input(args, b"")
+}
+
+/// Runs `edgelm` with `args` and `input` on stdin; it must succeed. Returns stdout and stderr.
+fn edgelm_with_input(args: &[&str], input: &[u8]) -> (Vec<u8>, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgelm"))
         .args(args)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{args:?}: {err}");
     (out.stdout, err)
@@ -315,4 +327,30 @@ fn a_cache_prepared_offline_serves_the_system_prompt() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{err}"));
     assert!(reused >= 29, "{err}");
+}
+
+#[test]
+fn chat_saves_the_conversation_and_the_next_chat_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path());
+    let cache = dir.path().join("p.cache");
+    let chat = || {
+        let args = ["chat", &model, "--system", "Be brief.", "-n", "4", "--temp", "0"];
+        edgelm_with_input(
+            &[&args[..], &["--prompt-cache", cache.to_str().unwrap()]].concat(),
+            b"hi\nmore\n",
+        )
+    };
+    let (first, err) = chat();
+    assert!(!err.contains("prompt cache"), "{err}");
+    let (second, err) = chat();
+    assert_eq!(first, second);
+    // The first prompt of the second chat is all in the cache but its last token.
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("prompt cache: reused"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let numbers: Vec<usize> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    assert_eq!(numbers[0] + 1, numbers[1], "{line}");
 }
