@@ -13,6 +13,8 @@
 //! `x += post_ffn_norm(mlp(ffn_norm(x)))`, where the norms an architecture lacks are skipped
 //! and attention applies the per-head q/k norms, the layer's RoPE and sliding window.
 
+use std::path::Path;
+
 use edgelm_kernels::layout::QK;
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols};
 
@@ -24,6 +26,7 @@ use crate::model::{DecoderLayer, DecoderWeights, Model};
 use crate::nn::attention::{CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
 use crate::nn::{mlp, norm};
+use crate::prompt_cache::{self, CacheError};
 use crate::session::{SessionError, SessionOptions};
 
 /// One conversation's state: its KV cache and the tokens in it.
@@ -71,6 +74,27 @@ impl Sequence {
     /// Keeps only the first `len` tokens of the context (all: `truncate(0)`).
     pub fn truncate(&mut self, len: usize) {
         self.tokens.truncate(len);
+    }
+
+    /// Saves the state of the first `len` tokens (at most the position) to a prompt cache
+    /// file at `path`, atomically.
+    pub fn save_prompt_cache(&self, model: &Model, path: &Path, len: usize) -> Result<(), CacheError> {
+        let tokens = self.tokens.get(..len).ok_or_else(|| {
+            CacheError::Invalid(format!(
+                "{len} tokens asked, the context holds {}",
+                self.position()
+            ))
+        })?;
+        prompt_cache::save(model, &self.kv, tokens, path)
+    }
+
+    /// Replaces the context by the prompt cache at `path`, mapped in place (not read), and
+    /// returns its token count; a cache of another model or setup, or a damaged one, is an
+    /// error naming why, and the sequence is unchanged then.
+    pub fn load_prompt_cache(&mut self, model: &Model, path: &Path) -> Result<usize, CacheError> {
+        let (kv, tokens) = prompt_cache::load(model, &self.kv, path)?;
+        *self = Sequence { kv, tokens };
+        Ok(self.position())
     }
 
     /// Prepares to feed `ids` (a whole conversation re-rendered): keeps the part of the

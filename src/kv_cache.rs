@@ -1,10 +1,17 @@
 //! The key/value cache of a decoder session: one typed store per layer, preallocated for the
 //! whole context, laid out `[kv head][position][head_dim]` so that one head's keys are
-//! contiguous for the attention kernels.
+//! contiguous for the attention kernels. A store is either allocated or a private
+//! copy-on-write mapping of a prompt cache file (see [`crate::prompt_cache`]), which holds
+//! the stores in this same layout.
+
+use std::fs::File;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
 
 use edgelm_kernels::Kernels;
 use edgelm_kernels::layout::{BlockQ8_0, QK, QuantBlock};
-use zerocopy::FromZeros;
+use memmap2::{MmapMut, MmapOptions};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Element type of the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -41,6 +48,66 @@ impl std::str::FromStr for KvType {
     }
 }
 
+/// The memory of one store: allocated, or a private copy-on-write mapping of a file region
+/// (pages are read on first use; written pages become private memory, the file never
+/// changes).
+#[derive(Debug)]
+pub struct Store<T>(Backing<T>);
+
+#[derive(Debug)]
+enum Backing<T> {
+    /// Allocated (zeroed) memory.
+    Owned(Vec<T>),
+    /// A mapped file region, page-aligned and a whole number of `T`s (checked when mapped).
+    Mapped(MmapMut, PhantomData<T>),
+}
+
+impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> Store<T> {
+    /// `n` zeroed values, allocated fallibly.
+    fn zeroed(n: usize) -> Option<Self> {
+        T::new_vec_zeroed(n).ok().map(|v| Store(Backing::Owned(v)))
+    }
+
+    /// `n` values mapped privately from `file` at byte `offset` (a multiple of the page size).
+    fn map(file: &File, offset: u64, n: usize) -> std::io::Result<Self> {
+        let len = n
+            .checked_mul(size_of::<T>())
+            .ok_or(std::io::ErrorKind::InvalidInput)?;
+        // SAFETY: a private (copy-on-write) map of a prompt cache file: our writes never reach
+        // the file, and edgelm replaces cache files by renaming a new one over them, never
+        // writing in place, so the mapped bytes do not change under us unless another program
+        // truncates the file (SIGBUS, as for any mapped model file).
+        let map = unsafe { MmapOptions::new().offset(offset).len(len).map_copy(file) }?;
+        if <[T]>::ref_from_bytes(&map).is_err() {
+            return Err(std::io::Error::other("a mapped KV store is misaligned"));
+        }
+        Ok(Store(Backing::Mapped(map, PhantomData)))
+    }
+}
+
+impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> Deref for Store<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match &self.0 {
+            Backing::Owned(v) => v,
+            Backing::Mapped(m, _) => {
+                <[T]>::ref_from_bytes(m).expect("size and alignment checked when mapped")
+            }
+        }
+    }
+}
+
+impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> DerefMut for Store<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match &mut self.0 {
+            Backing::Owned(v) => v,
+            Backing::Mapped(m, _) => {
+                <[T]>::mut_from_bytes(m).expect("size and alignment checked when mapped")
+            }
+        }
+    }
+}
+
 /// The keys and values of one layer, both of one type (offsets count values, see
 /// [`KvCache::offset`]; q8 stores index blocks at `offset / QK`).
 #[derive(Debug)]
@@ -48,23 +115,23 @@ pub enum LayerKv {
     /// f32 values.
     F32 {
         /// Keys.
-        k: Vec<f32>,
+        k: Store<f32>,
         /// Values.
-        v: Vec<f32>,
+        v: Store<f32>,
     },
     /// f16 bits.
     F16 {
         /// Keys.
-        k: Vec<u16>,
+        k: Store<u16>,
         /// Values.
-        v: Vec<u16>,
+        v: Store<u16>,
     },
     /// q8 blocks.
     Q8 {
         /// Keys.
-        k: Vec<BlockQ8_0>,
+        k: Store<BlockQ8_0>,
         /// Values.
-        v: Vec<BlockQ8_0>,
+        v: Store<BlockQ8_0>,
     },
 }
 
@@ -113,11 +180,20 @@ impl LayerKv {
         }
     }
 
-    fn bytes(&self) -> usize {
+    /// The bytes of the keys, then of the values.
+    pub fn as_bytes(&self) -> [&[u8]; 2] {
         match self {
-            LayerKv::F32 { k, v } => size_of_val(k.as_slice()) + size_of_val(v.as_slice()),
-            LayerKv::F16 { k, v } => size_of_val(k.as_slice()) + size_of_val(v.as_slice()),
-            LayerKv::Q8 { k, v } => size_of_val(k.as_slice()) + size_of_val(v.as_slice()),
+            LayerKv::F32 { k, v } => [k.as_bytes(), v.as_bytes()],
+            LayerKv::F16 { k, v } => [k.as_bytes(), v.as_bytes()],
+            LayerKv::Q8 { k, v } => [k.as_bytes(), v.as_bytes()],
+        }
+    }
+
+    fn kind(&self) -> KvType {
+        match self {
+            LayerKv::F32 { .. } => KvType::F32,
+            LayerKv::F16 { .. } => KvType::F16,
+            LayerKv::Q8 { .. } => KvType::Q8,
         }
     }
 
@@ -168,29 +244,65 @@ impl KvCache {
             .ok_or_else(oom)?;
         // Fallible and zeroed by the allocator: no abort where the memory is not there, and
         // pages the context never reaches are never touched.
-        let zeroed = |n: usize| -> Result<LayerKv, String> {
+        Self::build(layers, kv_heads, head_dim, ctx, |_| {
             Ok(match kind {
                 KvType::F32 => LayerKv::F32 {
-                    k: f32::new_vec_zeroed(n).map_err(|_| oom())?,
-                    v: f32::new_vec_zeroed(n).map_err(|_| oom())?,
+                    k: Store::zeroed(n).ok_or_else(oom)?,
+                    v: Store::zeroed(n).ok_or_else(oom)?,
                 },
                 KvType::F16 => LayerKv::F16 {
-                    k: u16::new_vec_zeroed(n).map_err(|_| oom())?,
-                    v: u16::new_vec_zeroed(n).map_err(|_| oom())?,
+                    k: Store::zeroed(n).ok_or_else(oom)?,
+                    v: Store::zeroed(n).ok_or_else(oom)?,
                 },
                 KvType::Q8 => LayerKv::Q8 {
-                    k: BlockQ8_0::new_vec_zeroed(n / QK).map_err(|_| oom())?,
-                    v: BlockQ8_0::new_vec_zeroed(n / QK).map_err(|_| oom())?,
+                    k: Store::zeroed(n / QK).ok_or_else(oom)?,
+                    v: Store::zeroed(n / QK).ok_or_else(oom)?,
                 },
             })
-        };
-        let mut all = Vec::new();
-        all.try_reserve_exact(layers).map_err(|_| oom())?;
-        for _ in 0..layers {
-            all.push(zeroed(n)?);
-        }
+        })
+    }
+
+    /// Maps a cache of the same shape from `file`, where layer `l`'s keys start at byte
+    /// `offset(2 l)` and its values at `offset(2 l + 1)` (page-aligned; the caller checked
+    /// that the file holds them): restoring costs a mapping, not a copy.
+    pub fn map(
+        kind: KvType,
+        layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        ctx: usize,
+        file: &File,
+        offset: impl Fn(usize) -> u64,
+    ) -> std::io::Result<Self> {
+        let n = kv_heads * ctx * head_dim;
+        Self::build(layers, kv_heads, head_dim, ctx, |l| {
+            let (k, v) = (offset(2 * l), offset(2 * l + 1));
+            Ok(match kind {
+                KvType::F32 => LayerKv::F32 {
+                    k: Store::map(file, k, n)?,
+                    v: Store::map(file, v, n)?,
+                },
+                KvType::F16 => LayerKv::F16 {
+                    k: Store::map(file, k, n)?,
+                    v: Store::map(file, v, n)?,
+                },
+                KvType::Q8 => LayerKv::Q8 {
+                    k: Store::map(file, k, n / QK)?,
+                    v: Store::map(file, v, n / QK)?,
+                },
+            })
+        })
+    }
+
+    fn build<E>(
+        layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        ctx: usize,
+        mut layer: impl FnMut(usize) -> Result<LayerKv, E>,
+    ) -> Result<Self, E> {
         Ok(KvCache {
-            layers: all,
+            layers: (0..layers).map(&mut layer).collect::<Result<_, E>>()?,
             ctx,
             kv_heads,
             head_dim,
@@ -219,7 +331,31 @@ impl KvCache {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.layers.iter().map(LayerKv::bytes).sum()
+        self.layers
+            .iter()
+            .flat_map(LayerKv::as_bytes)
+            .map(<[u8]>::len)
+            .sum()
+    }
+
+    /// Element type (F16 for a cache of no layers).
+    pub fn kind(&self) -> KvType {
+        self.layers.first().map_or(KvType::F16, LayerKv::kind)
+    }
+
+    /// Layers.
+    pub fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// KV heads per layer.
+    pub fn kv_heads(&self) -> usize {
+        self.kv_heads
+    }
+
+    /// Values per head and position.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
     }
 
     /// Moves positions `[from, from + len)` to `[to, to + len)` in every layer and head
@@ -244,5 +380,30 @@ fn shift_rows<T: Copy>(
     for h in 0..heads {
         let base = h * ctx * row;
         v.copy_within(base + from * row..base + (from + len) * row, base + to * row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    use super::*;
+
+    #[test]
+    fn a_mapped_store_is_private_reads_holes_as_zeros_and_checks_alignment() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.set_len(2 << 16).unwrap();
+        file.seek(SeekFrom::Start(1 << 16)).unwrap();
+        file.write_all([1u16, 2].as_bytes()).unwrap();
+        let mut store = Store::<u16>::map(&file, 1 << 16, 1000).unwrap();
+        assert_eq!(store[..3], [1, 2, 0]);
+        store[0] = 7;
+        store[999] = 9;
+        assert_eq!((store[0], store[999]), (7, 9));
+        let mut back = [0u16; 2];
+        file.seek(SeekFrom::Start(1 << 16)).unwrap();
+        file.read_exact(back.as_mut_bytes()).unwrap();
+        assert_eq!(back, [1, 2], "writes stay private");
+        assert!(Store::<f32>::map(&file, (1 << 16) + 2, 10).is_err(), "misaligned");
     }
 }

@@ -15,6 +15,7 @@ pub mod kv_cache;
 pub mod model;
 pub mod nn;
 pub mod perplexity;
+pub mod prompt_cache;
 pub mod sampling;
 pub mod session;
 pub mod threads;

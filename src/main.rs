@@ -22,6 +22,8 @@ enum Command {
     /// Chat interactively.
     #[command(args_override_self = true)]
     Chat(Box<cli::chat::ChatArgs>),
+    /// Process a system prompt and save its state as a prompt cache (for `--prompt-cache`).
+    CachePrompt(cli::cache_prompt::CachePromptArgs),
     /// Print the token ids of a text as a JSON array.
     Tokenize(cli::tokenize::TokenizeArgs),
     /// Measure perplexity on a text file (llama.cpp's method).
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         Command::Run(a) => cli::run::run(*a),
         Command::Chat(a) => cli::chat::run(*a),
+        Command::CachePrompt(a) => cli::cache_prompt::run(a),
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Perplexity(a) => cli::perplexity::run(*a),
         Command::Bench(a) => cli::bench::run(a, start),

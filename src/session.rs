@@ -1,11 +1,14 @@
 //! A decoder session: one conversation's sequence and a [`BatchDecoder`] to run it, created
 //! once. Feeding tokens after creation performs no heap allocation.
 
+use std::path::Path;
+
 use edgelm_kernels::Kernels;
 
 use crate::batch::{BatchDecoder, Logits, Sequence, Span, context_of};
 use crate::kv_cache::KvType;
 use crate::model::{Model, ModelError};
+use crate::prompt_cache::CacheError;
 use crate::sampling::Sampler;
 
 /// How a session is set up.
@@ -138,6 +141,17 @@ impl<'m> Session<'m> {
     /// See [`Sequence::reuse_prefix`].
     pub fn reuse_prefix(&mut self, ids: &[u32]) -> usize {
         self.seq.reuse_prefix(ids)
+    }
+
+    /// See [`Sequence::save_prompt_cache`].
+    pub fn save_prompt_cache(&self, path: &Path, len: usize) -> Result<(), CacheError> {
+        self.seq.save_prompt_cache(self.model(), path, len)
+    }
+
+    /// See [`Sequence::load_prompt_cache`]; follow with [`Session::reuse_prefix`] to use the
+    /// part a prompt shares with it.
+    pub fn load_prompt_cache(&mut self, path: &Path) -> Result<usize, CacheError> {
+        self.seq.load_prompt_cache(self.dec.model(), path)
     }
 
     /// Runs `f` on one of the session's threads, so that every forward pass inside it

@@ -14,7 +14,10 @@ use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 use rustyline::error::ReadlineError;
 
-use super::common::{GrammarArgs, LoopGuardArgs, SamplingArgs, SessionArgs, load, matcher, rate};
+use super::common::{
+    GrammarArgs, LoopGuardArgs, SamplingArgs, SessionArgs, load, matcher, rate, restore_prompt_cache,
+    save_prompt_cache,
+};
 
 /// Arguments of `edgelm chat`.
 #[derive(clap::Args)]
@@ -35,6 +38,11 @@ pub struct ChatArgs {
     /// (without it, a full context starts a new conversation).
     #[arg(long = "keep")]
     pub keep: Option<usize>,
+    /// Prompt cache file: the first prompt maps the state of the longest prefix it shares
+    /// with the file instead of computing it, and the conversation is saved to it after each
+    /// answer.
+    #[arg(long)]
+    pub prompt_cache: Option<PathBuf>,
     /// Print timings after each answer.
     #[arg(long)]
     pub verbose: bool,
@@ -95,7 +103,11 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         let _ = editor.add_history_entry(line);
         messages.push(Message::new("user", line));
         let prompt = super::encode_chat(&model, &template, &messages, args.special)?;
-        let new = &prompt[session.reuse_prefix(&prompt)..];
+        let cached = match &args.prompt_cache {
+            Some(path) if session.position() == 0 => restore_prompt_cache(&mut session, path, &prompt),
+            _ => session.reuse_prefix(&prompt),
+        };
+        let new = &prompt[cached..];
         let opts = GenerateOptions {
             max_tokens: args.max_tokens,
             stop: Vec::new(),
@@ -146,6 +158,9 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             }
         }
         messages.push(Message::new("assistant", answer));
+        if let Some(path) = &args.prompt_cache {
+            save_prompt_cache(&session, path, session.position());
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use edgelm::grammar::{Grammar, GrammarMatcher, TokenTable};
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
 use edgelm::sampling::SamplingParams;
-use edgelm::session::SessionOptions;
+use edgelm::session::{Session, SessionOptions};
 
 /// Session options on the command line.
 #[derive(clap::Args, Clone, Debug)]
@@ -81,8 +81,36 @@ impl SessionArgs {
     }
 }
 
+/// Uses the prompt cache at `path` (when the file exists) for `prompt`: maps it and keeps the
+/// part of it that `prompt` starts with; returns the tokens of `prompt` already in `session`.
+/// A cache that cannot be used is reported on stderr and left aside.
+pub fn restore_prompt_cache(session: &mut Session<'_>, path: &Path, prompt: &[u32]) -> usize {
+    if !path.exists() {
+        return 0;
+    }
+    match session.load_prompt_cache(path) {
+        Ok(_) => {
+            let reused = session.reuse_prefix(prompt);
+            eprintln!("prompt cache: reused {reused} of {} tokens", prompt.len());
+            reused
+        }
+        Err(e) => {
+            eprintln!("prompt cache ignored: {e}");
+            0
+        }
+    }
+}
+
+/// Saves the first `len` tokens of `session` to the prompt cache at `path`; a failure (a
+/// read-only image) is reported on stderr and the run goes on.
+pub fn save_prompt_cache(session: &Session<'_>, path: &Path, len: usize) {
+    if let Err(e) = session.save_prompt_cache(path, len) {
+        eprintln!("prompt cache not saved: {e}");
+    }
+}
+
 /// `--keep` checked against the session's context: the window must leave room for a token.
-pub fn check_keep(keep: Option<usize>, session: &edgelm::session::Session<'_>) -> anyhow::Result<()> {
+pub fn check_keep(keep: Option<usize>, session: &Session<'_>) -> anyhow::Result<()> {
     match keep {
         Some(k) if k + 1 >= session.context() => Err(invalid(
             "--keep",

@@ -1,6 +1,7 @@
 //! Subcommands of the `edgelm` command, one module each, and what they share.
 
 pub mod bench;
+pub mod cache_prompt;
 pub mod chat;
 pub mod common;
 pub mod embed;

@@ -9,7 +9,10 @@ use edgelm::generate::{GenerateOptions, generate};
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 
-use super::common::{GrammarArgs, LoopGuardArgs, SamplingArgs, SessionArgs, load, matcher, rate};
+use super::common::{
+    GrammarArgs, LoopGuardArgs, SamplingArgs, SessionArgs, load, matcher, rate, restore_prompt_cache,
+    save_prompt_cache,
+};
 
 /// Arguments of `edgelm run`.
 #[derive(clap::Args)]
@@ -38,6 +41,10 @@ pub struct RunArgs {
     /// When the context fills up, keep the prompt's first N tokens and slide the rest.
     #[arg(long = "keep")]
     pub keep: Option<usize>,
+    /// Prompt cache file: the state of the longest prefix of the prompt it holds is mapped
+    /// instead of computed, and the prompt's state is saved to it (when it held less).
+    #[arg(long)]
+    pub prompt_cache: Option<PathBuf>,
     #[command(flatten)]
     pub session: SessionArgs,
     #[command(flatten)]
@@ -74,9 +81,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         sliding_window: args.keep,
         loop_guard: args.loop_guard.guard(false)?,
     };
+    let cache = args.prompt_cache.as_deref();
+    let reused = cache.map_or(0, |path| restore_prompt_cache(&mut session, path, &prompt));
     let mut stdout = std::io::stdout();
     let mut written = Ok(());
-    let stats = generate(&mut session, &mut sampler, &prompt, &opts, |text| {
+    let stats = generate(&mut session, &mut sampler, &prompt[reused..], &opts, |text| {
         written = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
         match written {
             Ok(()) => ControlFlow::Continue(()),
@@ -86,6 +95,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // A closed stdout ends the run (quietly, see main).
     written?;
     writeln!(stdout)?;
+    // Unless the cache held the prompt already, or a sliding window moved it.
+    if let Some(path) = cache
+        && reused + 1 < prompt.len()
+        && session.tokens().starts_with(&prompt)
+    {
+        save_prompt_cache(&session, path, prompt.len());
+    }
     eprintln!(
         "edgelm: {} kernels, {} threads | load {:.0} ms | prompt {} tokens, {:.1} tok/s | generation {} tokens, {:.1} tok/s | stop: {:?}",
         session.kernels().isa,

@@ -226,6 +226,12 @@ impl PackedFile {
         })
     }
 
+    /// The header checksum: it covers the metadata and the tensor table with each tensor's
+    /// checksum, so it identifies the weights without reading them.
+    pub fn header_checksum(&self) -> u64 {
+        u64::from_le_bytes(self.data()[CHECKSUM_FIELD].try_into().expect("8 bytes"))
+    }
+
     /// The metadata (config, tokenizer, chat template, provenance).
     pub fn meta(&self) -> &Metadata {
         &self.meta
