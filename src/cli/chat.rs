@@ -43,6 +43,9 @@ pub struct ChatArgs {
     /// answer.
     #[arg(long)]
     pub prompt_cache: Option<PathBuf>,
+    /// Use the prompt cache but never write it (a cache prepared for a read-only image).
+    #[arg(long, requires = "prompt_cache")]
+    pub prompt_cache_ro: bool,
     /// Print timings after each answer.
     #[arg(long)]
     pub verbose: bool,
@@ -158,7 +161,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             }
         }
         messages.push(Message::new("assistant", answer));
-        if let Some(path) = &args.prompt_cache {
+        if let Some(path) = args.prompt_cache.as_ref().filter(|_| !args.prompt_cache_ro) {
             save_prompt_cache(&session, path, session.position());
         }
     }

@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// instead of computed, and the prompt's state is saved to it (when it held less).
     #[arg(long)]
     pub prompt_cache: Option<PathBuf>,
+    /// Use the prompt cache but never write it (a cache prepared for a read-only image).
+    #[arg(long, requires = "prompt_cache")]
+    pub prompt_cache_ro: bool,
     #[command(flatten)]
     pub session: SessionArgs,
     #[command(flatten)]
@@ -97,6 +100,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     writeln!(stdout)?;
     // Unless the cache held the prompt already, or a sliding window moved it.
     if let Some(path) = cache
+        && !args.prompt_cache_ro
         && reused + 1 < prompt.len()
         && session.tokens().starts_with(&prompt)
     {
