@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::Tiny;
+use common::{Tiny, command, runner};
 
 /// Tiny's token 258 opens a turn, 259 ends one.
 const TEMPLATE: &str = "{% for m in messages %}<|s258|>{{ m.role }}\n{{ m.content }}<|s259|>\n{% endfor %}\
@@ -24,28 +24,6 @@ fn model_file(dir: &Path, tiny: Tiny) -> PathBuf {
     };
     std::fs::write(&path, tiny.bytes(7)).unwrap();
     path
-}
-
-/// The runner cargo was told to run this target's programs with (`qemu-aarch64 -cpu …` in
-/// targets/aarch64/test.sh), if any: the test's children need it too.
-fn runner() -> Option<Vec<String>> {
-    let arch = std::env::consts::ARCH.to_uppercase();
-    std::env::vars()
-        .find(|(k, _)| k.starts_with(&format!("CARGO_TARGET_{arch}_")) && k.ends_with("_RUNNER"))
-        .map(|(_, v)| v.split_whitespace().map(String::from).collect())
-}
-
-/// The `edgelm` command, through the runner if there is one.
-fn command() -> Command {
-    let bin = env!("CARGO_BIN_EXE_edgelm");
-    match runner() {
-        Some(r) => {
-            let mut c = Command::new(&r[0]);
-            c.args(&r[1..]).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    }
 }
 
 fn edgelm(args: &[&str]) -> Output {

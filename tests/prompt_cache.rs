@@ -238,7 +238,7 @@ fn edgelm(args: &[&str]) -> (Vec<u8>, String) {
 fn edgelm_with_input(args: &[&str], input: &[u8]) -> (Vec<u8>, String) {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgelm"))
+    let mut child = common::command()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

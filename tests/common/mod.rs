@@ -306,3 +306,25 @@ impl Tiny {
         Model::from_packed(PackedFile::from_bytes(&self.bytes(seed)).expect("packed")).expect("model")
     }
 }
+
+/// The runner cargo was told to run this target's programs with (`qemu-aarch64 -cpu …` in
+/// targets/aarch64/test.sh), if any: a test's child processes need it too.
+pub fn runner() -> Option<Vec<String>> {
+    let arch = std::env::consts::ARCH.to_uppercase();
+    std::env::vars()
+        .find(|(k, _)| k.starts_with(&format!("CARGO_TARGET_{arch}_")) && k.ends_with("_RUNNER"))
+        .map(|(_, v)| v.split_whitespace().map(String::from).collect())
+}
+
+/// The `edgelm` command, through the runner if there is one.
+pub fn command() -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_edgelm");
+    match runner() {
+        Some(r) => {
+            let mut c = std::process::Command::new(&r[0]);
+            c.args(&r[1..]).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    }
+}
