@@ -366,13 +366,6 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less",
         self.context
     }
 
-    /// Runs `f` on one of the decoder's threads, so that every forward pass inside it starts
-    /// its parallel work without a cross-thread hand-off (generation loops use this).
-    pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
-        let engine = self.engine.clone();
-        engine.install(|| f(self))
-    }
-
     /// Row `i` of the last pass's logits (see [`Logits`]).
     pub fn logits_mut(&mut self, i: usize) -> &mut [f32] {
         let vocab = self.model.config().vocab_size;
