@@ -288,7 +288,7 @@ impl<'m> BatchDecoder<'m> {
         let oom = |_| {
             SessionError::Options(format!(
                 "not enough memory for the session's buffers: {bytes} bytes ({} MiB) for a batch of {batch} \
-and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less",
+and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, and a q8 KV cache (--kv q8) leaves them more room",
                 bytes >> 20
             ))
         };
