@@ -23,7 +23,7 @@ use crate::engine::Engine;
 use crate::format::meta::{ModelConfig, RopeLayout};
 use crate::kv_cache::{KvCache, KvType};
 use crate::model::{DecoderLayer, DecoderWeights, Model};
-use crate::nn::attention::{CausalAttention, Heads, QUERY_BLOCK};
+use crate::nn::attention::{self, CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
 use crate::nn::{mlp, norm};
 use crate::prompt_cache::{self, CacheError};
@@ -279,7 +279,13 @@ impl<'m> BatchDecoder<'m> {
         let (x, xn, post) = (f(batch * h), f(batch * h), f(batch * h));
         let (xq, qkv, attn) = (q(batch * widest / QK), f(batch * qkv_dim), f(batch * q_dim));
         let (ffn, act) = (f(batch * 2 * c.intermediate_size), f(batch * c.intermediate_size));
-        let scores = f(c.num_heads * query_block * (c.head_dim + ctx));
+        let scores = f(attention::scratch_len(
+            c.num_heads,
+            c.num_kv_heads,
+            c.head_dim,
+            ctx,
+            query_block,
+        ));
         let (qq, cos, sin) = (q(q_dim / QK), f(rope_values), f(rope_values));
         let (logits, head) = (f(batch * c.vocab_size), f(c.head_dim));
         let floats = [x, xn, post, qkv, attn, ffn, act, scores, cos, sin, logits, head];
@@ -672,7 +678,11 @@ impl Block<'_> {
                 query_block: s.query_block,
             };
             let out = OutCols::new(&mut s.attn[rows.start * q_dim..rows.end * q_dim], seg.n, q_dim);
-            job.heads(0, c.num_heads, out, &mut s.scores, &mut s.qq, self.chunks);
+            if seg.n == 1 {
+                job.decode(out, &mut s.scores, &mut s.qq, self.chunks);
+            } else {
+                job.heads(0, c.num_heads, out, &mut s.scores, &mut s.qq, self.chunks);
+            }
         }
     }
 }
