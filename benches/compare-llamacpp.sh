@@ -11,6 +11,7 @@
 #
 # Usage: benches/compare-llamacpp.sh [ROUNDS]     (default 5)
 # Env:   MODEL=smollm2|gemma3  TYPES="Q8_0 Q4_0 Q4_1" (SmolLM2)  THREADS=1,2  PP=128  TG=64
+#        DEPTH=0,2048,4096 (tests after that many tokens of context; skips the startup runs)  KV=f16|q8
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -47,5 +48,5 @@ done
 
 out=benches/results/compare-${MODEL:-smollm2}-$(date +%Y%m%d-%H%M).json
 python3 benches/compare_llamacpp.py --rounds "$ROUNDS" --threads "${THREADS:-1,2}" --pp "${PP:-128}" \
-  --tg "${TG:-64}" --llama-bin "$LLAMA_BIN" --edgelm "$bin/edgelm" --llama-commit "$(llamacpp_commit)" \
+  --tg "${TG:-64}" --depth "${DEPTH:-0}" --kv "${KV:-f16}" ${DEPTH:+--no-startup} --llama-bin "$LLAMA_BIN" --edgelm "$bin/edgelm" --llama-commit "$(llamacpp_commit)" \
   --out "$out" "${pairs[@]}"
