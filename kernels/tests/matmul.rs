@@ -118,7 +118,9 @@ impl TestBlock for BlockQ5_1 {
         // |d·q| + |m| bounds |d·q + m| and both terms the kernels round.
         let mut vals = vec![0.0f32; QK];
         BlockQ5_1 { m: 0, ..*self }.dequantize(&mut vals);
-        vals.into_iter().map(|v| f64::from(v).abs() + h2f(self.m).abs()).collect()
+        vals.into_iter()
+            .map(|v| f64::from(v).abs() + h2f(self.m).abs())
+            .collect()
     }
     fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
         k.matmul_q5_1
@@ -203,11 +205,16 @@ fn check_quant<B: TestBlock>(seed: u64) {
     let paths = simd_paths();
     let mut rng = rng(seed);
     // Super-block types get fewer blocks per row: each is eight activation blocks.
-    let blocks_per_row = if B::VALUES == QK { &BLOCKS[..] } else { &[1, 2, 3][..] };
+    let blocks_per_row = if B::VALUES == QK {
+        &BLOCKS[..]
+    } else {
+        &[1, 2, 3][..]
+    };
     for rows in ROWS {
         for &bpr in blocks_per_row {
             let blocks: Vec<B> = (0..rows * bpr).map(|_| B::random(&mut rng)).collect();
-            let mut tiles = vec![B::interleave(&[B::default(); TILE_ROWS]); tiles_for::<B>(rows, bpr * B::VALUES)];
+            let mut tiles =
+                vec![B::interleave(&[B::default(); TILE_ROWS]); tiles_for::<B>(rows, bpr * B::VALUES)];
             pack_tiles(&blocks, bpr, &mut tiles);
             let w = Tiled::new(&tiles, rows, bpr).expect("tile count");
             for n in TOKENS {

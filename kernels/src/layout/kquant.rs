@@ -107,7 +107,9 @@ macro_rules! zero_default {
         }
     )*};
 }
-zero_default!(BlockQ4K, BlockQ5K, BlockQ6K, TileQ4K, TileQ5K, TileQ6K, TileQ5_0, TileQ5_1);
+zero_default!(
+    BlockQ4K, BlockQ5K, BlockQ6K, TileQ4K, TileQ5K, TileQ6K, TileQ5_0, TileQ5_1
+);
 
 /// Eight rows × one block of Q5_0 weights, interleaved (see the module docs).
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -363,7 +365,14 @@ impl K4Parts {
     }
 
     /// Row `r`'s `(d, dmin, scales, qs)`.
-    fn extract(d: &[u16], dmin: &[u16], sc: &[u8], m: &[u8], qs: &[u8], r: usize) -> (u16, u16, [u8; 12], [u8; 128]) {
+    fn extract(
+        d: &[u16],
+        dmin: &[u16],
+        sc: &[u8],
+        m: &[u8],
+        qs: &[u8],
+        r: usize,
+    ) -> (u16, u16, [u8; 12], [u8; 128]) {
         let scales = pack_scales_k4(
             &core::array::from_fn(|j| sc[j * TILE_ROWS + r]),
             &core::array::from_fn(|j| m[j * TILE_ROWS + r]),
@@ -446,7 +455,13 @@ impl QuantBlock for BlockQ5K {
                 *h |= (((bits >> l) & 1) as u8) << j;
             }
         }
-        BlockQ5K { d, dmin, scales, qh, qs }
+        BlockQ5K {
+            d,
+            dmin,
+            scales,
+            qh,
+            qs,
+        }
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -459,7 +474,12 @@ impl BlockQ6K {
     /// Byte index in `ql`, its shift, byte index in `qh` and its shift, of element `e`.
     fn positions(e: usize) -> (usize, u32, usize, u32) {
         let (n, l, part) = (e / 128, e % 32, (e % 128) / 32);
-        (64 * n + 32 * (part % 2) + l, 4 * (part / 2) as u32, 32 * n + l, 2 * part as u32)
+        (
+            64 * n + 32 * (part % 2) + l,
+            4 * (part / 2) as u32,
+            32 * n + l,
+            2 * part as u32,
+        )
     }
 
     /// Element `e`'s unsigned 6-bit quant (value `d * scales[e / 16] * (q - 32)`).
