@@ -562,7 +562,10 @@ impl<'a> TensorView<'a> {
     }
 
     /// The data as a tiled matrix of `dtype`, whose tiles are `T`.
-    pub fn tiled<T: FromBytes + zerocopy::Immutable>(&self, dtype: DType) -> Result<Tiled<'a, T>, FormatError> {
+    pub fn tiled<T: FromBytes + zerocopy::Immutable>(
+        &self,
+        dtype: DType,
+    ) -> Result<Tiled<'a, T>, FormatError> {
         self.expect(dtype, Layout::Tiled8)?;
         let [rows, cols] = self.info.shape[..] else {
             unreachable!("validated: quantized tensors are 2-D")

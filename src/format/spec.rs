@@ -352,10 +352,7 @@ mod tests {
             tensor_size(DType::Q4K, Layout::Tiled8, &[9, 512]),
             Ok(2 * 2 * 1184)
         );
-        assert_eq!(
-            tensor_size(DType::Q6K, Layout::RowMajor, &[3, 256]),
-            Ok(3 * 210)
-        );
+        assert_eq!(tensor_size(DType::Q6K, Layout::RowMajor, &[3, 256]), Ok(3 * 210));
         assert_eq!(
             tensor_size(DType::Q5K, Layout::Tiled8, &[8, 288]),
             Err(ShapeError::NotBlockable(DType::Q5K))

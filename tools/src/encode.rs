@@ -7,7 +7,9 @@ use std::borrow::Cow;
 
 use anyhow::{Context, Result, bail, ensure};
 use edgelm::format::DType;
-use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0};
+use edgelm_kernels::layout::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
+};
 
 use zerocopy::FromBytes;
 
@@ -120,7 +122,9 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
         DType::Q4_0 => quantize_matrix::<BlockQ4_0>(&values, cols),
         DType::Q4_1 => quantize_matrix::<BlockQ4_1>(&values, cols),
         DType::F16 => to_f16_bytes(&values),
-        d if d.is_quantized() => bail!("{d} is stored only as the source's own blocks, not quantized from other values"),
+        d if d.is_quantized() => {
+            bail!("{d} is stored only as the source's own blocks, not quantized from other values")
+        }
         _ => (to_f32_bytes(&values), stats),
     };
     let exact = stats.sq_err == 0.0;
