@@ -45,7 +45,7 @@ fn check<B: QuantBlock + FromBytes + IntoBytes + Immutable>(
     halves: &[usize],
     kernel: fn(&Kernels) -> MatmulQuantFn<B::Tile>,
 ) where
-    B::Tile: FromBytes + Immutable,
+    B::Tile: FromBytes + IntoBytes + Immutable,
 {
     let (rows, per_row, n) = (13, 2, 3);
     let cols = per_row * B::VALUES;
