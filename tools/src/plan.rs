@@ -166,6 +166,7 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
     let wanted = expected(c);
     let mut dtypes = Vec::with_capacity(wanted.len());
     let mut fallbacks = Vec::new();
+    let mut widened: Vec<(GgmlType, String)> = Vec::new();
     for e in &wanted {
         let Some(src) = model.tensors.get(&e.name) else {
             let why = model
@@ -191,6 +192,11 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
         let (dtype, fell_back) = dtype_for(e, src.ty, o);
         if fell_back {
             fallbacks.push(e.name.clone());
+        }
+        let kept = o.quant == Target::Keep && e.role != Role::Float;
+        let src_quantized = src.ty.block().is_some_and(|(per_block, _)| per_block > 1);
+        if kept && src_quantized && ggml_equivalent(dtype) != Some(src.ty) {
+            widened.push((src.ty, e.name.clone()));
         }
         dtypes.push(dtype);
     }
@@ -267,6 +273,21 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
             "{} tensor(s) have a column count that is not a multiple of their type's block ({QK} or {QK_K}) and are stored as f16: {}",
             fallbacks.len(),
             abbreviate(&fallbacks)
+        ));
+    }
+    let mut types: Vec<GgmlType> = Vec::new();
+    for (ty, _) in &widened {
+        if !types.contains(ty) {
+            types.push(*ty);
+        }
+    }
+    for ty in types {
+        let names: Vec<String> = widened.iter().filter(|w| w.0 == ty).map(|w| w.1.clone()).collect();
+        warnings.push(format!(
+            "{} tensor(s) of type {ty} are stored as {} (edgelm has no {ty} kernels): {}",
+            names.len(),
+            resolve(Target::Keep, ty),
+            abbreviate(&names)
         ));
     }
     consumed.insert(gguf_model::ROPE_FREQS.into());

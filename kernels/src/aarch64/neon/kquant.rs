@@ -269,7 +269,8 @@ pub(crate) fn block_q6_k<const NT: usize>(
         };
         let (dl, dh) = (half(&six(lo, false), 0, aj), half(&six(hi, true), 4, aj));
         let isum: [Dots; NT] = core::array::from_fn(|i| {
-            let low: i32 = aj[i].qs[..16].iter().map(|&q| i32::from(q)).sum();
+            // SAFETY: `qs` is 32 readable bytes.
+            let low = i32::from(vaddlvq_s8(unsafe { vld1q_s8(aj[i].qs.as_ptr()) }));
             let (sl, sh) = (vdupq_n_s32(32 * low), vdupq_n_s32(32 * (aj[i].sum - low)));
             [0, 1].map(|h| {
                 let v = vmulq_s32(sc_lo[h], vsubq_s32(dl[i][h], sl));
