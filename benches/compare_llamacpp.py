@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--edgelm", required=True)
     ap.add_argument("--llama-commit", default="")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--no-startup", action="store_true", help="skip the time-to-first-token and RSS runs")
     ap.add_argument("pairs", nargs="+", help="TYPE=GGUF=PACKED")
     a = ap.parse_args()
     pairs = [p.split("=", 2) for p in a.pairs]
@@ -70,7 +71,7 @@ def main():
     # Time to first token (load, prefill a short prompt, one token) and peak RSS of a 64-token
     # generation at a 512-token context, both as fresh processes; medians of 5, interleaved.
     starts = {}
-    for _ in range(5):
+    for _ in range(0 if a.no_startup else 5):
         for ty, gguf, packed in pairs:
             for tool, cmd in (
                 ("llama.cpp", [f"{a.llama_bin}/llama-completion", "-m", gguf, "-p", "Hello", "-n", "1",
@@ -80,7 +81,7 @@ def main():
             ):
                 starts.setdefault((ty, tool), []).append(timed(cmd)[0])
     rss = {}
-    for ty, gguf, packed in pairs:
+    for ty, gguf, packed in [] if a.no_startup else pairs:
         rss[(ty, "llama.cpp")] = timed([f"{a.llama_bin}/llama-completion", "-m", gguf, "-p", "Once upon a time",
                                         "-n", "64", "--temp", "0", "-no-cnv", "-t", "2", "-c", "512"])[1]
         rss[(ty, "edgelm")] = timed([a.edgelm, "run", packed, "--raw", "-p", "Once upon a time", "-n", "64",
@@ -101,7 +102,7 @@ def main():
     print("\n| type | time to first token, llama.cpp | edgelm | peak RSS, llama.cpp | edgelm |")
     print("|---|---:|---:|---:|---:|")
     extra = []
-    for ty, _, _ in pairs:
+    for ty, _, _ in [] if a.no_startup else pairs:
         tl, te = statistics.median(starts[(ty, "llama.cpp")]), statistics.median(starts[(ty, "edgelm")])
         rl, re = rss[(ty, "llama.cpp")], rss[(ty, "edgelm")]
         extra.append({"type": ty, "ttft_s": {"llamacpp": tl, "edgelm": te}, "peak_rss_mib": {"llamacpp": rl, "edgelm": re}})

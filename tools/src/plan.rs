@@ -282,7 +282,11 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
         }
     }
     for ty in types {
-        let names: Vec<String> = widened.iter().filter(|w| w.0 == ty).map(|w| w.1.clone()).collect();
+        let names: Vec<String> = widened
+            .iter()
+            .filter(|w| w.0 == ty)
+            .map(|w| w.1.clone())
+            .collect();
         warnings.push(format!(
             "{} tensor(s) of type {ty} are stored as {} (edgelm has no {ty} kernels): {}",
             names.len(),
