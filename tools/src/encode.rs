@@ -5,13 +5,17 @@
 
 use std::borrow::Cow;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use edgelm::format::DType;
-use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+use edgelm_kernels::layout::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
+};
+
+use zerocopy::FromBytes;
 
 use crate::dequant::dequantize;
 use crate::plan::{OutTensor, ggml_equivalent, unpermuted_row};
-use crate::quantize::{ErrorStats, Quantize, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
+use crate::quantize::{ErrorStats, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
 use crate::source::Model;
 use crate::transcode::transcode;
 
@@ -98,10 +102,16 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
             false => stats,
         };
         let exact = stats.sq_err == 0.0;
+        let per_row = cols / dtype.block_values();
         let bytes = match dtype {
-            DType::Q8_0 => tile(&blocks::<BlockQ8_0>(&raw)?, cols / QK),
-            DType::Q4_0 => tile(&blocks::<BlockQ4_0>(&raw)?, cols / QK),
-            DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, cols / QK),
+            DType::Q8_0 => tile(&blocks::<BlockQ8_0>(&raw)?, per_row),
+            DType::Q4_0 => tile(&blocks::<BlockQ4_0>(&raw)?, per_row),
+            DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, per_row),
+            DType::Q5_0 => tile(&blocks::<BlockQ5_0>(&raw)?, per_row),
+            DType::Q5_1 => tile(&blocks::<BlockQ5_1>(&raw)?, per_row),
+            DType::Q4K => tile(&blocks::<BlockQ4K>(&raw)?, per_row),
+            DType::Q5K => tile(&blocks::<BlockQ5K>(&raw)?, per_row),
+            DType::Q6K => tile(&blocks::<BlockQ6K>(&raw)?, per_row),
             _ => raw,
         };
         return Ok(Encoded { bytes, stats, exact });
@@ -112,6 +122,9 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
         DType::Q4_0 => quantize_matrix::<BlockQ4_0>(&values, cols),
         DType::Q4_1 => quantize_matrix::<BlockQ4_1>(&values, cols),
         DType::F16 => to_f16_bytes(&values),
+        d if d.is_quantized() => {
+            bail!("{d} is stored only as the source's own blocks, not quantized from other values")
+        }
         _ => (to_f32_bytes(&values), stats),
     };
     let exact = stats.sq_err == 0.0;
@@ -132,7 +145,7 @@ fn stored_error(dtype: DType, raw: &[u8], values: &[f32], mut stats: ErrorStats)
     Ok(stats)
 }
 
-fn blocks<B: Quantize>(raw: &[u8]) -> Result<Vec<B>> {
+fn blocks<B: FromBytes>(raw: &[u8]) -> Result<Vec<B>> {
     raw.chunks_exact(size_of::<B>())
         .map(|c| B::read_from_bytes(c).map_err(|_| anyhow::anyhow!("block size mismatch")))
         .collect()

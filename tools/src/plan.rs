@@ -9,7 +9,7 @@ use anyhow::{Result, bail, ensure};
 use edgelm::arch::{self, Needed, Role};
 use edgelm::format::meta::ModelConfig;
 use edgelm::format::{DType, Layout, TensorPlan};
-use edgelm_kernels::layout::QK;
+use edgelm_kernels::layout::{QK, QK_K};
 
 use crate::dequant;
 use crate::gguf::GgmlType;
@@ -21,8 +21,8 @@ use crate::transcode;
 pub enum Target {
     /// This type.
     Type(DType),
-    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, f16, f32); Q4_K as q4_1 and
-    /// Q5_0 as q8_0, rewritten block by block; anything else as q8_0.
+    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,
+    /// f16, f32; the quantized ones bit for bit); anything else as q8_0.
     Keep,
 }
 
@@ -107,6 +107,11 @@ pub fn ggml_equivalent(d: DType) -> Option<GgmlType> {
         DType::Q8_0 => GgmlType::Q8_0,
         DType::Q4_0 => GgmlType::Q4_0,
         DType::Q4_1 => GgmlType::Q4_1,
+        DType::Q5_0 => GgmlType::Q5_0,
+        DType::Q5_1 => GgmlType::Q5_1,
+        DType::Q4K => GgmlType::Q4K,
+        DType::Q5K => GgmlType::Q5K,
+        DType::Q6K => GgmlType::Q6K,
         DType::U8 | DType::U32 => return None,
     })
 }
@@ -114,8 +119,9 @@ pub fn ggml_equivalent(d: DType) -> Option<GgmlType> {
 fn resolve(target: Target, src: GgmlType) -> DType {
     match target {
         Target::Type(t) => t,
-        Target::Keep => [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::F16, DType::F32]
+        Target::Keep => DType::ALL
             .into_iter()
+            .filter(|&d| d != DType::BF16)
             .find(|&d| ggml_equivalent(d) == Some(src))
             .or(transcode::target(src))
             .unwrap_or(DType::Q8_0),
@@ -133,7 +139,7 @@ fn dtype_for(e: &Needed, src: GgmlType, o: &Options) -> (DType, bool) {
             (None, q) => resolve(q, src),
         },
     };
-    if want.is_quantized() && !e.shape[e.shape.len() - 1].is_multiple_of(QK as u64) {
+    if want.is_quantized() && !e.shape[e.shape.len() - 1].is_multiple_of(want.block_values() as u64) {
         (DType::F16, true)
     } else {
         (want, false)
@@ -160,6 +166,7 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
     let wanted = expected(c);
     let mut dtypes = Vec::with_capacity(wanted.len());
     let mut fallbacks = Vec::new();
+    let mut widened: Vec<(GgmlType, String)> = Vec::new();
     for e in &wanted {
         let Some(src) = model.tensors.get(&e.name) else {
             let why = model
@@ -185,6 +192,11 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
         let (dtype, fell_back) = dtype_for(e, src.ty, o);
         if fell_back {
             fallbacks.push(e.name.clone());
+        }
+        let kept = o.quant == Target::Keep && e.role != Role::Float;
+        let src_quantized = src.ty.block().is_some_and(|(per_block, _)| per_block > 1);
+        if kept && src_quantized && ggml_equivalent(dtype) != Some(src.ty) {
+            widened.push((src.ty, e.name.clone()));
         }
         dtypes.push(dtype);
     }
@@ -258,9 +270,28 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
     let mut warnings = model.warnings.clone();
     if !fallbacks.is_empty() {
         warnings.push(format!(
-            "{} tensor(s) have a column count that is not a multiple of {QK} and are stored as f16: {}",
+            "{} tensor(s) have a column count that is not a multiple of their type's block ({QK} or {QK_K}) and are stored as f16: {}",
             fallbacks.len(),
             abbreviate(&fallbacks)
+        ));
+    }
+    let mut types: Vec<GgmlType> = Vec::new();
+    for (ty, _) in &widened {
+        if !types.contains(ty) {
+            types.push(*ty);
+        }
+    }
+    for ty in types {
+        let names: Vec<String> = widened
+            .iter()
+            .filter(|w| w.0 == ty)
+            .map(|w| w.1.clone())
+            .collect();
+        warnings.push(format!(
+            "{} tensor(s) of type {ty} are stored as {} (edgelm has no {ty} kernels): {}",
+            names.len(),
+            resolve(Target::Keep, ty),
+            abbreviate(&names)
         ));
     }
     consumed.insert(gguf_model::ROPE_FREQS.into());
@@ -331,9 +362,12 @@ mod tests {
         assert_eq!("Q8_0".parse(), Ok(Target::Type(DType::Q8_0)));
         assert!("q5_k".parse::<Target>().is_err());
         assert_eq!(resolve(Target::Keep, GgmlType::Q4_1), DType::Q4_1);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q6K), DType::Q8_0);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q4K), DType::Q4_1);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q5_0), DType::Q8_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q6K), DType::Q6K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q4K), DType::Q4K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5K), DType::Q5K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5_0), DType::Q5_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5_1), DType::Q5_1);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q3K), DType::Q8_0);
         assert_eq!(resolve(Target::Keep, GgmlType::BF16), DType::Q8_0);
         let o = Options {
             quant: Target::Type(DType::Q4_0),
