@@ -1,7 +1,8 @@
 //! Producing the bytes of one planned tensor from its source parts: raw blocks move unchanged
 //! when the source already has the target type (only rows are reordered and tiles interleaved),
 //! or are rewritten block by block where [`crate::transcode`] can; anything else is decoded to
-//! f32 and encoded (searching scales for quantized targets).
+//! f32 and encoded (searching scales for quantized targets). Parts a K-quant mix quantizes are
+//! quantized into their GGUF type first ([`crate::quantize::kquant`]).
 
 use std::borrow::Cow;
 
@@ -9,8 +10,10 @@ use anyhow::{Context, Result, ensure};
 use edgelm::format::DType;
 use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 
+use crate::calibrate::Importance;
 use crate::dequant::dequantize;
 use crate::plan::{OutTensor, ggml_equivalent, unpermuted_row};
+use crate::quantize::kquant::quantize_rows;
 use crate::quantize::{ErrorStats, Quantize, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
 use crate::source::Model;
 use crate::transcode::transcode;
@@ -24,6 +27,8 @@ pub struct Encoded {
     pub stats: ErrorStats,
     /// Whether the source values were stored unchanged.
     pub exact: bool,
+    /// Stored decoded (`--simulate`): the bytes of the mix's GGUF blocks it stands for.
+    pub simulated: Option<u64>,
 }
 
 /// Appends the rows of `src` (`row_len` items each) to `out`, un-permuted if `heads` is given.
@@ -45,14 +50,15 @@ fn row_len(shape: &[u64]) -> usize {
     }
 }
 
-/// Encodes one planned tensor.
-pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
+/// Encodes one planned tensor, weighting a mix's quantization error by `importance`.
+pub fn encode(model: &Model, t: &OutTensor, importance: Option<&Importance>) -> Result<Encoded> {
     let (dtype, cols) = (t.plan.dtype, row_len(&t.plan.shape));
     let numel = t.plan.shape.iter().product::<u64>() as usize;
     let mut values = Vec::with_capacity(numel);
     let mut raw = Vec::new();
     let mut same_type = true;
     let mut transcoded = false;
+    let mut mixed: Option<(ErrorStats, u64)> = None;
     for part in &t.parts {
         let src = model
             .tensors
@@ -64,7 +70,19 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
         if part.plus_one {
             v.iter_mut().for_each(|x| *x += 1.0);
         }
+        let start = values.len();
         gather(&v, row_len(&src.shape), part.unpermute_heads, &mut values);
+        if let Some(ty) = part.quant {
+            // Quantized into the mix's type and decoded again: what the kernels will see.
+            let imp = importance.and_then(|m| m.get(&part.name)).map(Vec::as_slice);
+            check_range(&values[start..], DType::F32)?;
+            let (blocks, stats) = quantize_rows(ty, &mut values[start..], cols, imp)?;
+            let m = mixed.get_or_insert_default();
+            m.0.add(&stats);
+            m.1 += blocks.len() as u64;
+            same_type = false;
+            continue;
+        }
         // The source's blocks as they are, or rewritten block by block into the target type.
         let blocks = match ggml_equivalent(dtype) == Some(src.ty) {
             true => Some(bytes),
@@ -104,7 +122,25 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
             DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, cols / QK),
             _ => raw,
         };
-        return Ok(Encoded { bytes, stats, exact });
+        return Ok(Encoded {
+            bytes,
+            stats,
+            exact,
+            simulated: None,
+        });
+    }
+    if let Some((stats, blocks)) = mixed {
+        ensure!(
+            dtype == DType::F32,
+            "{} is stored as {dtype}, not as its mix's decoded values",
+            t.plan.name
+        );
+        return Ok(Encoded {
+            bytes: to_f32_bytes(&values),
+            stats,
+            exact: false,
+            simulated: Some(blocks),
+        });
     }
     check_range(&values, dtype)?;
     let (bytes, stats) = match dtype {
@@ -115,7 +151,12 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
         _ => (to_f32_bytes(&values), stats),
     };
     let exact = stats.sq_err == 0.0;
-    Ok(Encoded { bytes, stats, exact })
+    Ok(Encoded {
+        bytes,
+        stats,
+        exact,
+        simulated: None,
+    })
 }
 
 /// `stats` with the error of the row-major blocks `raw` of `dtype` against `values`.
