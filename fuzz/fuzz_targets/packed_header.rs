@@ -7,7 +7,9 @@
 use edgelm::format::spec::{CHECKSUM_FIELD, PREAMBLE_SIZE};
 use edgelm::format::{DType, PackedFile};
 use edgelm::tokenizer::{EncodeOptions, Tokenizer};
-use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, dequantize_row};
+use edgelm_kernels::layout::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, QuantBlock, dequantize_row,
+};
 
 /// Byte range of the file-size field in the preamble.
 const FILE_SIZE: std::ops::Range<usize> = 16..24;
@@ -71,6 +73,21 @@ fn check(data: &[u8]) {
                     dequantize_row::<BlockQ4_1>(m.tiles(), row.len() / QK, rows - 1, &mut row);
                 }
             }
+            DType::Q5_0 => tiled_row::<BlockQ5_0>(&view, t.dtype, rows, &mut row),
+            DType::Q5_1 => tiled_row::<BlockQ5_1>(&view, t.dtype, rows, &mut row),
+            DType::Q4K => tiled_row::<BlockQ4K>(&view, t.dtype, rows, &mut row),
+            DType::Q5K => tiled_row::<BlockQ5K>(&view, t.dtype, rows, &mut row),
+            DType::Q6K => tiled_row::<BlockQ6K>(&view, t.dtype, rows, &mut row),
         }
+    }
+}
+
+/// Dequantizes the last row of a tiled tensor of blocks `B`, if it views as one.
+fn tiled_row<B: QuantBlock>(view: &TensorView<'_>, dtype: DType, rows: usize, row: &mut [f32])
+where
+    B::Tile: zerocopy::FromBytes + zerocopy::Immutable,
+{
+    if let Ok(m) = view.tiled::<B::Tile>(dtype) {
+        dequantize_row::<B>(m.tiles(), m.blocks_per_row(), rows - 1, row);
     }
 }

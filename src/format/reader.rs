@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use edgelm_kernels::layout::{QK, TileQ4_0, TileQ4_1, TileQ8_0};
+use edgelm_kernels::layout::{TileQ4_0, TileQ4_1, TileQ8_0};
 use edgelm_kernels::view::Tiled;
 use memmap2::Mmap;
 use xxhash_rust::xxh3::Xxh3;
@@ -561,12 +561,16 @@ impl<'a> TensorView<'a> {
         Ok(self.bytes)
     }
 
-    fn tiled<T: FromBytes + zerocopy::Immutable>(&self, dtype: DType) -> Result<Tiled<'a, T>, FormatError> {
+    /// The data as a tiled matrix of `dtype`, whose tiles are `T`.
+    pub fn tiled<T: FromBytes + zerocopy::Immutable>(
+        &self,
+        dtype: DType,
+    ) -> Result<Tiled<'a, T>, FormatError> {
         self.expect(dtype, Layout::Tiled8)?;
         let [rows, cols] = self.info.shape[..] else {
             unreachable!("validated: quantized tensors are 2-D")
         };
-        Tiled::new(self.cast()?, rows as usize, cols as usize / QK)
+        Tiled::new(self.cast()?, rows as usize, cols as usize / dtype.block_values())
             .ok_or_else(|| FormatError::tensor(&self.info.name, "tile count does not match the shape"))
     }
 

@@ -6,15 +6,19 @@
 
 use std::borrow::Cow;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use edgelm::format::DType;
-use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+use edgelm_kernels::layout::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
+};
+
+use zerocopy::FromBytes;
 
 use crate::calibrate::Importance;
 use crate::dequant::dequantize;
 use crate::plan::{OutTensor, ggml_equivalent, unpermuted_row};
 use crate::quantize::kquant::quantize_rows;
-use crate::quantize::{ErrorStats, Quantize, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
+use crate::quantize::{ErrorStats, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
 use crate::source::Model;
 use crate::transcode::transcode;
 
@@ -80,6 +84,9 @@ pub fn encode(model: &Model, t: &OutTensor, importance: Option<&Importance>) -> 
             let m = mixed.get_or_insert_default();
             m.0.add(&stats);
             m.1 += blocks.len() as u64;
+            if ggml_equivalent(dtype) == Some(ty) {
+                raw.extend_from_slice(&blocks);
+            }
             same_type = false;
             continue;
         }
@@ -116,30 +123,30 @@ pub fn encode(model: &Model, t: &OutTensor, importance: Option<&Importance>) -> 
             false => stats,
         };
         let exact = stats.sq_err == 0.0;
-        let bytes = match dtype {
-            DType::Q8_0 => tile(&blocks::<BlockQ8_0>(&raw)?, cols / QK),
-            DType::Q4_0 => tile(&blocks::<BlockQ4_0>(&raw)?, cols / QK),
-            DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, cols / QK),
-            _ => raw,
-        };
         return Ok(Encoded {
-            bytes,
+            bytes: tiled(dtype, raw, cols)?,
             stats,
             exact,
             simulated: None,
         });
     }
     if let Some((stats, blocks)) = mixed {
+        // The mix's blocks, or (--simulate) their decoded values.
+        let simulated = dtype == DType::F32;
         ensure!(
-            dtype == DType::F32,
-            "{} is stored as {dtype}, not as its mix's decoded values",
+            simulated || raw.len() as u64 == blocks,
+            "{} is planned as {dtype}, not as its mix's types",
             t.plan.name
         );
         return Ok(Encoded {
-            bytes: to_f32_bytes(&values),
+            bytes: if simulated {
+                to_f32_bytes(&values)
+            } else {
+                tiled(dtype, raw, cols)?
+            },
             stats,
             exact: false,
-            simulated: Some(blocks),
+            simulated: simulated.then_some(blocks),
         });
     }
     check_range(&values, dtype)?;
@@ -148,6 +155,9 @@ pub fn encode(model: &Model, t: &OutTensor, importance: Option<&Importance>) -> 
         DType::Q4_0 => quantize_matrix::<BlockQ4_0>(&values, cols),
         DType::Q4_1 => quantize_matrix::<BlockQ4_1>(&values, cols),
         DType::F16 => to_f16_bytes(&values),
+        d if d.is_quantized() => {
+            bail!("{d} is stored only as the source's own blocks, not quantized from other values")
+        }
         _ => (to_f32_bytes(&values), stats),
     };
     let exact = stats.sq_err == 0.0;
@@ -156,6 +166,23 @@ pub fn encode(model: &Model, t: &OutTensor, importance: Option<&Importance>) -> 
         stats,
         exact,
         simulated: None,
+    })
+}
+
+/// Row-major blocks of `dtype` (rows of `cols` values) in the packed layout: interleaved into
+/// tiles for the quantized types, as they are for the others.
+fn tiled(dtype: DType, raw: Vec<u8>, cols: usize) -> Result<Vec<u8>> {
+    let per_row = cols / dtype.block_values();
+    Ok(match dtype {
+        DType::Q8_0 => tile(&blocks::<BlockQ8_0>(&raw)?, per_row),
+        DType::Q4_0 => tile(&blocks::<BlockQ4_0>(&raw)?, per_row),
+        DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, per_row),
+        DType::Q5_0 => tile(&blocks::<BlockQ5_0>(&raw)?, per_row),
+        DType::Q5_1 => tile(&blocks::<BlockQ5_1>(&raw)?, per_row),
+        DType::Q4K => tile(&blocks::<BlockQ4K>(&raw)?, per_row),
+        DType::Q5K => tile(&blocks::<BlockQ5K>(&raw)?, per_row),
+        DType::Q6K => tile(&blocks::<BlockQ6K>(&raw)?, per_row),
+        _ => raw,
     })
 }
 
@@ -173,7 +200,7 @@ fn stored_error(dtype: DType, raw: &[u8], values: &[f32], mut stats: ErrorStats)
     Ok(stats)
 }
 
-fn blocks<B: Quantize>(raw: &[u8]) -> Result<Vec<B>> {
+fn blocks<B: FromBytes>(raw: &[u8]) -> Result<Vec<B>> {
     raw.chunks_exact(size_of::<B>())
         .map(|c| B::read_from_bytes(c).map_err(|_| anyhow::anyhow!("block size mismatch")))
         .collect()

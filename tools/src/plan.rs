@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail, ensure};
 use edgelm::arch::{self, Needed, Role};
 use edgelm::format::meta::ModelConfig;
 use edgelm::format::{DType, Layout, TensorPlan};
-use edgelm_kernels::layout::QK;
+use edgelm_kernels::layout::{QK, QK_K};
 
 use crate::calibrate::Importance;
 use crate::dequant;
@@ -27,8 +27,8 @@ pub use mix::Mix;
 pub enum Target {
     /// This type.
     Type(DType),
-    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, f16, f32); Q4_K as q4_1 and
-    /// Q5_0 as q8_0, rewritten block by block; anything else as q8_0.
+    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,
+    /// f16, f32; the quantized ones bit for bit); anything else as q8_0.
     Keep,
     /// A K-quant mix: each tensor quantized into the GGUF type llama.cpp's rule of that name
     /// gives it ([`mix::tensor_type`]).
@@ -140,14 +140,20 @@ pub fn ggml_equivalent(d: DType) -> Option<GgmlType> {
         DType::Q8_0 => GgmlType::Q8_0,
         DType::Q4_0 => GgmlType::Q4_0,
         DType::Q4_1 => GgmlType::Q4_1,
+        DType::Q5_0 => GgmlType::Q5_0,
+        DType::Q5_1 => GgmlType::Q5_1,
+        DType::Q4K => GgmlType::Q4K,
+        DType::Q5K => GgmlType::Q5K,
+        DType::Q6K => GgmlType::Q6K,
         DType::U8 | DType::U32 => return None,
     })
 }
 
 /// The packed type that holds exactly the values of a GGML type.
 fn packed_equivalent(ty: GgmlType) -> Option<DType> {
-    [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::F16, DType::F32]
+    DType::ALL
         .into_iter()
+        .filter(|&d| d != DType::BF16)
         .find(|&d| ggml_equivalent(d) == Some(ty))
 }
 
@@ -201,7 +207,7 @@ fn dtype_for(e: &Needed, src: GgmlType, o: &Options) -> (DType, bool) {
             (None, q) => resolve(q, src),
         },
     };
-    if want.is_quantized() && !e.shape[e.shape.len() - 1].is_multiple_of(QK as u64) {
+    if want.is_quantized() && !e.shape[e.shape.len() - 1].is_multiple_of(want.block_values() as u64) {
         (DType::F16, true)
     } else {
         (want, false)
@@ -334,7 +340,7 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
     let mut warnings = model.warnings.clone();
     if !fallbacks.is_empty() {
         warnings.push(format!(
-            "{} tensor(s) have a column count that is not a multiple of {QK} and are stored as f16: {}",
+            "{} tensor(s) have a column count that is not a multiple of their type's block ({QK} or {QK_K}) and are stored as f16: {}",
             fallbacks.len(),
             abbreviate(&fallbacks)
         ));
@@ -407,9 +413,12 @@ mod tests {
         assert_eq!("Q8_0".parse(), Ok(Target::Type(DType::Q8_0)));
         assert!("q5_k".parse::<Target>().is_err());
         assert_eq!(resolve(Target::Keep, GgmlType::Q4_1), DType::Q4_1);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q6K), DType::Q8_0);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q4K), DType::Q4_1);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q5_0), DType::Q8_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q6K), DType::Q6K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q4K), DType::Q4K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5K), DType::Q5K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5_0), DType::Q5_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5_1), DType::Q5_1);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q3K), DType::Q8_0);
         assert_eq!(resolve(Target::Keep, GgmlType::BF16), DType::Q8_0);
         let o = Options {
             quant: Target::Type(DType::Q4_0),

@@ -13,12 +13,11 @@ use anyhow::{Result, ensure};
 use half::f16;
 use rayon::prelude::*;
 
+pub use edgelm_kernels::layout::QK_K;
+
 use super::ErrorStats;
 use crate::dequant::dequantize;
 use crate::gguf::GgmlType;
-
-/// Values per super-block of the K types.
-pub const QK_K: usize = 256;
 
 fn to_f16(v: f32) -> f32 {
     f16::from_f32(v).to_f32()
