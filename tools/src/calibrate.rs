@@ -3,6 +3,9 @@
 //! every product's input per channel (what llama.cpp's `llama-imatrix` computes). The
 //! quantizers weight each column's squared error by it, which approximates the error the
 //! product's output gets.
+//!
+//! Without a calibration text, [`norm_importance`] gives a data-free estimate for the
+//! matrices that read a normalized residual: the square of the RMSNorm weight of each channel.
 
 use std::collections::HashMap;
 
@@ -13,8 +16,9 @@ use edgelm::session::SessionOptions;
 use edgelm::tokenizer::EncodeOptions;
 
 use crate::convert::convert_to_bytes;
-use crate::plan::{Options, Target};
-use crate::source::Model;
+use crate::dequant::dequantize;
+use crate::plan::{Options, Target, expected};
+use crate::source::{Model, SourceKind};
 use crate::tokenizer_import::TokenizerImport;
 
 /// Per weight matrix (packed source name, e.g. `blk.0.attn_q.weight`): the mean squared
@@ -130,4 +134,38 @@ pub fn calibrate(model: &Model, tokenizer: &TokenizerImport, text: &str, ctx: us
         windows,
         tokens: windows * ctx,
     })
+}
+
+/// The data-free importance: a matrix that reads `rms_norm(x) · g` gets `g²` per channel (the
+/// normalized residual's channels have comparable scale; the norm weight sets what each
+/// contributes). Matrices that read anything else get none (uniform weights).
+pub fn norm_importance(model: &Model) -> Result<Importance> {
+    let tied = model.config.tied_embeddings;
+    let mut importance = Importance::new();
+    for e in expected(&model.config) {
+        let Some(src) = model.tensors.get(&e.name) else {
+            continue;
+        };
+        let (layer, product) = match e.name.split('.').collect::<Vec<_>>()[..] {
+            ["blk", l, "attn_norm", "weight"] => (l.parse().ok(), Product::Qkv),
+            ["blk", l, "ffn_norm", "weight"] => (l.parse().ok(), Product::GateUp),
+            ["output_norm", "weight"] => (None, Product::Output),
+            _ => continue,
+        };
+        let mut g = vec![0.0; src.numel()];
+        dequantize(src.ty, &model.bytes(src), &mut g).with_context(|| format!("tensor {}", src.native))?;
+        let one = if model.kind == SourceKind::HuggingFace && e.hf_plus_one {
+            1.0
+        } else {
+            0.0
+        };
+        let sq: Vec<f32> = g.iter().map(|v| (v + one) * (v + one)).collect();
+        if product != Product::Output && layer.is_none() {
+            continue;
+        }
+        for name in readers(layer, product, tied) {
+            importance.insert(name, sq.clone());
+        }
+    }
+    Ok(importance)
 }

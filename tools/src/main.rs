@@ -104,6 +104,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64()
         );
         options.importance = Some(std::sync::Arc::new(c.importance));
+    } else if mixed && std::env::var_os("EDGELM_NORM_IMPORTANCE").is_some() {
+        options.importance = Some(std::sync::Arc::new(edgelm_tools::calibrate::norm_importance(
+            &model,
+        )?));
     }
     let report = convert(&model, &tokenizer, &options, &args.output)?;
     report.print(&mut std::io::stdout().lock(), args.verbose)?;
