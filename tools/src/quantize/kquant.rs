@@ -14,6 +14,8 @@ use half::f16;
 use rayon::prelude::*;
 
 pub use edgelm_kernels::layout::QK_K;
+use edgelm_kernels::layout::{BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0};
+use zerocopy::IntoBytes;
 
 use super::ErrorStats;
 use crate::dequant::dequantize;
@@ -23,8 +25,8 @@ fn to_f16(v: f32) -> f32 {
     f16::from_f32(v).to_f32()
 }
 
-fn f16_bytes(v: f32) -> [u8; 2] {
-    f16::from_f32(v).to_bits().to_le_bytes()
+fn f16_bits(v: f32) -> u16 {
+    f16::from_f32(v).to_bits()
 }
 
 /// Round to nearest, ties away from zero (as ggml's `nearest_int` for the values used here).
@@ -418,25 +420,32 @@ fn pack_scales_k4(ls: &[i32], lm: &[i32]) -> [u8; 12] {
 
 fn q4_k(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
     let s = Q4_K.quantize(x, w);
-    out.extend_from_slice(&f16_bytes(s.d));
-    out.extend_from_slice(&f16_bytes(s.dmin));
-    out.extend_from_slice(&pack_scales_k4(&s.ls, &s.lm));
-    for j in 0..4 {
-        out.extend((0..32).map(|l| (s.q[64 * j + l] | (s.q[64 * j + 32 + l] << 4)) as u8));
-    }
+    // Sub-blocks 2i and 2i + 1 share 32 bytes: low and high nibbles.
+    let pair = |i: usize| (s.q[64 * (i / 32) + i % 32] | (s.q[64 * (i / 32) + 32 + i % 32] << 4)) as u8;
+    let block = BlockQ4K {
+        d: f16_bits(s.d),
+        dmin: f16_bits(s.dmin),
+        scales: pack_scales_k4(&s.ls, &s.lm),
+        qs: core::array::from_fn(pair),
+    };
+    out.extend_from_slice(block.as_bytes());
     s.err
 }
 
 fn q5_k(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
     let s = Q5_K.quantize(x, w);
-    out.extend_from_slice(&f16_bytes(s.d));
-    out.extend_from_slice(&f16_bytes(s.dmin));
-    out.extend_from_slice(&pack_scales_k4(&s.ls, &s.lm));
-    out.extend((0..32).map(|l| (0..8).fold(0u8, |h, j| h | (((s.q[32 * j + l] >> 4) as u8) << j))));
-    for j in 0..4 {
-        let low = |i: usize| (s.q[i] & 0x0f) as u8;
-        out.extend((0..32).map(|l| low(64 * j + l) | (low(64 * j + 32 + l) << 4)));
-    }
+    let low = |i: usize| (s.q[i] & 0x0f) as u8;
+    let pair = |i: usize| low(64 * (i / 32) + i % 32) | (low(64 * (i / 32) + 32 + i % 32) << 4);
+    // Bit j of byte l: the fifth bit of value l of sub-block j.
+    let high = |l: usize| (0..8).fold(0u8, |h, j| h | (((s.q[32 * j + l] >> 4) as u8) << j));
+    let block = BlockQ5K {
+        d: f16_bits(s.d),
+        dmin: f16_bits(s.dmin),
+        scales: pack_scales_k4(&s.ls, &s.lm),
+        qh: core::array::from_fn(high),
+        qs: core::array::from_fn(pair),
+    };
+    out.extend_from_slice(block.as_bytes());
     s.err
 }
 
@@ -452,45 +461,64 @@ fn q6_k(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
             qh[i] = (l[i] >> 4) | ((l[i + 32] >> 4) << 2) | ((l[i + 64] >> 4) << 4) | ((l[i + 96] >> 4) << 6);
         }
     }
-    out.extend_from_slice(&ql);
-    out.extend_from_slice(&qh);
-    out.extend(s.ls.iter().map(|&v| v as i8 as u8));
-    out.extend_from_slice(&f16_bytes(s.d));
+    let block = BlockQ6K {
+        ql,
+        qh,
+        scales: core::array::from_fn(|j| s.ls[j] as i8),
+        d: f16_bits(s.d),
+    };
+    out.extend_from_slice(block.as_bytes());
     s.err
 }
 
-/// Q5_0/Q5_1's 32 fifth bits and 16 bytes of low nibbles (element `j` low, `j + 16` high).
-fn five_bits(q: &[i32], out: &mut Vec<u8>) {
+/// Q5_0/Q5_1's 32 fifth bits (little-endian) and 16 bytes of low nibbles (element `j` low,
+/// `j + 16` high).
+fn five_bits(q: &[i32; 32]) -> ([u8; 4], [u8; 16]) {
     let qh = q
         .iter()
         .enumerate()
         .fold(0u32, |h, (j, &q)| h | (((q >> 4) as u32 & 1) << j));
-    out.extend_from_slice(&qh.to_le_bytes());
-    out.extend((0..16).map(|j| ((q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4)) as u8));
+    let qs = core::array::from_fn(|j| ((q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4)) as u8);
+    (qh.to_le_bytes(), qs)
 }
 
 fn q5_0(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
     let mut q = [0; 32];
     let s = search_sym(x, w, (-16, 15), to_f16, &mut q);
-    out.extend_from_slice(&f16_bytes(s.d));
-    five_bits(&q.map(|q| q + 16), out);
+    let (qh, qs) = five_bits(&q.map(|q| q + 16));
+    out.extend_from_slice(
+        BlockQ5_0 {
+            d: f16_bits(s.d),
+            qh,
+            qs,
+        }
+        .as_bytes(),
+    );
     s.err
 }
 
 fn q5_1(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
     let mut q = [0; 32];
     let a = search_asym(x, w, 31, true, to_f16, &mut q);
-    out.extend_from_slice(&f16_bytes(a.d));
-    out.extend_from_slice(&f16_bytes(-a.m));
-    five_bits(&q, out);
+    let (qh, qs) = five_bits(&q);
+    let block = BlockQ5_1 {
+        d: f16_bits(a.d),
+        m: f16_bits(-a.m),
+        qh,
+        qs,
+    };
+    out.extend_from_slice(block.as_bytes());
     a.err
 }
 
 fn q8_0(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
     let mut q = [0; 32];
     let s = search_sym(x, w, (-127, 127), to_f16, &mut q);
-    out.extend_from_slice(&f16_bytes(s.d));
-    out.extend(q.iter().map(|&q| q as i8 as u8));
+    let block = BlockQ8_0 {
+        d: f16_bits(s.d),
+        qs: q.map(|q| q as i8),
+    };
+    out.extend_from_slice(block.as_bytes());
     s.err
 }
 
@@ -531,10 +559,23 @@ pub fn quantize_row(ty: GgmlType, x: &[f32], importance: Option<&[f32]>, out: &m
         );
     }
     let ones = vec![1.0; per_block];
+    let mode: u32 = std::env::var("EDGELM_KQ_WEIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut w = vec![0.0; per_block];
     let mut err = 0.0;
     for (b, x) in x.chunks_exact(per_block).enumerate() {
-        let w = importance.map_or(&ones[..], |imp| &imp[b * per_block..][..per_block]);
-        err += encode(x, w, out);
+        let cw = importance.map_or(&ones[..], |imp| &imp[b * per_block..][..per_block]);
+        let sigma2 = x.iter().map(|v| v * v).sum::<f32>() / per_block as f32;
+        for ((w, &c), &v) in w.iter_mut().zip(cw).zip(x) {
+            *w = c * match mode {
+                1 => (sigma2 + v * v).sqrt(),
+                2 => sigma2 + v * v,
+                _ => 1.0,
+            };
+        }
+        err += encode(x, &w, out);
     }
     Ok(err)
 }
