@@ -4,8 +4,7 @@
 //! quantizers weight each column's squared error by it, which approximates the error the
 //! product's output gets.
 //!
-//! Without a calibration text, [`norm_importance`] gives a data-free estimate for the
-//! matrices that read a normalized residual: the square of the RMSNorm weight of each channel.
+//! Without a calibration text, [`data_free_importance`] estimates it from the weights alone.
 
 use std::collections::HashMap;
 
@@ -136,35 +135,72 @@ pub fn calibrate(model: &Model, tokenizer: &TokenizerImport, text: &str, ctx: us
     })
 }
 
-/// The data-free importance: a matrix that reads `rms_norm(x) · g` gets `g²` per channel (the
-/// normalized residual's channels have comparable scale; the norm weight sets what each
-/// contributes). Matrices that read anything else get none (uniform weights).
-pub fn norm_importance(model: &Model) -> Result<Importance> {
-    let tied = model.config.tied_embeddings;
+/// A source tensor's values as f32 (the Hugging Face `(1 + w)` norms with the 1 added).
+fn source_values(model: &Model, name: &str, plus_one: bool) -> Result<Option<Vec<f32>>> {
+    let Some(src) = model.tensors.get(name) else {
+        return Ok(None);
+    };
+    let mut v = vec![0.0; src.numel()];
+    dequantize(src.ty, &model.bytes(src), &mut v).with_context(|| format!("tensor {}", src.native))?;
+    if plus_one && model.kind == SourceKind::HuggingFace {
+        v.iter_mut().for_each(|x| *x += 1.0);
+    }
+    Ok(Some(v))
+}
+
+/// `Σ_j W[r, j]² · g[j]` for each row `r`: the variance of output `r` for inputs of variance `g`.
+fn propagate(w: &[f32], g: &[f32]) -> Vec<f32> {
+    w.chunks_exact(g.len())
+        .map(|row| row.iter().zip(g).map(|(w, g)| w * w * g).sum())
+        .collect()
+}
+
+/// The data-free importance, from the weights alone: a matrix that reads `rms_norm(x) · g`
+/// gets `g²` per channel (the normalized residual's channels have comparable scale); the
+/// attention output projection gets the variance of the value channels it reads
+/// (`Σ_j W_v[c, j]² g_j²`), the down projection the product of the gate's and the up
+/// projection's output variances.
+pub fn data_free_importance(model: &Model) -> Result<Importance> {
+    let c = &model.config;
     let mut importance = Importance::new();
-    for e in expected(&model.config) {
-        let Some(src) = model.tensors.get(&e.name) else {
-            continue;
-        };
-        let (layer, product) = match e.name.split('.').collect::<Vec<_>>()[..] {
-            ["blk", l, "attn_norm", "weight"] => (l.parse().ok(), Product::Qkv),
-            ["blk", l, "ffn_norm", "weight"] => (l.parse().ok(), Product::GateUp),
-            ["output_norm", "weight"] => (None, Product::Output),
-            _ => continue,
-        };
-        let mut g = vec![0.0; src.numel()];
-        dequantize(src.ty, &model.bytes(src), &mut g).with_context(|| format!("tensor {}", src.native))?;
-        let one = if model.kind == SourceKind::HuggingFace && e.hf_plus_one {
-            1.0
-        } else {
-            0.0
-        };
-        let sq: Vec<f32> = g.iter().map(|v| (v + one) * (v + one)).collect();
-        if product != Product::Output && layer.is_none() {
-            continue;
+    let plus_one = |name: &str| expected(c).iter().any(|e| e.name == name && e.hf_plus_one);
+    let norm = |name: &str| -> Result<Option<Vec<f32>>> {
+        Ok(source_values(model, name, plus_one(name))?.map(|g| g.iter().map(|v| v * v).collect()))
+    };
+    for l in 0..c.num_layers {
+        let blk = |k: &str| format!("blk.{l}.{k}.weight");
+        if let Some(g) = norm(&blk("attn_norm"))? {
+            if let Some(wv) = source_values(model, &blk("attn_v"), false)? {
+                let v = propagate(&wv, &g);
+                let group = c.num_heads / c.num_kv_heads.max(1);
+                let hd = c.head_dim;
+                let o: Vec<f32> = (0..c.num_heads * hd)
+                    .map(|i| v[(i / hd / group) * hd + i % hd])
+                    .collect();
+                importance.insert(blk("attn_output"), o);
+            }
+            for name in readers(Some(l), Product::Qkv, false) {
+                importance.insert(name, g.clone());
+            }
         }
-        for name in readers(layer, product, tied) {
-            importance.insert(name, sq.clone());
+        if let Some(g) = norm(&blk("ffn_norm"))? {
+            let gate = source_values(model, &blk("ffn_gate"), false)?;
+            let up = source_values(model, &blk("ffn_up"), false)?;
+            if let (Some(gate), Some(up)) = (gate, up) {
+                let (gate, up) = (propagate(&gate, &g), propagate(&up, &g));
+                importance.insert(
+                    blk("ffn_down"),
+                    gate.iter().zip(&up).map(|(a, b)| a * b).collect(),
+                );
+            }
+            for name in readers(Some(l), Product::GateUp, false) {
+                importance.insert(name, g.clone());
+            }
+        }
+    }
+    if let Some(g) = norm("output_norm.weight")? {
+        for name in readers(None, Product::Output, c.tied_embeddings) {
+            importance.insert(name, g.clone());
         }
     }
     Ok(importance)

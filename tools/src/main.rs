@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use edgelm::format::writer;
-use edgelm_tools::calibrate::calibrate;
+use edgelm_tools::calibrate::{calibrate, data_free_importance};
 use edgelm_tools::convert::{Input, check_output, convert, load};
 use edgelm_tools::plan::{Options, Target};
 use edgelm_tools::source::synthetic::PRESETS;
@@ -39,7 +39,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// With a K-quant mix: weight each column's quantization error by its importance, measured by
-    /// running the model over this text (mean squared activation per input channel).
+    /// running the model over this text (mean squared activation per input channel). Without it,
+    /// the importance is estimated from the weights (norm weights, value and gate/up variances).
     #[arg(long, value_name = "FILE")]
     calibrate: Option<PathBuf>,
     /// With --calibrate: tokens per calibration window (each starts with BOS, as llama-imatrix's).
@@ -104,10 +105,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64()
         );
         options.importance = Some(std::sync::Arc::new(c.importance));
-    } else if mixed && std::env::var_os("EDGELM_NORM_IMPORTANCE").is_some() {
-        options.importance = Some(std::sync::Arc::new(edgelm_tools::calibrate::norm_importance(
-            &model,
-        )?));
+    } else if mixed {
+        options.importance = Some(std::sync::Arc::new(data_free_importance(&model)?));
     }
     let report = convert(&model, &tokenizer, &options, &args.output)?;
     report.print(&mut std::io::stdout().lock(), args.verbose)?;

@@ -559,23 +559,10 @@ pub fn quantize_row(ty: GgmlType, x: &[f32], importance: Option<&[f32]>, out: &m
         );
     }
     let ones = vec![1.0; per_block];
-    let mode: u32 = std::env::var("EDGELM_KQ_WEIGHT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut w = vec![0.0; per_block];
     let mut err = 0.0;
     for (b, x) in x.chunks_exact(per_block).enumerate() {
-        let cw = importance.map_or(&ones[..], |imp| &imp[b * per_block..][..per_block]);
-        let sigma2 = x.iter().map(|v| v * v).sum::<f32>() / per_block as f32;
-        for ((w, &c), &v) in w.iter_mut().zip(cw).zip(x) {
-            *w = c * match mode {
-                1 => (sigma2 + v * v).sqrt(),
-                2 => sigma2 + v * v,
-                _ => 1.0,
-            };
-        }
-        err += encode(x, &w, out);
+        let w = importance.map_or(&ones[..], |imp| &imp[b * per_block..][..per_block]);
+        err += encode(x, w, out);
     }
     Ok(err)
 }
