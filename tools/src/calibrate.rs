@@ -148,18 +148,9 @@ fn source_values(model: &Model, name: &str, plus_one: bool) -> Result<Option<Vec
     Ok(Some(v))
 }
 
-/// `Σ_j W[r, j]² · g[j]` for each row `r`: the variance of output `r` for inputs of variance `g`.
-fn propagate(w: &[f32], g: &[f32]) -> Vec<f32> {
-    w.chunks_exact(g.len())
-        .map(|row| row.iter().zip(g).map(|(w, g)| w * w * g).sum())
-        .collect()
-}
-
 /// The data-free importance, from the weights alone: a matrix that reads `rms_norm(x) · g`
-/// gets `g²` per channel (the normalized residual's channels have comparable scale); the
-/// attention output projection gets the variance of the value channels it reads
-/// (`Σ_j W_v[c, j]² g_j²`), the down projection the product of the gate's and the up
-/// projection's output variances.
+/// gets `g²` per channel (the normalized residual's channels have comparable scale; the norm
+/// weight sets what each contributes). The others (attention output, down projection) get none.
 pub fn data_free_importance(model: &Model) -> Result<Importance> {
     let c = &model.config;
     let mut importance = Importance::new();
@@ -168,33 +159,11 @@ pub fn data_free_importance(model: &Model) -> Result<Importance> {
         Ok(source_values(model, name, plus_one(name))?.map(|g| g.iter().map(|v| v * v).collect()))
     };
     for l in 0..c.num_layers {
-        let blk = |k: &str| format!("blk.{l}.{k}.weight");
-        if let Some(g) = norm(&blk("attn_norm"))? {
-            if let Some(wv) = source_values(model, &blk("attn_v"), false)? {
-                let v = propagate(&wv, &g);
-                let group = c.num_heads / c.num_kv_heads.max(1);
-                let hd = c.head_dim;
-                let o: Vec<f32> = (0..c.num_heads * hd)
-                    .map(|i| v[(i / hd / group) * hd + i % hd])
-                    .collect();
-                importance.insert(blk("attn_output"), o);
-            }
-            for name in readers(Some(l), Product::Qkv, false) {
-                importance.insert(name, g.clone());
-            }
-        }
-        if let Some(g) = norm(&blk("ffn_norm"))? {
-            let gate = source_values(model, &blk("ffn_gate"), false)?;
-            let up = source_values(model, &blk("ffn_up"), false)?;
-            if let (Some(gate), Some(up)) = (gate, up) {
-                let (gate, up) = (propagate(&gate, &g), propagate(&up, &g));
-                importance.insert(
-                    blk("ffn_down"),
-                    gate.iter().zip(&up).map(|(a, b)| a * b).collect(),
-                );
-            }
-            for name in readers(Some(l), Product::GateUp, false) {
-                importance.insert(name, g.clone());
+        for (norm_name, product) in [("attn_norm", Product::Qkv), ("ffn_norm", Product::GateUp)] {
+            if let Some(g) = norm(&format!("blk.{l}.{norm_name}.weight"))? {
+                for name in readers(Some(l), product, false) {
+                    importance.insert(name, g.clone());
+                }
             }
         }
     }

@@ -40,7 +40,7 @@ struct Args {
     seed: u64,
     /// With a K-quant mix: weight each column's quantization error by its importance, measured by
     /// running the model over this text (mean squared activation per input channel). Without it,
-    /// the importance is estimated from the weights (norm weights, value and gate/up variances).
+    /// the importance is estimated from the weights (the RMSNorm weight before each matrix).
     #[arg(long, value_name = "FILE")]
     calibrate: Option<PathBuf>,
     /// With --calibrate: tokens per calibration window (each starts with BOS, as llama-imatrix's).
