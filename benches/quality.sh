@@ -9,7 +9,7 @@
 #     edgelm's own f16/q8_0/q4_0 files run as they are. LLAMA_PPL=1 adds llama-perplexity on
 #     llama.cpp's files, REAL=1 edgelm's mixes run by the K-quant kernels;
 #   - calibration (not the evaluation text): Debian's Apache-2.0, MPL-2.0 and GFDL-1.3 texts.
-# Prints one tab-separated line per file: name, bytes of weights, bits per weight, perplexity.
+# Prints one tab-separated line per file: name, MiB of weights, bits per weight, perplexity.
 #
 # Usage: benches/quality.sh        Env: CTX=256  EVAL=/usr/share/common-licenses/GPL-3
 set -euo pipefail
@@ -30,7 +30,7 @@ f16=$(smollm2_gguf F16)
 
 ppl() { "$bin/edgelm" perplexity "$1" "$EVAL" -c "$CTX" 2>/dev/null | awk '/^perplexity:/ {print $2}'; }
 row() { printf '%s\t%s\t%s\t%s\n' "$@"; }
-printf 'file\tbytes\tbits/weight\tperplexity\n'
+printf 'file\tweights (MiB)\tbits/weight\tperplexity\n'
 
 # llama.cpp: an importance matrix of the calibration text (windows of 512, its default), then
 # llama-quantize from the F16 source; scored as f32 copies by edgelm.
@@ -44,7 +44,7 @@ for spec in Q8_0 Q4_0 Q4_K_M "Q4_K_M+imatrix:Q4_K_M --imatrix $imatrix"; do
   [ -s "$gguf" ] || "$LLAMA_BIN/llama-quantize" $args "$f16" "$gguf" "$ty" >"$work/llama-$name.log" 2>&1
   "$bin/edgelm-convert" "$gguf" -o "$work/f32.edgelm" --quant f32 --embed-type f32 >/dev/null
   bytes=$(sed -n 's/.*quant size  = *\([0-9.]*\) MiB (\([0-9.]*\) BPW).*/\1 \2/p' "$work/llama-$name.log")
-  row "llama.cpp $name" "$(awk '{printf "%d", $1 * 1048576}' <<<"$bytes")" "${bytes#* }" "$(ppl "$work/f32.edgelm")"
+  row "llama.cpp $name" "${bytes% *}" "${bytes#* }" "$(ppl "$work/f32.edgelm")"
   if [ "${LLAMA_PPL:-0}" = 1 ]; then
     row "  (llama-perplexity)" - - "$("$LLAMA_BIN/llama-perplexity" -m "$gguf" -f "$EVAL" -c "$CTX" 2>&1 |
       sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')"
@@ -62,12 +62,12 @@ for spec in "f16:--quant f16 --embed-type f16" "q8_0:--quant q8_0" "q4:--quant q
   else
     read -r bytes bpw < <(awk '$1 == "total" {print $4, $5}' "$work/edgelm-$name.log")
   fi
-  row "edgelm $name" "$bytes" "$bpw" "$(ppl "$work/edgelm.edgelm")"
+  row "edgelm $name" "$(awk '{printf "%.2f", $1 / 1048576}' <<<"$bytes")" "$bpw" "$(ppl "$work/edgelm.edgelm")"
   if [ "${REAL:-0}" = 1 ] && [[ $spec == *--simulate* ]]; then
     real=${spec#*:}
     # shellcheck disable=SC2086
     "$bin/edgelm-convert" "$f16" -o "$work/edgelm.edgelm" ${real/--simulate/} >/dev/null
-    row "  (K-quant kernels)" "$(stat -c %s "$work/edgelm.edgelm")" - "$(ppl "$work/edgelm.edgelm")"
+    row "  (K-quant kernels)" - - "$(ppl "$work/edgelm.edgelm")"
   fi
 done
 rm -f "$work/f32.edgelm" "$work/edgelm.edgelm"
