@@ -594,6 +594,12 @@ pub fn quantize_rows(
         "{} values are not rows of {cols}",
         values.len()
     );
+    // Every type stores a scale of at least amax / 15 as f16 (Q5_0: amax / 16).
+    let amax = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    ensure!(
+        amax <= f16::MAX.to_f32() * 15.0,
+        "values up to {amax:e} are too large for {ty}"
+    );
     let weights = importance.map(column_weights);
     let rows: Vec<Result<(Vec<u8>, ErrorStats)>> = values
         .par_chunks_exact_mut(cols)
@@ -753,5 +759,8 @@ mod tests {
         let err = quantize_row(GgmlType::Q5_0, &[0.0; 64], Some(&[1.0; 32]), &mut out).unwrap_err();
         assert!(err.to_string().contains("importance"), "{err}");
         assert!(quantize_row(GgmlType::Q2K, &[0.0; 256], None, &mut out).is_err());
+        let err = quantize_rows(GgmlType::Q5_0, &mut [1e7; 32], 32, None).unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+        assert!(quantize_rows(GgmlType::Q5_0, &mut [0.0; 48], 32, None).is_err());
     }
 }
