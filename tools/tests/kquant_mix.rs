@@ -76,6 +76,23 @@ fn q4_k_m_types_and_logits() {
 }
 
 #[test]
+fn q5_k_m_and_q6_k_run() {
+    let (model, tok) = tiny();
+    let exact = logits(&convert(&model, &tok, &common::options("f32")));
+    for (mix, dtype, budget) in [("q5_k_m", DType::Q5_1, 0.25), ("q6_k", DType::Q8_0, 0.12)] {
+        let m = convert(&model, &tok, &common::options(mix));
+        // 64-column rows: Q5_K falls back to Q5_1, Q6_K to Q8_0. Budgets: measured 0.19 and
+        // 0.034 (random tiny weights amplify errors: q4_0 reaches 0.46, `decoder_parity`).
+        assert_eq!(
+            m.file().tensor("blk.0.attn_qkv.weight").unwrap().info.dtype,
+            dtype
+        );
+        let err = common::rel_rmse(&logits(&m), &exact);
+        assert!(err < budget, "{mix}: logits off by {err}");
+    }
+}
+
+#[test]
 fn calibration_measures_every_matrix() {
     let (model, tok) = tiny();
     let text = "The quick brown fox jumps over the lazy dog, and the dog sleeps on. ".repeat(20);
