@@ -13,6 +13,8 @@ use half::f16;
 use rayon::prelude::*;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes};
 
+pub mod kquant;
+
 /// Squared-error totals of one tensor's encoding (or of many, summed).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ErrorStats {
