@@ -24,13 +24,27 @@ pub struct Vocab {
     pub byte_level: bool,
 }
 
+impl Vocab {
+    /// Whether `id` is a control token other than the unknown token (which WordPiece produces
+    /// for characters outside its vocabulary).
+    pub fn is_control(&self, id: u32) -> bool {
+        self.tok.is_special(id) && self.tok.spec().unk != Some(id)
+    }
+}
+
 /// Every `*.edgelm` file of the models folder, loaded once.
 pub fn vocabs() -> &'static [Vocab] {
     static VOCABS: OnceLock<Vec<Vocab>> = OnceLock::new();
     VOCABS.get_or_init(|| {
-        let dir = std::env::var_os("EDGELM_FUZZ_MODELS").map_or_else(|| PathBuf::from("models"), PathBuf::from);
+        let dir =
+            std::env::var_os("EDGELM_FUZZ_MODELS").map_or_else(|| PathBuf::from("models"), PathBuf::from);
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e} (see fuzz/README.md: the text targets need packed models)", dir.display()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (see fuzz/README.md: the text targets need packed models)",
+                    dir.display()
+                )
+            })
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "edgelm"))
             .collect();
@@ -52,7 +66,11 @@ fn load(path: &std::path::Path) -> Vocab {
         .collect();
     let byte_level = file.meta().tokenizer.model == edgelm::format::meta::TokenizerModel::BpeByteLevel;
     Vocab {
-        name: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        name: path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         tok,
         template,
         specials,
@@ -80,8 +98,14 @@ pub fn parts(v: &Vocab, data: &[u8]) -> Vec<String> {
                 i += 1;
             }
             _ => {
-                let end = data[i..].iter().position(|&b| b >= 0xFE).map_or(data.len(), |n| i + n);
-                parts.last_mut().expect("one part").push_str(&String::from_utf8_lossy(&data[i..end]));
+                let end = data[i..]
+                    .iter()
+                    .position(|&b| b >= 0xFE)
+                    .map_or(data.len(), |n| i + n);
+                parts
+                    .last_mut()
+                    .expect("one part")
+                    .push_str(&String::from_utf8_lossy(&data[i..end]));
                 i = end;
             }
         }
