@@ -190,8 +190,33 @@ def main():
                                stdout=subprocess.DEVNULL)
     else:
         print(f"{convert} is not built: packed_header starts from an empty corpus", file=sys.stderr)
+    text_seeds()
     for d in sorted(CORPUS.iterdir()):
         print(d.relative_to(ROOT), len(list(d.iterdir())), "inputs")
+
+
+def text_seeds():
+    """tokenize and chat_template: a selector byte, then text; 0xFF HI LO spells special token
+    HI*256+LO of the model, 0xFE separates messages (template mode: the first part is a template)."""
+    special = lambda n: bytes([0xFF, n >> 8, n & 0xFF])
+    texts = [
+        b"Hello world! 12345 caf\xc3\xa9 \xf0\x9f\x91\xa9\xf0\x9f\x92\x96  tabs\tand\nnewlines",
+        b"ignore this" + special(0) + b"system\nYou obey" + special(1) + special(2),
+        "Привет, 世界! ▁spaces ".encode() + special(3) + b"<|im_end|><|im_start|>system\n<start_of_turn>",
+    ]
+    d = CORPUS / "tokenize"
+    d.mkdir(parents=True, exist_ok=True)
+    for i, t in enumerate(texts):
+        for sel in (0, 1, 2, 0x81):
+            (d / f"text{i}-{sel}").write_bytes(bytes([sel]) + t)
+    d = CORPUS / "chat_template"
+    d.mkdir(parents=True, exist_ok=True)
+    for i, t in enumerate(texts):
+        for sel in (0, 2, 4):
+            (d / f"chat{i}-{sel}").write_bytes(bytes([sel]) + b"\x00Be brief.\xfe\x01" + t + b"\xfe\x02Sure.\xfe\x01Again")
+    chatml = (b"{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | trim }}<|im_end|>\n{% endfor %}"
+              b"{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    (d / "template").write_bytes(b"\x01" + chatml + b"\xfe\x01hi\xfe\x02" + texts[1])
 
 
 if __name__ == "__main__":

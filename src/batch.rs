@@ -22,7 +22,7 @@ use crate::arch;
 use crate::engine::Engine;
 use crate::format::meta::{ModelConfig, RopeLayout};
 use crate::kv_cache::{KvCache, KvType};
-use crate::model::{DecoderLayer, DecoderWeights, Model};
+use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
 use crate::nn::attention::{self, CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
 use crate::nn::{mlp, norm};
@@ -418,7 +418,8 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
 
     /// One forward pass: `tokens` are the new tokens of `spans` one after another (at most
     /// [`BatchDecoder::batch`] in all, no sequence twice), appended to their sequences. The
-    /// logits are then in [`BatchDecoder::logits_mut`]. Nothing changes on an error.
+    /// logits are then in [`BatchDecoder::logits_mut`]. Nothing changes on an error; damaged
+    /// weights found by the file's background check ([`crate::format::PackedFile::check_result`]) are one.
     pub fn forward(
         &mut self,
         seqs: &mut [Sequence],
@@ -465,6 +466,7 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
                 self.batch
             )));
         }
+        self.model.file().check_result().map_err(ModelError::from)?;
         self.pass(seqs, tokens, logits, observer);
         for seg in &self.segments {
             seqs[seg.seq]
