@@ -107,13 +107,16 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         let _ = editor.add_history_entry(line);
         messages.push(Message::new("user", line));
         let mut prompt = super::encode_chat(&model, &template, &messages, args.special)?;
-        // With --keep the conversation slides too: the oldest turns go (the system message and
-        // the new line stay) until it leaves room for an answer (a quarter of the context at most).
-        let first = usize::from(args.system.is_some());
-        let room = args.max_tokens.min(session.context() / 4);
-        while args.keep.is_some() && prompt.len() + room > session.context() && messages.len() > first + 2 {
-            messages.drain(first..first + 2);
-            prompt = super::encode_chat(&model, &template, &messages, args.special)?;
+        // With --keep the conversation slides too: when it leaves no room for an answer (a
+        // quarter of the context at most), the oldest turns go until it fills half the context
+        // (the system message and the new line stay), so that the turns after it reuse the
+        // cache again until the next slide.
+        let (first, ctx) = (usize::from(args.system.is_some()), session.context());
+        if args.keep.is_some() && prompt.len() + args.max_tokens.min(ctx / 4) > ctx {
+            while prompt.len() > ctx / 2 && messages.len() > first + 2 {
+                messages.drain(first..first + 2);
+                prompt = super::encode_chat(&model, &template, &messages, args.special)?;
+            }
         }
         let cached = match &args.prompt_cache {
             Some(path) if session.position() == 0 => restore_prompt_cache(&mut session, path, &prompt),
