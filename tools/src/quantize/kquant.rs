@@ -1,7 +1,8 @@
 //! Quantizing rows of f32 values into GGUF blocks (ggml-common.h layouts): Q4_K, Q5_K, Q6_K,
 //! Q5_0, Q5_1 and Q8_0, minimising the importance-weighted squared error `Σ wᵢ (xᵢ − x̂ᵢ)²`.
 //!
-//! `w` is the per-input-channel importance (mean squared activation, from calibration) or 1.
+//! `w` is the per-input-channel importance ([`crate::calibrate`]: mean squared activation over a
+//! calibration text, or the data-free estimate from the norm weights), or 1.
 //! Every scale is chosen by a search: candidate inverse scales around the one that maps the
 //! extreme value onto the extreme quant, each refitted by weighted least squares for the quants
 //! it produces and scored as stored (f16 or 6/8-bit integer scales). The K types then refine
