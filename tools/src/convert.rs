@@ -275,7 +275,7 @@ fn encode_all(
     );
     for t in &plan.tensors {
         bar.set_message(t.plan.name.clone());
-        let e = encode(model, t, options.importance.as_deref())
+        let e = encode(model, t, options.importance.as_deref(), options.calibrated)
             .with_context(|| format!("converting tensor {}", t.plan.name))?;
         sink.write(&t.plan, &e.bytes)?;
         report.rows.push(TensorRow {

@@ -55,7 +55,13 @@ fn row_len(shape: &[u64]) -> usize {
 }
 
 /// Encodes one planned tensor, weighting a mix's quantization error by `importance`.
-pub fn encode(model: &Model, t: &OutTensor, importance: Option<&Importance>) -> Result<Encoded> {
+/// (`calibrated`: measured on text).
+pub fn encode(
+    model: &Model,
+    t: &OutTensor,
+    importance: Option<&Importance>,
+    calibrated: bool,
+) -> Result<Encoded> {
     let (dtype, cols) = (t.plan.dtype, row_len(&t.plan.shape));
     let numel = t.plan.shape.iter().product::<u64>() as usize;
     let mut values = Vec::with_capacity(numel);
@@ -80,7 +86,7 @@ pub fn encode(model: &Model, t: &OutTensor, importance: Option<&Importance>) -> 
             // Quantized into the mix's type and decoded again: what the kernels will see.
             let imp = importance.and_then(|m| m.get(&part.name)).map(Vec::as_slice);
             check_range(&values[start..], DType::F32)?;
-            let (blocks, stats) = quantize_rows(ty, &mut values[start..], cols, imp)?;
+            let (blocks, stats) = quantize_rows(ty, &mut values[start..], cols, imp, calibrated)?;
             let m = mixed.get_or_insert_default();
             m.0.add(&stats);
             m.1 += blocks.len() as u64;

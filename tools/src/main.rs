@@ -73,6 +73,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         quant: args.quant,
         embed: args.embed_type,
         importance: None,
+        calibrated: args.calibrate.is_some(),
         simulate: args.simulate,
     };
     check_output(&input, &args.output)?;

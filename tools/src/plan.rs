@@ -78,6 +78,8 @@ pub struct Options {
     /// Per-column importance of the matrices (from [`crate::calibrate`]), weighting the
     /// quantization error of the K-quant mixes.
     pub importance: Option<Arc<Importance>>,
+    /// Whether `importance` was measured by calibration (not estimated from the weights).
+    pub calibrated: bool,
     /// Store a mix's quantized values decoded to f32 (their quality, measured apart from the
     /// kernels that run them).
     pub simulate: bool,
@@ -90,6 +92,7 @@ impl Default for Options {
             quant: Target::Type(DType::Q8_0),
             embed: None,
             importance: None,
+            calibrated: false,
             simulate: false,
         }
     }

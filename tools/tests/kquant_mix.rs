@@ -126,6 +126,7 @@ fn calibration_measures_every_matrix() {
     // The calibrated mix converts and runs.
     let o = Options {
         importance: Some(std::sync::Arc::new(c.importance)),
+        calibrated: true,
         ..common::options("q4_k_m")
     };
     assert!(logits(&convert(&model, &tok, &o)).iter().all(|v| v.is_finite()));

@@ -1,7 +1,8 @@
 //! Quantizing rows of f32 values into GGUF blocks (ggml-common.h layouts): Q4_K, Q5_K, Q6_K,
 //! Q5_0, Q5_1 and Q8_0, minimising the importance-weighted squared error `Σ wᵢ (xᵢ − x̂ᵢ)²`.
 //!
-//! `w` is the per-input-channel importance (mean squared activation, from calibration) or 1.
+//! `w` is the per-input-channel importance ([`crate::calibrate`]: mean squared activation over a
+//! calibration text, or the data-free estimate from the norm weights), or 1.
 //! Every scale is chosen by a search: candidate inverse scales around the one that maps the
 //! extreme value onto the extreme quant, each refitted by weighted least squares for the quants
 //! it produces and scored as stored (f16 or 6/8-bit integer scales). The K types then refine
@@ -485,16 +486,35 @@ fn five_bits(q: &[i32; 32]) -> ([u8; 4], [u8; 16]) {
 fn q5_0(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
     let mut q = [0; 32];
     let s = search_sym(x, w, (-16, 15), to_f16, &mut q);
+    q5_0_block(&q, s.d, out);
+    s.err
+}
+
+/// Q5_0 by llama.cpp's reference rule (`quantize_row_q5_0_ref`): the value of largest magnitude
+/// maps to quant −16 exactly. Without measured importance this gave lower perplexity than the
+/// search (docs/BENCHMARKS.md).
+fn q5_0_reference(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
+    let max = x
+        .iter()
+        .fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+    let d = to_f16(max / -16.0);
+    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    let q: [i32; 32] = core::array::from_fn(|i| ((x[i] * id + 16.5) as i32).min(31) - 16);
+    q5_0_block(&q, d, out);
+    let e = |i: usize| x[i] - d * q[i] as f32;
+    (0..32).map(|i| w[i] * e(i) * e(i)).sum()
+}
+
+fn q5_0_block(q: &[i32; 32], d: f32, out: &mut Vec<u8>) {
     let (qh, qs) = five_bits(&q.map(|q| q + 16));
     out.extend_from_slice(
         BlockQ5_0 {
-            d: f16_bits(s.d),
+            d: f16_bits(d),
             qh,
             qs,
         }
         .as_bytes(),
     );
-    s.err
 }
 
 fn q5_1(x: &[f32], w: &[f32], out: &mut Vec<u8>) -> f32 {
@@ -533,13 +553,21 @@ pub const TYPES: [GgmlType; 6] = [
 ];
 
 /// Appends the blocks of one row `x` of `ty` to `out`, weighting each column by `importance`
-/// (all ones when `None`). Returns the weighted squared error.
-pub fn quantize_row(ty: GgmlType, x: &[f32], importance: Option<&[f32]>, out: &mut Vec<u8>) -> Result<f32> {
+/// (all ones when `None`); `measured`: the importance comes from calibration (else Q5_0 keeps
+/// llama.cpp's reference rule). Returns the weighted squared error.
+pub fn quantize_row(
+    ty: GgmlType,
+    x: &[f32],
+    importance: Option<&[f32]>,
+    measured: bool,
+    out: &mut Vec<u8>,
+) -> Result<f32> {
     let encode: fn(&[f32], &[f32], &mut Vec<u8>) -> f32 = match ty {
         GgmlType::Q4K => q4_k,
         GgmlType::Q5K => q5_k,
         GgmlType::Q6K => q6_k,
-        GgmlType::Q5_0 => q5_0,
+        GgmlType::Q5_0 if measured => q5_0,
+        GgmlType::Q5_0 => q5_0_reference,
         GgmlType::Q5_1 => q5_1,
         GgmlType::Q8_0 => q8_0,
         _ => anyhow::bail!("edgelm-convert cannot quantize into {ty}"),
@@ -581,13 +609,15 @@ fn column_weights(importance: &[f32]) -> Vec<f32> {
 }
 
 /// Quantizes the rows (`cols` values each) of `values` into `ty`, in parallel, weighting each
-/// column by `importance`, and replaces the values with their decoded ones. Returns the GGUF
-/// blocks (row after row) and the error against the values given.
+/// column by `importance` (`measured`: from calibration, see [`quantize_row`]), and replaces the
+/// values with their decoded ones. Returns the GGUF blocks (row after row) and the error against
+/// the values given.
 pub fn quantize_rows(
     ty: GgmlType,
     values: &mut [f32],
     cols: usize,
     importance: Option<&[f32]>,
+    measured: bool,
 ) -> Result<(Vec<u8>, ErrorStats)> {
     ensure!(
         cols > 0 && values.len().is_multiple_of(cols),
@@ -605,7 +635,7 @@ pub fn quantize_rows(
         .par_chunks_exact_mut(cols)
         .map(|row| {
             let mut bytes = Vec::new();
-            quantize_row(ty, row, weights.as_deref(), &mut bytes)?;
+            quantize_row(ty, row, weights.as_deref(), measured, &mut bytes)?;
             let mut decoded = vec![0.0; cols];
             dequantize(ty, &bytes, &mut decoded)?;
             let mut stats = ErrorStats {
@@ -686,7 +716,7 @@ mod tests {
         let rms = (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
         for (ty, budget) in budgets {
             let mut bytes = Vec::new();
-            let err = quantize_row(ty, &x, None, &mut bytes).unwrap();
+            let err = quantize_row(ty, &x, None, true, &mut bytes).unwrap();
             let y = decode(ty, &bytes, x.len());
             let actual = weighted(&x, &y, &ones);
             assert!(
@@ -698,13 +728,13 @@ mod tests {
         }
     }
 
-    /// The search is at least as good as llama.cpp's reference rules would be for Q5_0
-    /// (scale from the block maximum) and better in total.
+    /// The search beats llama.cpp's reference rule for Q5_0 (scale from the block maximum),
+    /// which is what Q5_0 uses without measured importance.
     #[test]
     fn q5_0_search_beats_the_reference_rule() {
         let x = rows(64 * 32, 5);
         let mut bytes = Vec::new();
-        let err = quantize_row(GgmlType::Q5_0, &x, None, &mut bytes).unwrap();
+        let err = quantize_row(GgmlType::Q5_0, &x, None, true, &mut bytes).unwrap();
         let mut plain = 0.0f64;
         for b in x.chunks_exact(32) {
             let max = b
@@ -718,6 +748,15 @@ mod tests {
             }
         }
         assert!(f64::from(err) < 0.95 * plain, "search {err} vs plain {plain}");
+        // Without measured importance Q5_0 is the reference rule itself.
+        let mut reference = Vec::new();
+        quantize_row(GgmlType::Q5_0, &x, None, false, &mut reference).unwrap();
+        let y = decode(GgmlType::Q5_0, &reference, x.len());
+        let e: f64 = x.iter().zip(&y).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+        assert!(
+            (e - plain).abs() <= 1e-9 * plain,
+            "reference {e} vs plain {plain}"
+        );
     }
 
     /// Weighting by importance lowers the weighted error (the quantity that reaches the
@@ -733,8 +772,8 @@ mod tests {
         for ty in TYPES {
             let (mut plain, mut weighted_bytes) = (Vec::new(), Vec::new());
             for row in x.chunks_exact(cols) {
-                quantize_row(ty, row, None, &mut plain).unwrap();
-                quantize_row(ty, row, Some(&imp), &mut weighted_bytes).unwrap();
+                quantize_row(ty, row, None, true, &mut plain).unwrap();
+                quantize_row(ty, row, Some(&imp), true, &mut weighted_bytes).unwrap();
             }
             let w: Vec<f32> = imp.iter().cycle().take(x.len()).copied().collect();
             let e_plain = weighted(&x, &decode(ty, &plain, x.len()), &w);
@@ -751,17 +790,17 @@ mod tests {
         for ty in TYPES {
             let mut bytes = Vec::new();
             let x = vec![0.0; QK_K];
-            assert_eq!(quantize_row(ty, &x, None, &mut bytes).unwrap(), 0.0);
+            assert_eq!(quantize_row(ty, &x, None, true, &mut bytes).unwrap(), 0.0);
             assert_eq!(decode(ty, &bytes, QK_K), x, "{ty}");
         }
         let mut out = Vec::new();
-        let err = quantize_row(GgmlType::Q4K, &[0.0; 576], None, &mut out).unwrap_err();
+        let err = quantize_row(GgmlType::Q4K, &[0.0; 576], None, true, &mut out).unwrap_err();
         assert!(err.to_string().contains("576"), "{err}");
-        let err = quantize_row(GgmlType::Q5_0, &[0.0; 64], Some(&[1.0; 32]), &mut out).unwrap_err();
+        let err = quantize_row(GgmlType::Q5_0, &[0.0; 64], Some(&[1.0; 32]), true, &mut out).unwrap_err();
         assert!(err.to_string().contains("importance"), "{err}");
-        assert!(quantize_row(GgmlType::Q2K, &[0.0; 256], None, &mut out).is_err());
-        let err = quantize_rows(GgmlType::Q5_0, &mut [1e7; 32], 32, None).unwrap_err();
+        assert!(quantize_row(GgmlType::Q2K, &[0.0; 256], None, true, &mut out).is_err());
+        let err = quantize_rows(GgmlType::Q5_0, &mut [1e7; 32], 32, None, true).unwrap_err();
         assert!(err.to_string().contains("too large"), "{err}");
-        assert!(quantize_rows(GgmlType::Q5_0, &mut [0.0; 48], 32, None).is_err());
+        assert!(quantize_rows(GgmlType::Q5_0, &mut [0.0; 48], 32, None, true).is_err());
     }
 }
