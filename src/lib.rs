@@ -20,5 +20,6 @@ pub mod sampling;
 pub mod session;
 pub mod threads;
 pub mod tokenizer;
+pub mod whisper;
 
 pub use edgelm_kernels as kernels;
