@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use edgelm::format::meta::SourceInfo;
+use edgelm::format::meta::{Architecture, SourceInfo};
 use edgelm::format::{Metadata, PackedFile, PackedWriter, TensorPlan, writer};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -113,7 +113,11 @@ pub fn load(input: &Input) -> Result<(Model, TokenizerImport)> {
             } else {
                 hf::open(path)?
             };
-            let tokenizer = tokenizer_import::from_hf_folder(path)?;
+            let tokenizer = if model.config.architecture == Architecture::Whisper {
+                tokenizer_import::from_whisper_folder(path)?
+            } else {
+                tokenizer_import::from_hf_folder(path)?
+            };
             Ok((model, tokenizer))
         }
         Input::Path(path) => {
