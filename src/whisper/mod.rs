@@ -159,6 +159,13 @@ impl<'m> Whisper<'m> {
         self.model
     }
 
+    /// Runs `f` on one of the runner's threads, so that the work inside starts without a
+    /// hand-off per call (a whole transcription; the allocation tests).
+    pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
+        let engine = self.engine.clone();
+        engine.install(|| f(self))
+    }
+
     /// Worker threads.
     pub fn threads(&self) -> usize {
         self.engine.threads()

@@ -413,8 +413,10 @@ mod tests {
         apply_rules(&mut logits, &[], &[3], &[], &T, &o);
         let allowed: Vec<usize> = (0..32).filter(|&i| logits[i].is_finite()).collect();
         assert_eq!(allowed, [16, 17, 18]);
-        // After text then one timestamp: another timestamp (not earlier) or end of text.
+        // After text then one timestamp: another timestamp (not earlier) or end of text (here
+        // likelier than all timestamps together, so it stays allowed).
         let mut logits = vec![0.0f32; 32];
+        logits[9] = 5.0;
         apply_rules(&mut logits, &[18, 5, 20], &[], &[], &T, &o);
         assert!(logits[..9].iter().all(|v| v.is_infinite()));
         assert!(logits[9].is_finite() && logits[19].is_infinite() && logits[20].is_finite());

@@ -365,3 +365,90 @@ pub fn from_parts(bin: Buffer, config_json: &[u8], dir: &Path) -> Result<Model> 
     whisper::finish(&mut model, config_json, dir)?;
     Ok(model)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u16 + 1).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out.push(0);
+    }
+
+    /// A model.bin with the given variables (name, dims, type code, bytes) and no aliases.
+    fn bin(vars: &[(&str, &[u32], u8, usize)]) -> Vec<u8> {
+        let mut out = 6u32.to_le_bytes().to_vec();
+        string(&mut out, "WhisperSpec");
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
+        for &(name, dims, code, size) in vars {
+            string(&mut out, name);
+            out.push(dims.len() as u8);
+            dims.iter().for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
+            out.push(code);
+            out.extend_from_slice(&(size as u32).to_le_bytes());
+            out.extend(std::iter::repeat_n(0u8, size));
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out
+    }
+
+    fn error(bytes: &[u8]) -> String {
+        parse(bytes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reads_variables_and_aliases() {
+        let b = bin(&[
+            ("encoder/conv1/bias", &[4], 4, 8),
+            ("encoder/num_heads", &[], 2, 2),
+        ]);
+        let (vars, aliases) = parse(&b).unwrap();
+        assert_eq!(vars["encoder/conv1/bias"].dims, [4]);
+        assert_eq!(scalar(&b, &vars, "encoder/num_heads").unwrap(), 0);
+        assert!(aliases.is_empty());
+    }
+
+    #[test]
+    fn damaged_files_name_the_variable() {
+        let good = bin(&[("a/weight", &[2, 2], 0, 16), ("b/bias", &[2], 0, 8)]);
+        // Cut inside b/bias's data.
+        assert!(
+            error(&good[..good.len() - 8]).contains("variable b/bias"),
+            "{}",
+            error(&good[..good.len() - 8])
+        );
+        let bad_type = bin(&[("a/weight", &[2, 2], 9, 16)]);
+        assert!(error(&bad_type).contains("variable a/weight has unknown type code 9"));
+        let bad_size = bin(&[("a/weight", &[2, 3], 0, 16)]);
+        assert!(error(&bad_size).contains("a/weight: 16 bytes do not hold dims [2, 3]"));
+        let mut other = good.clone();
+        other[0] = 5;
+        assert!(error(&other).contains("version 5"));
+        assert!(error(&good[..3]).contains("truncated"));
+        let huge = bin(&[("a/weight", &[u32::MAX, u32::MAX, u32::MAX], 0, 0)]);
+        assert!(error(&huge).contains("a/weight"));
+        let mut trailing = good;
+        trailing.push(1);
+        assert!(parse(&trailing).is_err());
+    }
+
+    #[test]
+    fn fused_projections_are_split_by_rows() {
+        let names = packed_names("decoder/layer_3/attention/linear_1/bias", 8).unwrap();
+        assert_eq!(
+            names,
+            [
+                ("blk.3.cross_k.bias".to_owned(), Some(0..8)),
+                ("blk.3.cross_v.bias".to_owned(), Some(8..16)),
+            ]
+        );
+        assert_eq!(
+            packed_names("encoder/layer_0/self_attention/layer_norm/gamma", 8).unwrap()[0].0,
+            "blk.0.enc_attn_norm.weight"
+        );
+        assert!(packed_names("encoder/layer_0/attention/linear_0/weight", 8).is_none());
+        assert!(packed_names("decoder/layer_+1/ffn/linear_0/weight", 8).is_none());
+    }
+}
