@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+pub mod audio;
 pub mod batch;
 pub mod chat;
 pub mod embed;
