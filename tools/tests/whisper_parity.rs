@@ -197,3 +197,63 @@ fn whisper_base_matches_transformers_on_jfk() {
         "whisper base q8_0: relative logit error {rel}, encoder {enc}"
     );
 }
+
+/// The whole path on JFK: Whisper base at q8_0 transcribes to faster-whisper's greedy segments
+/// (faster-whisper 1.2.1, base, float32, beam 1), timestamps and tokens included.
+#[test]
+fn whisper_base_transcribes_jfk_as_faster_whisper() {
+    use edgelm::audio::LogMel;
+    use edgelm::audio::mel::FASTER_WHISPER_PADDING;
+    use edgelm::whisper::{TranscribeOptions, transcribe};
+    let (Some(dir), Some(wav)) = (optional_model("whisper-base"), optional_model("audio/jfk.wav")) else {
+        return;
+    };
+    let samples = edgelm::audio::load_audio(&wav).unwrap();
+    let model = Model::from_packed(common::convert_path(&dir, "q8_0")).unwrap();
+    let mut w = Whisper::new(
+        &model,
+        &WhisperOptions {
+            threads: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut mel = Vec::new();
+    let filters = model.whisper().unwrap().mel_filters.to_vec();
+    let frames =
+        LogMel::with_filters(filters, 80)
+            .unwrap()
+            .compute(&samples, FASTER_WHISPER_PADDING, &mut mel);
+    // Language detected, as faster-whisper does without --language.
+    let t = transcribe(&mut w, &mel, frames, frames - 1, &TranscribeOptions::default()).unwrap();
+    assert_eq!(t.language, "en");
+    let got: Vec<(f32, f32, &str, &[u32])> = t
+        .segments
+        .iter()
+        .map(|s| (s.start, s.end, s.text.as_str(), s.tokens.as_slice()))
+        .collect();
+    let want: [(f32, f32, &str, &[u32]); 2] = [
+        (
+            0.0,
+            7.6,
+            " And so my fellow Americans ask not what your country can do for you,",
+            &[
+                50364, 400, 370, 452, 7177, 6280, 1029, 406, 437, 428, 1941, 393, 360, 337, 291, 11, 50744,
+            ],
+        ),
+        (
+            7.6,
+            10.6,
+            " ask what you can do for your country.",
+            &[50744, 1029, 437, 291, 393, 360, 337, 428, 1941, 13, 50894],
+        ),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g.0 - w.0).abs() < 1e-4 && (g.1 - w.1).abs() < 1e-4,
+            "{g:?} vs {w:?}"
+        );
+        assert_eq!((g.2, g.3), (w.2, w.3));
+    }
+}
