@@ -69,14 +69,16 @@ pub(super) fn forward(
     gelu(&mut s.x[..ah], h);
     (k.add)(&mut s.x[..ah], &w.enc_pos[..ah]);
 
-    let span = [0..a];
+    // One sequence: every frame sees every frame.
+    let frames_range = 0..a;
+    let span = std::slice::from_ref(&frames_range);
     for layer in &w.encoder {
         layer_norm(k, &mut s.x[..ah], layer.attn_norm, eps, &mut s.xn[..ah], chunks);
         layer.qkv.apply(k, &s.xn[..ah], xq, a, &mut s.qkv, chunks);
         let job = SelfAttention {
             k,
             qkv: &s.qkv[..a * 3 * q_dim],
-            spans: &span,
+            spans: span,
             heads: c.num_heads,
             head_dim: c.head_dim,
         };

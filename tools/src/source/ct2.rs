@@ -83,8 +83,11 @@ fn width(code: u8) -> Option<usize> {
     })
 }
 
+/// Variables by name, and (alias, target) pairs.
+type Contents = (BTreeMap<String, Variable>, Vec<(String, String)>);
+
 /// The variables and aliases of `model.bin`'s bytes.
-fn parse(bytes: &[u8]) -> Result<(BTreeMap<String, Variable>, Vec<(String, String)>)> {
+fn parse(bytes: &[u8]) -> Result<Contents> {
     let mut r = Reader { bytes, at: 0 };
     let header = || "the header".to_owned();
     let version = r.u32(&header)?;
