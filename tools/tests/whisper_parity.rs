@@ -257,3 +257,40 @@ fn whisper_base_transcribes_jfk_as_faster_whisper() {
         assert_eq!((g.2, g.3), (w.2, w.3));
     }
 }
+
+/// The transcription loop on the tiny model (0.64 s windows): audio longer than a window is
+/// cut into windows that seek forward, segments come in order, and the result is
+/// deterministic. (Its timestamps reach 2 s, past its window, so a window may seek further
+/// than one window: the real models' stop at the window's end.)
+#[test]
+fn tiny_whisper_transcribes_in_windows() {
+    use edgelm::audio::LogMel;
+    use edgelm::audio::mel::FASTER_WHISPER_PADDING;
+    use edgelm::whisper::{TranscribeOptions, transcribe};
+    let dir = common::fixtures().join("tiny-whisper");
+    let model = Model::from_packed(common::convert_path(&dir, "q8_0")).unwrap();
+    let mut w = Whisper::new(&model, &WhisperOptions::default()).unwrap();
+    let samples: Vec<f32> = (0..24_000)
+        .map(|i| 0.3 * (i as f32 * 0.07).sin() * (i as f32 * 0.0011).cos())
+        .collect();
+    let mut mel = Vec::new();
+    let filters = model.whisper().unwrap().mel_filters.to_vec();
+    let frames =
+        LogMel::with_filters(filters, 80)
+            .unwrap()
+            .compute(&samples, FASTER_WHISPER_PADDING, &mut mel);
+    let opts = TranscribeOptions {
+        no_speech_threshold: None,
+        ..Default::default()
+    };
+    let t = transcribe(&mut w, &mel, frames, frames - 1, &opts).unwrap();
+    assert!(t.windows >= 2, "{} windows for 1.5 s", t.windows);
+    assert!(["en", "de", "fr"].contains(&t.language.as_str()));
+    let mut last = 0.0;
+    for s in &t.segments {
+        assert!(s.start >= last - 1e-4 && s.start < s.end, "{s:?}");
+        last = s.start;
+    }
+    let again = transcribe(&mut w, &mel, frames, frames - 1, &opts).unwrap();
+    assert_eq!(again.segments, t.segments);
+}
