@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use edgelm::audio::{LogMel, load_audio, mel::FASTER_WHISPER_PADDING};
 use edgelm::whisper::{Task, TranscribeOptions, Transcript, Whisper, WhisperOptions, transcribe};
 
@@ -119,7 +118,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let mut whisper = Whisper::new(&model, &opts)?;
     let weights = model.whisper()?;
     let loaded = start.elapsed();
-    let samples = load_audio(&args.audio).with_context(|| format!("reading {}", args.audio.display()))?;
+    let samples = load_audio(&args.audio)?;
     let n_mels = weights.mel_filters.len() / edgelm::arch::WHISPER_FFT_BINS;
     let mel_start = Instant::now();
     let mut mel = Vec::new();

@@ -323,7 +323,13 @@ pub fn transcribe(
         .iter()
         .find(|(code, _)| *code == language)
         .map(|(_, id)| *id)
-        .ok_or_else(|| WhisperError::Input(format!("the model does not know the language {language:?}")))?;
+        .ok_or_else(|| {
+            let known: Vec<&str> = cfg.languages.iter().map(|(code, _)| code.as_str()).collect();
+            WhisperError::Input(format!(
+                "the model does not know the language {language:?} (it knows {})",
+                known.join(", ")
+            ))
+        })?;
     out.language = language;
     let task = match o.task {
         Task::Transcribe => t.transcribe,
