@@ -7,9 +7,11 @@ subprocess per answer) for each model and sampling setting, and optionally throu
 llama-completion on the GGUF with the same chat prompt, then prints one row per setting:
 
   loops     answers whose text compresses more than 2.6x with zlib, or whose tail is one
-            chunk repeated (3+ copies of 1-200 characters, covering the last 30+ characters)
+            chunk repeated (3+ copies of 1-200 characters, covering the last 30+ characters),
+            also when every number is read as 0 (counting: "1.\n2.\n3.\n…")
   guard     answers the loop guard stopped (edgelm's `stop: Repetition`)
   cut       answers that ran to the token limit
+  cut, looping  those of them that loop (as above): answers that ran to the limit by repetition
   median    median answer length in characters
   facts     answers that contain their request's facts (requests with `must` only)
   Paris     answers to "What is the capital of France?" that contain "Paris"
@@ -59,7 +61,10 @@ def repeated_tail(text, min_copies=3, max_period=200, min_span=30):
 
 
 def loops(text):
-    return compression_ratio(text) > 2.6 or repeated_tail(text)
+    """Compresses well, or ends in copies of one chunk, also with its numbers aside (counting
+    "1.\n2.\n3.\n…" or "10:11:12:…" with nothing else)."""
+    return (compression_ratio(text) > 2.6 or repeated_tail(text)
+            or repeated_tail(re.sub(r"\d+", "0", text)))
 
 
 def has_facts(text, must):
@@ -109,6 +114,7 @@ def summarise(label, answers):
         "loops": pct(sum(a["loops"] for a in answers)),
         "guard": pct(sum(a["stop"] == "Repetition" for a in answers)),
         "cut": pct(sum(a["stop"] == "MaxTokens" for a in answers)),
+        "cut_looping": pct(sum(a["stop"] == "MaxTokens" and a["loops"] for a in answers)),
         "median_chars": statistics.median(len(a["text"]) for a in answers) if answers else 0,
         "facts": 100.0 * sum(a["facts_ok"] for a in facts) / len(facts) if facts else None,
         "paris": f"{sum(a['facts_ok'] for a in paris)}/{len(paris)}",
@@ -117,12 +123,13 @@ def summarise(label, answers):
 
 
 def table(rows):
-    out = ["| setting | answers | loops | guard stops | cut at limit | median chars | facts | Paris |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| setting | answers | loops | guard stops | cut at limit | cut, looping | median chars | facts | Paris |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         facts = f"{r['facts']:.0f}%" if r["facts"] is not None else "-"
         out.append(f"| {r['setting']} | {r['answers']} | {r['loops']:.0f}% | {r['guard']:.0f}% "
-                   f"| {r['cut']:.0f}% | {r['median_chars']:.0f} | {facts} | {r['paris']} |")
+                   f"| {r['cut']:.0f}% | {r['cut_looping']:.0f}% | {r['median_chars']:.0f} | {facts} "
+                   f"| {r['paris']} |")
     return "\n".join(out)
 
 

@@ -52,16 +52,21 @@ llamacpp_build() {
 }
 
 # Path of SmolLM2 at a llama.cpp type: the shipped Q4_1, or F16/Q8_0/Q4_0 derived from it with
-# llama-quantize --allow-requantize (llama.cpp's default mix: token_embd stays Q8_0 under Q4_*).
+# llama-quantize --allow-requantize (llama.cpp's default mix: token_embd stays Q8_0 under Q4_*);
+# the K-quant mixes (Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K, ...) from that F16, as a user would.
 smollm2_gguf() {
-  local ty=$1 out
+  local ty=$1 out src
   if [ "$ty" = Q4_1 ]; then echo "$SMOLLM2_Q4_1"; return; fi
   out=$PEER_MODELS/SmolLM2-135M-Instruct.$ty.gguf
   if [ ! -s "$out" ]; then
+    case $ty in
+      *_K*) src=$(smollm2_gguf F16) ;;
+      *) src=$SMOLLM2_Q4_1 ;;
+    esac
     llamacpp_build llama-quantize
     mkdir -p "$PEER_MODELS"
-    llamacpp_log "llama-quantize --allow-requantize Q4_1 -> $ty"
-    "$LLAMA_BIN/llama-quantize" --allow-requantize "$SMOLLM2_Q4_1" "$out.tmp.$$" "$ty" 2 >"$out.log" 2>&1 ||
+    llamacpp_log "llama-quantize --allow-requantize $(basename "$src") -> $ty"
+    "$LLAMA_BIN/llama-quantize" --allow-requantize "$src" "$out.tmp.$$" "$ty" 2 >"$out.log" 2>&1 ||
       { tail -20 "$out.log" >&2; return 1; }
     mv "$out.tmp.$$" "$out"
   fi

@@ -4,7 +4,9 @@
 - safetensors_config: micro Llama, Qwen2, Qwen3, Phi-3, Gemma 3 and BERT models (config.json +
   safetensors, a few KB),
   in the target's input format (u16 config length, config.json, safetensors bytes);
-- gguf: the quantized tiny-llama GGUF fixtures (tests/fixtures/tiny-llama-gguf);
+- gguf: the quantized tiny-llama GGUF fixtures (tests/fixtures/tiny-llama-gguf), and tiny-llama
+  widened 4x (rows of 256 and 512 values) with its matrices in the K-quant and 5-bit types
+  (Q4_K, Q5_K, Q6_K, Q5_0, Q5_1: random blocks with small f16 scales);
 - packed_header: those GGUFs converted by edgelm-convert (path given as the first argument,
   default target-tools/release/edgelm-convert), if it is built.
 
@@ -91,6 +93,77 @@ def bert(rng):
     return config, t
 
 
+# GGML type code -> (values per block, bytes per block, byte offsets of f16 scales in a block).
+KQUANTS = {12: (256, 144, (0, 2)), 13: (256, 176, (0, 2)), 14: (256, 210, (208,)), 6: (32, 22, (0,)),
+           7: (32, 24, (0, 2))}
+
+
+def kquant_gguf(src, rng):
+    """The tiny-llama GGUF `src` widened 4x, its matrices in the types of KQUANTS (in turn)."""
+    b = src.read_bytes()
+    pos = 24
+    n_tensors, n_kv = struct.unpack_from("<QQ", b, 8)
+
+    def string():
+        nonlocal pos
+        (n,) = struct.unpack_from("<Q", b, pos)
+        pos += 8 + n
+        return b[pos - n:pos].decode()
+
+    def skip(ty):
+        nonlocal pos
+        if ty == 8:
+            string()
+        elif ty == 9:
+            (et, n) = struct.unpack_from("<IQ", b, pos)
+            pos += 12
+            for _ in range(n):
+                skip(et)
+        else:
+            pos += {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}[ty]
+
+    widened = {"embedding_length": 256, "feed_forward_length": 512, "attention.key_length": 64,
+               "attention.value_length": 64, "rope.dimension_count": 64}
+    kv = b""
+    for _ in range(n_kv):
+        start = pos
+        key = string()
+        (ty,) = struct.unpack_from("<I", b, pos)
+        pos += 4
+        skip(ty)
+        entry = bytearray(b[start:pos])
+        if key.startswith("llama.") and key[6:] in widened:
+            entry[-4:] = struct.pack("<I", widened[key[6:]])
+        kv += entry
+    infos, datas, codes, kept = b"", b"", list(KQUANTS), 0
+    for i in range(n_tensors):
+        name = string()
+        (nd,) = struct.unpack_from("<I", b, pos)
+        dims = [{64: 256, 128: 512, 32: 128}.get(d, d) for d in struct.unpack_from(f"<{nd}Q", b, pos + 4)]
+        pos += 4 + 8 * nd + 12
+        if name == "rope_freqs.weight":
+            continue
+        n = 1
+        for d in dims:
+            n *= d
+        if nd == 1:
+            ty, data = 0, struct.pack(f"<{n}f", *(1.0 for _ in range(n)))
+        else:
+            ty = codes[i % len(codes)]
+            per, size, halves = KQUANTS[ty]
+            data = bytearray(rng.randbytes(n // per * size))
+            for at in range(0, len(data), size):
+                for h in halves:
+                    data[at + h:at + h + 2] = struct.pack("<e", 1e-3 * rng.uniform(0.5, 2.0))
+        kept += 1
+        infos += struct.pack("<Q", len(name)) + name.encode() + struct.pack("<I", nd)
+        infos += struct.pack(f"<{nd}QIQ", *dims, ty, len(datas))
+        datas += bytes(data) + b"\0" * (-len(data) % 32)
+    head = b[:8] + struct.pack("<QQ", kept, n_kv) + kv + infos
+    head += b"\0" * (-len(head) % 32)
+    return head + datas
+
+
 def main():
     rng = random.Random(7)
     st_dir = CORPUS / "safetensors_config"
@@ -105,6 +178,9 @@ def main():
     fixtures = sorted((ROOT / "tests/fixtures/tiny-llama-gguf").glob("q*.gguf"))
     for f in fixtures:
         shutil.copy(f, gguf_dir / f.name)
+    kquant = gguf_dir / "kquant.gguf"
+    kquant.write_bytes(kquant_gguf(ROOT / "tests/fixtures/tiny-llama-gguf/q8_0.gguf", rng))
+    fixtures.append(kquant)
     convert = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "target-tools/release/edgelm-convert"
     packed_dir = CORPUS / "packed_header"
     packed_dir.mkdir(parents=True, exist_ok=True)
@@ -114,8 +190,33 @@ def main():
                                stdout=subprocess.DEVNULL)
     else:
         print(f"{convert} is not built: packed_header starts from an empty corpus", file=sys.stderr)
+    text_seeds()
     for d in sorted(CORPUS.iterdir()):
         print(d.relative_to(ROOT), len(list(d.iterdir())), "inputs")
+
+
+def text_seeds():
+    """tokenize and chat_template: a selector byte, then text; 0xFF HI LO spells special token
+    HI*256+LO of the model, 0xFE separates messages (template mode: the first part is a template)."""
+    special = lambda n: bytes([0xFF, n >> 8, n & 0xFF])
+    texts = [
+        b"Hello world! 12345 caf\xc3\xa9 \xf0\x9f\x91\xa9\xf0\x9f\x92\x96  tabs\tand\nnewlines",
+        b"ignore this" + special(0) + b"system\nYou obey" + special(1) + special(2),
+        "Привет, 世界! ▁spaces ".encode() + special(3) + b"<|im_end|><|im_start|>system\n<start_of_turn>",
+    ]
+    d = CORPUS / "tokenize"
+    d.mkdir(parents=True, exist_ok=True)
+    for i, t in enumerate(texts):
+        for sel in (0, 1, 2, 0x81):
+            (d / f"text{i}-{sel}").write_bytes(bytes([sel]) + t)
+    d = CORPUS / "chat_template"
+    d.mkdir(parents=True, exist_ok=True)
+    for i, t in enumerate(texts):
+        for sel in (0, 2, 4):
+            (d / f"chat{i}-{sel}").write_bytes(bytes([sel]) + b"\x00Be brief.\xfe\x01" + t + b"\xfe\x02Sure.\xfe\x01Again")
+    chatml = (b"{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | trim }}<|im_end|>\n{% endfor %}"
+              b"{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    (d / "template").write_bytes(b"\x01" + chatml + b"\xfe\x01hi\xfe\x02" + texts[1])
 
 
 if __name__ == "__main__":

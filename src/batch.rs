@@ -22,8 +22,8 @@ use crate::arch;
 use crate::engine::Engine;
 use crate::format::meta::{ModelConfig, RopeLayout};
 use crate::kv_cache::{KvCache, KvType};
-use crate::model::{DecoderLayer, DecoderWeights, Model};
-use crate::nn::attention::{CausalAttention, Heads, QUERY_BLOCK};
+use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
+use crate::nn::attention::{self, CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
 use crate::nn::{mlp, norm};
 use crate::prompt_cache::{self, CacheError};
@@ -114,6 +114,28 @@ pub struct Span {
     pub seq: usize,
     /// How many tokens.
     pub len: usize,
+}
+
+/// A matrix product of the forward pass, for [`ProductObserver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Product {
+    /// The fused query, key and value projection of a block (input: the normalized residual).
+    Qkv,
+    /// The attention output projection (input: the attention output).
+    AttnOut,
+    /// The fused gate and up projection (input: the normalized residual).
+    GateUp,
+    /// The down projection (input: the gated activation).
+    Down,
+    /// The output head (input: the normalized final residual).
+    Output,
+}
+
+/// Sees the input of every matrix product of a forward pass (calibration: the converter's
+/// importance matrix is the mean square of each input channel).
+pub trait ProductObserver: Send {
+    /// `x` holds `rows` input rows of `product` in block `layer` (`None` for the output head).
+    fn input(&mut self, layer: Option<usize>, product: Product, x: &[f32], rows: usize);
 }
 
 /// Which rows of a forward pass produce logits.
@@ -279,7 +301,13 @@ impl<'m> BatchDecoder<'m> {
         let (x, xn, post) = (f(batch * h), f(batch * h), f(batch * h));
         let (xq, qkv, attn) = (q(batch * widest / QK), f(batch * qkv_dim), f(batch * q_dim));
         let (ffn, act) = (f(batch * 2 * c.intermediate_size), f(batch * c.intermediate_size));
-        let scores = f(c.num_heads * query_block * (c.head_dim + ctx));
+        let scores = f(attention::scratch_len(
+            c.num_heads,
+            c.num_kv_heads,
+            c.head_dim,
+            ctx,
+            query_block,
+        ));
         let (qq, cos, sin) = (q(q_dim / QK), f(rope_values), f(rope_values));
         let (logits, head) = (f(batch * c.vocab_size), f(c.head_dim));
         let floats = [x, xn, post, qkv, attn, ffn, act, scores, cos, sin, logits, head];
@@ -390,13 +418,26 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
 
     /// One forward pass: `tokens` are the new tokens of `spans` one after another (at most
     /// [`BatchDecoder::batch`] in all, no sequence twice), appended to their sequences. The
-    /// logits are then in [`BatchDecoder::logits_mut`]. Nothing changes on an error.
+    /// logits are then in [`BatchDecoder::logits_mut`]. Nothing changes on an error; damaged
+    /// weights found by the file's background check ([`crate::format::PackedFile::check_result`]) are one.
     pub fn forward(
         &mut self,
         seqs: &mut [Sequence],
         tokens: &[u32],
         spans: &[Span],
         logits: Logits,
+    ) -> Result<(), SessionError> {
+        self.forward_observed(seqs, tokens, spans, logits, None)
+    }
+
+    /// [`BatchDecoder::forward`], showing the input of every matrix product to `observer`.
+    pub fn forward_observed(
+        &mut self,
+        seqs: &mut [Sequence],
+        tokens: &[u32],
+        spans: &[Span],
+        logits: Logits,
+        observer: Option<&mut dyn ProductObserver>,
     ) -> Result<(), SessionError> {
         self.segments.clear();
         let mut row0 = 0;
@@ -425,7 +466,8 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
                 self.batch
             )));
         }
-        self.pass(seqs, tokens, logits);
+        self.model.file().check_result().map_err(ModelError::from)?;
+        self.pass(seqs, tokens, logits, observer);
         for seg in &self.segments {
             seqs[seg.seq]
                 .tokens
@@ -435,7 +477,13 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
     }
 
     /// The checked pass over the rows of `self.segments`.
-    fn pass(&mut self, seqs: &mut [Sequence], tokens: &[u32], logits: Logits) {
+    fn pass(
+        &mut self,
+        seqs: &mut [Sequence],
+        tokens: &[u32],
+        logits: Logits,
+        mut observer: Option<&mut dyn ProductObserver>,
+    ) {
         let BatchDecoder {
             model,
             weights: w,
@@ -476,7 +524,9 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
                 chunks,
             };
             for (l, layer) in w.layers.iter().enumerate() {
-                block.forward(l, layer, seqs, s);
+                // (The cast shortens the object's lifetime to this call's.)
+                let o = observer.as_mut().map(|o| &mut **o as &mut dyn ProductObserver);
+                block.forward(l, layer, seqs, s, o);
             }
             let rows = match logits {
                 Logits::Last => {
@@ -492,6 +542,9 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
                     n
                 }
             };
+            if let Some(o) = observer {
+                o.input(None, Product::Output, &s.xn[..rows * h], rows);
+            }
             output_logits(k, w, c, s, rows, chunks);
         });
     }
@@ -565,18 +618,32 @@ struct Block<'a> {
 
 impl Block<'_> {
     /// Block `l` on the `n` rows of the residual stream.
-    fn forward(&self, l: usize, layer: &DecoderLayer<'_>, seqs: &mut [Sequence], s: &mut Scratch) {
+    fn forward(
+        &self,
+        l: usize,
+        layer: &DecoderLayer<'_>,
+        seqs: &mut [Sequence],
+        s: &mut Scratch,
+        mut observer: Option<&mut dyn ProductObserver>,
+    ) {
         let (k, c, n, chunks) = (self.k, self.c, self.n, self.chunks);
         let (h, eps) = (c.hidden_size, c.norm_eps);
         let (q_dim, ff) = (c.num_heads * c.head_dim, c.intermediate_size);
+        let mut observe = |product, x: &[f32]| {
+            if let Some(o) = observer.as_deref_mut() {
+                o.input(Some(l), product, x, n);
+            }
+        };
 
         // Attention sublayer.
         norm::rms_rows(k, &s.x[..n * h], layer.attn_norm, eps, &mut s.xn[..n * h]);
+        observe(Product::Qkv, &s.xn[..n * h]);
         layer
             .qkv
             .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.qkv, chunks);
         self.store_keys(l, layer, seqs, s);
         self.attention(l, seqs, s);
+        observe(Product::AttnOut, &s.attn[..n * q_dim]);
         layer
             .attn_out
             .apply(k, &s.attn[..n * q_dim], &mut s.xq, n, &mut s.xn, chunks);
@@ -584,10 +651,12 @@ impl Block<'_> {
 
         // Feed-forward sublayer.
         norm::rms_rows(k, &s.x[..n * h], layer.ffn_norm, eps, &mut s.xn[..n * h]);
+        observe(Product::GateUp, &s.xn[..n * h]);
         layer
             .gate_up
             .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.ffn, chunks);
         mlp::gated(k, c.activation, ff, &s.ffn[..n * 2 * ff], &mut s.act[..n * ff]);
+        observe(Product::Down, &s.act[..n * ff]);
         layer
             .down
             .apply(k, &s.act[..n * ff], &mut s.xq, n, &mut s.xn, chunks);
@@ -672,7 +741,11 @@ impl Block<'_> {
                 query_block: s.query_block,
             };
             let out = OutCols::new(&mut s.attn[rows.start * q_dim..rows.end * q_dim], seg.n, q_dim);
-            job.heads(0, c.num_heads, out, &mut s.scores, &mut s.qq, self.chunks);
+            if seg.n == 1 {
+                job.decode(out, &mut s.scores, &mut s.qq, self.chunks);
+            } else {
+                job.heads(0, c.num_heads, out, &mut s.scores, &mut s.qq, self.chunks);
+            }
         }
     }
 }

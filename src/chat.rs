@@ -93,6 +93,12 @@ impl Default for PromptOptions {
     }
 }
 
+/// The work one rendering may do (minijinja's fuel: about one unit per instruction and per 64
+/// bytes created, so at most about 320 MB): a template from a model file cannot hang or exhaust
+/// memory (`{% for i in range(99999) %}{% for j in range(99999) %}…`); a real template over a
+/// conversation of thousands of turns uses a few hundred thousand.
+const TEMPLATE_FUEL: u64 = 5_000_000;
+
 /// Opens and closes a placeholder for user text while rendering (private-use characters).
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
@@ -109,6 +115,7 @@ impl ChatTemplate {
                 .build()?,
         );
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
@@ -127,7 +134,12 @@ impl ChatTemplate {
     /// The template of `model` (if it has none, [`GEMMA`] where its vocabulary has Gemma's turn
     /// markers, else ChatML), with its BOS/EOS token texts.
     pub fn for_model(model: &crate::model::Model) -> Result<ChatTemplate, ChatError> {
-        let tok = model.tokenizer();
+        ChatTemplate::for_tokenizer(model.tokenizer(), model.meta().chat_template.as_deref())
+    }
+
+    /// `source` (a model's template), or when `None` the fallback [`ChatTemplate::for_model`]
+    /// picks for `tok`'s vocabulary, with `tok`'s BOS/EOS token texts.
+    pub fn for_tokenizer(tok: &Tokenizer, source: Option<&str>) -> Result<ChatTemplate, ChatError> {
         let gemma_turns = ["<start_of_turn>", "<end_of_turn>"]
             .iter()
             .all(|marker| tok.token_id(marker).is_some_and(|id| tok.is_special(id)));
@@ -138,7 +150,7 @@ impl ChatTemplate {
                 .unwrap_or_default()
         };
         ChatTemplate::new(
-            Some(model.meta().chat_template.as_deref().unwrap_or(fallback)),
+            Some(source.unwrap_or(fallback)),
             &text(tok.bos()),
             &text(tok.eos()),
         )
@@ -337,6 +349,28 @@ mod tests {
             )
             .unwrap();
         assert!(out.starts_with("<|im_start|>system\nBe brief.<|im_end|>"));
+    }
+
+    #[test]
+    fn a_template_cannot_hang_or_exhaust_memory() {
+        for source in [
+            "{% for i in range(99999) %}{% for j in range(99999) %}{{ j }}{% endfor %}{% endfor %}",
+            "{{ 'x' * 100000000000 }}",
+            "{% set s = namespace(t='ab') %}{% for i in range(60) %}{% set s.t = s.t + s.t %}{% endfor %}{{ s.t }}",
+        ] {
+            let t = ChatTemplate::new(Some(source), "", "").unwrap();
+            let err = t
+                .render(&[Message::new("user", "x")], true)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("fuel"), "{source}: {err}");
+        }
+        // A real template over a long conversation stays far inside the budget.
+        let t = ChatTemplate::new(Some(SMOLLM2), "<|im_start|>", "<|im_end|>").unwrap();
+        let long: Vec<Message> = (0..5000)
+            .map(|i| Message::new(if i % 2 == 0 { "user" } else { "assistant" }, "x".repeat(200)))
+            .collect();
+        assert!(t.render(&long, true).is_ok());
     }
 
     #[test]

@@ -351,6 +351,7 @@ impl<'m> Embedder<'m> {
             let capacity = self.s.capacity;
             return Err(EmbedError::BatchFull { tokens, capacity });
         }
+        self.model.file().check_result().map_err(ModelError::from)?;
         let s = &mut self.s;
         s.ids.clear();
         s.spans.clear();

@@ -22,11 +22,15 @@ pub struct GenerateOptions {
     pub loop_guard: Option<LoopGuard>,
 }
 
-/// When to stop an answer that repeats itself: when its last tokens are `repeats` copies in a
-/// row of one block of at least `min_len` tokens. A block can be a shorter period repeated:
-/// "no no no …" (period 1) counts in blocks of `min_len` tokens, so it stops after
-/// `repeats * min_len` tokens, while a repeated sentence longer than `min_len` stops after its
-/// `repeats`-th copy.
+/// When to stop an answer that repeats itself. Two kinds of repetition are watched:
+///
+/// - **Exact**: the last tokens are `repeats` copies in a row of one block of at least `min_len`
+///   tokens. A block can be a shorter period repeated: "no no no …" (period 1) counts in blocks
+///   of `min_len` tokens, so it stops after `repeats * min_len` tokens, while a repeated
+///   sentence longer than `min_len` stops after its `repeats`-th copy.
+/// - **Counting**: a line of at most 8 tokens that stays the same but for its numbers,
+///   `counting_repeats` times in a row ("1.\n2.\n3.\n…", "10:11:12:…", "- 9: 9am\n- 10: 10am\n…");
+///   a run of digit tokens counts as one symbol, so 9 → 10 keeps the period. 0 turns it off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoopGuard {
     /// Shortest block, in tokens.
@@ -35,63 +39,118 @@ pub struct LoopGuard {
     pub repeats: usize,
     /// Longest period looked for, in tokens.
     pub max_period: usize,
+    /// Copies in a row, numbers aside, that stop the answer (0: off).
+    pub counting_repeats: usize,
 }
 
 impl Default for LoopGuard {
     /// Blocks of at least 8 tokens, 3 copies, periods up to 64 tokens: a run of one token
     /// stops after 24, a repeated 20-token sentence after 60 tokens. Legitimate answers
     /// rarely repeat 8 tokens three times in a row (a markdown table's `| --- |` row can, from
-    /// about 12 columns).
+    /// about 12 columns). Counting: 12 copies (a list that counts past 12 with nothing else
+    /// in its short lines, such as a multiplication table, stops there).
     fn default() -> Self {
         LoopGuard {
             min_len: 8,
             repeats: 3,
             max_period: 64,
+            counting_repeats: 12,
         }
     }
 }
 
+/// Longest line, in symbols, the counting check looks at.
+const COUNTING_MAX_PERIOD: usize = 8;
+/// The symbol a run of digit tokens becomes for counting (no token has this id).
+const NUMBER: u32 = u32::MAX;
+
 /// Watches a token stream for the repetition a [`LoopGuard`] describes. Allocates when
-/// created, not per token: it keeps the last `max_period` tokens and, per period `p`, how many
-/// tokens in a row equalled the token `p` before them.
+/// created, not per token.
 #[derive(Clone, Debug)]
 pub struct RepetitionDetector {
     guard: LoopGuard,
-    last: Vec<u32>,
-    run: Vec<usize>,
-    seen: usize,
+    exact: Periods,
+    counting: Periods,
+    last_was_number: bool,
 }
 
 impl RepetitionDetector {
     /// A detector that has seen nothing yet.
     pub fn new(guard: LoopGuard) -> RepetitionDetector {
-        let periods = guard.max_period.max(1);
         RepetitionDetector {
             guard,
-            last: vec![0; periods],
-            run: vec![0; periods],
+            exact: Periods::new(guard.max_period),
+            counting: Periods::new(if guard.counting_repeats > 0 {
+                COUNTING_MAX_PERIOD
+            } else {
+                0
+            }),
+            last_was_number: false,
+        }
+    }
+
+    /// Takes the next token (`number`: it holds only digits); returns why the stream now ends
+    /// in a repetition, if it does.
+    pub fn push(&mut self, token: u32, number: bool) -> Option<Repeat> {
+        let g = self.guard;
+        let mut found = self.exact.push(token, g.min_len, g.repeats, 1).map(Repeat::Exact);
+        if g.counting_repeats > 0 && !(number && self.last_was_number) {
+            let symbol = if number { NUMBER } else { token };
+            let counted = self.counting.push(symbol, 1, g.counting_repeats, 2);
+            found = found.or(counted.map(Repeat::Counting));
+        }
+        self.last_was_number = number;
+        found
+    }
+}
+
+/// The kind of repetition a [`RepetitionDetector`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    /// Exact copies of a block of this period, in tokens.
+    Exact(usize),
+    /// Copies the same but for their numbers, of this period in symbols.
+    Counting(usize),
+}
+
+/// Per period `p` up to a maximum, how many symbols in a row equalled the one `p` before them.
+#[derive(Clone, Debug)]
+struct Periods {
+    last: Vec<u32>,
+    run: Vec<usize>,
+    seen: usize,
+}
+
+impl Periods {
+    fn new(max_period: usize) -> Periods {
+        Periods {
+            last: vec![0; max_period],
+            run: vec![0; max_period],
             seen: 0,
         }
     }
 
-    /// Takes the next token; returns the period of the repetition when the stream now ends
-    /// in one.
-    pub fn push(&mut self, token: u32) -> Option<usize> {
+    /// Takes the next symbol; returns the shortest period of at least `min_period` whose
+    /// `repeats` copies of a block of at least `min_len` symbols now end the stream.
+    fn push(&mut self, symbol: u32, min_len: usize, repeats: usize, min_period: usize) -> Option<usize> {
         let cap = self.last.len();
+        if cap == 0 {
+            return None;
+        }
         let mut found = None;
         for (i, run) in self.run.iter_mut().enumerate() {
             let period = i + 1;
-            if self.seen >= period && self.last[(self.seen - period) % cap] == token {
+            if self.seen >= period && self.last[(self.seen - period) % cap] == symbol {
                 *run += 1;
             } else {
                 *run = 0;
             }
-            let block = period * self.guard.min_len.div_ceil(period).max(1);
-            if found.is_none() && *run + period >= self.guard.repeats * block {
+            let block = period * min_len.div_ceil(period).max(1);
+            if found.is_none() && period >= min_period && *run + period >= repeats * block {
                 found = Some(period);
             }
         }
-        self.last[self.seen % cap] = token;
+        self.last[self.seen % cap] = symbol;
         self.seen += 1;
         found
     }
@@ -221,7 +280,12 @@ impl<'t> Answer<'t> {
             Push::StopString => return Some(StopReason::StopString),
             Push::Cancelled => return Some(StopReason::Cancelled),
         }
-        if self.repetition.as_mut().is_some_and(|r| r.push(token).is_some()) {
+        let number = self.tok.token_bytes(token).is_some_and(is_number);
+        if self
+            .repetition
+            .as_mut()
+            .is_some_and(|r| r.push(token, number).is_some())
+        {
             return Some(StopReason::Repetition);
         }
         (self.generated >= self.max_tokens).then_some(StopReason::MaxTokens)
@@ -242,6 +306,15 @@ impl<'t> Answer<'t> {
     pub fn generated(&self) -> usize {
         self.generated
     }
+}
+
+/// Whether a token's text is digits (after spaces or SentencePiece's `▁`).
+fn is_number(bytes: &[u8]) -> bool {
+    let digits = bytes
+        .strip_prefix("\u{2581}".as_bytes())
+        .unwrap_or(bytes)
+        .trim_ascii_start();
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
 }
 
 /// Makes room for `n` more tokens by sliding the window if allowed.
@@ -374,29 +447,64 @@ mod tests {
         assert_eq!(run(&["é!"], &["caf", "é", "?"]), ("café?".into(), false));
     }
 
-    /// The index at which the detector first reports a repetition, and its period.
-    fn first_repetition(guard: LoopGuard, tokens: &[u32]) -> Option<(usize, usize)> {
+    /// The index at which the detector first reports a repetition, and its kind (tokens at or
+    /// above `DIGITS` are numbers).
+    fn first_repetition(guard: LoopGuard, tokens: &[u32]) -> Option<(usize, Repeat)> {
         let mut d = RepetitionDetector::new(guard);
         tokens
             .iter()
             .enumerate()
-            .find_map(|(i, &t)| d.push(t).map(|p| (i, p)))
+            .find_map(|(i, &t)| d.push(t, t >= DIGITS).map(|p| (i, p)))
+    }
+
+    const DIGITS: u32 = 5000;
+
+    /// The default guard without its counting check.
+    fn exact_only() -> LoopGuard {
+        LoopGuard {
+            counting_repeats: 0,
+            ..LoopGuard::default()
+        }
+    }
+
+    /// "1.\n2.\n…" as tokens: each number's digits (one token each), then `line`.
+    fn numbered(from: u32, to: u32, line: impl Fn(u32) -> Vec<u32>) -> Vec<u32> {
+        (from..=to)
+            .flat_map(|n| {
+                let mut t: Vec<u32> = n
+                    .to_string()
+                    .bytes()
+                    .map(|b| DIGITS + u32::from(b - b'0'))
+                    .collect();
+                t.extend(line(n));
+                t
+            })
+            .collect()
     }
 
     #[test]
     fn repetition_is_found_after_the_configured_copies() {
-        let guard = LoopGuard::default();
+        let guard = exact_only();
         // Some text, then one token over and over: 8-token blocks, the third ends 24 in.
         let mut tokens: Vec<u32> = (100..140).collect();
         tokens.extend([7; 40]);
-        assert_eq!(first_repetition(guard, &tokens), Some((40 + 23, 1)));
+        assert_eq!(
+            first_repetition(guard, &tokens),
+            Some((40 + 23, Repeat::Exact(1)))
+        );
         // A 5-token phrase: blocks of 10, found at the end of its sixth copy.
         let mut tokens: Vec<u32> = (100..110).collect();
         tokens.extend([1, 2, 3, 4, 5].repeat(10));
-        assert_eq!(first_repetition(guard, &tokens), Some((10 + 29, 5)));
+        assert_eq!(
+            first_repetition(guard, &tokens),
+            Some((10 + 29, Repeat::Exact(5)))
+        );
         // A 20-token sentence: found at the end of its third copy.
         let sentence: Vec<u32> = (200..220).collect();
-        assert_eq!(first_repetition(guard, &sentence.repeat(4)), Some((59, 20)));
+        assert_eq!(
+            first_repetition(guard, &sentence.repeat(4)),
+            Some((59, Repeat::Exact(20)))
+        );
         // Periods longer than max_period are not looked for.
         let long: Vec<u32> = (0..70).collect();
         assert_eq!(first_repetition(guard, &long.repeat(4)), None);
@@ -407,19 +515,107 @@ mod tests {
             min_len: 2,
             repeats: 2,
             max_period: 4,
+            ..exact_only()
         };
         assert_eq!(first_repetition(strict, &[1, 2, 3, 1, 2]), None);
-        assert_eq!(first_repetition(strict, &[1, 2, 3, 2, 3]), Some((4, 2)));
+        assert_eq!(
+            first_repetition(strict, &[1, 2, 3, 2, 3]),
+            Some((4, Repeat::Exact(2)))
+        );
+    }
+
+    #[test]
+    fn counting_without_content_is_stopped() {
+        let guard = LoopGuard::default();
+        // "1.\n2.\n3.\n…" ("." = 30, "\n" = 10): the period is 3 symbols also past 9; the
+        // twelfth copy (here, up to "12.\n") ends at token 9 * 3 + 3 * 4 - 1.
+        let lines = numbered(1, 40, |_| vec![30, 10]);
+        assert_eq!(exact_only_none(&lines), None, "no exact repeat");
+        assert_eq!(
+            first_repetition(guard, &lines),
+            Some((9 * 3 + 3 * 4 - 1, Repeat::Counting(3)))
+        );
+        // "10:11:12:…" after some text, and "- 9: 9am\n- 10: 10am\n…".
+        let mut colons: Vec<u32> = (100..130).collect();
+        colons.extend(numbered(10, 60, |_| vec![25]));
+        assert!(matches!(
+            first_repetition(guard, &colons),
+            Some((_, Repeat::Counting(2)))
+        ));
+        let times = numbered(1, 30, |n| {
+            let mut t = vec![25, 32];
+            t.extend(n.to_string().bytes().map(|b| DIGITS + u32::from(b - b'0')));
+            t.extend([300, 10, 45, 32]);
+            t
+        });
+        assert!(matches!(
+            first_repetition(guard, &times),
+            Some((_, Repeat::Counting(_)))
+        ));
+        // Eleven numbered lines of the same shape are not stopped (a short table).
+        assert_eq!(first_repetition(guard, &numbered(1, 11, |_| vec![30, 10])), None);
+    }
+
+    fn exact_only_none(tokens: &[u32]) -> Option<(usize, Repeat)> {
+        first_repetition(exact_only(), tokens)
     }
 
     #[test]
     fn text_that_does_not_repeat_is_not_stopped() {
-        // A list: "1. x 2. y …" shares structure but never repeats 8 tokens.
-        let list: Vec<u32> = (0..30)
-            .flat_map(|i| [1000 + i, 46, 500 + i * 7 % 13, 10])
+        let guard = LoopGuard::default();
+        // A numbered list "N. **Title**: text.\n" whose items share their markup and some
+        // words ("Check the") but say different things, 30 items.
+        let list = numbered(1, 30, |n| {
+            let w = 100 + n * 17;
+            vec![
+                30,
+                32,
+                60,
+                61,
+                400,
+                401,
+                w,
+                61,
+                62,
+                32,
+                w + 1,
+                w + 2,
+                402,
+                w + 3,
+                w + 4,
+                w + 5,
+                30,
+                10,
+            ]
+        });
+        assert_eq!(first_repetition(guard, &list), None);
+        // Code: lines "let xN = f(aN, bN);" share their shape and punctuation.
+        let code: Vec<u32> = (0..40)
+            .flat_map(|i| [50, 900 + i, 51, 52, 53, 1200 + i, 54, 1500 + i, 55, 56, 10])
             .collect();
-        assert_eq!(first_repetition(LoopGuard::default(), &list), None);
+        assert_eq!(first_repetition(guard, &code), None);
         let counting: Vec<u32> = (0..500).collect();
-        assert_eq!(first_repetition(LoopGuard::default(), &counting), None);
+        assert_eq!(first_repetition(guard, &counting), None);
+        // A table of numbers, "| Day N | X | Y |\n": its lines are longer than the counting
+        // check looks at (9 symbols), 30 rows.
+        let digits = |n: u32| {
+            n.to_string()
+                .bytes()
+                .map(|b| DIGITS + u32::from(b - b'0'))
+                .collect::<Vec<_>>()
+        };
+        let table: Vec<u32> = (1..=30)
+            .flat_map(|n| {
+                let mut row = vec![70, 71];
+                row.extend(digits(n));
+                row.push(70);
+                row.extend(digits(20 + n % 7));
+                row.push(70);
+                row.extend(digits(10 + n % 5));
+                row.extend([70, 10]);
+                row
+            })
+            .collect();
+        assert_eq!(first_repetition(guard, &table), None);
     }
 }

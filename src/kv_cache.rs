@@ -172,7 +172,7 @@ impl LayerKv {
             LayerKv::Q8 { k, .. } => {
                 let row = &mut k[off / QK..(off + n) / QK];
                 for (b, out) in row.iter().zip(tmp.chunks_exact_mut(QK)) {
-                    b.dequantize(out.try_into().expect("QK values"));
+                    b.dequantize(out);
                 }
                 f(tmp);
                 (kern.quantize_q8_kv)(tmp, row);

@@ -243,6 +243,40 @@ fn chat_survives_bad_lines_and_ends_on_eof() {
     assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
 }
 
+/// With `--keep`, a long chat drops its oldest turns instead of hitting a full context: 40
+/// turns of about 20 tokens through a 96-token context, every one answered, no error.
+#[test]
+fn a_long_chat_with_keep_slides_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let lines: String = (0..40).map(|i| format!("line number {i}\n")).collect();
+    let run = |keep: &[&str]| {
+        let mut child = command()
+            .arg("chat")
+            .arg(&model)
+            .args(["-n", "4", "--temp", "0", "--verbose", "--loop-guard", "off"])
+            .args(keep)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&["--keep", "8"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("error"), "{err}");
+    assert_eq!(err.matches("new prompt tokens").count(), 40, "{err}");
+    // Without --keep the context fills up and the chat starts over, with a note.
+    let err = stderr(&run(&[]));
+    assert!(
+        err.contains("context is full") && err.contains("starting a new conversation"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,4 +414,51 @@ fn grammar_files_are_checked_by_name_and_followed() {
         "{text:?}"
     );
     assert!(stderr(&out).contains("stop: EndOfTurn"), "{}", stderr(&out));
+}
+
+/// A model file with one byte of `tensor`'s data flipped, as worn flash storage does.
+fn damaged_model(dir: &Path, tensor: &str) -> PathBuf {
+    let path = model_file(dir, Tiny::default());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let range = edgelm::format::PackedFile::from_bytes(&bytes)
+        .unwrap()
+        .tensor(tensor)
+        .unwrap()
+        .info
+        .range
+        .clone();
+    bytes[range.start + range.len() / 2] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+#[test]
+fn damaged_weights_are_an_error_not_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let tensor = "blk.1.ffn_down.weight";
+    let model = damaged_model(dir.path(), tensor);
+    let m = model.to_str().unwrap();
+    // The header still checks out: only the background pass over the data sees the flip.
+    fails_with(
+        &edgelm(&["run", m, "-p", "hi", "-n", "4", "--temp", "0"]),
+        &[tensor, "checksum mismatch", "damaged", "convert the model again"],
+    );
+
+    // The library: the next forward pass after the check found it fails.
+    let model = edgelm::model::Model::open(&model).unwrap();
+    let err = model.file().wait_for_check().unwrap_err().to_string();
+    assert!(err.contains(tensor), "{err}");
+    let mut session = edgelm::session::Session::new(&model, &Default::default()).unwrap();
+    let err = session.feed(&[1, 2, 3]).unwrap_err().to_string();
+    assert!(err.contains(tensor) && err.contains("damaged"), "{err}");
+    assert_eq!(session.position(), 0, "nothing was fed");
+
+    // An intact file passes the same way.
+    let ok = dir.path().join("ok");
+    std::fs::create_dir(&ok).unwrap();
+    let intact = model_file(&ok, Tiny::default());
+    let model = edgelm::model::Model::open(&intact).unwrap();
+    model.file().wait_for_check().unwrap();
+    let mut session = edgelm::session::Session::new(&model, &Default::default()).unwrap();
+    session.feed(&[1, 2, 3]).unwrap();
 }

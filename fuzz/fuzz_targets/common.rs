@@ -27,7 +27,7 @@ pub fn convert_and_check(model: &Model, tokenizer: &TokenizerImport, selector: u
     let quant = ["q8_0", "q4_0", "q4_1", "f16", "keep"][selector % 5];
     let options = Options {
         quant: quant.parse::<Target>().expect("known type"),
-        embed: None,
+        ..Options::default()
     };
     if let Ok((bytes, _)) = convert_to_bytes(model, tokenizer, &options) {
         let file = PackedFile::from_bytes(&bytes).expect("the converter wrote a file the loader rejects");

@@ -7,7 +7,10 @@
 use edgelm::format::spec::{CHECKSUM_FIELD, PREAMBLE_SIZE};
 use edgelm::format::{DType, PackedFile};
 use edgelm::tokenizer::{EncodeOptions, Tokenizer};
-use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, dequantize_row};
+use edgelm_kernels::layout::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, TileQ4K, TileQ5_0,
+    TileQ5_1, TileQ5K, TileQ6K, dequantize_row,
+};
 
 /// Byte range of the file-size field in the preamble.
 const FILE_SIZE: std::ops::Range<usize> = 16..24;
@@ -51,6 +54,14 @@ fn check(data: &[u8]) {
         let view = file.tensor(&t.name).expect("listed tensor");
         let rows = t.shape[0] as usize;
         let mut row = vec![0.0; (t.numel() as usize / rows).max(1)];
+        // Dequantizes the last row of a tiled tensor of these blocks, if it views as one.
+        macro_rules! last_row {
+            ($block:ty, $tile:ty) => {
+                if let Ok(m) = view.tiled::<$tile>(t.dtype) {
+                    dequantize_row::<$block>(m.tiles(), m.blocks_per_row(), rows - 1, &mut row);
+                }
+            };
+        }
         match t.dtype {
             DType::F32 => assert_eq!(view.f32s().map(<[f32]>::len).ok(), Some(t.numel() as usize)),
             DType::F16 | DType::BF16 => drop(view.f16_bits()),
@@ -71,6 +82,11 @@ fn check(data: &[u8]) {
                     dequantize_row::<BlockQ4_1>(m.tiles(), row.len() / QK, rows - 1, &mut row);
                 }
             }
+            DType::Q5_0 => last_row!(BlockQ5_0, TileQ5_0),
+            DType::Q5_1 => last_row!(BlockQ5_1, TileQ5_1),
+            DType::Q4K => last_row!(BlockQ4K, TileQ4K),
+            DType::Q5K => last_row!(BlockQ5K, TileQ5K),
+            DType::Q6K => last_row!(BlockQ6K, TileQ6K),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! One table of kernel function pointers per instruction-set path, chosen once at run time.
 
-use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0};
 use crate::scalar;
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 
@@ -82,6 +82,16 @@ pub struct Kernels {
     pub matmul_q4_0: MatmulQuantFn<TileQ4_0>,
     /// See [`scalar::matmul_q4_1`].
     pub matmul_q4_1: MatmulQuantFn<TileQ4_1>,
+    /// See [`scalar::matmul_q5_0`].
+    pub matmul_q5_0: MatmulQuantFn<TileQ5_0>,
+    /// See [`scalar::matmul_q5_1`].
+    pub matmul_q5_1: MatmulQuantFn<TileQ5_1>,
+    /// See [`scalar::matmul_q4_k`].
+    pub matmul_q4_k: MatmulQuantFn<TileQ4K>,
+    /// See [`scalar::matmul_q5_k`].
+    pub matmul_q5_k: MatmulQuantFn<TileQ5K>,
+    /// See [`scalar::matmul_q6_k`].
+    pub matmul_q6_k: MatmulQuantFn<TileQ6K>,
     /// See [`scalar::matmul_f16`].
     pub matmul_f16: MatmulFloatFn<u16>,
     /// See [`scalar::matmul_f32`].
@@ -127,6 +137,11 @@ pub static SCALAR: Kernels = Kernels {
     matmul_q8_0: scalar::matmul_q8_0,
     matmul_q4_0: scalar::matmul_q4_0,
     matmul_q4_1: scalar::matmul_q4_1,
+    matmul_q5_0: scalar::matmul_q5_0,
+    matmul_q5_1: scalar::matmul_q5_1,
+    matmul_q4_k: scalar::matmul_q4_k,
+    matmul_q5_k: scalar::matmul_q5_k,
+    matmul_q6_k: scalar::matmul_q6_k,
     matmul_f16: scalar::matmul_f16,
     matmul_f32: scalar::matmul_f32,
     rms_norm: scalar::rms_norm,

@@ -21,6 +21,9 @@
 use half::f16;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+mod kquant;
+pub use kquant::*;
+
 /// Values per quantization block.
 pub const QK: usize = 32;
 /// Matrix rows interleaved in one tile.
@@ -98,12 +101,14 @@ pub trait QuantBlock: Copy + Default {
     type Tile: Copy;
     /// Quantized bytes per block.
     const QS_BYTES: usize;
+    /// Values per block: [`QK`], or [`QK_K`] for the K-quant super-blocks.
+    const VALUES: usize = QK;
     /// Builds a tile from one block per row (missing rows are zero).
     fn interleave(blocks: &[Self; TILE_ROWS]) -> Self::Tile;
     /// Takes row `r`'s block back out of a tile.
     fn extract(tile: &Self::Tile, r: usize) -> Self;
-    /// Writes the block's 32 values.
-    fn dequantize(&self, out: &mut [f32; QK]);
+    /// Writes the block's [`Self::VALUES`] values into `out` (that long).
+    fn dequantize(&self, out: &mut [f32]);
 }
 
 /// Copies each row's quants, `GROUP` bytes at a time, into the interleaved order.
@@ -150,7 +155,7 @@ impl QuantBlock for BlockQ8_0 {
         b
     }
 
-    fn dequantize(&self, out: &mut [f32; QK]) {
+    fn dequantize(&self, out: &mut [f32]) {
         let d = f16_to_f32(self.d);
         for (o, &q) in out.iter_mut().zip(&self.qs) {
             *o = d * f32::from(q);
@@ -180,7 +185,7 @@ impl QuantBlock for BlockQ4_0 {
         b
     }
 
-    fn dequantize(&self, out: &mut [f32; QK]) {
+    fn dequantize(&self, out: &mut [f32]) {
         let d = f16_to_f32(self.d);
         for (j, &q) in self.qs.iter().enumerate() {
             out[j] = d * (f32::from(q & 0x0f) - 8.0);
@@ -213,7 +218,7 @@ impl QuantBlock for BlockQ4_1 {
         b
     }
 
-    fn dequantize(&self, out: &mut [f32; QK]) {
+    fn dequantize(&self, out: &mut [f32]) {
         let (d, m) = (f16_to_f32(self.d), f16_to_f32(self.m));
         for (j, &q) in self.qs.iter().enumerate() {
             out[j] = d * f32::from(q & 0x0f) + m;
@@ -222,9 +227,15 @@ impl QuantBlock for BlockQ4_1 {
     }
 }
 
-/// Number of tiles a `rows × cols` matrix occupies.
+/// Number of tiles a `rows × cols` matrix of `QK`-wide blocks occupies (see [`tiles_for`]
+/// for any block type).
 pub const fn tile_count(rows: usize, cols: usize) -> usize {
     rows.div_ceil(TILE_ROWS) * (cols / QK)
+}
+
+/// Number of tiles a `rows × cols` matrix of blocks `B` occupies.
+pub const fn tiles_for<B: QuantBlock>(rows: usize, cols: usize) -> usize {
+    rows.div_ceil(TILE_ROWS) * (cols / B::VALUES)
 }
 
 /// Interleaves a row-major matrix of blocks (`rows` rows of `blocks_per_row` blocks) into
@@ -271,15 +282,15 @@ pub fn unpack_row<B: QuantBlock>(tiles: &[B::Tile], blocks_per_row: usize, row: 
     }
 }
 
-/// Dequantizes row `row` of a tiled matrix into `out` (`blocks_per_row * QK` values).
+/// Dequantizes row `row` of a tiled matrix into `out` (`blocks_per_row * B::VALUES` values).
 ///
 /// # Panics
 /// If `row` is outside the tiles or `out` has the wrong length.
 pub fn dequantize_row<B: QuantBlock>(tiles: &[B::Tile], blocks_per_row: usize, row: usize, out: &mut [f32]) {
-    assert_eq!(out.len(), blocks_per_row * QK, "wrong row length");
+    assert_eq!(out.len(), blocks_per_row * B::VALUES, "wrong row length");
     let tile_row = &tiles[(row / TILE_ROWS) * blocks_per_row..][..blocks_per_row];
-    for (chunk, tile) in out.chunks_exact_mut(QK).zip(tile_row) {
-        B::extract(tile, row % TILE_ROWS).dequantize(chunk.try_into().expect("QK values"));
+    for (chunk, tile) in out.chunks_exact_mut(B::VALUES).zip(tile_row) {
+        B::extract(tile, row % TILE_ROWS).dequantize(chunk);
     }
 }
 

@@ -1,7 +1,10 @@
 //! Scalar reference kernels: the definition every SIMD path is tested against.
 //! Always compiled, portable, f32 accumulation.
 
-use crate::layout::{BlockQ8_0, QK, TILE_ROWS, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::layout::{
+    BlockQ8_0, QK, SUB_BLOCKS, TILE_ROWS, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K,
+    TileQ8_0,
+};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 use half::f16;
 use libm::{erff as erf, expf as exp, tanhf as tanh};
@@ -28,13 +31,17 @@ pub fn quantize_q8_act(x: &[f32], out: &mut [BlockQ8Act]) {
     }
 }
 
-/// Integer dot of tile row `r`'s block with an activation block, and the float result.
+/// Integer dot of tile row `r`'s block with its activation blocks (one, or [`SUB_BLOCKS`] for
+/// a K-quant super-block), and the float result.
 trait TileDot {
-    fn dot(&self, r: usize, a: &BlockQ8Act) -> f32;
+    /// Activation blocks per tile.
+    const ACTS: usize = 1;
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32;
 }
 
 impl TileDot for TileQ8_0 {
-    fn dot(&self, r: usize, a: &BlockQ8Act) -> f32 {
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        let a = &a[0];
         let mut isum = 0i32;
         for c in 0..QK / 4 {
             for j in 0..4 {
@@ -45,35 +52,141 @@ impl TileDot for TileQ8_0 {
     }
 }
 
+/// Row `r`'s unsigned quants of a 32-value sub-block: the low four bits from the q4 tile
+/// bytes `qs`, plus `high(i)` (already shifted to bit 4) for element `i`.
+fn sub_block_quants(qs: &[u8], r: usize, high: impl Fn(usize) -> u8) -> [u8; QK] {
+    core::array::from_fn(|i| {
+        let byte = qs[((i % 16) / 4) * 32 + r * 4 + i % 4];
+        ((byte >> (4 * (i / 16))) & 0x0f) + high(i)
+    })
+}
+
+/// `Σ q[i] · a[i]` over `range`.
+fn idot(q: &[u8; QK], a: &BlockQ8Act, range: core::ops::Range<usize>) -> i32 {
+    range.map(|i| i32::from(q[i]) * i32::from(a.qs[i])).sum()
+}
+
 /// Integer dot of the unsigned nibbles (0..=15) of row `r` with the activations.
-fn nibble_dot(qs: &[u8; TILE_ROWS * QK / 2], r: usize, a: &BlockQ8Act) -> i32 {
-    let mut isum = 0i32;
-    for c in 0..QK / 8 {
-        for j in 0..4 {
-            let byte = qs[c * 32 + r * 4 + j];
-            isum += i32::from(byte & 0x0f) * i32::from(a.qs[c * 4 + j]);
-            isum += i32::from(byte >> 4) * i32::from(a.qs[16 + c * 4 + j]);
-        }
-    }
-    isum
+fn nibble_dot(qs: &[u8], r: usize, a: &BlockQ8Act) -> i32 {
+    idot(&sub_block_quants(qs, r, |_| 0), a, 0..QK)
+}
+
+/// Fifth bit of element `i` of row `r`, at bit 4, from a sub-block's fifth-bit words.
+fn fifth_bit(qh: &[u32], r: usize, i: usize) -> u8 {
+    let word = qh[(i / 16) * 4 + (i % 16) / 4];
+    (((word >> (r * 4 + i % 4)) & 1) << 4) as u8
+}
+
+/// Integer dot of row `r`'s 5-bit quants (0..=31) with the activations.
+fn q5_dot(qs: &[u8], qh: &[u32], r: usize, a: &BlockQ8Act) -> i32 {
+    idot(&sub_block_quants(qs, r, |i| fifth_bit(qh, r, i)), a, 0..QK)
 }
 
 impl TileDot for TileQ4_0 {
-    fn dot(&self, r: usize, a: &BlockQ8Act) -> f32 {
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        let a = &a[0];
         let isum = nibble_dot(&self.qs, r, a) - 8 * a.sum;
         h2f(self.d[r]) * a.d * isum as f32
     }
 }
 
 impl TileDot for TileQ4_1 {
-    fn dot(&self, r: usize, a: &BlockQ8Act) -> f32 {
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        let a = &a[0];
         let isum = nibble_dot(&self.qs, r, a);
         h2f(self.d[r]) * a.d * isum as f32 + h2f(self.m[r]) * a.d * a.sum as f32
     }
 }
 
+impl TileDot for TileQ5_0 {
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        let a = &a[0];
+        let isum = q5_dot(&self.qs, &self.qh, r, a) - 16 * a.sum;
+        h2f(self.d[r]) * a.d * isum as f32
+    }
+}
+
+impl TileDot for TileQ5_1 {
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        let a = &a[0];
+        let isum = q5_dot(&self.qs, &self.qh, r, a);
+        h2f(self.d[r]) * a.d * isum as f32 + h2f(self.m[r]) * a.d * a.sum as f32
+    }
+}
+
+/// Q4_K and Q5_K: per sub-block `j`, `(d·sc_j) · d_a · isum_j − (dmin·m_j) · d_a · sum_a`,
+/// where `isum_j` is `dot(j)`.
+fn k4_dot(
+    (d, dmin): (u16, u16),
+    (sc, m): (&[u8], &[u8]),
+    r: usize,
+    a: &[BlockQ8Act],
+    dot: impl Fn(usize, &BlockQ8Act) -> i32,
+) -> f32 {
+    let (d, dmin) = (h2f(d), h2f(dmin));
+    let mut acc = 0.0;
+    for (j, aj) in a.iter().enumerate() {
+        let scale = d * f32::from(sc[j * TILE_ROWS + r]);
+        let min = dmin * f32::from(m[j * TILE_ROWS + r]);
+        acc += scale * aj.d * dot(j, aj) as f32;
+        acc -= min * (aj.d * aj.sum as f32);
+    }
+    acc
+}
+
+impl TileDot for TileQ4K {
+    const ACTS: usize = SUB_BLOCKS;
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        k4_dot((self.d[r], self.dmin[r]), (&self.sc, &self.m), r, a, |j, aj| {
+            nibble_dot(&self.qs[j * 128..][..128], r, aj)
+        })
+    }
+}
+
+impl TileDot for TileQ5K {
+    const ACTS: usize = SUB_BLOCKS;
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        k4_dot((self.d[r], self.dmin[r]), (&self.sc, &self.m), r, a, |j, aj| {
+            q5_dot(&self.qs[j * 128..][..128], &self.qh[j * 8..][..8], r, aj)
+        })
+    }
+}
+
+/// Sum of activation quants `range`.
+fn act_sum(a: &BlockQ8Act, range: core::ops::Range<usize>) -> i32 {
+    a.qs[range].iter().map(|&q| i32::from(q)).sum()
+}
+
+impl TileDot for TileQ6K {
+    const ACTS: usize = SUB_BLOCKS;
+    /// Per sub-block `j`, exact in integers: `Σ_h sc_jh · (Σ q·a − 32 Σ a)` over its halves
+    /// of 16, then `d · d_a ·` that.
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        let d = h2f(self.d[r]);
+        let mut acc = 0.0;
+        for (j, aj) in a.iter().enumerate() {
+            let qh = &self.qh[j * 64..][..64];
+            let high = |i: usize| {
+                let (c, p) = ((i % 16) / 4, r * 4 + i % 4);
+                ((qh[(c / 2) * 32 + p] >> (4 * (c % 2) + 2 * (i / 16))) & 3) << 4
+            };
+            let q = sub_block_quants(&self.ql[j * 128..][..128], r, high);
+            let isum: i32 = [0..16, 16..32]
+                .into_iter()
+                .enumerate()
+                .map(|(h, half)| {
+                    let sc = i32::from(self.sc[j * 16 + r * 2 + h]);
+                    sc * (idot(&q, aj, half.clone()) - 32 * act_sum(aj, half))
+                })
+                .sum();
+            acc += d * aj.d * isum as f32;
+        }
+        acc
+    }
+}
+
 fn matmul_tiled<T: TileDot>(w: Tiled<'_, T>, x: &[BlockQ8Act], mut out: OutCols<'_>) {
-    let bpr = w.blocks_per_row();
+    let bpr = w.blocks_per_row() * T::ACTS;
     assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
     for t in 0..out.n() {
@@ -82,7 +195,11 @@ fn matmul_tiled<T: TileDot>(w: Tiled<'_, T>, x: &[BlockQ8Act], mut out: OutCols<
         for tr in 0..w.tile_rows() {
             let tiles = w.tile_row(tr);
             for r in 0..TILE_ROWS.min(w.rows() - tr * TILE_ROWS) {
-                row[tr * TILE_ROWS + r] = tiles.iter().zip(xa).map(|(tile, a)| tile.dot(r, a)).sum();
+                row[tr * TILE_ROWS + r] = tiles
+                    .iter()
+                    .zip(xa.chunks_exact(T::ACTS))
+                    .map(|(tile, a)| tile.dot(r, a))
+                    .sum();
             }
         }
     }
@@ -100,6 +217,32 @@ pub fn matmul_q4_0(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
 
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` for q4 weights with minimum (`d * q + m`) and q8 activations.
 pub fn matmul_q4_1(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` for Q5_0 weights (`d * (q - 16)`) and q8 activations.
+pub fn matmul_q5_0(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` for Q5_1 weights (`d * q + m`) and q8 activations.
+pub fn matmul_q5_1(w: Tiled<'_, TileQ5_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` for Q4_K weights and q8 activations (32 per block, so
+/// eight per super-block: `x` holds `n × 8 × blocks_per_row` blocks).
+pub fn matmul_q4_k(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// As [`matmul_q4_k`] for Q5_K weights.
+pub fn matmul_q5_k(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// As [`matmul_q4_k`] for Q6_K weights.
+pub fn matmul_q6_k(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
     matmul_tiled(w, x, out)
 }
 

@@ -1,13 +1,15 @@
-//! Every SIMD matmul against the scalar reference: q8_0, q4_0 and q4_1 tiles with q8
-//! activations, f16 and f32 weights; shapes with tails (rows not a multiple of 8, one block,
-//! n = 1..=9 tokens) and outputs split by columns as threads split them.
+//! Every SIMD matmul against the scalar reference: q8_0, q4_0, q4_1, q5_0, q5_1 tiles and the
+//! K-quant q4_k, q5_k, q6_k super-block tiles with q8 activations, f16 and f32 weights; shapes
+//! with tails (rows not a multiple of 8, one block, n = 1..=9 tokens) and outputs split by
+//! columns as threads split them.
 
 mod common;
 
 use common::{U, assert_bits_eq, assert_within, rng, simd_paths, uniform};
 use edgelm_kernels::dispatch::MatmulQuantFn;
 use edgelm_kernels::layout::{
-    BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QuantBlock, TILE_ROWS, pack_tiles, tile_count, unpack_row,
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, QuantBlock,
+    TILE_ROWS, pack_tiles, tiles_for, unpack_row, unpack_scales_k4,
 };
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, SCALAR, Tiled};
 use half::f16;
@@ -21,9 +23,18 @@ const TOKENS: std::ops::RangeInclusive<usize> = 1..=9;
 /// A weight block type under test: random blocks, and `Σ_k |w_k|·|x_k|` for the budget.
 trait TestBlock: QuantBlock {
     fn random(rng: &mut StdRng) -> Self;
-    /// `|w_k|` bound per element: `|d·q|`, plus `|m|` for Q4_1.
-    fn abs_values(&self) -> [f64; QK];
+    /// `|w_k|` bound per element (`Self::VALUES` of them): `|d·q|`, plus `|m|` where the type
+    /// has a minimum.
+    fn abs_values(&self) -> Vec<f64> {
+        let mut vals = vec![0.0f32; Self::VALUES];
+        self.dequantize(&mut vals);
+        vals.into_iter().map(|v| f64::from(v).abs()).collect()
+    }
     fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile>;
+}
+
+fn random_bytes<const N: usize>(rng: &mut StdRng) -> [u8; N] {
+    std::array::from_fn(|_| rng.random())
 }
 
 fn random_scale(rng: &mut StdRng) -> u16 {
@@ -42,9 +53,6 @@ impl TestBlock for BlockQ8_0 {
             qs: std::array::from_fn(|_| rng.random_range(-128..=127)),
         }
     }
-    fn abs_values(&self) -> [f64; QK] {
-        self.qs.map(|q| (h2f(self.d) * f64::from(q)).abs())
-    }
     fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
         k.matmul_q8_0
     }
@@ -56,11 +64,6 @@ impl TestBlock for BlockQ4_0 {
             d: random_scale(rng),
             qs: std::array::from_fn(|_| rng.random()),
         }
-    }
-    fn abs_values(&self) -> [f64; QK] {
-        let mut vals = [0.0f32; QK];
-        self.dequantize(&mut vals);
-        vals.map(|v| f64::from(v).abs())
     }
     fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
         k.matmul_q4_0
@@ -76,8 +79,8 @@ impl TestBlock for BlockQ4_1 {
             qs: std::array::from_fn(|_| rng.random()),
         }
     }
-    fn abs_values(&self) -> [f64; QK] {
-        let mut w = [0.0; QK];
+    fn abs_values(&self) -> Vec<f64> {
+        let mut w = vec![0.0; QK];
         for (j, &q) in self.qs.iter().enumerate() {
             w[j] = (h2f(self.d) * f64::from(q & 15)).abs() + h2f(self.m).abs();
             w[j + 16] = (h2f(self.d) * f64::from(q >> 4)).abs() + h2f(self.m).abs();
@@ -86,6 +89,107 @@ impl TestBlock for BlockQ4_1 {
     }
     fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
         k.matmul_q4_1
+    }
+}
+
+impl TestBlock for BlockQ5_0 {
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ5_0 {
+            d: random_scale(rng),
+            qh: random_bytes(rng),
+            qs: random_bytes(rng),
+        }
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q5_0
+    }
+}
+
+impl TestBlock for BlockQ5_1 {
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ5_1 {
+            d: random_scale(rng),
+            m: f16::from_f32(rng.random_range(-0.3..0.0)).to_bits(),
+            qh: random_bytes(rng),
+            qs: random_bytes(rng),
+        }
+    }
+    fn abs_values(&self) -> Vec<f64> {
+        // |d·q| + |m| bounds |d·q + m| and both terms the kernels round.
+        let mut vals = vec![0.0f32; QK];
+        BlockQ5_1 { m: 0, ..*self }.dequantize(&mut vals);
+        vals.into_iter()
+            .map(|v| f64::from(v).abs() + h2f(self.m).abs())
+            .collect()
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q5_1
+    }
+}
+
+/// `|d·sc·q| + |dmin·m|` per element of a Q4_K / Q5_K super-block with quants `q`.
+fn k4_abs(d: u16, dmin: u16, scales: &[u8; 12], q: impl Fn(usize) -> u8) -> Vec<f64> {
+    let (sc, m) = unpack_scales_k4(scales);
+    (0..256)
+        .map(|e| {
+            let j = e / 32;
+            (h2f(d) * f64::from(sc[j]) * f64::from(q(e))).abs() + (h2f(dmin) * f64::from(m[j])).abs()
+        })
+        .collect()
+}
+
+impl TestBlock for BlockQ4K {
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ4K {
+            d: f16::from_f32(rng.random_range(1e-4..1e-3)).to_bits(),
+            dmin: f16::from_f32(rng.random_range(1e-4..1e-3)).to_bits(),
+            scales: random_bytes(rng),
+            qs: random_bytes(rng),
+        }
+    }
+    fn abs_values(&self) -> Vec<f64> {
+        k4_abs(self.d, self.dmin, &self.scales, |e| {
+            (self.qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 15
+        })
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q4_k
+    }
+}
+
+impl TestBlock for BlockQ5K {
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ5K {
+            d: f16::from_f32(rng.random_range(1e-4..1e-3)).to_bits(),
+            dmin: f16::from_f32(rng.random_range(1e-4..1e-3)).to_bits(),
+            scales: random_bytes(rng),
+            qh: random_bytes(rng),
+            qs: random_bytes(rng),
+        }
+    }
+    fn abs_values(&self) -> Vec<f64> {
+        k4_abs(self.d, self.dmin, &self.scales, |e| {
+            let low = (self.qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 15;
+            low | (((self.qh[e % 32] >> (e / 32)) & 1) << 4)
+        })
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q5_k
+    }
+}
+
+impl TestBlock for BlockQ6K {
+    fn random(rng: &mut StdRng) -> Self {
+        // Scales over the whole i8 range, -128 included.
+        BlockQ6K {
+            ql: random_bytes(rng),
+            qh: random_bytes(rng),
+            scales: random_bytes::<16>(rng).map(|b| b as i8),
+            d: f16::from_f32(rng.random_range(1e-5..1e-4)).to_bits(),
+        }
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q6_k
     }
 }
 
@@ -100,14 +204,21 @@ fn activations(rng: &mut StdRng, n: usize, bpr: usize) -> Vec<BlockQ8Act> {
 fn check_quant<B: TestBlock>(seed: u64) {
     let paths = simd_paths();
     let mut rng = rng(seed);
+    // Super-block types get fewer blocks per row: each is eight activation blocks.
+    let blocks_per_row = if B::VALUES == QK {
+        &BLOCKS[..]
+    } else {
+        &[1, 2, 3][..]
+    };
     for rows in ROWS {
-        for bpr in BLOCKS {
+        for &bpr in blocks_per_row {
             let blocks: Vec<B> = (0..rows * bpr).map(|_| B::random(&mut rng)).collect();
-            let mut tiles = vec![B::interleave(&[B::default(); TILE_ROWS]); tile_count(rows, bpr * QK)];
+            let mut tiles =
+                vec![B::interleave(&[B::default(); TILE_ROWS]); tiles_for::<B>(rows, bpr * B::VALUES)];
             pack_tiles(&blocks, bpr, &mut tiles);
             let w = Tiled::new(&tiles, rows, bpr).expect("tile count");
             for n in TOKENS {
-                let x = activations(&mut rng, n, bpr);
+                let x = activations(&mut rng, n, bpr * B::VALUES / QK);
                 let mut want = vec![0.0; n * rows];
                 B::kernel(&SCALAR)(w, &x, OutCols::new(&mut want, n, rows));
                 let budget = budgets::<B>(&tiles, rows, bpr, &x, n);
@@ -116,7 +227,7 @@ fn check_quant<B: TestBlock>(seed: u64) {
                         "{} {}: {rows}x{} n={n}",
                         k.isa,
                         std::any::type_name::<B>(),
-                        bpr * QK
+                        bpr * B::VALUES
                     );
                     let mut got = vec![0.0; n * rows];
                     B::kernel(k)(w, &x, OutCols::new(&mut got, n, rows));
@@ -128,27 +239,25 @@ fn check_quant<B: TestBlock>(seed: u64) {
     }
 }
 
-/// Per output `(t, r)`: both results are within `(nb + 2)·u·Σ|w||x|` of the exact value
-/// (integer block dots are exact; per block a product of scales, a product with the dot and an
-/// add, over `nb` blocks), so they differ by at most twice that.
+/// Per output `(t, r)`: both results are within `(nb + 4)·u·Σ|w||x|` of the exact value, `nb`
+/// the activation blocks per row (integer dots are exact; per 32-value block a product of
+/// scales — two for K-quant sub-block scales —, a product with the dot and an add, and as many
+/// for a minimum), so they differ by at most twice that.
 fn budgets<B: TestBlock>(tiles: &[B::Tile], rows: usize, bpr: usize, x: &[BlockQ8Act], n: usize) -> Vec<f64> {
     let mut out = vec![0.0; n * rows];
     let mut row = vec![B::default(); bpr];
+    let acts = bpr * B::VALUES / QK;
     for r in 0..rows {
         unpack_row(tiles, bpr, r, &mut row);
         for t in 0..n {
-            let mag: f64 = row
+            let w: Vec<f64> = row.iter().flat_map(|b| b.abs_values()).collect();
+            let mag: f64 = x[t * acts..][..acts]
                 .iter()
-                .zip(&x[t * bpr..][..bpr])
-                .map(|(b, a)| {
-                    let w = b.abs_values();
-                    a.qs.iter()
-                        .zip(w)
-                        .map(|(&q, w)| w * (f64::from(a.d) * f64::from(q)).abs())
-                        .sum::<f64>()
-                })
+                .flat_map(|a| a.qs.iter().map(|&q| (f64::from(a.d) * f64::from(q)).abs()))
+                .zip(w)
+                .map(|(x, w)| x * w)
                 .sum();
-            out[t * rows + r] = 2.0 * (bpr as f64 + 2.0) * U * mag;
+            out[t * rows + r] = 2.0 * (acts as f64 + 4.0) * U * mag;
         }
     }
     out
@@ -186,6 +295,31 @@ fn q4_0_matches_scalar() {
 #[test]
 fn q4_1_matches_scalar() {
     check_quant::<BlockQ4_1>(41);
+}
+
+#[test]
+fn q5_0_matches_scalar() {
+    check_quant::<BlockQ5_0>(50);
+}
+
+#[test]
+fn q5_1_matches_scalar() {
+    check_quant::<BlockQ5_1>(51);
+}
+
+#[test]
+fn q4_k_matches_scalar() {
+    check_quant::<BlockQ4K>(44);
+}
+
+#[test]
+fn q5_k_matches_scalar() {
+    check_quant::<BlockQ5K>(55);
+}
+
+#[test]
+fn q6_k_matches_scalar() {
+    check_quant::<BlockQ6K>(66);
 }
 
 /// Extreme quants: all weights -128 or 15 with activations at ±127 stay exact (no i16
@@ -226,6 +360,34 @@ fn extreme_quants_do_not_saturate() {
             };
             8 * bpr
         ];
+        let q5 = vec![
+            BlockQ5_0 {
+                d: one,
+                qh: [0xff; 4],
+                qs: [0xff; QK / 2]
+            };
+            8 * bpr
+        ];
+        let x8 = vec![x[0]; 8];
+        let q6 = vec![
+            BlockQ6K {
+                ql: [0xff; 128],
+                qh: [0xff; 64],
+                scales: [-128; 16],
+                d: one,
+            };
+            8
+        ];
+        let q5k = vec![
+            BlockQ5K {
+                d: one,
+                dmin: 0,
+                scales: [0xff; 12],
+                qh: [0xff; 32],
+                qs: [0xff; 128],
+            };
+            8
+        ];
         let s = f32::from(sign);
         for k in &paths {
             assert_eq!(
@@ -246,13 +408,33 @@ fn extreme_quants_do_not_saturate() {
                 "{}",
                 k.isa
             );
+            assert_eq!(
+                product(k.matmul_q5_0, &q5, bpr, &x),
+                [15.0 * 127.0 * 64.0 * s; 8],
+                "{}",
+                k.isa
+            );
+            // 256 values (one super-block per row, all eight activation blocks) of
+            // (63 − 32)·(−128): an exact f32 at every partial sum.
+            assert_eq!(
+                product(k.matmul_q6_k, &q6, 1, &x8),
+                [-31.0 * 128.0 * 127.0 * 256.0 * s; 8],
+                "{}",
+                k.isa
+            );
+            assert_eq!(
+                product(k.matmul_q5_k, &q5k, 1, &x8),
+                [31.0 * 63.0 * 127.0 * 256.0 * s; 8],
+                "{}",
+                k.isa
+            );
         }
     }
 }
 
 fn product<B: QuantBlock>(f: MatmulQuantFn<B::Tile>, blocks: &[B], bpr: usize, x: &[BlockQ8Act]) -> Vec<f32> {
     let rows = blocks.len() / bpr;
-    let mut tiles = vec![B::interleave(&[B::default(); TILE_ROWS]); tile_count(rows, bpr * QK)];
+    let mut tiles = vec![B::interleave(&[B::default(); TILE_ROWS]); tiles_for::<B>(rows, bpr * B::VALUES)];
     pack_tiles(blocks, bpr, &mut tiles);
     let mut out = vec![0.0; rows];
     f(

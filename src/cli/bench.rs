@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Prompt tokens per forward pass.
     #[arg(short = 'b', long = "batch-size", default_value_t = 128)]
     pub batch: usize,
+    /// Tokens already in the KV cache when each test starts, comma-separated (llama-bench's
+    /// `-d`): the tests run after that many tokens of context.
+    #[arg(short = 'd', long = "n-depth", value_delimiter = ',', default_value = "0")]
+    pub depths: Vec<usize>,
 }
 
 /// One measured test.
@@ -50,6 +54,7 @@ struct Record {
     threads: usize,
     n_prompt: usize,
     n_gen: usize,
+    n_depth: usize,
     avg_ts: f64,
     stddev_ts: f64,
     samples_ts: Vec<f64>,
@@ -95,16 +100,38 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let max_depth = args.depths.iter().copied().max().unwrap_or(0);
+    let ctx = max_depth + args.prompt + args.generate + 1;
+    if ctx > model.config().max_context {
+        return Err(super::common::invalid(
+            "-d",
+            max_depth,
+            &format!(
+                "at most {} with -p {} and -n {} (the model's context is {})",
+                model
+                    .config()
+                    .max_context
+                    .saturating_sub(args.prompt + args.generate + 1),
+                args.prompt,
+                args.generate,
+                model.config().max_context
+            ),
+        ));
+    }
+    let vocab = model.config().vocab_size as u32;
+    let text = |n: usize, seed: u32| -> Vec<u32> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(7919).wrapping_add(seed)) % vocab)
+            .collect()
+    };
+    let prompt = text(args.prompt, 13);
     for &threads in &args.threads {
-        let ctx = (args.prompt + args.generate + 1).max(16);
         let opts = SessionOptions {
-            context: Some(ctx.min(model.config().max_context)),
+            context: Some(ctx.max(16)),
             ..session_args(threads).options(&model)?
         };
         let mut session = Session::new(&model, &opts)?;
         isa = session.kernels().isa.to_string();
-        let vocab = model.config().vocab_size as u32;
-        let prompt: Vec<u32> = (0..args.prompt as u32).map(|i| (i * 7919 + 13) % vocab).collect();
         // Warm-up: touch every weight page and the pool's threads.
         session.run_in_pool(|s| -> anyhow::Result<()> {
             s.reset();
@@ -112,33 +139,51 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
             s.feed(&[1])?;
             Ok(())
         })?;
-        if args.prompt > 0 {
-            let samples = measure(&mut session, args.repetitions, args.prompt, |s| {
+        for &depth in &args.depths {
+            // The context the tests start from, processed once; each repetition cuts back to it.
+            let context = text(depth, 101);
+            session.run_in_pool(|s| {
                 s.reset();
-                s.feed(&prompt).map(|_| ())
+                s.feed(&context).map(|_| ())
             })?;
-            results.push(record(
-                format!("pp{}", args.prompt),
-                threads,
-                args.prompt,
-                0,
-                samples,
-            ));
-        }
-        if args.generate > 0 {
-            let samples = measure(&mut session, args.repetitions, args.generate, |s| {
-                s.reset();
-                (0..args.generate as u32).try_for_each(|i| s.feed(&[(i * 31 + 7) % vocab]).map(|_| ()))
-            })?;
-            let mut rec = record(format!("tg{}", args.generate), threads, 0, args.generate, samples);
-            let bytes = bytes_per_generated_token(&model, args.generate, args.kv)?;
-            rec.bytes_per_token = Some(bytes);
-            if args.bandwidth {
-                let bw = read_bandwidth(&mut session, &words);
-                rec.read_bandwidth_gbs = Some(bw / 1e9);
-                rec.bandwidth_fraction = Some(bytes * rec.avg_ts / bw);
+            let at_depth = |name: String| match depth {
+                0 => name,
+                d => format!("{name} @ d{d}"),
+            };
+            if args.prompt > 0 {
+                let samples = measure(&mut session, args.repetitions, args.prompt, |s| {
+                    s.truncate(depth);
+                    s.feed(&prompt).map(|_| ())
+                })?;
+                results.push(record(
+                    at_depth(format!("pp{}", args.prompt)),
+                    (threads, depth),
+                    args.prompt,
+                    0,
+                    samples,
+                ));
             }
-            results.push(rec);
+            if args.generate > 0 {
+                let samples = measure(&mut session, args.repetitions, args.generate, |s| {
+                    s.truncate(depth);
+                    (0..args.generate as u32).try_for_each(|i| s.feed(&[(i * 31 + 7) % vocab]).map(|_| ()))
+                })?;
+                let mut rec = record(
+                    at_depth(format!("tg{}", args.generate)),
+                    (threads, depth),
+                    0,
+                    args.generate,
+                    samples,
+                );
+                let bytes = bytes_per_generated_token(&model, depth, args.generate, args.kv)?;
+                rec.bytes_per_token = Some(bytes);
+                if args.bandwidth {
+                    let bw = read_bandwidth(&mut session, &words);
+                    rec.read_bandwidth_gbs = Some(bw / 1e9);
+                    rec.bandwidth_fraction = Some(bytes * rec.avg_ts / bw);
+                }
+                results.push(rec);
+            }
         }
     }
     let report = Report {
@@ -182,7 +227,8 @@ fn measure(
     })
 }
 
-fn record(test: String, threads: usize, n_prompt: usize, n_gen: usize, samples: Vec<f64>) -> Record {
+/// `at` is (threads, depth).
+fn record(test: String, at: (usize, usize), n_prompt: usize, n_gen: usize, samples: Vec<f64>) -> Record {
     let n = samples.len() as f64;
     let avg = samples.iter().sum::<f64>() / n;
     let var = if n > 1.0 {
@@ -195,7 +241,8 @@ fn record(test: String, threads: usize, n_prompt: usize, n_gen: usize, samples: 
         read_bandwidth_gbs: None,
         bandwidth_fraction: None,
         test,
-        threads,
+        threads: at.0,
+        n_depth: at.1,
         n_prompt,
         n_gen,
         avg_ts: avg,
@@ -205,8 +252,13 @@ fn record(test: String, threads: usize, n_prompt: usize, n_gen: usize, samples: 
 }
 
 /// Weights read per token (every matrix once) plus the KV cache read at the run's mean
-/// position (generation starts at position 0).
-fn bytes_per_generated_token(model: &Model, generated: usize, kv: KvType) -> anyhow::Result<f64> {
+/// position (generation starts at position `depth`).
+fn bytes_per_generated_token(
+    model: &Model,
+    depth: usize,
+    generated: usize,
+    kv: KvType,
+) -> anyhow::Result<f64> {
     let c = model.config();
     let elem = match kv {
         KvType::F32 => 4.0,
@@ -214,7 +266,7 @@ fn bytes_per_generated_token(model: &Model, generated: usize, kv: KvType) -> any
         KvType::Q8 => 34.0 / 32.0,
     };
     let kv_per_position = (c.num_layers * c.num_kv_heads * c.head_dim * 2) as f64 * elem;
-    Ok(model.decoder()?.bytes_per_token() as f64 + kv_per_position * generated as f64 / 2.0)
+    Ok(model.decoder()?.bytes_per_token() as f64 + kv_per_position * (depth as f64 + generated as f64 / 2.0))
 }
 
 /// Bytes per second of a parallel sum over `words` on the session's threads (best of 5).

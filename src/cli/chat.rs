@@ -35,7 +35,8 @@ pub struct ChatArgs {
     #[arg(long)]
     pub special: bool,
     /// When the context fills up, keep the conversation's first N tokens and slide the rest
-    /// (without it, a full context starts a new conversation).
+    /// within an answer, and drop the oldest turns before a new one (without it, a full
+    /// context starts a new conversation).
     #[arg(long = "keep")]
     pub keep: Option<usize>,
     /// Prompt cache file: the first prompt maps the state of the longest prefix it shares
@@ -105,7 +106,15 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         }
         let _ = editor.add_history_entry(line);
         messages.push(Message::new("user", line));
-        let prompt = super::encode_chat(&model, &template, &messages, args.special)?;
+        let mut prompt = super::encode_chat(&model, &template, &messages, args.special)?;
+        // With --keep the conversation slides too: the oldest turns go (the system message and
+        // the new line stay) until it leaves room for an answer (a quarter of the context at most).
+        let first = usize::from(args.system.is_some());
+        let room = args.max_tokens.min(session.context() / 4);
+        while args.keep.is_some() && prompt.len() + room > session.context() && messages.len() > first + 2 {
+            messages.drain(first..first + 2);
+            prompt = super::encode_chat(&model, &template, &messages, args.special)?;
+        }
         let cached = match &args.prompt_cache {
             Some(path) if session.position() == 0 => restore_prompt_cache(&mut session, path, &prompt),
             _ => session.reuse_prefix(&prompt),

@@ -269,8 +269,8 @@ pub fn matcher(grammar: &Arc<Grammar>, table: &mut Option<Arc<TokenTable>>, mode
 /// The loop guard on the command line.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LoopGuardArgs {
-    /// Stop an answer whose end repeats itself: on or off (default: off for `run`, on for
-    /// `chat`).
+    /// Stop an answer whose end repeats itself (a block of tokens, or a short line that only
+    /// counts up: "1. 2. 3. …"): on or off (default: off for `run`, on for `chat`).
     #[arg(long, value_name = "on|off", hide_possible_values = true,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub loop_guard: Option<bool>,

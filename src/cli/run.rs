@@ -98,6 +98,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // A closed stdout ends the run (quietly, see main).
     written?;
     writeln!(stdout)?;
+    // An answer shorter than the weights' background check is not left unchecked.
+    model
+        .file()
+        .wait_for_check()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     // Unless the cache held the prompt already, or a sliding window moved it.
     if let Some(path) = cache
         && !args.prompt_cache_ro

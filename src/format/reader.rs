@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
-use edgelm_kernels::layout::{QK, TileQ4_0, TileQ4_1, TileQ8_0};
+use edgelm_kernels::layout::{TileQ4_0, TileQ4_1, TileQ8_0};
 use edgelm_kernels::view::Tiled;
 use memmap2::Mmap;
 use xxhash_rust::xxh3::Xxh3;
@@ -80,7 +80,9 @@ pub enum FormatError {
         problem: String,
     },
     /// A tensor's data does not match its checksum.
-    #[error("tensor {0:?}: data checksum mismatch: the file is corrupted")]
+    #[error(
+        "tensor {0:?}: data checksum mismatch: the file is damaged (copy or convert the model again; `edgelm inspect --verify` checks a file)"
+    )]
     DataChecksum(String),
     /// A tensor the model needs is not in the file.
     #[error("missing tensor {0:?}")]
@@ -95,10 +97,6 @@ impl FormatError {
         }
     }
 }
-
-/// The smallest page size of the supported systems: touching one byte every `PAGE` bytes
-/// touches every page.
-const PAGE: usize = 4096;
 
 /// One directory entry, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,6 +149,23 @@ pub struct PackedFile {
     meta: Metadata,
     tensors: Vec<TensorInfo>,
     by_name: HashMap<String, usize>,
+    check: Arc<Check>,
+}
+
+/// What the background pass ([`PackedFile::prefault_in_background`]) has found, shared with
+/// its thread: the first tensor whose data does not match its checksum, and whether it runs.
+#[derive(Debug, Default)]
+struct Check {
+    damaged: OnceLock<String>,
+    running: Mutex<bool>,
+    finished: Condvar,
+}
+
+impl Check {
+    fn set_running(&self, running: bool) {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) = running;
+        self.finished.notify_all();
+    }
 }
 
 impl std::fmt::Debug for PackedFile {
@@ -223,6 +238,7 @@ impl PackedFile {
             meta,
             tensors,
             by_name,
+            check: Arc::default(),
         })
     }
 
@@ -274,31 +290,70 @@ impl PackedFile {
             .ok_or_else(|| FormatError::tensor(name, "data is misaligned"))
     }
 
-    /// Starts reading the weights in a background thread, touching every page, so that a
-    /// model about to run finds them mapped (and, when the file was not cached, already read
-    /// from disk) instead of taking a page fault per few pages on the threads of its first
-    /// forward pass. The layers (`blk.*`) go first, in file order, as a forward pass reads
-    /// them; the tokenizer tables are left to be paged in as lookups use them.
-    /// [`PackedFile::open`] alone reads only the header.
+    /// Starts reading the weights in a background thread, hashing every tensor against its
+    /// checksum, so that a model about to run finds them mapped (and, when the file was not
+    /// cached, already read from disk) instead of taking a page fault per few pages on the
+    /// threads of its first forward pass, and so that damaged data (a flipped bit on worn
+    /// flash storage) is noticed: [`PackedFile::check_result`] reports it from then on, and
+    /// every forward pass calls it. Hashing costs little next to reading the pages. The layers
+    /// (`blk.*`) go first, in file order, as a forward pass reads them, then the other weights
+    /// and the tokenizer tables. [`PackedFile::open`] alone reads only the header.
     pub fn prefault_in_background(&self) {
-        let mut ranges: Vec<(bool, Range<usize>)> = self
+        let mut order: Vec<(u8, &TensorInfo)> = self
             .tensors
             .iter()
-            .filter(|t| !t.name.starts_with("tokenizer."))
-            .map(|t| (!t.name.starts_with("blk."), t.range.clone()))
+            .map(|t| match t.name.split('.').next() {
+                Some("blk") => (0, t),
+                Some("tokenizer") => (2, t),
+                _ => (1, t),
+            })
             .collect();
-        ranges.sort_unstable_by_key(|(later, r)| (*later, r.start));
+        order.sort_unstable_by_key(|(group, t)| (*group, t.range.start));
+        let tensors: Vec<TensorInfo> = order.into_iter().map(|(_, t)| t.clone()).collect();
         let bytes = Arc::clone(&self.bytes);
-        // Only a speed-up: if no thread can be started, the pages fault in on first use.
-        let _ = std::thread::Builder::new()
+        let check = Arc::clone(&self.check);
+        check.set_running(true);
+        // If no thread can be started, pages fault in on first use and nothing is checked.
+        let started = std::thread::Builder::new()
             .name("edgelm-prefault".into())
             .spawn(move || {
-                for (_, range) in ranges {
-                    let data = bytes.get(range).unwrap_or_default();
-                    let touched = data.iter().step_by(PAGE).fold(0u8, |a, &b| a ^ b);
-                    std::hint::black_box(touched);
+                for t in tensors {
+                    let data = bytes.get(t.range.clone()).unwrap_or_default();
+                    if xxhash_rust::xxh3::xxh3_64(data) != t.checksum {
+                        let _ = check.damaged.set(t.name);
+                        break;
+                    }
                 }
+                check.set_running(false);
             });
+        if started.is_err() {
+            self.check.set_running(false);
+        }
+    }
+
+    /// What the background pass has found so far: the first tensor whose data did not match
+    /// its checksum, else `Ok` (also while it runs, and when none was started). Costs one
+    /// atomic load.
+    pub fn check_result(&self) -> Result<(), FormatError> {
+        match self.check.damaged.get() {
+            Some(name) => Err(FormatError::DataChecksum(name.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the background pass started by [`PackedFile::prefault_in_background`] has
+    /// finished (at once when none runs), then returns [`PackedFile::check_result`].
+    pub fn wait_for_check(&self) -> Result<(), FormatError> {
+        let mut running = self.check.running.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running {
+            running = self
+                .check
+                .finished
+                .wait(running)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(running);
+        self.check_result()
     }
 
     /// Checks every tensor's data against its checksum (reads the whole file).
@@ -561,12 +616,16 @@ impl<'a> TensorView<'a> {
         Ok(self.bytes)
     }
 
-    fn tiled<T: FromBytes + zerocopy::Immutable>(&self, dtype: DType) -> Result<Tiled<'a, T>, FormatError> {
+    /// The data as a tiled matrix of `dtype`, whose tiles are `T`.
+    pub fn tiled<T: FromBytes + zerocopy::Immutable>(
+        &self,
+        dtype: DType,
+    ) -> Result<Tiled<'a, T>, FormatError> {
         self.expect(dtype, Layout::Tiled8)?;
         let [rows, cols] = self.info.shape[..] else {
             unreachable!("validated: quantized tensors are 2-D")
         };
-        Tiled::new(self.cast()?, rows as usize, cols as usize / QK)
+        Tiled::new(self.cast()?, rows as usize, cols as usize / dtype.block_values())
             .ok_or_else(|| FormatError::tensor(&self.info.name, "tile count does not match the shape"))
     }
 

@@ -1,7 +1,7 @@
 //! The fixed binary parts of a packed file: preamble, tensor directory entries, tensor
 //! types and layouts. `docs/FORMAT.md` is the byte-by-byte description of the same.
 
-use edgelm_kernels::layout::{QK, TILE_ROWS};
+use edgelm_kernels::layout::{QK, QK_K, TILE_ROWS};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, LittleEndian, U32, U64};
 
 /// First eight bytes of every packed file.
@@ -104,11 +104,21 @@ pub enum DType {
     U8,
     /// Unsigned 32-bit integers (tokenizer tables).
     U32,
+    /// Blocks of 32 5-bit values with an f16 scale, `d * (q - 16)` (GGUF Q5_0 values).
+    Q5_0,
+    /// Blocks of 32 5-bit values with an f16 scale and minimum, `d * q + m` (GGUF Q5_1 values).
+    Q5_1,
+    /// Super-blocks of 256 4-bit values with 6-bit sub-block scales and minimums (GGUF Q4_K values).
+    Q4K,
+    /// Super-blocks of 256 5-bit values with 6-bit sub-block scales and minimums (GGUF Q5_K values).
+    Q5K,
+    /// Super-blocks of 256 6-bit values with int8 scales per 16 (GGUF Q6_K values).
+    Q6K,
 }
 
 impl DType {
     /// Every type, in code order.
-    pub const ALL: [DType; 8] = [
+    pub const ALL: [DType; 13] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -117,6 +127,11 @@ impl DType {
         DType::Q4_1,
         DType::U8,
         DType::U32,
+        DType::Q5_0,
+        DType::Q5_1,
+        DType::Q4K,
+        DType::Q5K,
+        DType::Q6K,
     ];
 
     /// The code stored in the directory.
@@ -140,12 +155,30 @@ impl DType {
             DType::Q4_1 => "q4_1",
             DType::U8 => "u8",
             DType::U32 => "u32",
+            DType::Q5_0 => "q5_0",
+            DType::Q5_1 => "q5_1",
+            DType::Q4K => "q4_k",
+            DType::Q5K => "q5_k",
+            DType::Q6K => "q6_k",
         }
     }
 
-    /// Whether values come in blocks of [`QK`] with scales.
+    /// Whether values come in blocks (of [`DType::block_values`]) with scales.
     pub fn is_quantized(self) -> bool {
-        matches!(self, DType::Q8_0 | DType::Q4_0 | DType::Q4_1)
+        !matches!(
+            self,
+            DType::F32 | DType::F16 | DType::BF16 | DType::U8 | DType::U32
+        )
+    }
+
+    /// Values per block of a quantized type: [`QK`], or [`QK_K`] for the K-quant super-blocks
+    /// (1 for a plain type).
+    pub fn block_values(self) -> usize {
+        match self {
+            DType::Q4K | DType::Q5K | DType::Q6K => QK_K,
+            t if t.is_quantized() => QK,
+            _ => 1,
+        }
     }
 
     /// Bytes per element of a plain type, or per block of a quantized one (row-major).
@@ -157,6 +190,11 @@ impl DType {
             DType::Q8_0 => 34,
             DType::Q4_0 => 18,
             DType::Q4_1 => 20,
+            DType::Q5_0 => 22,
+            DType::Q5_1 => 24,
+            DType::Q4K => 144,
+            DType::Q5K => 176,
+            DType::Q6K => 210,
         }
     }
 
@@ -166,6 +204,12 @@ impl DType {
             DType::Q8_0 => Some(272),
             DType::Q4_0 => Some(144),
             DType::Q4_1 => Some(160),
+            DType::Q5_0 => Some(176),
+            DType::Q5_1 => Some(192),
+            // K-quant scales unpacked to a byte each: 4 bytes more per row and super-block.
+            DType::Q4K => Some(1184),
+            DType::Q5K => Some(1440),
+            DType::Q6K => Some(1680),
             _ => None,
         }
     }
@@ -173,7 +217,7 @@ impl DType {
     /// Storage bits per weight (scales included).
     pub fn bits_per_weight(self) -> f64 {
         if self.is_quantized() {
-            self.unit_size() as f64 * 8.0 / QK as f64
+            self.unit_size() as f64 * 8.0 / self.block_values() as f64
         } else {
             self.unit_size() as f64 * 8.0
         }
@@ -227,8 +271,8 @@ pub enum ShapeError {
     /// Byte size does not fit in 64 bits.
     #[error("size overflows")]
     Overflow,
-    /// Quantized tensors must be matrices with a multiple of 32 columns.
-    #[error("{0} needs a 2-D shape with a multiple of {QK} columns")]
+    /// Quantized tensors must be matrices with whole blocks per row (32 or 256 columns).
+    #[error("{0} needs a 2-D shape with a multiple of {n} columns", n = .0.block_values())]
     NotBlockable(DType),
     /// The tiled layout applies to quantized matrices only.
     #[error("layout {1} is not valid for {0}")]
@@ -258,10 +302,11 @@ pub fn tensor_size(dtype: DType, layout: Layout, shape: &[u64]) -> Result<u64, S
     let [rows, cols] = shape else {
         return Err(ShapeError::NotBlockable(dtype));
     };
-    if !cols.is_multiple_of(QK as u64) {
+    let per_block = dtype.block_values() as u64;
+    if !cols.is_multiple_of(per_block) {
         return Err(ShapeError::NotBlockable(dtype));
     }
-    let blocks = cols / QK as u64;
+    let blocks = cols / per_block;
     let (units, unit) = match layout {
         Layout::RowMajor => (rows.checked_mul(blocks), dtype.unit_size()),
         Layout::Tiled8 => (
@@ -303,6 +348,24 @@ mod tests {
             tensor_size(DType::Q8_0, Layout::Tiled8, &[8, 48]),
             Err(ShapeError::NotBlockable(DType::Q8_0))
         );
+        assert_eq!(
+            tensor_size(DType::Q4K, Layout::Tiled8, &[9, 512]),
+            Ok(2 * 2 * 1184)
+        );
+        assert_eq!(tensor_size(DType::Q6K, Layout::RowMajor, &[3, 256]), Ok(3 * 210));
+        assert_eq!(
+            tensor_size(DType::Q5K, Layout::Tiled8, &[8, 288]),
+            Err(ShapeError::NotBlockable(DType::Q5K))
+        );
+        assert_eq!(
+            ShapeError::NotBlockable(DType::Q6K).to_string(),
+            "q6_k needs a 2-D shape with a multiple of 256 columns"
+        );
+        for t in DType::ALL.into_iter().filter(|t| t.is_quantized()) {
+            let tile = t.tile_size().unwrap();
+            assert_eq!(tile % 4, 0, "{t}: tiles of u32 fields stay aligned");
+            assert!(tile as f64 <= 1.03 * (TILE_ROWS * t.unit_size()) as f64, "{t}");
+        }
         assert_eq!(
             tensor_size(DType::F32, Layout::Tiled8, &[8]),
             Err(ShapeError::BadLayout(DType::F32, "tiled8"))

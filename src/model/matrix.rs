@@ -1,9 +1,30 @@
 //! Weight matrices as the kernels see them, and their products split across threads.
 
-use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, TILE_ROWS, dequantize_row};
+use edgelm_kernels::layout::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, QK_K, TILE_ROWS,
+    TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, dequantize_row,
+};
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, Tiled};
 
 use crate::format::{DType, FormatError, Layout, TensorView};
+
+/// `$body` with `$t` bound to the tiled view of any quantized variant of `$m` (float variants
+/// must be matched before).
+macro_rules! tiled {
+    ($m:expr, $t:ident => $body:expr) => {
+        match $m {
+            Matrix::Q8_0($t) => $body,
+            Matrix::Q4_0($t) => $body,
+            Matrix::Q4_1($t) => $body,
+            Matrix::Q5_0($t) => $body,
+            Matrix::Q5_1($t) => $body,
+            Matrix::Q4K($t) => $body,
+            Matrix::Q5K($t) => $body,
+            Matrix::Q6K($t) => $body,
+            Matrix::F16 { .. } | Matrix::F32 { .. } => unreachable!("float matrices are matched first"),
+        }
+    };
+}
 
 /// A weight matrix in one of the types the kernels multiply: `rows × cols`, rows being
 /// output features.
@@ -15,6 +36,16 @@ pub enum Matrix<'a> {
     Q4_0(Tiled<'a, edgelm_kernels::layout::TileQ4_0>),
     /// Tiled q4 blocks with minimum.
     Q4_1(Tiled<'a, edgelm_kernels::layout::TileQ4_1>),
+    /// Tiled q5 blocks.
+    Q5_0(Tiled<'a, TileQ5_0>),
+    /// Tiled q5 blocks with minimum.
+    Q5_1(Tiled<'a, TileQ5_1>),
+    /// Tiled Q4_K super-blocks (256 columns per tile).
+    Q4K(Tiled<'a, TileQ4K>),
+    /// Tiled Q5_K super-blocks.
+    Q5K(Tiled<'a, TileQ5K>),
+    /// Tiled Q6_K super-blocks.
+    Q6K(Tiled<'a, TileQ6K>),
     /// Row-major f16 bits.
     F16 {
         /// The values.
@@ -56,6 +87,11 @@ impl<'a> Matrix<'a> {
             (DType::Q8_0, Layout::Tiled8) => Matrix::Q8_0(v.tiled_q8_0()?),
             (DType::Q4_0, Layout::Tiled8) => Matrix::Q4_0(v.tiled_q4_0()?),
             (DType::Q4_1, Layout::Tiled8) => Matrix::Q4_1(v.tiled_q4_1()?),
+            (DType::Q5_0, Layout::Tiled8) => Matrix::Q5_0(v.tiled(DType::Q5_0)?),
+            (DType::Q5_1, Layout::Tiled8) => Matrix::Q5_1(v.tiled(DType::Q5_1)?),
+            (DType::Q4K, Layout::Tiled8) => Matrix::Q4K(v.tiled(DType::Q4K)?),
+            (DType::Q5K, Layout::Tiled8) => Matrix::Q5K(v.tiled(DType::Q5K)?),
+            (DType::Q6K, Layout::Tiled8) => Matrix::Q6K(v.tiled(DType::Q6K)?),
             (DType::F16, _) => Matrix::F16 {
                 w: v.f16_bits()?,
                 cols,
@@ -80,37 +116,34 @@ impl<'a> Matrix<'a> {
     /// Output features.
     pub fn rows(&self) -> usize {
         match self {
-            Matrix::Q8_0(t) => t.rows(),
-            Matrix::Q4_0(t) => t.rows(),
-            Matrix::Q4_1(t) => t.rows(),
             Matrix::F16 { w, cols } => w.len() / cols,
             Matrix::F32 { w, cols } => w.len() / cols,
+            m => tiled!(m, t => t.rows()),
         }
     }
 
     /// Input features.
     pub fn cols(&self) -> usize {
         match self {
-            Matrix::Q8_0(t) => t.cols(),
-            Matrix::Q4_0(t) => t.cols(),
-            Matrix::Q4_1(t) => t.cols(),
             Matrix::F16 { cols, .. } | Matrix::F32 { cols, .. } => *cols,
+            Matrix::Q4K(t) => t.blocks_per_row() * QK_K,
+            Matrix::Q5K(t) => t.blocks_per_row() * QK_K,
+            Matrix::Q6K(t) => t.blocks_per_row() * QK_K,
+            m => tiled!(m, t => t.blocks_per_row() * QK),
         }
     }
 
     /// Whether the product reads the q8 form of the input.
     pub fn is_quantized(&self) -> bool {
-        matches!(self, Matrix::Q8_0(_) | Matrix::Q4_0(_) | Matrix::Q4_1(_))
+        !matches!(self, Matrix::F16 { .. } | Matrix::F32 { .. })
     }
 
     /// Bytes of weights read by one product.
     pub fn bytes(&self) -> usize {
         match self {
-            Matrix::Q8_0(t) => size_of_val(t.tiles()),
-            Matrix::Q4_0(t) => size_of_val(t.tiles()),
-            Matrix::Q4_1(t) => size_of_val(t.tiles()),
             Matrix::F16 { w, .. } => size_of_val(*w),
             Matrix::F32 { w, .. } => size_of_val(*w),
+            m => tiled!(m, t => size_of_val(t.tiles())),
         }
     }
 
@@ -121,6 +154,11 @@ impl<'a> Matrix<'a> {
             Matrix::Q8_0(t) => Matrix::Q8_0(t.tile_rows_range(t0, t1)),
             Matrix::Q4_0(t) => Matrix::Q4_0(t.tile_rows_range(t0, t1)),
             Matrix::Q4_1(t) => Matrix::Q4_1(t.tile_rows_range(t0, t1)),
+            Matrix::Q5_0(t) => Matrix::Q5_0(t.tile_rows_range(t0, t1)),
+            Matrix::Q5_1(t) => Matrix::Q5_1(t.tile_rows_range(t0, t1)),
+            Matrix::Q4K(t) => Matrix::Q4K(t.tile_rows_range(t0, t1)),
+            Matrix::Q5K(t) => Matrix::Q5K(t.tile_rows_range(t0, t1)),
+            Matrix::Q6K(t) => Matrix::Q6K(t.tile_rows_range(t0, t1)),
             Matrix::F16 { w, cols } => Matrix::F16 {
                 w: &w[r0 * cols..r1 * cols],
                 cols,
@@ -138,6 +176,11 @@ impl<'a> Matrix<'a> {
             Matrix::Q8_0(t) => (k.matmul_q8_0)(t, x.q8, out),
             Matrix::Q4_0(t) => (k.matmul_q4_0)(t, x.q8, out),
             Matrix::Q4_1(t) => (k.matmul_q4_1)(t, x.q8, out),
+            Matrix::Q5_0(t) => (k.matmul_q5_0)(t, x.q8, out),
+            Matrix::Q5_1(t) => (k.matmul_q5_1)(t, x.q8, out),
+            Matrix::Q4K(t) => (k.matmul_q4_k)(t, x.q8, out),
+            Matrix::Q5K(t) => (k.matmul_q5_k)(t, x.q8, out),
+            Matrix::Q6K(t) => (k.matmul_q6_k)(t, x.q8, out),
             Matrix::F16 { w, .. } => (k.matmul_f16)(w, x.f32, out),
             Matrix::F32 { w, .. } => (k.matmul_f32)(w, x.f32, out),
         }
@@ -162,11 +205,15 @@ impl<'a> Matrix<'a> {
 
     /// Writes row `row` as f32 values (embedding lookup).
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
-        let bpr = self.cols() / QK;
         match self {
-            Matrix::Q8_0(t) => dequantize_row::<BlockQ8_0>(t.tiles(), bpr, row, out),
-            Matrix::Q4_0(t) => dequantize_row::<BlockQ4_0>(t.tiles(), bpr, row, out),
-            Matrix::Q4_1(t) => dequantize_row::<BlockQ4_1>(t.tiles(), bpr, row, out),
+            Matrix::Q8_0(t) => dequantize_row::<BlockQ8_0>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q4_0(t) => dequantize_row::<BlockQ4_0>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q4_1(t) => dequantize_row::<BlockQ4_1>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q5_0(t) => dequantize_row::<BlockQ5_0>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q5_1(t) => dequantize_row::<BlockQ5_1>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q4K(t) => dequantize_row::<BlockQ4K>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q5K(t) => dequantize_row::<BlockQ5K>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q6K(t) => dequantize_row::<BlockQ6K>(t.tiles(), t.blocks_per_row(), row, out),
             Matrix::F16 { w, cols } => {
                 for (o, &h) in out.iter_mut().zip(&w[row * cols..(row + 1) * cols]) {
                     *o = half::f16::from_bits(h).to_f32();

@@ -66,9 +66,13 @@ impl std::fmt::Debug for Model {
 
 impl Model {
     /// Maps the packed file at `path` and validates it against its configuration. Only the
-    /// header, directory and tokenizer tables are read now; weights are paged in on use.
+    /// header, directory and tokenizer tables are read now; the weights are paged in and
+    /// checked against their checksums on a background thread
+    /// ([`PackedFile::prefault_in_background`]): damaged data makes the next forward pass fail.
     pub fn open(path: &Path) -> Result<Model, ModelError> {
-        Model::from_packed(PackedFile::open(path)?)
+        let file = PackedFile::open(path)?;
+        file.prefault_in_background();
+        Model::from_packed(file)
     }
 
     /// Validates an open packed file as a model.

@@ -2,6 +2,8 @@
 //! optional sliding window and score soft-capping), and cross-attention over fixed keys and
 //! values; heads split across threads.
 
+use std::ops::Range;
+
 use edgelm_kernels::layout::QK;
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols};
 
@@ -10,6 +12,19 @@ use crate::kv_cache::LayerKv;
 /// Queries whose attention scores one matrix product computes in prompt processing (each
 /// block reads the keys once for all of them).
 pub const QUERY_BLOCK: usize = 16;
+
+/// The fewest cached positions one generation task attends ([`CausalAttention::decode`]).
+const MIN_BLOCK_KEYS: usize = 64;
+
+/// Scratch floats the attention of `heads` query heads over `kv_heads` kv heads of `head_dim`
+/// needs over a context of `ctx` positions with `query_block` queries per score product: the
+/// prompt path's slots, or generation's key blocks.
+pub fn scratch_len(heads: usize, kv_heads: usize, head_dim: usize, ctx: usize, query_block: usize) -> usize {
+    let prompt = heads * query_block * (head_dim + ctx);
+    let blocks = ctx.div_ceil(MIN_BLOCK_KEYS);
+    let decode = kv_heads * (ctx + blocks) + heads * blocks * (head_dim + 2);
+    prompt.max(decode)
+}
 
 /// The shape of a layer's attention.
 #[derive(Clone, Copy, Debug)]
@@ -111,45 +126,134 @@ impl CausalAttention<'_> {
     }
 
     fn head(&self, h: usize, out: &mut OutCols<'_>, col: usize, scores: &mut [f32], qq: &mut [BlockQ8Act]) {
-        let (k, hd, scale) = (self.k, self.shape.head_dim, self.shape.scale);
-        let g = h / (self.shape.heads / self.shape.kv_heads);
-        let base = g * self.ctx * hd;
+        let hd = self.shape.head_dim;
         if let LayerKv::F16 { k: kc, v: vc } = self.kv
             && self.n > 1
         {
+            let base = self.kv_head(h) * self.ctx * hd;
             return self.head_prompt_f16(h, out, col, scores, &kc[base..], &vc[base..]);
         }
         for t in 0..self.n {
-            let (start, end) = (self.first_key(self.pos0 + t), self.pos0 + t + 1);
-            let (k0, k1) = (base + start * hd, base + end * hd);
-            let q = self.query(t, h);
-            let sc = &mut scores[..end - start];
-            let o = &mut out.row(t)[col..col + hd];
-            match self.kv {
-                LayerKv::F32 { k: kc, v: vc } => {
-                    (k.matmul_f32)(&kc[k0..k1], q, OutCols::new(sc, 1, end - start));
-                    sc.iter_mut().for_each(|x| *x *= scale);
-                    self.softcap(sc);
-                    (k.softmax)(sc);
-                    o.fill(0.0);
-                    for (&p, v) in sc.iter().zip(vc[k0..k1].chunks_exact(hd)) {
-                        o.iter_mut().zip(v).for_each(|(o, &v)| *o += p * v);
-                    }
+            if let LayerKv::Q8 { .. } = self.kv {
+                (self.k.quantize_q8_act)(self.query(t, h), qq);
+            }
+            let keys = self.first_key(self.pos0 + t)..self.pos0 + t + 1;
+            self.attend(h, t, keys, scores, qq, &mut out.row(t)[col..col + hd]);
+        }
+    }
+
+    /// The kv head that query head `h` reads.
+    fn kv_head(&self, h: usize) -> usize {
+        h / (self.shape.heads / self.shape.kv_heads)
+    }
+
+    /// Token `t`'s head `h` over the cached positions `keys` of its kv head: scores in `sc`
+    /// (soft-capped, softmaxed), the weighted values in `o`; `q8` is the query quantized when
+    /// the cache is q8. Returns the largest score and Σ exp(score − largest), which a merge of
+    /// several key blocks needs.
+    fn attend(
+        &self,
+        h: usize,
+        t: usize,
+        keys: Range<usize>,
+        sc: &mut [f32],
+        q8: &[BlockQ8Act],
+        o: &mut [f32],
+    ) -> (f32, f32) {
+        let (k, hd, scale) = (self.k, self.shape.head_dim, self.shape.scale);
+        let base = self.kv_head(h) * self.ctx * hd;
+        let (k0, k1) = (base + keys.start * hd, base + keys.end * hd);
+        let q = self.query(t, h);
+        let sc = &mut sc[..keys.len()];
+        match self.kv {
+            LayerKv::F32 { k: kc, .. } => {
+                (k.matmul_f32)(&kc[k0..k1], q, OutCols::new(sc, 1, keys.len()));
+                sc.iter_mut().for_each(|x| *x *= scale);
+            }
+            LayerKv::F16 { k: kc, .. } => (k.attn_scores_f16)(q, &kc[k0..k1], scale, sc),
+            LayerKv::Q8 { k: kc, .. } => (k.attn_scores_q8)(q8, &kc[k0 / QK..k1 / QK], scale, sc),
+        }
+        self.softcap(sc);
+        let (top, max) =
+            sc.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |(i, m), (j, &x)| if x > m { (j, x) } else { (i, m) },
+            );
+        (k.softmax)(sc);
+        // The largest score's weight is exp(0) / Σ exp(score − largest).
+        let sum = 1.0 / sc[top];
+        match self.kv {
+            LayerKv::F32 { v: vc, .. } => {
+                o.fill(0.0);
+                for (&p, v) in sc.iter().zip(vc[k0..k1].chunks_exact(hd)) {
+                    o.iter_mut().zip(v).for_each(|(o, &v)| *o += p * v);
                 }
-                LayerKv::F16 { k: kc, v: vc } => {
-                    (k.attn_scores_f16)(q, &kc[k0..k1], scale, sc);
-                    self.softcap(sc);
-                    (k.softmax)(sc);
-                    (k.attn_values_f16)(sc, &vc[k0..k1], o);
-                }
-                LayerKv::Q8 { k: kc, v: vc } => {
-                    let (b0, b1) = (k0 / QK, k1 / QK);
-                    (k.quantize_q8_act)(q, qq);
-                    (k.attn_scores_q8)(qq, &kc[b0..b1], scale, sc);
-                    self.softcap(sc);
-                    (k.softmax)(sc);
-                    (k.attn_values_q8)(sc, &vc[b0..b1], o);
-                }
+            }
+            LayerKv::F16 { v: vc, .. } => (k.attn_values_f16)(sc, &vc[k0..k1], o),
+            LayerKv::Q8 { v: vc, .. } => (k.attn_values_q8)(sc, &vc[k0 / QK..k1 / QK], o),
+        }
+        (max, sum)
+    }
+
+    /// Generation (`n == 1`) over every head into `out`: the cached positions are cut into
+    /// blocks, and each (kv head, block) is one parallel task that attends the query heads
+    /// sharing that kv head over its block (the block's keys stay in cache for all of them);
+    /// a merge then weighs each block's output by its share of the softmax (flash-decoding).
+    /// So a long context splits across threads however few heads the model has. `scratch`
+    /// holds at least [`scratch_len`] floats, `qq` `heads · head_dim / QK` blocks.
+    pub fn decode(&self, mut out: OutCols<'_>, scratch: &mut [f32], qq: &mut [BlockQ8Act], threads: usize) {
+        use rayon::prelude::*;
+        debug_assert_eq!(self.n, 1);
+        let (hd, heads, kv_heads) = (self.shape.head_dim, self.shape.heads, self.shape.kv_heads);
+        let (group, qb) = (heads / kv_heads, hd / QK);
+        let keys = self.first_key(self.pos0)..self.pos0 + 1;
+        let wanted = (2 * threads)
+            .div_ceil(kv_heads)
+            .min(keys.len().div_ceil(MIN_BLOCK_KEYS));
+        let width = keys.len().div_ceil(wanted.max(1));
+        let blocks = keys.len().div_ceil(width);
+        // A task's floats: its scores (reused head after head), then per head its output,
+        // largest score and sum.
+        let part = width + group * (hd + 2);
+        if let LayerKv::Q8 { .. } = self.kv {
+            for (h, q8) in qq.chunks_exact_mut(qb).take(heads).enumerate() {
+                (self.k.quantize_q8_act)(self.query(0, h), q8);
+            }
+        }
+        let qq = &*qq;
+        let scratch = &mut scratch[..kv_heads * blocks * part];
+        scratch.par_chunks_mut(part).enumerate().for_each(|(task, buf)| {
+            let (g, b) = (task / blocks, task % blocks);
+            let start = keys.start + b * width;
+            let range = start..(start + width).min(keys.end);
+            let (sc, partials) = buf.split_at_mut(width);
+            for (i, p) in partials.chunks_exact_mut(hd + 2).enumerate() {
+                let h = g * group + i;
+                let (o, stats) = p.split_at_mut(hd);
+                let (max, sum) = self.attend(h, 0, range.clone(), sc, &qq[h * qb..(h + 1) * qb], o);
+                stats.copy_from_slice(&[max, sum]);
+            }
+        });
+        let row = out.row(0);
+        for h in 0..heads {
+            let (g, i) = (h / group, h % group);
+            let partial = |b: usize| &scratch[(g * blocks + b) * part + width + i * (hd + 2)..][..hd + 2];
+            let o = &mut row[h * hd..(h + 1) * hd];
+            if blocks == 1 {
+                o.copy_from_slice(&partial(0)[..hd]);
+                continue;
+            }
+            let top = (0..blocks)
+                .map(|b| partial(b)[hd])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let weight = |b: usize| partial(b)[hd + 1] * (partial(b)[hd] - top).exp();
+            let total: f32 = (0..blocks).map(weight).sum();
+            o.fill(0.0);
+            for b in 0..blocks {
+                let w = weight(b) / total;
+                o.iter_mut()
+                    .zip(&partial(b)[..hd])
+                    .for_each(|(o, &x)| *o += w * x);
             }
         }
     }
@@ -248,3 +352,81 @@ impl CrossAttention<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv_cache::{KvCache, KvType};
+    use rand::{RngExt, SeedableRng, rngs::StdRng};
+
+    /// Generation's key blocks, merged, give what one pass over all keys gives, for every cache
+    /// type, with and without a window and soft-capping.
+    #[test]
+    fn key_blocks_merge_to_the_single_pass() {
+        let k = Kernels::detect();
+        let (heads, kv_heads, hd, ctx) = (6, 2, 64, 700);
+        let mut rng = StdRng::seed_from_u64(7);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        for kind in [KvType::F32, KvType::F16, KvType::Q8] {
+            let mut cache = KvCache::new(kind, 1, kv_heads, hd, ctx).unwrap();
+            let mut row = || (0..hd).map(|_| rng.random_range(-2.0..2.0)).collect::<Vec<f32>>();
+            for g in 0..kv_heads {
+                for p in 0..ctx {
+                    let (key, value) = (row(), row());
+                    cache.layer_mut(0).write(k, (g * ctx + p) * hd, &key, &value);
+                }
+            }
+            let qkv: Vec<f32> = (0..heads * hd + 2 * kv_heads * hd)
+                .map(|_| rng.random_range(-2.0..2.0))
+                .collect();
+            for (window, softcap) in [(None, None), (Some(300), Some(30.0))] {
+                let job = CausalAttention {
+                    k,
+                    shape: Heads {
+                        heads,
+                        kv_heads,
+                        head_dim: hd,
+                        scale: 0.125,
+                        softcap,
+                        window,
+                    },
+                    kv: cache.layer(0),
+                    ctx,
+                    qkv: &qkv,
+                    qkv_dim: qkv.len(),
+                    pos0: ctx - 1,
+                    n: 1,
+                    query_block: QUERY_BLOCK,
+                };
+                let mut scratch = vec![0.0; scratch_len(heads, kv_heads, hd, ctx, QUERY_BLOCK)];
+                let mut qq = vec![BlockQ8Act::default(); heads * hd / QK];
+                let mut want = vec![0.0; heads * hd];
+                job.heads(
+                    0,
+                    heads,
+                    OutCols::new(&mut want, 1, heads * hd),
+                    &mut scratch,
+                    &mut qq,
+                    1,
+                );
+                for threads in [1, 2, 16] {
+                    let mut got = vec![0.0; heads * hd];
+                    pool.install(|| {
+                        job.decode(
+                            OutCols::new(&mut got, 1, heads * hd),
+                            &mut scratch,
+                            &mut qq,
+                            threads,
+                        )
+                    });
+                    let worst = got
+                        .iter()
+                        .zip(&want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f32::max);
+                    assert!(
+                        worst < 1e-5,
+                        "{kind:?} window {window:?} threads {threads}: off by {worst}"
+                    );
+                }
+            }

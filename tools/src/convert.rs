@@ -283,7 +283,8 @@ fn encode_all(
     );
     for t in &plan.tensors {
         bar.set_message(t.plan.name.clone());
-        let e = encode(model, t).with_context(|| format!("converting tensor {}", t.plan.name))?;
+        let e = encode(model, t, options.importance.as_deref())
+            .with_context(|| format!("converting tensor {}", t.plan.name))?;
         sink.write(&t.plan, &e.bytes)?;
         report.rows.push(TensorRow {
             name: t.plan.name.clone(),
@@ -292,6 +293,7 @@ fn encode_all(
             bytes: e.bytes.len() as u64,
             stats: e.stats,
             exact: e.exact,
+            simulated: e.simulated,
         });
         bar.inc(t.plan.shape.iter().product());
     }

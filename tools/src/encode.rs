@@ -1,17 +1,24 @@
 //! Producing the bytes of one planned tensor from its source parts: raw blocks move unchanged
 //! when the source already has the target type (only rows are reordered and tiles interleaved),
 //! or are rewritten block by block where [`crate::transcode`] can; anything else is decoded to
-//! f32 and encoded (searching scales for quantized targets).
+//! f32 and encoded (searching scales for quantized targets). Parts a K-quant mix quantizes are
+//! quantized into their GGUF type first ([`crate::quantize::kquant`]).
 
 use std::borrow::Cow;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use edgelm::format::DType;
-use edgelm_kernels::layout::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+use edgelm_kernels::layout::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
+};
 
+use zerocopy::FromBytes;
+
+use crate::calibrate::Importance;
 use crate::dequant::dequantize;
 use crate::plan::{OutTensor, ggml_equivalent, unpermuted_row};
-use crate::quantize::{ErrorStats, Quantize, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
+use crate::quantize::kquant::quantize_rows;
+use crate::quantize::{ErrorStats, check_range, quantize_matrix, tile, to_f16_bytes, to_f32_bytes};
 use crate::source::Model;
 use crate::transcode::transcode;
 
@@ -24,6 +31,8 @@ pub struct Encoded {
     pub stats: ErrorStats,
     /// Whether the source values were stored unchanged.
     pub exact: bool,
+    /// Stored decoded (`--simulate`): the bytes of the mix's GGUF blocks it stands for.
+    pub simulated: Option<u64>,
 }
 
 /// Appends the rows of `src` (`row_len` items each) to `out`, un-permuted if `heads` is given.
@@ -45,14 +54,15 @@ fn row_len(shape: &[u64]) -> usize {
     }
 }
 
-/// Encodes one planned tensor.
-pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
+/// Encodes one planned tensor, weighting a mix's quantization error by `importance`.
+pub fn encode(model: &Model, t: &OutTensor, importance: Option<&Importance>) -> Result<Encoded> {
     let (dtype, cols) = (t.plan.dtype, row_len(&t.plan.shape));
     let numel = t.plan.shape.iter().product::<u64>() as usize;
     let mut values = Vec::with_capacity(numel);
     let mut raw = Vec::new();
     let mut same_type = true;
     let mut transcoded = false;
+    let mut mixed: Option<(ErrorStats, u64)> = None;
     for part in &t.parts {
         let src = model
             .tensors
@@ -64,7 +74,22 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
         if part.plus_one {
             v.iter_mut().for_each(|x| *x += 1.0);
         }
+        let start = values.len();
         gather(&v, row_len(&src.shape), part.unpermute_heads, &mut values);
+        if let Some(ty) = part.quant {
+            // Quantized into the mix's type and decoded again: what the kernels will see.
+            let imp = importance.and_then(|m| m.get(&part.name)).map(Vec::as_slice);
+            check_range(&values[start..], DType::F32)?;
+            let (blocks, stats) = quantize_rows(ty, &mut values[start..], cols, imp)?;
+            let m = mixed.get_or_insert_default();
+            m.0.add(&stats);
+            m.1 += blocks.len() as u64;
+            if ggml_equivalent(dtype) == Some(ty) {
+                raw.extend_from_slice(&blocks);
+            }
+            same_type = false;
+            continue;
+        }
         // The source's blocks as they are, or rewritten block by block into the target type.
         let blocks = match ggml_equivalent(dtype) == Some(src.ty) {
             true => Some(bytes),
@@ -98,13 +123,31 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
             false => stats,
         };
         let exact = stats.sq_err == 0.0;
-        let bytes = match dtype {
-            DType::Q8_0 => tile(&blocks::<BlockQ8_0>(&raw)?, cols / QK),
-            DType::Q4_0 => tile(&blocks::<BlockQ4_0>(&raw)?, cols / QK),
-            DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, cols / QK),
-            _ => raw,
-        };
-        return Ok(Encoded { bytes, stats, exact });
+        return Ok(Encoded {
+            bytes: tiled(dtype, raw, cols)?,
+            stats,
+            exact,
+            simulated: None,
+        });
+    }
+    if let Some((stats, blocks)) = mixed {
+        // The mix's blocks, or (--simulate) their decoded values.
+        let simulated = dtype == DType::F32;
+        ensure!(
+            simulated || raw.len() as u64 == blocks,
+            "{} is planned as {dtype}, not as its mix's types",
+            t.plan.name
+        );
+        return Ok(Encoded {
+            bytes: if simulated {
+                to_f32_bytes(&values)
+            } else {
+                tiled(dtype, raw, cols)?
+            },
+            stats,
+            exact: false,
+            simulated: simulated.then_some(blocks),
+        });
     }
     check_range(&values, dtype)?;
     let (bytes, stats) = match dtype {
@@ -112,10 +155,35 @@ pub fn encode(model: &Model, t: &OutTensor) -> Result<Encoded> {
         DType::Q4_0 => quantize_matrix::<BlockQ4_0>(&values, cols),
         DType::Q4_1 => quantize_matrix::<BlockQ4_1>(&values, cols),
         DType::F16 => to_f16_bytes(&values),
+        d if d.is_quantized() => {
+            bail!("{d} is stored only as the source's own blocks, not quantized from other values")
+        }
         _ => (to_f32_bytes(&values), stats),
     };
     let exact = stats.sq_err == 0.0;
-    Ok(Encoded { bytes, stats, exact })
+    Ok(Encoded {
+        bytes,
+        stats,
+        exact,
+        simulated: None,
+    })
+}
+
+/// Row-major blocks of `dtype` (rows of `cols` values) in the packed layout: interleaved into
+/// tiles for the quantized types, as they are for the others.
+fn tiled(dtype: DType, raw: Vec<u8>, cols: usize) -> Result<Vec<u8>> {
+    let per_row = cols / dtype.block_values();
+    Ok(match dtype {
+        DType::Q8_0 => tile(&blocks::<BlockQ8_0>(&raw)?, per_row),
+        DType::Q4_0 => tile(&blocks::<BlockQ4_0>(&raw)?, per_row),
+        DType::Q4_1 => tile(&blocks::<BlockQ4_1>(&raw)?, per_row),
+        DType::Q5_0 => tile(&blocks::<BlockQ5_0>(&raw)?, per_row),
+        DType::Q5_1 => tile(&blocks::<BlockQ5_1>(&raw)?, per_row),
+        DType::Q4K => tile(&blocks::<BlockQ4K>(&raw)?, per_row),
+        DType::Q5K => tile(&blocks::<BlockQ5K>(&raw)?, per_row),
+        DType::Q6K => tile(&blocks::<BlockQ6K>(&raw)?, per_row),
+        _ => raw,
+    })
 }
 
 /// `stats` with the error of the row-major blocks `raw` of `dtype` against `values`.
@@ -132,7 +200,7 @@ fn stored_error(dtype: DType, raw: &[u8], values: &[f32], mut stats: ErrorStats)
     Ok(stats)
 }
 
-fn blocks<B: Quantize>(raw: &[u8]) -> Result<Vec<B>> {
+fn blocks<B: FromBytes>(raw: &[u8]) -> Result<Vec<B>> {
     raw.chunks_exact(size_of::<B>())
         .map(|c| B::read_from_bytes(c).map_err(|_| anyhow::anyhow!("block size mismatch")))
         .collect()

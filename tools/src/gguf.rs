@@ -584,6 +584,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn k_quant_tables_of_the_wrong_length_or_row_size_name_the_tensor() {
+        // Q6_K (code 14): 256 values in 210 bytes; two rows of 256.
+        let whole = build(&[], &[("w", vec![256, 2], 14, vec![0; 420])]);
+        assert_eq!(parse(&whole).unwrap().2[0].range.len(), 420);
+        // One block's bytes short of the table, at the end of the file.
+        let short = &whole[..whole.len() - 28 - 210];
+        let err = parse(short).unwrap_err().to_string();
+        assert!(
+            err.contains("tensor \"w\"") && err.contains("runs past the end"),
+            "{err}"
+        );
+        // Rows of 288 values are not whole super-blocks (Q4_K, Q5_K, Q6_K alike).
+        for code in [12, 13, 14] {
+            let b = build(&[], &[("w", vec![288, 2], code, vec![0; 1024])]);
+            let err = parse(&b).unwrap_err().to_string();
+            assert!(
+                err.contains("tensor \"w\"")
+                    && err.contains("rows of 288 values are not whole blocks of 256"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_version_and_magic() {
         let mut b = sample();
         b[4] = 7;

@@ -2,6 +2,7 @@
 //! `.edgelm` files.
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod convert;
 pub mod dequant;
 pub mod encode;

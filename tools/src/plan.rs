@@ -4,26 +4,35 @@
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use edgelm::arch::{self, Needed, Role};
 use edgelm::format::meta::ModelConfig;
 use edgelm::format::{DType, Layout, TensorPlan};
-use edgelm_kernels::layout::QK;
+use edgelm_kernels::layout::{QK, QK_K};
 
+use crate::calibrate::Importance;
 use crate::dequant;
 use crate::gguf::GgmlType;
 use crate::source::{Model, SourceKind, gguf_model};
 use crate::transcode;
+
+pub mod mix;
+
+pub use mix::Mix;
 
 /// A requested storage type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// This type.
     Type(DType),
-    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, f16, f32); Q4_K as q4_1 and
-    /// Q5_0 as q8_0, rewritten block by block; anything else as q8_0.
+    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,
+    /// f16, f32; the quantized ones bit for bit); anything else as q8_0.
     Keep,
+    /// A K-quant mix: each tensor quantized into the GGUF type llama.cpp's rule of that name
+    /// gives it ([`mix::tensor_type`]).
+    Mix(Mix),
 }
 
 impl FromStr for Target {
@@ -37,11 +46,14 @@ impl FromStr for Target {
             "f16" => Target::Type(DType::F16),
             "f32" => Target::Type(DType::F32),
             "keep" => Target::Keep,
-            other => {
-                return Err(format!(
-                    "unknown type {other:?} (q8_0, q8, q4_0, q4, q4_1, f16, f32, keep)"
-                ));
-            }
+            other => match other.parse() {
+                Ok(mix) => Target::Mix(mix),
+                Err(()) => {
+                    return Err(format!(
+                        "unknown type {other:?} (q8_0, q8, q4_0, q4, q4_1, f16, f32, keep, q4_k_m, q5_k_m, q6_k)"
+                    ));
+                }
+            },
         })
     }
 }
@@ -51,17 +63,36 @@ impl std::fmt::Display for Target {
         match self {
             Target::Type(t) => write!(f, "{t}"),
             Target::Keep => f.write_str("keep"),
+            Target::Mix(m) => write!(f, "{m}"),
         }
     }
 }
 
 /// Conversion choices.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Type of the matrix weights.
     pub quant: Target,
     /// Type of the embedding tables and output head (default: q8_0 under q4_*, else `quant`).
     pub embed: Option<Target>,
+    /// Per-column importance of the matrices (from [`crate::calibrate`]), weighting the
+    /// quantization error of the K-quant mixes.
+    pub importance: Option<Arc<Importance>>,
+    /// Store a mix's quantized values decoded to f32 (their quality, measured apart from the
+    /// kernels that run them).
+    pub simulate: bool,
+}
+
+impl Default for Options {
+    /// q8_0 matrices, the default embedding type, no importance.
+    fn default() -> Self {
+        Options {
+            quant: Target::Type(DType::Q8_0),
+            embed: None,
+            importance: None,
+            simulate: false,
+        }
+    }
 }
 
 /// The source tensors a configuration needs, in file order.
@@ -78,6 +109,8 @@ pub struct Part {
     pub unpermute_heads: Option<usize>,
     /// Add 1 to every value (a Hugging Face `(1 + w)` norm weight).
     pub plus_one: bool,
+    /// The GGUF block type a mix quantizes it into.
+    pub quant: Option<GgmlType>,
 }
 
 /// One tensor of the packed file and what it is made of (parts stacked along rows).
@@ -107,33 +140,74 @@ pub fn ggml_equivalent(d: DType) -> Option<GgmlType> {
         DType::Q8_0 => GgmlType::Q8_0,
         DType::Q4_0 => GgmlType::Q4_0,
         DType::Q4_1 => GgmlType::Q4_1,
+        DType::Q5_0 => GgmlType::Q5_0,
+        DType::Q5_1 => GgmlType::Q5_1,
+        DType::Q4K => GgmlType::Q4K,
+        DType::Q5K => GgmlType::Q5K,
+        DType::Q6K => GgmlType::Q6K,
         DType::U8 | DType::U32 => return None,
     })
+}
+
+/// The packed type that holds exactly the values of a GGML type.
+fn packed_equivalent(ty: GgmlType) -> Option<DType> {
+    DType::ALL
+        .into_iter()
+        .filter(|&d| d != DType::BF16)
+        .find(|&d| ggml_equivalent(d) == Some(ty))
 }
 
 fn resolve(target: Target, src: GgmlType) -> DType {
     match target {
         Target::Type(t) => t,
-        Target::Keep => [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::F16, DType::F32]
-            .into_iter()
-            .find(|&d| ggml_equivalent(d) == Some(src))
+        // Mixes are resolved per tensor by `mix_dtype`.
+        Target::Mix(_) => DType::F32,
+        Target::Keep => packed_equivalent(src)
             .or(transcode::target(src))
             .unwrap_or(DType::Q8_0),
     }
+}
+
+/// The stored type of a tensor a mix quantizes into `ty`: f32 when simulating, else the
+/// packed type that runs it.
+fn mix_dtype(e: &Needed, ty: GgmlType, o: &Options) -> Result<DType> {
+    if o.simulate {
+        return Ok(DType::F32);
+    }
+    packed_equivalent(ty).with_context(|| {
+        format!(
+            "{} would be {ty}, which the runtime cannot run yet; --simulate stores the mix decoded to f32",
+            e.name
+        )
+    })
+}
+
+/// The GGUF type a mix gives a quantized tensor, if it has whole blocks of it.
+fn mix_type(e: &Needed, c: &ModelConfig, o: &Options) -> Option<GgmlType> {
+    let Target::Mix(mix) = o.quant else { return None };
+    if e.role == Role::Float || (e.role == Role::Embedding && o.embed.is_some()) {
+        return None;
+    }
+    let cols = e.shape[e.shape.len() - 1] as usize;
+    let ty = mix::tensor_type(mix, &e.name, cols, c.num_layers, c.tied_embeddings);
+    let per_block = ty.block().map_or(1, |b| b.0 as usize);
+    cols.is_multiple_of(per_block).then_some(ty)
 }
 
 /// Type of one tensor, and whether it fell back to f16 for want of whole blocks.
 fn dtype_for(e: &Needed, src: GgmlType, o: &Options) -> (DType, bool) {
     let want = match e.role {
         Role::Float => return (DType::F32, false),
+        Role::Matmul if matches!(o.quant, Target::Mix(_)) => return (DType::F16, true),
         Role::Matmul => resolve(o.quant, src),
         Role::Embedding => match (o.embed, o.quant) {
             (Some(t), _) => resolve(t, src),
             (None, Target::Type(DType::Q4_0 | DType::Q4_1)) => DType::Q8_0,
+            (None, Target::Mix(_)) => return (DType::F16, true),
             (None, q) => resolve(q, src),
         },
     };
-    if want.is_quantized() && !e.shape[e.shape.len() - 1].is_multiple_of(QK as u64) {
+    if want.is_quantized() && !e.shape[e.shape.len() - 1].is_multiple_of(want.block_values() as u64) {
         (DType::F16, true)
     } else {
         (want, false)
@@ -159,7 +233,9 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
     arch::validate(c)?;
     let wanted = expected(c);
     let mut dtypes = Vec::with_capacity(wanted.len());
+    let mut quants = Vec::with_capacity(wanted.len());
     let mut fallbacks = Vec::new();
+    let mut widened: Vec<(GgmlType, String)> = Vec::new();
     for e in &wanted {
         let Some(src) = model.tensors.get(&e.name) else {
             let why = model
@@ -182,9 +258,19 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
             source_name(model, e),
             src.ty
         );
-        let (dtype, fell_back) = dtype_for(e, src.ty, o);
+        let quant = mix_type(e, c, o);
+        let (dtype, fell_back) = match quant {
+            Some(ty) => (mix_dtype(e, ty, o)?, false),
+            None => dtype_for(e, src.ty, o),
+        };
+        quants.push(quant);
         if fell_back {
             fallbacks.push(e.name.clone());
+        }
+        let kept = o.quant == Target::Keep && e.role != Role::Float;
+        let src_quantized = src.ty.block().is_some_and(|(per_block, _)| per_block > 1);
+        if kept && src_quantized && ggml_equivalent(dtype) != Some(src.ty) {
+            widened.push((src.ty, e.name.clone()));
         }
         dtypes.push(dtype);
     }
@@ -238,6 +324,7 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
         } else {
             Layout::RowMajor
         };
+        let quant_of = |name: &str| wanted.iter().position(|w| w.name == name).and_then(|i| quants[i]);
         tensors.push(OutTensor {
             plan: TensorPlan {
                 name: out_name,
@@ -250,6 +337,7 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
                 .map(|m| Part {
                     unpermute_heads: heads(&m.name),
                     plus_one: plus_one && m.hf_plus_one,
+                    quant: quant_of(&m.name),
                     name: m.name.clone(),
                 })
                 .collect(),
@@ -258,9 +346,28 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
     let mut warnings = model.warnings.clone();
     if !fallbacks.is_empty() {
         warnings.push(format!(
-            "{} tensor(s) have a column count that is not a multiple of {QK} and are stored as f16: {}",
+            "{} tensor(s) have a column count that is not a multiple of their type's block ({QK} or {QK_K}) and are stored as f16: {}",
             fallbacks.len(),
             abbreviate(&fallbacks)
+        ));
+    }
+    let mut types: Vec<GgmlType> = Vec::new();
+    for (ty, _) in &widened {
+        if !types.contains(ty) {
+            types.push(*ty);
+        }
+    }
+    for ty in types {
+        let names: Vec<String> = widened
+            .iter()
+            .filter(|w| w.0 == ty)
+            .map(|w| w.1.clone())
+            .collect();
+        warnings.push(format!(
+            "{} tensor(s) of type {ty} are stored as {} (edgelm has no {ty} kernels): {}",
+            names.len(),
+            resolve(Target::Keep, ty),
+            abbreviate(&names)
         ));
     }
     consumed.insert(gguf_model::ROPE_FREQS.into());
@@ -331,13 +438,16 @@ mod tests {
         assert_eq!("Q8_0".parse(), Ok(Target::Type(DType::Q8_0)));
         assert!("q5_k".parse::<Target>().is_err());
         assert_eq!(resolve(Target::Keep, GgmlType::Q4_1), DType::Q4_1);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q6K), DType::Q8_0);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q4K), DType::Q4_1);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q5_0), DType::Q8_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q6K), DType::Q6K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q4K), DType::Q4K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5K), DType::Q5K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5_0), DType::Q5_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q5_1), DType::Q5_1);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q3K), DType::Q8_0);
         assert_eq!(resolve(Target::Keep, GgmlType::BF16), DType::Q8_0);
         let o = Options {
             quant: Target::Type(DType::Q4_0),
-            embed: None,
+            ..Options::default()
         };
         let e = |role, cols| Needed {
             name: "x".into(),

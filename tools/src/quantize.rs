@@ -13,6 +13,8 @@ use half::f16;
 use rayon::prelude::*;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes};
 
+pub mod kquant;
+
 /// Squared-error totals of one tensor's encoding (or of many, summed).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ErrorStats {
@@ -312,7 +314,7 @@ where
 {
     let rows = blocks.len() / blocks_per_row;
     let mut tiles =
-        vec![B::Tile::new_zeroed(); edgelm_kernels::layout::tile_count(rows, blocks_per_row * QK)];
+        vec![B::Tile::new_zeroed(); rows.div_ceil(edgelm_kernels::layout::TILE_ROWS) * blocks_per_row];
     pack_tiles(blocks, blocks_per_row, &mut tiles);
     tiles.as_bytes().to_vec()
 }

@@ -23,6 +23,8 @@ pub struct TensorRow {
     pub stats: ErrorStats,
     /// Stored without any change of values.
     pub exact: bool,
+    /// Stored decoded (`--simulate`): the bytes of the mix's GGUF blocks it stands for.
+    pub simulated: Option<u64>,
 }
 
 /// Everything the converter reports.
@@ -138,6 +140,14 @@ impl Report {
             total.rel_rmse(),
             fmt_gain(&searched, self.rows.iter().all(|r| r.exact), true)
         )?;
+        if self.rows.iter().any(|r| r.simulated.is_some()) {
+            let bytes: u64 = self.rows.iter().map(|r| r.simulated.unwrap_or(r.bytes)).sum();
+            writeln!(
+                out,
+                "simulated mix: {bytes} bytes as its own types, {:.3} bits per weight",
+                bytes as f64 * 8.0 / self.weights().max(1) as f64
+            )?;
+        }
         let mut worst: Vec<&TensorRow> = self.rows.iter().filter(|r| !r.exact).collect();
         worst.sort_by(|a, b| b.stats.rel_rmse().total_cmp(&a.stats.rel_rmse()));
         if !worst.is_empty() {

@@ -8,14 +8,15 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
+use super::neon::kquant::{self, Chunks};
 use super::neon::matmul::{
     Acc, Dots, GROUP, Nibbles, chunks, load_act, load_chunk, scale_q4_0, scale_q4_1, scale_q8_0,
 };
-use super::neon::{NEON_KERNELS, attn_scores_q8_with, tile_kernel};
+use super::neon::{NEON_KERNELS, attn_scores_q8_with, kquant_kernel, tile_kernel};
 use crate::dispatch::{Isa, Kernels};
-use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0};
 use crate::simd::entries;
-use crate::simd::tiles::matmul;
+use crate::simd::tiles::{matmul, super_blocks};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 
 /// The SDOT kernels, as a constant the SMMLA table starts from.
@@ -24,6 +25,11 @@ pub(crate) const DOTPROD_KERNELS: Kernels = Kernels {
     matmul_q8_0: matmul_q8_0_dotprod,
     matmul_q4_0: matmul_q4_0_dotprod,
     matmul_q4_1: matmul_q4_1_dotprod,
+    matmul_q5_0: matmul_q5_0_dotprod,
+    matmul_q5_1: matmul_q5_1_dotprod,
+    matmul_q4_k: matmul_q4_k_dotprod,
+    matmul_q5_k: matmul_q5_k_dotprod,
+    matmul_q6_k: matmul_q6_k_dotprod,
     attn_scores_q8: attn_scores_q8_dotprod,
     ..NEON_KERNELS
 };
@@ -121,6 +127,17 @@ pub(crate) fn nibble_dots_sdot<const NT: usize>(t: &impl Nibbles, a: [&BlockQ8Ac
     })
 }
 
+/// Per token, the eight rows' dots of the unsigned bytes `w` with activation groups
+/// `first..first + 4` (see [`kquant`]): one `sdot` by element per chunk register.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn half_dots_sdot<const NT: usize>(w: &Chunks, first: usize, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
+    a.map(|at| {
+        let act = load_act(at)[first / 4];
+        [0, 1].map(|h| sdot_groups(vdupq_n_s32(0), four(w, 0, h), act))
+    })
+}
+
 /// `Σ k·q` of two q8 blocks as four i32 partial sums.
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
@@ -144,6 +161,21 @@ entries! { "neon,dotprod";
     }
     fn matmul_q4_1_dotprod(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1))
+    }
+    fn matmul_q5_0_dotprod(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, kquant_kernel!(kquant::block_q5_0, half_dots_sdot))
+    }
+    fn matmul_q5_1_dotprod(w: Tiled<'_, TileQ5_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, kquant_kernel!(kquant::block_q5_1, half_dots_sdot))
+    }
+    fn matmul_q4_k_dotprod(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q4_k, half_dots_sdot))
+    }
+    fn matmul_q5_k_dotprod(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q5_k, half_dots_sdot))
+    }
+    fn matmul_q6_k_dotprod(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q6_k, half_dots_sdot))
     }
     fn attn_scores_q8_dotprod(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         attn_scores_q8_with!(block_dot_q8_sdot, q, keys, scale, out)

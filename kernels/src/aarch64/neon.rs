@@ -4,6 +4,7 @@
 //! the generic code of [`crate::simd`] with four-lane vectors. The SDOT and SMMLA paths
 //! reuse everything here except the integer dots.
 
+pub(crate) mod kquant;
 pub(crate) mod lanes;
 pub(crate) mod matmul;
 
@@ -13,8 +14,8 @@ use lanes::F32x4;
 use matmul::{Acc, GROUP, block_dot_q8, nibble_dots, q8_dots, scale_q4_0, scale_q4_1, scale_q8_0};
 
 use crate::dispatch::{Isa, Kernels};
-use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ8_0};
-use crate::simd::tiles::matmul;
+use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0};
+use crate::simd::tiles::{matmul, super_blocks};
 use crate::simd::{entries, lanes_table};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 
@@ -23,6 +24,11 @@ lanes_table! { "neon", F32x4,
     matmul_q8_0: matmul_q8_0_neon,
     matmul_q4_0: matmul_q4_0_neon,
     matmul_q4_1: matmul_q4_1_neon,
+    matmul_q5_0: matmul_q5_0_neon,
+    matmul_q5_1: matmul_q5_1_neon,
+    matmul_q4_k: matmul_q4_k_neon,
+    matmul_q5_k: matmul_q5_k_neon,
+    matmul_q6_k: matmul_q6_k_neon,
     attn_scores_q8: attn_scores_q8_neon,
 }
 
@@ -49,6 +55,25 @@ macro_rules! tile_kernel {
     };
 }
 pub(crate) use tile_kernel;
+
+/// The matmul loop nest for the 5-bit and K-quant tiles: `$block` (see [`kquant`]) with the
+/// path's half dots `$half`.
+macro_rules! kquant_kernel {
+    ($block:path, $half:path) => {
+        $crate::simd::tiles::TileKernel {
+            zero: $crate::aarch64::neon::matmul::zero(),
+            group: |t: &_, a: [&_; GROUP], acc: &mut [Acc; GROUP]| {
+                $block(t, a, acc, |w, f, a| $half(w, f, a))
+            },
+            single: |t: &_, a: [&_; 1], acc: &mut [Acc; 1]| {
+                $crate::aarch64::neon::matmul::prefetch_ahead(t);
+                $block(t, a, acc, |w, f, a| $half(w, f, a))
+            },
+            finish: |acc| $crate::aarch64::neon::matmul::finish(acc),
+        }
+    };
+}
+pub(crate) use kquant_kernel;
 
 /// [`crate::scalar::attn_scores_q8`] with a block dot `$dot(&k.qs, &q.qs) -> int32x4_t`.
 macro_rules! attn_scores_q8_with {
@@ -78,6 +103,21 @@ entries! { "neon";
     }
     fn matmul_q4_1_neon(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, tile_kernel!(nibble_dots, nibble_dots, scale_q4_1))
+    }
+    fn matmul_q5_0_neon(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, kquant_kernel!(kquant::block_q5_0, kquant::half_dots_neon))
+    }
+    fn matmul_q5_1_neon(w: Tiled<'_, TileQ5_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, kquant_kernel!(kquant::block_q5_1, kquant::half_dots_neon))
+    }
+    fn matmul_q4_k_neon(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q4_k, kquant::half_dots_neon))
+    }
+    fn matmul_q5_k_neon(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q5_k, kquant::half_dots_neon))
+    }
+    fn matmul_q6_k_neon(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q6_k, kquant::half_dots_neon))
     }
     fn attn_scores_q8_neon(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         attn_scores_q8_with!(block_dot_q8, q, keys, scale, out)

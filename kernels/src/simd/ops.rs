@@ -361,14 +361,29 @@ pub(crate) fn attn_scores_f16<L: Lanes>(q: &[f32], keys: &[u16], scale: f32, out
     if d == 0 {
         return out.fill(0.0);
     }
-    for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
+    // Four keys per step: four independent accumulator chains instead of one.
+    let mut tiles = out.chunks_exact_mut(SCORE_KEYS);
+    let mut key_tiles = keys.chunks_exact(SCORE_KEYS * d);
+    for (o, k) in (&mut tiles).zip(&mut key_tiles) {
+        let ks = core::array::from_fn(|i| &k[i * d..][..d]);
+        let [dot] = dots::<L, u16, SCORE_KEYS, 1>(ks, [q], d);
+        o.iter_mut().zip(dot).for_each(|(o, dot)| *o = scale * dot);
+    }
+    for (o, k) in tiles
+        .into_remainder()
+        .iter_mut()
+        .zip(key_tiles.remainder().chunks_exact(d))
+    {
         let [[dot]] = dots::<L, u16, 1, 1>([k], [q], d);
         *o = scale * dot;
     }
 }
 
+/// Keys per register tile of [`attn_scores_f16`].
+const SCORE_KEYS: usize = 4;
+
 /// Output columns one pass of the value loops keeps in registers.
-pub(crate) const VALUE_COLS: usize = 32;
+pub(crate) const VALUE_COLS: usize = 64;
 
 /// `out = Σ_t weight(t) · row(t)` over `rows` rows of `out.len()` values, `VALUE_COLS`
 /// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t`.

@@ -7,7 +7,7 @@
 //! accumulator `A` holds one token's eight row sums; lane `r` is row `r`, so nothing is
 //! reduced across lanes.
 
-use crate::layout::TILE_ROWS;
+use crate::layout::{SUB_BLOCKS, TILE_ROWS};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 
 /// The per-ISA parts of a quantized matmul over tiles `T` with accumulators `A`.
@@ -22,17 +22,19 @@ pub(crate) struct TileKernel<A, BG, B1, F> {
     pub finish: F,
 }
 
-/// `out[t][r] = Σ_k W[r][k] · x[t][k]`, see [`crate::scalar::matmul_q8_0`].
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]`, see [`crate::scalar::matmul_q8_0`]. `X` is what one
+/// tile multiplies of a token: a [`BlockQ8Act`], or a K-quant super-block's eight of them
+/// (see [`super_blocks`]).
 #[inline(always)]
-pub(crate) fn matmul<T, A, BG, B1, F, const G: usize>(
+pub(crate) fn matmul<T, X, A, BG, B1, F, const G: usize>(
     w: Tiled<'_, T>,
-    x: &[BlockQ8Act],
+    x: &[X],
     mut out: OutCols<'_>,
     k: TileKernel<A, BG, B1, F>,
 ) where
     A: Copy,
-    BG: Fn(&T, [&BlockQ8Act; G], &mut [A; G]),
-    B1: Fn(&T, [&BlockQ8Act; 1], &mut [A; 1]),
+    BG: Fn(&T, [&X; G], &mut [A; G]),
+    B1: Fn(&T, [&X; 1], &mut [A; 1]),
     F: Fn(A) -> [f32; TILE_ROWS],
 {
     let bpr = w.blocks_per_row();
@@ -59,13 +61,24 @@ pub(crate) fn matmul<T, A, BG, B1, F, const G: usize>(
     }
 }
 
+/// The activations of a K-quant matmul grouped by super-block (eight blocks each).
+///
+/// # Panics
+/// If `x` is not whole super-blocks.
+#[inline(always)]
+pub(crate) fn super_blocks(x: &[BlockQ8Act]) -> &[[BlockQ8Act; SUB_BLOCKS]] {
+    let (blocks, rest) = x.as_chunks::<SUB_BLOCKS>();
+    assert!(rest.is_empty(), "activations are not whole super-blocks");
+    blocks
+}
+
 /// Accumulates one tile row against `NT` tokens' activation rows.
 #[inline(always)]
-fn tile_row<T, A: Copy, const NT: usize>(
+fn tile_row<T, X, A: Copy, const NT: usize>(
     tiles: &[T],
-    acts: [&[BlockQ8Act]; NT],
+    acts: [&[X]; NT],
     zero: A,
-    block: &impl Fn(&T, [&BlockQ8Act; NT], &mut [A; NT]),
+    block: &impl Fn(&T, [&X; NT], &mut [A; NT]),
 ) -> [A; NT] {
     let mut acc = [zero; NT];
     for (b, tile) in tiles.iter().enumerate() {

@@ -3,19 +3,21 @@
 //! Quantized matmuls use the tile layout directly (lane = row, see [`matmul`]); everything
 //! else is the generic code of [`crate::simd`] instantiated with eight-lane vectors.
 
+pub(crate) mod kquant;
 mod lanes;
 pub(crate) mod matmul;
 
 use core::arch::x86_64::*;
 
 use half::f16;
+use kquant::{block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k};
 use lanes::F32x8;
 use matmul::{GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, prefetch_ahead};
 
 use crate::dispatch::{Isa, Kernels};
-use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0};
 use crate::simd::lanes::Lanes;
-use crate::simd::tiles::{TileKernel, matmul};
+use crate::simd::tiles::{TileKernel, matmul, super_blocks};
 use crate::simd::{entries, lanes_table, quant};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 
@@ -24,6 +26,11 @@ lanes_table! { "avx2,fma,f16c", F32x8,
     matmul_q8_0: matmul_q8_0_avx2,
     matmul_q4_0: matmul_q4_0_avx2,
     matmul_q4_1: matmul_q4_1_avx2,
+    matmul_q5_0: matmul_q5_0_avx2,
+    matmul_q5_1: matmul_q5_1_avx2,
+    matmul_q4_k: matmul_q4_k_avx2,
+    matmul_q5_k: matmul_q5_k_avx2,
+    matmul_q6_k: matmul_q6_k_avx2,
     attn_scores_q8: attn_scores_q8_avx2,
 }
 
@@ -39,8 +46,8 @@ macro_rules! tile_kernel {
     ($block:ident) => {
         TileKernel {
             zero: _mm256_setzero_ps(),
-            group: |t: &_, a: [&BlockQ8Act; GROUP], acc: &mut [__m256; GROUP]| $block(t, a, acc),
-            single: |t: &_, a: [&BlockQ8Act; 1], acc: &mut [__m256; 1]| {
+            group: |t: &_, a: [&_; GROUP], acc: &mut [__m256; GROUP]| $block(t, a, acc),
+            single: |t: &_, a: [&_; 1], acc: &mut [__m256; 1]| {
                 prefetch_ahead(t);
                 $block(t, a, acc)
             },
@@ -60,6 +67,21 @@ entries! { "avx2,fma,f16c";
     }
     fn matmul_q4_1_avx2(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, tile_kernel!(block_q4_1))
+    }
+    fn matmul_q5_0_avx2(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, tile_kernel!(block_q5_0))
+    }
+    fn matmul_q5_1_avx2(w: Tiled<'_, TileQ5_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, x, out, tile_kernel!(block_q5_1))
+    }
+    fn matmul_q4_k_avx2(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, tile_kernel!(block_q4_k))
+    }
+    fn matmul_q5_k_avx2(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, tile_kernel!(block_q5_k))
+    }
+    fn matmul_q6_k_avx2(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, tile_kernel!(block_q6_k))
     }
     fn attn_scores_q8_avx2(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         let block = |acc, kb: &BlockQ8_0, qb: &BlockQ8Act| {

@@ -19,9 +19,10 @@ macro_rules! vnni_path {
             use zerocopy::IntoBytes;
 
             use crate::dispatch::Kernels;
-            use crate::layout::{TileQ4_0, TileQ4_1, TileQ8_0};
+            use crate::layout::{SUB_BLOCKS, TileQ4_0, TileQ4_1, TileQ4K, TileQ8_0};
             use crate::simd::entries;
-            use crate::simd::tiles::{TileKernel, matmul};
+            use crate::simd::tiles::{TileKernel, matmul, super_blocks};
+            use crate::x86_64::avx2::kquant::block_q4_k_with;
             use crate::view::{BlockQ8Act, OutCols, Tiled};
             use crate::x86_64::avx2::matmul::{
                 GROUP, finish, group4, load32, nibbles, prefetch_ahead, scale_into, scale_q4_0,
@@ -35,6 +36,7 @@ macro_rules! vnni_path {
                 matmul_q8_0: matmul_q8_0_vnni,
                 matmul_q4_0: matmul_q4_0_vnni,
                 matmul_q4_1: matmul_q4_1_vnni,
+                matmul_q4_k: matmul_q4_k_vnni,
                 ..AVX2_KERNELS
             };
 
@@ -74,6 +76,17 @@ macro_rules! vnni_path {
                 scale_q4_1(tile, a, nibble_dots(&tile.qs, a), acc);
             }
 
+            /// One Q4_K tile times `NT` tokens' super-blocks (the AVX2 scaling, VNNI dots).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn block_q4_k<const NT: usize>(
+                tile: &TileQ4K,
+                a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+                acc: &mut [__m256; NT],
+            ) {
+                block_q4_k_with(tile, a, acc, |qs, aj| nibble_dots(qs, aj));
+            }
+
             /// One Q8_0 tile times `NT` tokens. The signed weights are biased to unsigned
             /// (`w + 128`, an xor of the sign bit, once per chunk for every token); the bias
             /// comes back out as `128·sum(a)`. Range: |Σ| <= 32·255·127 fits an i32.
@@ -103,6 +116,9 @@ macro_rules! vnni_path {
                 }
                 fn matmul_q4_1_vnni(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     matmul(w, x, out, tile_kernel!(block_q4_1))
+                }
+                fn matmul_q4_k_vnni(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    matmul(w, super_blocks(x), out, tile_kernel!(block_q4_k))
                 }
             }
         }

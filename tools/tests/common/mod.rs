@@ -71,7 +71,7 @@ pub fn real_model(rel: &str) -> PathBuf {
 pub fn options(quant: &str) -> Options {
     Options {
         quant: quant.parse::<Target>().unwrap(),
-        embed: None,
+        ..Options::default()
     }
 }
 

@@ -68,7 +68,7 @@ pub(crate) fn load_act(a: &BlockQ8Act) -> [int8x16_t; 2] {
 /// Activation quants `4g..4g + 4` repeated in every 32-bit lane.
 #[target_feature(enable = "neon")]
 #[inline]
-fn group4(qs: &[i8; 32], g: usize) -> int8x16_t {
+pub(crate) fn group4(qs: &[i8; 32], g: usize) -> int8x16_t {
     let word = i32::from_le_bytes(core::array::from_fn(|j| qs[4 * g + j] as u8));
     vreinterpretq_s8_s32(vdupq_n_s32(word))
 }
@@ -76,7 +76,7 @@ fn group4(qs: &[i8; 32], g: usize) -> int8x16_t {
 /// Eight f16 values (tile scales or minimums) as f32, split like [`Acc`].
 #[target_feature(enable = "neon")]
 #[inline]
-fn halves_f16(d: &[u16; TILE_ROWS]) -> [float32x4_t; 2] {
+pub(crate) fn halves_f16(d: &[u16; TILE_ROWS]) -> [float32x4_t; 2] {
     // SAFETY: `d` is 8 readable u16.
     let (lo, hi) = unsafe { (vld1_u16(d.as_ptr()), vld1_u16(d.as_ptr().add(4))) };
     [
@@ -88,7 +88,7 @@ fn halves_f16(d: &[u16; TILE_ROWS]) -> [float32x4_t; 2] {
 /// Rows `(a, a+1)` and `(a+2, a+3)`, as pairwise i16 partials, into one i32 per row.
 #[target_feature(enable = "neon")]
 #[inline]
-fn rows4(a: int16x8_t, b: int16x8_t) -> int32x4_t {
+pub(crate) fn rows4(a: int16x8_t, b: int16x8_t) -> int32x4_t {
     vpaddq_s32(vpaddlq_s16(a), vpaddlq_s16(b))
 }
 
@@ -121,7 +121,18 @@ fn scale_into<const NT: usize>(
     dots: [Dots; NT],
     acc: &mut [Acc; NT],
 ) {
-    let dw = halves_f16(d);
+    scale_f32_into(halves_f16(d), a, dots, acc);
+}
+
+/// [`scale_into`] with the eight row scales as f32, split like [`Acc`].
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn scale_f32_into<const NT: usize>(
+    dw: [float32x4_t; 2],
+    a: [&BlockQ8Act; NT],
+    dots: [Dots; NT],
+    acc: &mut [Acc; NT],
+) {
     for ((acc, at), dt) in acc.iter_mut().zip(a).zip(dots) {
         for h in 0..2 {
             acc[h] = vfmaq_f32(acc[h], vmulq_n_f32(dw[h], at.d), vcvtq_f32_s32(dt[h]));

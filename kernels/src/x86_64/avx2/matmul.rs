@@ -58,7 +58,7 @@ pub(crate) fn nibbles(chunk: &[u8; 32]) -> (__m256i, __m256i) {
 /// eight of them (four chunks, low and high nibbles) sum to <= 30720 < 32767 in i16.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+pub(crate) fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
     let mut acc = [_mm256_setzero_si256(); NT];
     for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
         let (lo, hi) = nibbles(chunk);
