@@ -18,7 +18,6 @@
 //! # }
 //! ```
 
-mod attention;
 mod index;
 
 use std::ops::Range;
@@ -29,6 +28,7 @@ use edgelm_kernels::{BlockQ8Act, Isa, Kernels};
 use crate::engine::Engine;
 use crate::format::meta::{Activation, Pooling, PoolingMode};
 use crate::model::{EncoderWeights, LayerNorm, Model, ModelError};
+use crate::nn::bidirectional;
 use crate::tokenizer::{EncodeOptions, TokenizerError};
 
 pub use index::{CacheStatus, CorpusIndex, Hit, IndexError, model_fingerprint};
@@ -164,7 +164,7 @@ struct Scratch {
     qkv: Vec<f32>,
     ffn: Vec<f32>,
     xq: Vec<BlockQ8Act>,
-    heads: Vec<attention::HeadScratch>,
+    heads: Vec<bidirectional::HeadScratch>,
     pooled: Vec<f32>,
 }
 
@@ -223,7 +223,7 @@ impl<'m> Embedder<'m> {
             ffn: vec![0.0; cap * ff],
             xq: vec![BlockQ8Act::default(); cap * widest / QK],
             heads: (0..engine.threads())
-                .map(|_| attention::HeadScratch::new(max_length, c.head_dim))
+                .map(|_| bidirectional::HeadScratch::new(max_length, c.head_dim))
                 .collect(),
             pooled: vec![0.0; cap * h],
         };
@@ -412,7 +412,7 @@ fn forward(model: &Model, w: &EncoderWeights<'_>, k: &Kernels, s: &mut Scratch) 
     for layer in &w.layers {
         let qkv = &mut qkv[..n * layer.qkv.out_dim()];
         layer.qkv.apply(k, &x[..nh], xq, n, qkv, chunks);
-        let job = attention::SelfAttention {
+        let job = bidirectional::SelfAttention {
             k,
             qkv,
             spans,
@@ -445,7 +445,7 @@ const PAR_MIN_VALUES: usize = 1 << 14;
 
 /// Calls `f` on consecutive row ranges of `a` (rows of `wa` values) and the same rows of `b`
 /// (rows of `wb`, possibly 0), split into up to `chunks` parallel pieces when large enough.
-fn par_rows<F: Fn(&mut [f32], &mut [f32]) + Sync>(
+pub(crate) fn par_rows<F: Fn(&mut [f32], &mut [f32]) + Sync>(
     a: &mut [f32],
     wa: usize,
     b: &mut [f32],

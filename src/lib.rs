@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+pub mod audio;
 pub mod batch;
 pub mod chat;
 pub mod embed;
@@ -20,5 +21,6 @@ pub mod sampling;
 pub mod session;
 pub mod threads;
 pub mod tokenizer;
+pub mod whisper;
 
 pub use edgelm_kernels as kernels;

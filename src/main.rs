@@ -38,6 +38,8 @@ enum Command {
     Search(cli::search::SearchArgs),
     /// Serve models over HTTP with OpenAI's API (chat, completions, embeddings).
     Serve(Box<cli::serve::ServeArgs>),
+    /// Transcribe speech (a WAV file) with a Whisper model.
+    Transcribe(cli::transcribe::TranscribeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Embed(a) => cli::embed::run(a),
         Command::Search(a) => cli::search::run(a),
         Command::Serve(a) => cli::serve::run(*a),
+        Command::Transcribe(a) => cli::transcribe::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

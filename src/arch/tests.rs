@@ -29,6 +29,7 @@ fn config(arch: Architecture) -> ModelConfig {
         pooling: None,
         attention: AttentionConfig::default(),
         final_softcap: None,
+        whisper: None,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use edgelm_kernels::layout::QK;
 
-use crate::format::meta::{ModelConfig, NormKind, Rope};
+use crate::format::meta::{Architecture, ModelConfig, NormKind, Rope};
 
 /// A configuration the runtime cannot build.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +90,64 @@ pub fn validate(c: &ModelConfig) -> Result<(), ConfigError> {
         if c.type_vocab_size > 1 << 16 {
             return fail(format!("token type count {} is out of range", c.type_vocab_size));
         }
+    }
+    check_whisper(c)
+}
+
+/// A Whisper model has its audio configuration (and only a Whisper model), in range, with its
+/// special tokens inside the vocabulary.
+fn check_whisper(c: &ModelConfig) -> Result<(), ConfigError> {
+    let fail = |m: String| Err(ConfigError(m));
+    let is_whisper = c.architecture == Architecture::Whisper;
+    let Some(w) = &c.whisper else {
+        return if is_whisper {
+            fail("a whisper model without its audio configuration".into())
+        } else {
+            Ok(())
+        };
+    };
+    if !is_whisper {
+        return fail(format!("{} has no audio configuration", c.architecture.name()));
+    }
+    if w.n_mels == 0 || w.n_mels > 512 {
+        return fail(format!("mel bin count {} is out of range (1 to 512)", w.n_mels));
+    }
+    if w.audio_ctx == 0 || w.audio_ctx > 1 << 16 {
+        return fail(format!(
+            "audio context {} is out of range (1 to 65536)",
+            w.audio_ctx
+        ));
+    }
+    let t = &w.tokens;
+    let ids = [
+        t.sot,
+        t.eot,
+        t.transcribe,
+        t.translate,
+        t.sot_prev,
+        t.no_speech,
+        t.no_timestamps,
+        t.timestamp_begin,
+    ];
+    let listed = w.languages.iter().map(|(_, id)| *id);
+    let lists = w.suppress_tokens.iter().chain(&w.begin_suppress_tokens).copied();
+    if let Some(bad) = ids
+        .into_iter()
+        .chain(listed)
+        .chain(lists)
+        .find(|&id| id as usize >= c.vocab_size)
+    {
+        return fail(format!(
+            "token {bad} is outside the vocabulary of {}",
+            c.vocab_size
+        ));
+    }
+    if let Some(&(l, h)) = w
+        .alignment_heads
+        .iter()
+        .find(|&&(l, h)| l as usize >= c.num_layers || h as usize >= c.num_heads)
+    {
+        return fail(format!("alignment head ({l}, {h}) is outside the decoder"));
     }
     Ok(())
 }

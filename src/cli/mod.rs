@@ -11,6 +11,7 @@ pub mod run;
 pub mod search;
 pub mod serve;
 pub mod tokenize;
+pub mod transcribe;
 
 use edgelm::model::Model;
 

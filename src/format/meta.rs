@@ -35,17 +35,21 @@ pub enum Architecture {
     Gemma3,
     /// BERT encoders (sentence embeddings).
     Bert,
+    /// Whisper speech recognition: a convolutional stem and an audio encoder, a text decoder
+    /// with cross-attention (pre-LayerNorm blocks, learned and sinusoidal positions).
+    Whisper,
 }
 
 impl Architecture {
     /// Every supported architecture.
-    pub const ALL: [Architecture; 6] = [
+    pub const ALL: [Architecture; 7] = [
         Architecture::Llama,
         Architecture::Qwen2,
         Architecture::Qwen3,
         Architecture::Phi3,
         Architecture::Gemma3,
         Architecture::Bert,
+        Architecture::Whisper,
     ];
 
     /// The lower-case name used in the file and in messages (also GGUF's `general.architecture`).
@@ -57,6 +61,7 @@ impl Architecture {
             Architecture::Phi3 => "phi3",
             Architecture::Gemma3 => "gemma3",
             Architecture::Bert => "bert",
+            Architecture::Whisper => "whisper",
         }
     }
 
@@ -65,9 +70,10 @@ impl Architecture {
         Architecture::ALL.into_iter().find(|a| a.name() == name)
     }
 
-    /// Whether this is a causal decoder (text generation) rather than an encoder.
+    /// Whether this is a causal decoder (text generation) rather than an encoder or a speech
+    /// model.
     pub fn is_decoder(self) -> bool {
-        !matches!(self, Architecture::Bert)
+        !matches!(self, Architecture::Bert | Architecture::Whisper)
     }
 }
 
@@ -208,6 +214,51 @@ pub struct ModelConfig {
     /// Logits become `cap · tanh(logit / cap)` (Gemma 2).
     #[serde(default)]
     pub final_softcap: Option<f32>,
+    /// The audio side and decoding tokens of a Whisper model (`num_layers` counts the encoder
+    /// blocks and the decoder blocks alike).
+    #[serde(default)]
+    pub whisper: Option<WhisperConfig>,
+}
+
+/// What a Whisper model needs besides its transformer dimensions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhisperConfig {
+    /// Mel bins of the input spectrogram (80, or 128 for large-v3).
+    pub n_mels: usize,
+    /// Encoder positions: frames of a 30 s window after the stride-2 convolution (1500).
+    pub audio_ctx: usize,
+    /// Special tokens.
+    pub tokens: WhisperTokens,
+    /// Languages the model knows, in token order: (code, token id).
+    pub languages: Vec<(String, u32)>,
+    /// Tokens never sampled.
+    pub suppress_tokens: Vec<u32>,
+    /// Tokens not sampled as the first token of a segment (the blank, end of text).
+    pub begin_suppress_tokens: Vec<u32>,
+    /// (decoder layer, head) pairs whose cross-attention follows the audio (word timing).
+    #[serde(default)]
+    pub alignment_heads: Vec<(u32, u32)>,
+}
+
+/// Whisper's special tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhisperTokens {
+    /// `<|startoftranscript|>`.
+    pub sot: u32,
+    /// `<|endoftext|>`.
+    pub eot: u32,
+    /// `<|transcribe|>`.
+    pub transcribe: u32,
+    /// `<|translate|>`.
+    pub translate: u32,
+    /// `<|startofprev|>`.
+    pub sot_prev: u32,
+    /// `<|nospeech|>` (`<|nocaptions|>` in older vocabularies).
+    pub no_speech: u32,
+    /// `<|notimestamps|>`.
+    pub no_timestamps: u32,
+    /// `<|0.00|>`; timestamp token `timestamp_begin + i` is `i × 0.02` s.
+    pub timestamp_begin: u32,
 }
 
 /// Variations of a decoder's attention; the default is none of them.

@@ -35,6 +35,7 @@ pub(crate) fn sample_meta() -> Metadata {
             pooling: None,
             attention: Default::default(),
             final_softcap: None,
+            whisper: None,
         },
         tokenizer: TokenizerSpec {
             pre_tokenizer: vec![PreTokenizerStep::Digits { individual: true }],

@@ -5,14 +5,16 @@ mod decoder;
 mod encoder;
 mod matrix;
 mod tensors;
+mod whisper;
 
 use std::path::Path;
 
 pub use decoder::{DecoderLayer, DecoderWeights};
 pub use encoder::{EncoderLayer, EncoderWeights, LayerNorm};
 pub use matrix::{Input, Linear, Matrix};
+pub use whisper::{WhisperDecoderLayer, WhisperEncoderLayer, WhisperWeights};
 
-use crate::format::meta::ModelConfig;
+use crate::format::meta::{Architecture, ModelConfig};
 use crate::format::{FormatError, Metadata, PackedFile};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
@@ -36,6 +38,8 @@ pub enum Weights<'a> {
     Decoder(DecoderWeights<'a>),
     /// A sentence encoder (bert).
     Encoder(EncoderWeights<'a>),
+    /// A speech recognizer (whisper).
+    Whisper(WhisperWeights<'a>),
 }
 
 self_cell::self_cell!(
@@ -77,11 +81,11 @@ impl Model {
         let tokenizer = Tokenizer::from_packed(&file)?;
         let cell = ModelCell::try_new(file, |file| -> Result<Weights<'_>, ModelError> {
             let config = &file.meta().config;
-            if config.architecture.is_decoder() {
-                Ok(Weights::Decoder(DecoderWeights::load(file, config)?))
-            } else {
-                Ok(Weights::Encoder(EncoderWeights::load(file, config)?))
-            }
+            Ok(match config.architecture {
+                Architecture::Whisper => Weights::Whisper(WhisperWeights::load(file, config)?),
+                a if a.is_decoder() => Weights::Decoder(DecoderWeights::load(file, config)?),
+                _ => Weights::Encoder(EncoderWeights::load(file, config)?),
+            })
         })?;
         Ok(Model { cell, tokenizer })
     }
@@ -119,6 +123,7 @@ impl Model {
                 "{} is a sentence encoder, it does not generate text (use `edgelm embed` or `edgelm search`)",
                 self.config().architecture.name()
             ))),
+            Weights::Whisper(_) => Err(self.speech_error()),
         }
     }
 
@@ -130,6 +135,25 @@ impl Model {
                 "{} is a text-generation decoder, not a sentence encoder (embeddings need a bert model)",
                 self.config().architecture.name()
             ))),
+            Weights::Whisper(_) => Err(self.speech_error()),
         }
+    }
+
+    /// The Whisper weights, or an error for text models.
+    pub fn whisper(&self) -> Result<&WhisperWeights<'_>, ModelError> {
+        match self.weights() {
+            Weights::Whisper(w) => Ok(w),
+            _ => Err(ModelError::Config(format!(
+                "{} is a text model, not a speech recognizer (`edgelm transcribe` needs a whisper model)",
+                self.config().architecture.name()
+            ))),
+        }
+    }
+
+    fn speech_error(&self) -> ModelError {
+        ModelError::Config(format!(
+            "{} is a speech recognizer (use `edgelm transcribe`)",
+            self.config().architecture.name()
+        ))
     }
 }

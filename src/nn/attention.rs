@@ -1,5 +1,6 @@
-//! Causal self-attention of new tokens over one layer's KV cache: grouped-query heads, an
-//! optional sliding window and score soft-capping, heads split across threads.
+//! Causal self-attention of new tokens over one layer's KV cache (grouped-query heads, an
+//! optional sliding window and score soft-capping), and cross-attention over fixed keys and
+//! values; heads split across threads.
 
 use std::ops::Range;
 
@@ -295,6 +296,59 @@ impl CausalAttention<'_> {
                 (k.softmax)(p);
                 (k.attn_values_f16)(p, &values[start * hd..end * hd], &mut out.row(t)[col..col + hd]);
             }
+        }
+    }
+}
+
+/// Cross-attention of `n` tokens over a fixed set of keys and values (a speech model's
+/// encoder output, projected once per audio window into `kv`): every query sees every key.
+/// It is [`CausalAttention`] one token at a time with all `ctx` positions behind it.
+pub struct CrossAttention<'a> {
+    /// The kernels.
+    pub k: &'a Kernels,
+    /// The shape (no window, no soft-capping).
+    pub shape: Heads,
+    /// The layer's keys and values.
+    pub kv: &'a LayerKv,
+    /// Positions per kv head.
+    pub ctx: usize,
+    /// Per token, the q rows of every head.
+    pub q: &'a [f32],
+    /// New tokens.
+    pub n: usize,
+}
+
+impl CrossAttention<'_> {
+    /// Scratch floats per head.
+    pub fn slot(&self) -> usize {
+        self.shape.head_dim + self.ctx
+    }
+
+    /// Writes the attention output of every head (`n` rows of `heads · head_dim`) into `out`,
+    /// heads split into `chunks` parallel tasks; `scores` ([`CrossAttention::slot`] per head)
+    /// and `qq` (`head_dim / QK` per head) are scratch.
+    pub fn run(&self, out: &mut [f32], scores: &mut [f32], qq: &mut [BlockQ8Act], chunks: usize) {
+        let q_dim = self.shape.heads * self.shape.head_dim;
+        for (t, row) in out.chunks_exact_mut(q_dim).take(self.n).enumerate() {
+            let one = CausalAttention {
+                k: self.k,
+                shape: self.shape,
+                kv: self.kv,
+                ctx: self.ctx,
+                qkv: &self.q[t * q_dim..(t + 1) * q_dim],
+                qkv_dim: q_dim,
+                pos0: self.ctx - 1,
+                n: 1,
+                query_block: 1,
+            };
+            one.heads(
+                0,
+                self.shape.heads,
+                OutCols::new(row, 1, q_dim),
+                scores,
+                qq,
+                chunks,
+            );
         }
     }
 }

@@ -1,7 +1,10 @@
-//! Normalization: RMSNorm over rows of the residual stream or over single heads.
+//! Normalization: RMSNorm over rows of the residual stream or over single heads; LayerNorm
+//! over rows.
 //! (Gemma's `(1 + w)` weights are stored as `1 + w` by the converter, so one RMSNorm serves.)
 
 use edgelm_kernels::Kernels;
+
+use crate::model::LayerNorm;
 
 /// RMSNorm of each row of `x` (rows as long as `w`) into `out`.
 pub fn rms_rows(k: &Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -16,5 +19,13 @@ pub fn rms_in_place(k: &Kernels, x: &mut [f32], w: &[f32], eps: f32, tmp: &mut [
     for piece in x.chunks_exact_mut(w.len()) {
         tmp.copy_from_slice(piece);
         (k.rms_norm)(tmp, w, eps, piece);
+    }
+}
+
+/// LayerNorm of each row of `x` (rows as long as the norm) into `out`.
+pub fn layer_rows(k: &Kernels, x: &[f32], norm: LayerNorm<'_>, eps: f32, out: &mut [f32]) {
+    let h = norm.weight.len();
+    for (x, o) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        (k.layer_norm)(x, norm.weight, norm.bias, eps, o);
     }
 }

@@ -288,6 +288,7 @@ impl Tiny {
                 pooling: None,
                 attention: Default::default(),
                 final_softcap: None,
+                whisper: None,
             },
             tokenizer: spec,
             chat_template: self.chat_template.clone(),

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use edgelm::format::meta::SourceInfo;
+use edgelm::format::meta::{Architecture, SourceInfo};
 use edgelm::format::{Metadata, PackedFile, PackedWriter, TensorPlan, writer};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -13,7 +13,7 @@ use crate::encode::encode;
 use crate::gguf::Gguf;
 use crate::plan::{Options, plan};
 use crate::report::{Report, TensorRow};
-use crate::source::{Model, gguf_model, hf, synthetic};
+use crate::source::{Model, ct2, gguf_model, hf, synthetic};
 use crate::tokenizer_import::{self, TokenizerImport};
 
 /// What to convert.
@@ -108,8 +108,16 @@ fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
 pub fn load(input: &Input) -> Result<(Model, TokenizerImport)> {
     match input {
         Input::Path(path) if path.is_dir() => {
-            let model = hf::open(path)?;
-            let tokenizer = tokenizer_import::from_hf_folder(path)?;
+            let model = if path.join("model.bin").is_file() {
+                ct2::open(path)?
+            } else {
+                hf::open(path)?
+            };
+            let tokenizer = if model.config.architecture == Architecture::Whisper {
+                tokenizer_import::from_whisper_folder(path)?
+            } else {
+                tokenizer_import::from_hf_folder(path)?
+            };
             Ok((model, tokenizer))
         }
         Input::Path(path) => {

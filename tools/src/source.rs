@@ -1,10 +1,12 @@
 //! A model being converted: its configuration and its tensors under llama.cpp's (GGUF) names,
 //! whatever the source. [`hf`], [`gguf_model`] and [`synthetic`] build one.
 
+pub mod ct2;
 pub mod gguf_model;
 pub mod hf;
 pub mod hf_config;
 pub mod synthetic;
+pub mod whisper;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -79,6 +81,8 @@ pub enum SourceKind {
     Gguf,
     /// Random weights.
     Synthetic,
+    /// A CTranslate2 folder (faster-whisper).
+    CTranslate2,
 }
 
 /// A model ready to convert.

@@ -15,7 +15,7 @@ use edgelm::format::TensorPlan;
 use edgelm::format::meta::TokenizerSpec;
 
 pub use from_gguf::from_gguf;
-pub use from_hf::from_hf_folder;
+pub use from_hf::{from_hf_folder, from_whisper_folder};
 
 /// An imported tokenizer, ready to be written into a packed file.
 #[derive(Clone, Debug)]

@@ -202,7 +202,7 @@ fn unknown_architecture() {
     });
     rejects(
         &model,
-        "unsupported architecture \"gpt_neox\" (edgelm supports: llama, qwen2, qwen3, phi3, gemma3, bert)",
+        "unsupported architecture \"gpt_neox\" (edgelm supports: llama, qwen2, qwen3, phi3, gemma3, bert, whisper)",
     );
 }
 

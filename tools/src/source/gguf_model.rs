@@ -130,6 +130,7 @@ fn config(g: &Gguf, arch: Architecture, notes: &mut Vec<String>) -> Result<Model
         pooling: None,
         attention: AttentionConfig::default(),
         final_softcap: None,
+        whisper: None,
     };
     if arch == Architecture::Bert {
         c.norm = NormKind::Layer;

@@ -37,8 +37,10 @@ pub fn open(dir: &Path) -> Result<Model> {
         shards.push((name.clone(), Buffer::Map(map)));
     }
     let mut model = from_parts(&config, shards)?;
-    if model.config.architecture == Architecture::Bert {
-        sentence_transformers(dir, &mut model)?;
+    match model.config.architecture {
+        Architecture::Bert => sentence_transformers(dir, &mut model)?,
+        Architecture::Whisper => super::whisper::finish(&mut model, &config, dir)?,
+        _ => {}
     }
     let folder = dir
         .file_name()
@@ -191,6 +193,7 @@ fn ignorable(native: &str) -> bool {
         || native.ends_with("position_ids")
         || native.ends_with("rotary_emb.inv_freq")
         || native.starts_with("cls.")
+        || native == "proj_out.weight"
 }
 
 /// The packed name of a Hugging Face tensor, or `None` if edgelm does not use it. Old BERT

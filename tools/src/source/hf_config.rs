@@ -67,6 +67,7 @@ pub fn parse(text: &[u8]) -> Result<(ModelConfig, Vec<String>)> {
     };
     let config = match arch {
         Architecture::Bert => bert(&f)?,
+        Architecture::Whisper => whisper(&f)?,
         _ => return decoder(&f, arch),
     };
     Ok((config, Vec::new()))
@@ -148,6 +149,7 @@ fn decoder(f: &Fields, arch: Architecture) -> Result<(ModelConfig, Vec<String>)>
         pooling: None,
         attention,
         final_softcap: f.opt_f64("final_logit_softcapping")?.map(|v| v as f32),
+        whisper: None,
     };
     Ok((config, Vec::new()))
 }
@@ -300,7 +302,61 @@ fn bert(f: &Fields) -> Result<ModelConfig> {
         type_vocab_size: f.opt_usize("type_vocab_size")?.unwrap_or(2),
         pooling: None,
         attention: AttentionConfig::default(),
+        whisper: None,
         final_softcap: None,
+    })
+}
+
+/// Whisper (`WhisperConfig`); the audio side is completed from the weights and the
+/// tokenizer (`source::whisper`).
+fn whisper(f: &Fields) -> Result<ModelConfig> {
+    let hidden = f.usize("d_model")?;
+    let heads = f.usize("encoder_attention_heads")?;
+    let layers = f.usize("encoder_layers")?;
+    let pairs = [
+        ("encoder_attention_heads", heads, "decoder_attention_heads"),
+        ("encoder_layers", layers, "decoder_layers"),
+        ("encoder_ffn_dim", f.usize("encoder_ffn_dim")?, "decoder_ffn_dim"),
+    ];
+    for (enc, v, dec) in pairs {
+        let d = f.usize(dec)?;
+        ensure!(
+            d == v,
+            "config.json {enc:?} is {v} but {dec:?} {d}: edgelm runs Whisper models whose encoder and decoder agree"
+        );
+    }
+    ensure!(
+        heads > 0 && hidden.is_multiple_of(heads),
+        "d_model {hidden} is not divisible by {heads} heads"
+    );
+    let act = f.opt_str("activation_function")?.unwrap_or("gelu");
+    ensure!(
+        act == "gelu",
+        "activation {act:?} is not supported for whisper (gelu is)"
+    );
+    Ok(ModelConfig {
+        architecture: Architecture::Whisper,
+        vocab_size: f.usize("vocab_size")?,
+        hidden_size: hidden,
+        intermediate_size: f.usize("encoder_ffn_dim")?,
+        num_layers: layers,
+        num_heads: heads,
+        num_kv_heads: heads,
+        head_dim: hidden / heads,
+        max_context: f.usize("max_target_positions")?,
+        norm: NormKind::Layer,
+        norm_eps: 1e-5,
+        rope: None,
+        activation: Activation::GeluErf,
+        qkv_bias: true,
+        attn_out_bias: true,
+        mlp_bias: true,
+        tied_embeddings: true,
+        type_vocab_size: 0,
+        pooling: None,
+        attention: AttentionConfig::default(),
+        final_softcap: None,
+        whisper: None,
     })
 }
 

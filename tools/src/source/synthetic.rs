@@ -89,6 +89,7 @@ fn preset(name: &str) -> Result<ModelConfig> {
         pooling: None,
         attention: AttentionConfig::default(),
         final_softcap: None,
+        whisper: None,
     })
 }
 

@@ -201,6 +201,16 @@ pub fn from_hf_folder(dir: &Path) -> Result<TokenizerImport> {
     import(&tj, dir).with_context(|| format!("importing {}", tj_path.display()))
 }
 
+/// Imports a Whisper folder's `tokenizer.json` without its post-processor: Whisper's decoding
+/// writes its own prompt (start of transcript, language, task), which the template's fixed
+/// `<|startoftranscript|><|notimestamps|>` prefix would contradict.
+pub fn from_whisper_folder(dir: &Path) -> Result<TokenizerImport> {
+    let tj_path = dir.join("tokenizer.json");
+    let mut tj = read_json(&tj_path)?.with_context(|| format!("{} has no tokenizer.json", dir.display()))?;
+    tj["post_processor"] = Value::Null;
+    import(&tj, dir).with_context(|| format!("importing {}", tj_path.display()))
+}
+
 fn import(tj: &Value, dir: &Path) -> Result<TokenizerImport> {
     let config = read_json(&dir.join("tokenizer_config.json"))?.unwrap_or(Value::Null);
     let special_map = read_json(&dir.join("special_tokens_map.json"))?.unwrap_or(Value::Null);

@@ -89,6 +89,7 @@ pub fn pack(import: &TokenizerImport) -> PackedFile {
             pooling: None,
             attention: Default::default(),
             final_softcap: None,
+            whisper: None,
         },
         tokenizer: import.spec.clone(),
         chat_template: import.chat_template.clone(),

@@ -1,5 +1,5 @@
-//! Bidirectional self-attention over a packed batch: each sentence's tokens attend to all
-//! tokens of the same sentence and to no other (the block-diagonal form of a padding mask,
+//! Bidirectional self-attention over a packed batch (BERT's sentences, Whisper's audio
+//! frames): each sentence's tokens attend to all tokens of the same sentence and to no other (the block-diagonal form of a padding mask,
 //! with no work spent on padding). Heads are split across threads.
 
 use std::ops::Range;
@@ -7,7 +7,7 @@ use std::ops::Range;
 use edgelm_kernels::{Kernels, OutCols};
 
 /// Buffers of one attention task (one head of one sentence at a time).
-pub(super) struct HeadScratch {
+pub struct HeadScratch {
     /// Scaled queries, `len × head_dim`.
     q: Vec<f32>,
     /// Keys, `len × head_dim`.
@@ -35,7 +35,7 @@ impl HeadScratch {
 }
 
 /// One layer's attention: `qkv` holds per token the q, k and v rows of every head.
-pub(super) struct SelfAttention<'a> {
+pub struct SelfAttention<'a> {
     /// The kernels.
     pub k: &'a Kernels,
     /// `n × 3·heads·head_dim` projections.

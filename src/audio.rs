@@ -1,0 +1,141 @@
+//! Audio in, for speech recognition: WAV and raw PCM decoding, resampling to 16 kHz, Whisper's
+//! log-mel spectrogram and an energy gate that finds utterances in a stream.
+//!
+//! ```text
+//! bytes ──► wav::read_wav / raw::read_raw ──► Pcm (mono f32, any rate)
+//!             ──► resample::resample (to 16 kHz) ──► mel::LogMel ──► [n_mels][frames] for the encoder
+//! stream ──► raw::RawReader ──► vad::Vad (utterance boundaries: silence costs no encoder pass)
+//! ```
+//!
+//! `load_audio` is the whole path from a file name (or `-` for stdin) to 16 kHz samples.
+
+pub mod mel;
+pub mod raw;
+pub mod resample;
+pub mod vad;
+pub mod wav;
+
+use std::io::Read;
+use std::path::Path;
+
+pub use mel::{LogMel, mel_filters};
+pub use raw::{RawFormat, RawReader, read_raw};
+pub use resample::resample;
+pub use vad::{Vad, VadConfig, VadEvent};
+pub use wav::read_wav;
+
+/// The sample rate Whisper's front end works at.
+pub const WHISPER_RATE: u32 = 16_000;
+
+/// Mono audio: samples nominally in [-1, 1] (floats from a file are kept as they are), `rate` in Hz.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pcm {
+    /// One sample per frame, the channels of the source averaged.
+    pub samples: Vec<f32>,
+    /// Samples per second.
+    pub rate: u32,
+}
+
+impl Pcm {
+    /// Duration in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.rate.max(1))
+    }
+}
+
+/// Why audio could not be read or processed. The message names the problem and, where there is
+/// one, the offending value.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// An error in the named input (a path, or `stdin`).
+    #[error("{what}: {source}")]
+    In {
+        /// The path, or `stdin`.
+        what: String,
+        /// What is wrong with it.
+        source: Box<AudioError>,
+    },
+    /// Reading the input failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// The path, or `stdin`.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Not a RIFF/WAVE file.
+    #[error("not a WAV file: {0} (raw PCM has no header: give its format, e.g. s16le at 16000 Hz)")]
+    NotWav(String),
+    /// The header ends before a field it must hold.
+    #[error("truncated WAV file: {0}")]
+    Truncated(String),
+    /// A WAV encoding edgelm does not decode (compressed codecs, odd sample widths).
+    #[error("unsupported WAV encoding: {0} (convert it to 16-bit PCM, e.g. `sox IN -b 16 OUT.wav`)")]
+    Unsupported(String),
+    /// A header field with a value no real file has.
+    #[error("invalid WAV header: {0}")]
+    Invalid(String),
+    /// No samples at all.
+    #[error("the audio holds no samples{0}")]
+    Empty(&'static str),
+    /// A float sample that is NaN or infinite.
+    #[error("sample {index} is {value} (not a finite number)")]
+    NotFinite {
+        /// Index of the first such sample (interleaved, before mixing down).
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// A sample rate outside what the resampler accepts.
+    #[error("sample rate {0} Hz is outside {min}..={max} Hz", min = resample::MIN_RATE, max = resample::MAX_RATE)]
+    Rate(u32),
+    /// The resampler refused the input.
+    #[error("resampling {from} Hz to {to} Hz failed: {message}")]
+    Resample {
+        /// Source rate.
+        from: u32,
+        /// Target rate.
+        to: u32,
+        /// The resampler's message.
+        message: String,
+    },
+    /// A mel filter bank whose size does not match the spectrogram's.
+    #[error("mel filter bank has {got} values, expected {n_mels} x {bins} = {}", n_mels * bins)]
+    Filters {
+        /// Values given.
+        got: usize,
+        /// Mel bands.
+        n_mels: usize,
+        /// FFT bins (n_fft / 2 + 1).
+        bins: usize,
+    },
+}
+
+/// Reads a WAV file (`path`, or stdin when `path` is `-`) and returns its samples at 16 kHz mono,
+/// the way `edgelm transcribe` loads audio. Raw PCM has no header to tell its format: read it
+/// with [`read_raw`].
+pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
+    let (bytes, what) = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|source| AudioError::Io {
+                what: "stdin".into(),
+                source,
+            })?;
+        (bytes, "stdin".to_string())
+    } else {
+        let what = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
+            what: what.clone(),
+            source,
+        })?;
+        (bytes, what)
+    };
+    let pcm = read_wav(&bytes).map_err(|e| AudioError::In {
+        what,
+        source: Box::new(e),
+    })?;
+    resample(&pcm.samples, pcm.rate, WHISPER_RATE)
+}

@@ -1,0 +1,186 @@
+//! Headerless PCM, as `arecord -t raw` or `sox -t raw` write it: the caller names the sample format
+//! and the rate. [`RawReader`] decodes a stream piece by piece (a sample split across two reads is
+//! carried over); [`read_raw`] reads everything.
+
+use std::io::{ErrorKind, Read};
+
+use super::{AudioError, Pcm};
+
+/// Sample format of headerless mono PCM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawFormat {
+    /// Signed 16-bit little-endian (`arecord -f S16_LE`).
+    S16Le,
+    /// IEEE float 32-bit little-endian (`arecord -f FLOAT_LE`).
+    F32Le,
+}
+
+impl RawFormat {
+    /// Bytes per sample.
+    pub fn bytes(self) -> usize {
+        match self {
+            RawFormat::S16Le => 2,
+            RawFormat::F32Le => 4,
+        }
+    }
+
+    /// The format by its usual names: `s16le`/`s16_le`, `f32le`/`float_le` (any case).
+    pub fn parse(name: &str) -> Option<RawFormat> {
+        match name.to_ascii_lowercase().replace('_', "").as_str() {
+            "s16le" | "s16" => Some(RawFormat::S16Le),
+            "f32le" | "f32" | "floatle" => Some(RawFormat::F32Le),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes a stream of raw PCM samples into floats, keeping the bytes of a partial sample between
+/// reads.
+pub struct RawReader<R> {
+    reader: R,
+    format: RawFormat,
+    bytes: Vec<u8>,
+    /// Bytes at the start of `bytes` carried over from the previous read (less than one sample).
+    carried: usize,
+    /// Samples decoded so far, to name a bad one by its index.
+    decoded: usize,
+}
+
+impl<R: Read> RawReader<R> {
+    /// Reads up to `chunk` samples at a time from `reader`.
+    pub fn new(reader: R, format: RawFormat, chunk: usize) -> Self {
+        RawReader {
+            reader,
+            format,
+            bytes: vec![0; chunk.max(1) * format.bytes()],
+            carried: 0,
+            decoded: 0,
+        }
+    }
+
+    /// Appends the samples of one read (at most `chunk`) to `out` and returns how many; 0 means
+    /// the stream ended (a trailing partial sample is dropped).
+    pub fn read_into(&mut self, out: &mut Vec<f32>) -> Result<usize, AudioError> {
+        let width = self.format.bytes();
+        loop {
+            let n = match self.reader.read(&mut self.bytes[self.carried..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(AudioError::Io {
+                        what: "raw audio input".into(),
+                        source,
+                    });
+                }
+            };
+            if n == 0 {
+                return Ok(0);
+            }
+            let filled = self.carried + n;
+            let whole = filled / width * width;
+            let before = out.len();
+            for s in self.bytes[..whole].chunks_exact(width) {
+                let v = match *s {
+                    [a, b] => f32::from(i16::from_le_bytes([a, b])) / 32_768.0,
+                    [a, b, c, d] => f32::from_le_bytes([a, b, c, d]),
+                    _ => unreachable!("chunks_exact of the format's width"),
+                };
+                if !v.is_finite() {
+                    return Err(AudioError::NotFinite {
+                        index: self.decoded + out.len() - before,
+                        value: v.into(),
+                    });
+                }
+                out.push(v);
+            }
+            self.bytes.copy_within(whole..filled, 0);
+            self.carried = filled - whole;
+            let count = out.len() - before;
+            self.decoded += count;
+            if count > 0 {
+                return Ok(count);
+            }
+        }
+    }
+}
+
+/// Reads raw mono PCM to the end.
+pub fn read_raw(reader: impl Read, format: RawFormat, rate: u32) -> Result<Pcm, AudioError> {
+    if rate == 0 {
+        return Err(AudioError::Rate(rate));
+    }
+    let mut raw = RawReader::new(reader, format, 1 << 16);
+    let mut samples = Vec::new();
+    while raw.read_into(&mut samples)? > 0 {}
+    if samples.is_empty() {
+        return Err(AudioError::Empty(" (no complete sample in the raw input)"));
+    }
+    Ok(Pcm { samples, rate })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out its bytes `step` at a time, splitting samples.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn decodes_across_split_reads() {
+        let bytes: Vec<u8> = [16384i16, -32768, 8192]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .chain([7])
+            .collect();
+        for step in 1..5 {
+            let pcm = read_raw(Trickle { bytes: &bytes, step }, RawFormat::S16Le, 16000).unwrap();
+            assert_eq!(pcm.samples, [0.5, -1.0, 0.25], "step {step}");
+        }
+        let floats: Vec<u8> = [0.125f32, -0.5].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut reader = RawReader::new(
+            Trickle {
+                bytes: &floats,
+                step: 3,
+            },
+            RawFormat::F32Le,
+            1,
+        );
+        let mut out = Vec::new();
+        assert_eq!(reader.read_into(&mut out).unwrap(), 1);
+        assert_eq!(reader.read_into(&mut out).unwrap(), 1);
+        assert_eq!(reader.read_into(&mut out).unwrap(), 0);
+        assert_eq!(out, [0.125, -0.5]);
+    }
+
+    #[test]
+    fn bad_raw_input_is_an_error() {
+        let e = read_raw([1u8].as_slice(), RawFormat::S16Le, 16000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no complete sample"), "{e}");
+        let nan: Vec<u8> = [0.0f32, 0.0, f32::INFINITY]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        let e = read_raw(nan.as_slice(), RawFormat::F32Le, 16000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sample 2 is inf"), "{e}");
+        assert!(read_raw([0u8, 0].as_slice(), RawFormat::S16Le, 0).is_err());
+        assert_eq!(RawFormat::parse("S16_LE"), Some(RawFormat::S16Le));
+        assert_eq!(RawFormat::parse("FLOAT_LE"), Some(RawFormat::F32Le));
+        assert_eq!(RawFormat::parse("mp3"), None);
+    }
+}

@@ -1,0 +1,434 @@
+//! RIFF/WAVE decoding: integer PCM (8, 16, 24, 32 bits), IEEE float (32, 64 bits), the same inside
+//! `WAVE_FORMAT_EXTENSIBLE`; any rate and channel count, mixed down to mono. Unknown chunks are
+//! skipped. A `data` chunk that claims more bytes than the file holds (a recorder stopped before
+//! it rewrote the header, or a stream's placeholder size) is read up to the end of the file.
+
+use super::{AudioError, Pcm};
+
+/// Channel counts above this are not audio anyone records.
+pub const MAX_CHANNELS: u16 = 256;
+
+const PCM: u16 = 0x0001;
+const IEEE_FLOAT: u16 = 0x0003;
+const EXTENSIBLE: u16 = 0xFFFE;
+/// The tail every `KSDATAFORMAT_SUBTYPE_*` GUID of a WAVE format code shares.
+const SUBTYPE_TAIL: [u8; 14] = [
+    0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
+];
+
+/// How the samples of the `data` chunk are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    /// Unsigned 8-bit, signed 16/24/32-bit little-endian integers.
+    Int { bytes: usize },
+    /// IEEE float, 4 or 8 bytes.
+    Float { bytes: usize },
+}
+
+impl Encoding {
+    fn bytes(self) -> usize {
+        match self {
+            Encoding::Int { bytes } | Encoding::Float { bytes } => bytes,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Format {
+    encoding: Encoding,
+    channels: u16,
+    rate: u32,
+}
+
+/// Decodes a WAV file held in memory into mono samples at the file's rate.
+pub fn read_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
+    if bytes.is_empty() {
+        return Err(AudioError::Empty(" (empty input)"));
+    }
+    if bytes.len() < 12 {
+        return Err(if bytes.starts_with(b"RIFF") || b"RIFF".starts_with(bytes) {
+            AudioError::Truncated(format!(
+                "{} bytes, shorter than the 12-byte RIFF header",
+                bytes.len()
+            ))
+        } else {
+            AudioError::NotWav(format!("{} bytes, no RIFF header", bytes.len()))
+        });
+    }
+    match &bytes[0..4] {
+        b"RIFF" => {}
+        b"RF64" | b"BW64" => return Err(AudioError::Unsupported("RF64/BW64 (WAV over 4 GiB)".into())),
+        b"RIFX" => return Err(AudioError::Unsupported("big-endian RIFX".into())),
+        other => {
+            return Err(AudioError::NotWav(format!(
+                "starts with {:?}, not \"RIFF\"",
+                ascii(other)
+            )));
+        }
+    }
+    if &bytes[8..12] != b"WAVE" {
+        return Err(AudioError::NotWav(format!(
+            "RIFF form {:?}, not \"WAVE\"",
+            ascii(&bytes[8..12])
+        )));
+    }
+
+    let mut format = None;
+    let mut data: Option<&[u8]> = None;
+    let mut pos = 12usize;
+    while bytes.len() - pos >= 8 {
+        let id = &bytes[pos..pos + 4];
+        let size =
+            u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let body_start = pos + 8;
+        let available = bytes.len() - body_start;
+        match id {
+            b"fmt " => {
+                if size > available {
+                    return Err(AudioError::Truncated(format!(
+                        "the fmt chunk claims {size} bytes, {available} remain"
+                    )));
+                }
+                format = Some(parse_fmt(&bytes[body_start..body_start + size])?);
+            }
+            b"data" => {
+                // A size past the end of the file: read what is there.
+                data = Some(&bytes[body_start..body_start + size.min(available)]);
+                if format.is_some() || size >= available {
+                    break;
+                }
+            }
+            _ => {}
+        }
+        // Chunks are padded to an even size.
+        match body_start
+            .checked_add(size)
+            .and_then(|end| end.checked_add(size & 1))
+        {
+            Some(next) if next <= bytes.len() => pos = next,
+            _ => break,
+        }
+    }
+    let format =
+        format.ok_or_else(|| AudioError::Truncated("no fmt chunk before the end of the file".into()))?;
+    let data = data.ok_or_else(|| AudioError::Truncated("no data chunk".into()))?;
+    decode(data, format)
+}
+
+fn parse_fmt(fmt: &[u8]) -> Result<Format, AudioError> {
+    if fmt.len() < 16 {
+        return Err(AudioError::Truncated(format!(
+            "fmt chunk of {} bytes, at least 16 needed",
+            fmt.len()
+        )));
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([fmt[i], fmt[i + 1]]);
+    let tag = u16_at(0);
+    let channels = u16_at(2);
+    let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+    let bits = u16_at(14);
+    let code = if tag == EXTENSIBLE {
+        if fmt.len() < 40 {
+            return Err(AudioError::Truncated(format!(
+                "WAVE_FORMAT_EXTENSIBLE fmt chunk of {} bytes, 40 needed",
+                fmt.len()
+            )));
+        }
+        let guid = &fmt[24..40];
+        if guid[2..] != SUBTYPE_TAIL {
+            return Err(AudioError::Unsupported(format!(
+                "WAVE_FORMAT_EXTENSIBLE with a non-standard sub-format GUID {}",
+                guid.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )));
+        }
+        u16::from_le_bytes([guid[0], guid[1]])
+    } else {
+        tag
+    };
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(AudioError::Invalid(format!(
+            "{channels} channels (1..={MAX_CHANNELS} accepted)"
+        )));
+    }
+    if rate == 0 {
+        return Err(AudioError::Invalid("sample rate 0 Hz".into()));
+    }
+    let encoding = match (code, bits) {
+        (PCM, 8 | 16 | 24 | 32) => Encoding::Int {
+            bytes: usize::from(bits / 8),
+        },
+        (IEEE_FLOAT, 32 | 64) => Encoding::Float {
+            bytes: usize::from(bits / 8),
+        },
+        (PCM, _) => {
+            return Err(AudioError::Unsupported(format!(
+                "{bits}-bit integer PCM (8, 16, 24, 32 are read)"
+            )));
+        }
+        (IEEE_FLOAT, _) => {
+            return Err(AudioError::Unsupported(format!(
+                "{bits}-bit float (32 and 64 are read)"
+            )));
+        }
+        (code, _) => return Err(AudioError::Unsupported(codec_name(code))),
+    };
+    Ok(Format {
+        encoding,
+        channels,
+        rate,
+    })
+}
+
+/// The codecs a WAV file may carry that edgelm does not decode, by their format code.
+fn codec_name(code: u16) -> String {
+    let name = match code {
+        0x0002 => "Microsoft ADPCM",
+        0x0006 => "A-law",
+        0x0007 => "mu-law",
+        0x0011 => "IMA ADPCM",
+        0x0031 => "GSM 6.10",
+        0x0050 => "MPEG audio",
+        0x0055 => "MP3",
+        0x00FF | 0x1600 | 0x1610 => "AAC",
+        0x0161..=0x0163 => "Windows Media Audio",
+        0xF1AC => "FLAC",
+        0x674F | 0x6750 | 0x6751 | 0x676F | 0x6770 | 0x6771 => "Ogg Vorbis",
+        _ => "",
+    };
+    if name.is_empty() {
+        format!("format code 0x{code:04x}")
+    } else {
+        format!("{name} (format code 0x{code:04x})")
+    }
+}
+
+fn decode(data: &[u8], format: Format) -> Result<Pcm, AudioError> {
+    let width = format.encoding.bytes();
+    let channels = usize::from(format.channels);
+    let frame = width * channels;
+    let frames = data.len() / frame;
+    if frames == 0 {
+        return Err(AudioError::Empty(if data.is_empty() {
+            " (zero-length data chunk)"
+        } else {
+            " (the data chunk is shorter than one frame)"
+        }));
+    }
+    let mut samples = Vec::new();
+    samples
+        .try_reserve_exact(frames)
+        .map_err(|_| AudioError::Invalid(format!("{frames} frames do not fit in memory")))?;
+    let scale = 1.0 / channels as f64;
+    for (f, bytes) in data.chunks_exact(frame).enumerate() {
+        let mut sum = 0.0f64;
+        for (c, s) in bytes.chunks_exact(width).enumerate() {
+            let v = sample(s, format.encoding);
+            if !v.is_finite() {
+                return Err(AudioError::NotFinite {
+                    index: f * channels + c,
+                    value: v,
+                });
+            }
+            sum += v;
+        }
+        samples.push((sum * scale) as f32);
+    }
+    Ok(Pcm {
+        samples,
+        rate: format.rate,
+    })
+}
+
+/// One sample's value; integers scaled so that full scale is [-1, 1).
+fn sample(s: &[u8], encoding: Encoding) -> f64 {
+    match (encoding, s) {
+        (Encoding::Int { .. }, &[b]) => (f64::from(b) - 128.0) / 128.0,
+        (Encoding::Int { .. }, &[a, b]) => f64::from(i16::from_le_bytes([a, b])) / 32_768.0,
+        (Encoding::Int { .. }, &[a, b, c]) => f64::from(i32::from_le_bytes([0, a, b, c]) >> 8) / 8_388_608.0,
+        (Encoding::Int { .. }, &[a, b, c, d]) => {
+            f64::from(i32::from_le_bytes([a, b, c, d])) / 2_147_483_648.0
+        }
+        (Encoding::Float { .. }, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
+        (Encoding::Float { .. }, &[a, b, c, d, e, f, g, h]) => f64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        // `decode` hands over slices of the encoding's width, which `parse_fmt` limited to the above.
+        _ => 0.0,
+    }
+}
+
+/// A chunk or form id, printable.
+fn ascii(id: &[u8]) -> String {
+    id.iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WAV file: `fmt` body as given, then the chunks `extra` (id, body) and the data.
+    pub(crate) fn wav(fmt: &[u8], extra: &[(&[u8; 4], &[u8])], data: &[u8]) -> Vec<u8> {
+        let mut out = b"RIFF\0\0\0\0WAVE".to_vec();
+        let mut chunk = |id: &[u8; 4], body: &[u8]| {
+            out.extend_from_slice(id);
+            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            out.extend_from_slice(body);
+            if body.len() % 2 == 1 {
+                out.push(0);
+            }
+        };
+        chunk(b"fmt ", fmt);
+        for (id, body) in extra {
+            chunk(id, body);
+        }
+        chunk(b"data", data);
+        let riff = (out.len() - 8) as u32;
+        out[4..8].copy_from_slice(&riff.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn fmt(tag: u16, channels: u16, rate: u32, bits: u16) -> Vec<u8> {
+        let align = channels * bits / 8;
+        let mut f = Vec::new();
+        f.extend_from_slice(&tag.to_le_bytes());
+        f.extend_from_slice(&channels.to_le_bytes());
+        f.extend_from_slice(&rate.to_le_bytes());
+        f.extend_from_slice(&(rate * u32::from(align)).to_le_bytes());
+        f.extend_from_slice(&align.to_le_bytes());
+        f.extend_from_slice(&bits.to_le_bytes());
+        f
+    }
+
+    fn extensible(code: u16, channels: u16, rate: u32, bits: u16, valid: u16) -> Vec<u8> {
+        let mut f = fmt(EXTENSIBLE, channels, rate, bits);
+        f.extend_from_slice(&22u16.to_le_bytes());
+        f.extend_from_slice(&valid.to_le_bytes());
+        f.extend_from_slice(&3u32.to_le_bytes()); // front left | front right
+        f.extend_from_slice(&code.to_le_bytes());
+        f.extend_from_slice(&SUBTYPE_TAIL);
+        f
+    }
+
+    fn s16(v: &[i16]) -> Vec<u8> {
+        v.iter().flat_map(|s| s.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn reads_every_integer_width() {
+        let expect = [0.0f32, 0.5, -1.0];
+        let cases: [(u16, Vec<u8>); 4] = [
+            (8, vec![128, 192, 0]),
+            (16, s16(&[0, 16384, -32768])),
+            (24, vec![0, 0, 0, 0, 0, 0x40, 0, 0, 0x80]),
+            (
+                32,
+                [0i32, 1 << 30, i32::MIN]
+                    .iter()
+                    .flat_map(|s| s.to_le_bytes())
+                    .collect(),
+            ),
+        ];
+        for (bits, data) in cases {
+            let pcm = read_wav(&wav(&fmt(PCM, 1, 8000, bits), &[], &data)).unwrap();
+            assert_eq!(pcm.rate, 8000);
+            assert_eq!(pcm.samples, expect, "{bits}-bit");
+        }
+    }
+
+    #[test]
+    fn reads_floats_and_extensible() {
+        let f32s: Vec<u8> = [0.25f32, -0.75].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let f64s: Vec<u8> = [0.25f64, -0.75].iter().flat_map(|s| s.to_le_bytes()).collect();
+        for (f, data) in [
+            (fmt(IEEE_FLOAT, 1, 16000, 32), &f32s),
+            (fmt(IEEE_FLOAT, 1, 16000, 64), &f64s),
+            (extensible(IEEE_FLOAT, 1, 16000, 32, 32), &f32s),
+        ] {
+            assert_eq!(read_wav(&wav(&f, &[], data)).unwrap().samples, [0.25, -0.75]);
+        }
+        // 24 valid bits left-justified in a 32-bit container read as 32-bit.
+        let data: Vec<u8> = [1i32 << 30].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let pcm = read_wav(&wav(&extensible(PCM, 1, 48000, 32, 24), &[], &data)).unwrap();
+        assert_eq!((pcm.samples[0], pcm.rate), (0.5, 48000));
+    }
+
+    #[test]
+    fn mixes_channels_down_and_skips_unknown_chunks() {
+        let data = s16(&[16384, -16384, 16384, 0, 8192, 8192]);
+        let bytes = wav(
+            &fmt(PCM, 2, 44100, 16),
+            &[(b"LIST", b"INFOodd"), (b"fact", &[4, 0, 0, 0])],
+            &data,
+        );
+        let pcm = read_wav(&bytes).unwrap();
+        assert_eq!(pcm.samples, [0.0, 0.25, 0.25]);
+        assert_eq!(pcm.rate, 44100);
+    }
+
+    #[test]
+    fn a_data_size_past_the_end_reads_what_is_there() {
+        let mut bytes = wav(&fmt(PCM, 1, 16000, 16), &[], &s16(&[1000, 2000, 3000]));
+        let n = bytes.len();
+        bytes[n - 10..n - 6].copy_from_slice(&u32::MAX.to_le_bytes()); // the data chunk's size
+        bytes.push(0x55); // half a sample: dropped
+        assert_eq!(read_wav(&bytes).unwrap().samples.len(), 3);
+    }
+
+    fn error(bytes: &[u8]) -> String {
+        read_wav(bytes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_files_get_errors_that_name_the_problem() {
+        let good = wav(&fmt(PCM, 1, 16000, 16), &[], &s16(&[1, 2, 3]));
+        assert!(error(&good[..6]).contains("truncated"), "{}", error(&good[..6]));
+        assert!(error(&good[..30]).contains("truncated"), "{}", error(&good[..30]));
+        assert!(error(b"ID3\x04 an mp3 file").contains("not a WAV"));
+        assert!(error(b"").contains("empty input"));
+        let mut form = good.clone();
+        form[8..12].copy_from_slice(b"AVI ");
+        assert!(error(&form).contains("\"AVI \""));
+        for (code, name) in [
+            (6, "A-law"),
+            (7, "mu-law"),
+            (2, "ADPCM"),
+            (0x11, "ADPCM"),
+            (0x55, "MP3"),
+            (0x1234, "0x1234"),
+        ] {
+            let e = error(&wav(&fmt(code, 1, 8000, 8), &[], &[1, 2]));
+            assert!(e.contains("unsupported") && e.contains(name), "{e}");
+        }
+        let e = error(&wav(&fmt(PCM, 1, 16000, 12), &[], &[0; 4]));
+        assert!(e.contains("12-bit"), "{e}");
+        let e = error(&wav(&fmt(PCM, 1, 16000, 16), &[], &[]));
+        assert!(e.contains("zero-length"), "{e}");
+        let e = error(&wav(&fmt(PCM, 2, 16000, 16), &[], &[1, 2]));
+        assert!(e.contains("shorter than one frame"), "{e}");
+        let e = error(&wav(&fmt(PCM, 0, 16000, 16), &[], &[1, 2]));
+        assert!(e.contains("0 channels"), "{e}");
+        let e = error(&wav(&fmt(PCM, 1, 0, 16), &[], &[1, 2]));
+        assert!(e.contains("0 Hz"), "{e}");
+        let nan: Vec<u8> = [0.0f32, f32::NAN].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let e = error(&wav(&fmt(IEEE_FLOAT, 1, 16000, 32), &[], &nan));
+        assert!(e.contains("sample 1 is NaN"), "{e}");
+        let inf: Vec<u8> = f64::INFINITY.to_le_bytes().to_vec();
+        assert!(error(&wav(&fmt(IEEE_FLOAT, 1, 16000, 64), &[], &inf)).contains("inf"));
+        let mut guid = extensible(PCM, 1, 16000, 16, 16);
+        guid[30] ^= 1;
+        assert!(error(&wav(&guid, &[], &[0, 0])).contains("GUID"));
+        let e = error(&wav(&fmt(PCM, 1, 16000, 16)[..14], &[], &[0, 0]));
+        assert!(e.contains("fmt chunk of 14 bytes"), "{e}");
+        let no_fmt = [b"RIFF\x10\0\0\0WAVE".as_slice(), b"data\x02\0\0\0\0\0"].concat();
+        assert!(error(&no_fmt).contains("no fmt chunk"));
+        let mut huge_fmt = good.clone();
+        huge_fmt[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(error(&huge_fmt).contains("claims 4294967295 bytes"));
+    }
+}

@@ -1,0 +1,449 @@
+//! From a log-mel spectrogram to timed text, with the decoding rules of Whisper as
+//! faster-whisper applies them (greedy): language detection on the first window, the
+//! start-of-transcript prompt conditioned on the previous text, suppressed tokens, the
+//! timestamp rules, timestamp tokens into segments, 30 s windows with seeking to the last
+//! complete segment, and the no-speech skip.
+
+use super::{Whisper, WhisperError, whisper_config};
+use crate::format::meta::WhisperTokens;
+
+/// Seconds per mel frame.
+const FRAME_SECONDS: f32 = 0.01;
+/// Seconds per timestamp token.
+const TIME_PRECISION: f32 = 0.02;
+/// Mel frames per encoder position.
+const INPUT_STRIDE: usize = 2;
+
+/// What to do with the speech.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Task {
+    /// Text in the spoken language.
+    #[default]
+    Transcribe,
+    /// English text.
+    Translate,
+}
+
+/// Decoding choices (faster-whisper's defaults).
+#[derive(Clone, Debug)]
+pub struct TranscribeOptions {
+    /// Language code (`en`); detected from the first window when `None`.
+    pub language: Option<String>,
+    /// Transcribe or translate.
+    pub task: Task,
+    /// Predict timestamps (segments), as faster-whisper does by default.
+    pub timestamps: bool,
+    /// Prompt each window with the text of the previous ones.
+    pub condition_on_previous_text: bool,
+    /// A window whose no-speech probability is above this (and whose average log-probability
+    /// is below `log_prob_threshold`) is skipped as silence.
+    pub no_speech_threshold: Option<f32>,
+    /// See `no_speech_threshold`.
+    pub log_prob_threshold: Option<f32>,
+    /// Latest first timestamp, in seconds.
+    pub max_initial_timestamp: f32,
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        TranscribeOptions {
+            language: None,
+            task: Task::Transcribe,
+            timestamps: true,
+            condition_on_previous_text: true,
+            no_speech_threshold: Some(0.6),
+            log_prob_threshold: Some(-1.0),
+            max_initial_timestamp: 1.0,
+        }
+    }
+}
+
+/// One piece of the transcript.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    /// Start, seconds.
+    pub start: f32,
+    /// End, seconds.
+    pub end: f32,
+    /// Text (with its leading space, as Whisper writes it).
+    pub text: String,
+    /// Token ids, timestamps included.
+    pub tokens: Vec<u32>,
+    /// Average log-probability of the window's tokens.
+    pub avg_logprob: f32,
+    /// Probability that the window holds no speech.
+    pub no_speech_prob: f32,
+}
+
+/// A whole transcription.
+#[derive(Clone, Debug, Default)]
+pub struct Transcript {
+    /// The language (given or detected).
+    pub language: String,
+    /// The segments, in time order.
+    pub segments: Vec<Segment>,
+    /// Seconds spent in the encoder.
+    pub encode_seconds: f64,
+    /// Seconds spent in the decoder.
+    pub decode_seconds: f64,
+    /// Decoder steps run (tokens sampled).
+    pub decoded_tokens: usize,
+    /// Windows encoded.
+    pub windows: usize,
+}
+
+impl Transcript {
+    /// The text of every segment, joined and trimmed.
+    pub fn text(&self) -> String {
+        let all: String = self.segments.iter().map(|s| s.text.as_str()).collect();
+        all.trim().to_owned()
+    }
+}
+
+/// What one window's decoding produced.
+struct Window {
+    tokens: Vec<u32>,
+    sum_logprob: f32,
+    no_speech_prob: f32,
+}
+
+/// `log Σ exp(x)`.
+fn log_sum_exp(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + x.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+}
+
+/// Applies Whisper's logit rules for the next token after `sampled` (this window's tokens so
+/// far): suppressed tokens, no blank start, and the timestamp rules.
+fn apply_rules(
+    logits: &mut [f32],
+    sampled: &[u32],
+    suppress: &[u32],
+    begin: &[u32],
+    t: &WhisperTokens,
+    o: &TranscribeOptions,
+) {
+    let ninf = f32::NEG_INFINITY;
+    let len = logits.len();
+    let mut kill = |id: u32| {
+        if let Some(v) = logits.get_mut(id as usize) {
+            *v = ninf;
+        }
+    };
+    suppress.iter().copied().for_each(&mut kill);
+    [t.sot, t.sot_prev, t.transcribe, t.translate, t.no_speech]
+        .into_iter()
+        .for_each(&mut kill);
+    if sampled.is_empty() {
+        begin.iter().copied().for_each(&mut kill);
+    }
+    if !o.timestamps {
+        return;
+    }
+    kill(t.no_timestamps);
+    let (tb, eot) = (t.timestamp_begin as usize, t.eot as usize);
+    let tb = tb.min(len);
+    let is_ts = |x: u32| x >= t.timestamp_begin;
+    let last_ts = sampled.last().is_some_and(|&x| is_ts(x));
+    let penultimate_ts = sampled.len() < 2 || is_ts(sampled[sampled.len() - 2]);
+    if last_ts {
+        if penultimate_ts {
+            logits[tb..].fill(ninf);
+        } else {
+            logits[..eot].fill(ninf);
+        }
+    }
+    if let Some(&last) = sampled.iter().rev().find(|&&x| is_ts(x)) {
+        let bound = if last_ts && !penultimate_ts {
+            last
+        } else {
+            last + 1
+        };
+        logits[tb..(bound as usize).min(len)].fill(ninf);
+    }
+    if sampled.is_empty() {
+        logits[..tb].fill(ninf);
+        let max_index = (o.max_initial_timestamp / TIME_PRECISION).round() as usize;
+        if tb + max_index + 1 < len {
+            logits[tb + max_index + 1..].fill(ninf);
+        }
+    }
+    let ts_mass = log_sum_exp(&logits[tb..]);
+    let best_text = logits[..tb].iter().copied().fold(ninf, f32::max);
+    if ts_mass > best_text {
+        logits[..tb].fill(ninf);
+    }
+}
+
+/// The most probable token and its log-probability.
+fn greedy(logits: &[f32]) -> (u32, f32) {
+    let (mut best, mut at) = (f32::NEG_INFINITY, 0);
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best {
+            best = v;
+            at = i;
+        }
+    }
+    (at as u32, best - log_sum_exp(logits))
+}
+
+/// The language whose token is most probable after `<|startoftranscript|>` (the window must
+/// be encoded).
+pub fn detect_language(w: &mut Whisper<'_>) -> Result<String, WhisperError> {
+    let cfg = whisper_config(w.model().config());
+    let logits = w.decode(&[cfg.tokens.sot], 0)?;
+    cfg.languages
+        .iter()
+        .max_by(|a, b| logits[a.1 as usize].total_cmp(&logits[b.1 as usize]))
+        .map(|(code, _)| code.clone())
+        .ok_or_else(|| WhisperError::Input("the model knows no languages".into()))
+}
+
+/// Decodes the encoded window after `prompt` (whose `sot_at` token is the start of transcript).
+fn decode_window(
+    w: &mut Whisper<'_>,
+    prompt: &[u32],
+    sot_at: usize,
+    o: &TranscribeOptions,
+    tokens: &mut Vec<u32>,
+) -> Result<Window, WhisperError> {
+    let c = w.model().config();
+    let cfg = whisper_config(c);
+    let t = cfg.tokens;
+    let logits = w.decode(&prompt[..=sot_at], 0)?;
+    let no_speech_prob = (logits[t.no_speech as usize] - log_sum_exp(logits)).exp();
+    let mut logits = w.decode(&prompt[sot_at + 1..], sot_at + 1)?;
+    tokens.clear();
+    let mut sum_logprob = 0.0;
+    loop {
+        apply_rules(
+            logits,
+            tokens,
+            &cfg.suppress_tokens,
+            &cfg.begin_suppress_tokens,
+            &t,
+            o,
+        );
+        let (token, logprob) = greedy(logits);
+        sum_logprob += logprob;
+        let pos = prompt.len() + tokens.len();
+        if token == t.eot || pos >= c.max_context {
+            break;
+        }
+        tokens.push(token);
+        logits = w.decode(&[token], pos)?;
+    }
+    Ok(Window {
+        tokens: std::mem::take(tokens),
+        sum_logprob,
+        no_speech_prob,
+    })
+}
+
+/// Timed pieces of one window's tokens (faster-whisper's `_split_segments_by_timestamps`), and
+/// the frames to move forward.
+fn split(tokens: &[u32], tb: u32, time_offset: f32, size: usize) -> (Vec<(f32, f32, Vec<u32>)>, usize) {
+    let is_ts = |x: u32| x >= tb;
+    let single_ending =
+        tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
+    let mut slices: Vec<usize> = (1..tokens.len())
+        .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
+        .collect();
+    let time = |x: u32| time_offset + (x - tb) as f32 * TIME_PRECISION;
+    if slices.is_empty() {
+        let duration = match tokens.iter().rev().find(|&&x| is_ts(x)) {
+            Some(&last) if last != tb => (last - tb) as f32 * TIME_PRECISION,
+            _ => size as f32 * FRAME_SECONDS,
+        };
+        return (vec![(time_offset, time_offset + duration, tokens.to_vec())], size);
+    }
+    if single_ending {
+        slices.push(tokens.len());
+    }
+    let mut out = Vec::new();
+    let mut last = 0;
+    for &s in &slices {
+        let piece = &tokens[last..s];
+        out.push((time(piece[0]), time(piece[piece.len() - 1]), piece.to_vec()));
+        last = s;
+    }
+    let advance = if single_ending {
+        size
+    } else {
+        (tokens[last - 1] - tb) as usize * INPUT_STRIDE
+    };
+    (out, advance)
+}
+
+/// Transcribes a log-mel spectrogram: `mel` holds `n_mels` rows of `frames` values, of which
+/// the first `content_frames` are the audio (faster-whisper: all but the last).
+pub fn transcribe(
+    w: &mut Whisper<'_>,
+    mel: &[f32],
+    frames: usize,
+    content_frames: usize,
+    o: &TranscribeOptions,
+) -> Result<Transcript, WhisperError> {
+    let c = w.model().config();
+    let cfg = whisper_config(c);
+    let t = cfg.tokens;
+    if mel.len() != cfg.n_mels * frames || content_frames > frames {
+        return Err(WhisperError::Input(format!(
+            "the spectrogram has {} values, not {} mel bins × {frames} frames",
+            mel.len(),
+            cfg.n_mels
+        )));
+    }
+    let window = w.window_frames();
+    let mut segment = vec![0.0f32; cfg.n_mels * window];
+    let mut encode = |w: &mut Whisper<'_>, seek: usize, size: usize, out: &mut Transcript| {
+        segment.fill(0.0);
+        for (row, dst) in mel.chunks_exact(frames).zip(segment.chunks_exact_mut(window)) {
+            dst[..size].copy_from_slice(&row[seek..seek + size]);
+        }
+        let start = std::time::Instant::now();
+        let r = w.encode(&segment);
+        out.encode_seconds += start.elapsed().as_secs_f64();
+        out.windows += 1;
+        r
+    };
+    let mut out = Transcript::default();
+    let language = match &o.language {
+        Some(code) => code.clone(),
+        None => {
+            encode(w, 0, window.min(content_frames), &mut out)?;
+            detect_language(w)?
+        }
+    };
+    let lang = cfg
+        .languages
+        .iter()
+        .find(|(code, _)| *code == language)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| {
+            let known: Vec<&str> = cfg.languages.iter().map(|(code, _)| code.as_str()).collect();
+            WhisperError::Input(format!(
+                "the model does not know the language {language:?} (it knows {})",
+                known.join(", ")
+            ))
+        })?;
+    out.language = language;
+    let task = match o.task {
+        Task::Transcribe => t.transcribe,
+        Task::Translate => t.translate,
+    };
+    let mut all_tokens: Vec<u32> = Vec::new();
+    let mut prompt: Vec<u32> = Vec::with_capacity(c.max_context);
+    let mut tokens: Vec<u32> = Vec::with_capacity(c.max_context);
+    let mut seek = 0;
+    let mut encoded_at = (o.language.is_none()).then_some(0);
+    while seek < content_frames {
+        let size = window.min(content_frames - seek);
+        let time_offset = seek as f32 * FRAME_SECONDS;
+        if encoded_at != Some(seek) {
+            encode(w, seek, size, &mut out)?;
+        }
+        encoded_at = None;
+        prompt.clear();
+        if o.condition_on_previous_text && !all_tokens.is_empty() {
+            let keep = c.max_context / 2 - 1;
+            prompt.push(t.sot_prev);
+            prompt.extend_from_slice(&all_tokens[all_tokens.len().saturating_sub(keep)..]);
+        }
+        let sot_at = prompt.len();
+        prompt.extend_from_slice(&[t.sot, lang, task]);
+        if !o.timestamps {
+            prompt.push(t.no_timestamps);
+        }
+        let start = std::time::Instant::now();
+        let result = decode_window(w, &prompt, sot_at, o, &mut tokens)?;
+        out.decode_seconds += start.elapsed().as_secs_f64();
+        out.decoded_tokens += result.tokens.len() + 1;
+        let avg_logprob = result.sum_logprob / (result.tokens.len() + 1) as f32;
+        if let Some(threshold) = o.no_speech_threshold {
+            let confident = o.log_prob_threshold.is_some_and(|l| avg_logprob > l);
+            if result.no_speech_prob > threshold && !confident {
+                seek += size;
+                tokens = result.tokens;
+                continue;
+            }
+        }
+        let (pieces, advance) = split(&result.tokens, t.timestamp_begin, time_offset, size);
+        for (start, end, piece) in pieces {
+            let text_ids: Vec<u32> = piece.iter().copied().filter(|&x| x < t.eot).collect();
+            let text = String::from_utf8_lossy(&w.model().tokenizer().decode(&text_ids)).into_owned();
+            if start == end || text.trim().is_empty() {
+                continue;
+            }
+            all_tokens.extend_from_slice(&piece);
+            out.segments.push(Segment {
+                start,
+                end,
+                text,
+                tokens: piece,
+                avg_logprob,
+                no_speech_prob: result.no_speech_prob,
+            });
+        }
+        seek += advance.max(1);
+        tokens = result.tokens;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: WhisperTokens = WhisperTokens {
+        sot: 10,
+        eot: 9,
+        transcribe: 11,
+        translate: 12,
+        sot_prev: 13,
+        no_speech: 14,
+        no_timestamps: 15,
+        timestamp_begin: 16,
+    };
+
+    #[test]
+    fn first_token_is_an_early_timestamp_and_timestamps_pair_up() {
+        let o = TranscribeOptions {
+            max_initial_timestamp: 0.04,
+            ..TranscribeOptions::default()
+        };
+        let mut logits = vec![0.0f32; 32];
+        apply_rules(&mut logits, &[], &[3], &[], &T, &o);
+        let allowed: Vec<usize> = (0..32).filter(|&i| logits[i].is_finite()).collect();
+        assert_eq!(allowed, [16, 17, 18]);
+        // After text then one timestamp: another timestamp (not earlier) or end of text (here
+        // likelier than all timestamps together, so it stays allowed).
+        let mut logits = vec![0.0f32; 32];
+        logits[9] = 5.0;
+        apply_rules(&mut logits, &[18, 5, 20], &[], &[], &T, &o);
+        assert!(logits[..9].iter().all(|v| v.is_infinite()));
+        assert!(logits[9].is_finite() && logits[19].is_infinite() && logits[20].is_finite());
+        // After a pair of timestamps: text only.
+        let mut logits = vec![0.0f32; 32];
+        apply_rules(&mut logits, &[18, 5, 20, 20], &[], &[], &T, &o);
+        assert!(logits[16..].iter().all(|v| v.is_infinite()) && logits[5].is_finite());
+    }
+
+    #[test]
+    fn timestamps_split_segments_and_seek() {
+        // <|0.00|> a b <|1.00|><|1.00|> c <|2.00|>: two segments, the window is done.
+        let tokens = [16, 1, 2, 66, 66, 3, 116];
+        let (pieces, advance) = split(&tokens, 16, 10.0, 3000);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!((pieces[0].0, pieces[0].1), (10.0, 11.0));
+        assert_eq!(pieces[1].2, [66, 3, 116]);
+        assert_eq!(advance, 3000);
+        // An unfinished last segment: seek to the last complete one's end.
+        let (pieces, advance) = split(&[16, 1, 66, 66, 3], 16, 0.0, 3000);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(advance, 100);
+    }
+}
