@@ -118,3 +118,31 @@ fn log_mel_of_jfk_matches_faster_whisper() {
     }
     eprintln!("log-mel max abs error over every slice: {worst_overall:.2e}");
 }
+
+#[test]
+fn the_gate_finds_the_speech_of_jfk() {
+    use edgelm::audio::{Vad, VadConfig, VadEvent};
+    let Some(path) = jfk() else { return };
+    let samples = load_audio(&path).unwrap();
+    let mut vad = Vad::new(VadConfig::speech(16_000));
+    let mut events = Vec::new();
+    for piece in samples.chunks(1600) {
+        vad.push(piece, &mut events);
+    }
+    vad.finish(&mut events);
+    let spans: Vec<(f32, f32)> = events
+        .iter()
+        .filter_map(|e| match *e {
+            VadEvent::End { start, end } => Some((start as f32 / 16_000.0, end as f32 / 16_000.0)),
+            VadEvent::Start(_) => None,
+        })
+        .collect();
+    eprintln!("JFK utterances (s): {spans:?}");
+    // faster-whisper's segments span 0.0-10.6 s of the 11 s clip, with pauses between phrases.
+    let speech: f32 = spans.iter().map(|(s, e)| e - s).sum();
+    assert!(
+        !spans.is_empty() && spans[0].0 < 1.0 && spans.last().unwrap().1 > 10.0,
+        "{spans:?}"
+    );
+    assert!(speech < 10.6, "the pauses are speech too: {spans:?}");
+}
