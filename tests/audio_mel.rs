@@ -2,7 +2,9 @@
 //! mel filter banks, and the log-mel spectrogram of whisper.cpp's JFK sample read through
 //! `load_audio` (skipped when jfk.wav is not fetched, unless EDGELM_REQUIRE_MODELS is set).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use edgelm::audio::{LogMel, load_audio, mel_filters, read_wav};
 use serde_json::Value;
@@ -16,27 +18,6 @@ const MEL_TOLERANCE: f32 = 1e-4;
 fn json(name: &str) -> Value {
     let text = std::fs::read_to_string(Path::new(FIXTURES).join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn jfk() -> Option<PathBuf> {
-    let models = match std::env::var_os("EDGELM_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/edgelm/models"),
-    };
-    let path = models.join("audio/jfk.wav");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("EDGELM_REQUIRE_MODELS").is_none(),
-        "missing {} (run tools/fetch-models.sh)",
-        path.display()
-    );
-    eprintln!(
-        "skipped: {} is missing (run tools/fetch-models.sh)",
-        path.display()
-    );
-    None
 }
 
 #[test]
@@ -73,7 +54,9 @@ fn filter_banks_match_faster_whisper() {
 
 #[test]
 fn log_mel_of_jfk_matches_faster_whisper() {
-    let Some(path) = jfk() else { return };
+    let Some(path) = common::fetched("audio/jfk.wav") else {
+        return;
+    };
     let meta = json("mel.json");
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(read_wav(&bytes).unwrap().rate, 16_000);
@@ -122,7 +105,9 @@ fn log_mel_of_jfk_matches_faster_whisper() {
 #[test]
 fn the_gate_finds_the_speech_of_jfk() {
     use edgelm::audio::{Vad, VadConfig, VadEvent};
-    let Some(path) = jfk() else { return };
+    let Some(path) = common::fetched("audio/jfk.wav") else {
+        return;
+    };
     let samples = load_audio(&path).unwrap();
     let mut vad = Vad::new(VadConfig::speech(16_000));
     let mut events = Vec::new();
