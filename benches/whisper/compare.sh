@@ -57,7 +57,7 @@ run() {
       read -r encode inproc text < <("$WHISPER_VENV/bin/python" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"{r[\"encode_s\"]:.3f} {r[\"load_s\"] + r[\"transcribe_s\"]:.3f} {r[\"text\"]}")' "$tmp/out") ;;
+print("%.3f %.3f %s" % (r["encode_s"], r["load_s"] + r["transcribe_s"], r["text"]))' "$tmp/out") ;;
     whisper.cpp)
       /usr/bin/time -v -o "$tmp/time" "$WHISPER_BIN/whisper-cli" -m "$GGML" -f "$audio" -t "$t" -bs "$beam" \
         -l en -nt >"$tmp/out" 2>"$tmp/err"
