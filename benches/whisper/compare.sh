@@ -61,7 +61,7 @@ print("%.3f %.3f %s" % (r["encode_s"], r["load_s"] + r["transcribe_s"], r["text"
     whisper.cpp)
       /usr/bin/time -v -o "$tmp/time" "$WHISPER_BIN/whisper-cli" -m "$GGML" -f "$audio" -t "$t" -bs "$beam" \
         -l en -nt >"$tmp/out" 2>"$tmp/err"
-      encode=$(awk '/encode time/ { printf "%.3f", $(NF-8) / 1000 }' "$tmp/err")
+      encode=$(awk '/encode time/ { for (i = 1; i < NF; i++) if ($i == "=") { printf "%.3f", $(i + 1) / 1000; exit } }' "$tmp/err")
       text=$(tr '\n' ' ' < "$tmp/out") ;;
   esac
   local wall rss
