@@ -78,8 +78,8 @@ pub enum AudioError {
     /// No samples at all.
     #[error("the audio holds no samples{0}")]
     Empty(&'static str),
-    /// A float sample that is NaN or infinite.
-    #[error("sample {index} is {value} (not a finite number)")]
+    /// A float sample that is NaN, infinite, or too large for f32.
+    #[error("sample {index} is {value} (not a finite number within f32's range)")]
     NotFinite {
         /// Index of the first such sample (interleaved, before mixing down).
         index: usize,
