@@ -31,7 +31,7 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
     let failed = |message: String| AudioError::Resample { from, to, message };
     // The FFT would overflow to inf/NaN, which rubato's inverse transform panics on (found by
     // the wav fuzz target with a float WAV of 1e38-size samples).
-    if let Some(i) = samples.iter().position(|s| !(s.abs() <= MAX_MAGNITUDE)) {
+    if let Some(i) = samples.iter().position(|s| s.is_nan() || s.abs() > MAX_MAGNITUDE) {
         return Err(failed(format!(
             "sample {i} is {}, beyond ±{MAX_MAGNITUDE:e}",
             samples[i]
