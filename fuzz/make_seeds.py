@@ -7,6 +7,8 @@
 - gguf: the quantized tiny-llama GGUF fixtures (tests/fixtures/tiny-llama-gguf), and tiny-llama
   widened 4x (rows of 256 and 512 values) with its matrices in the K-quant and 5-bit types
   (Q4_K, Q5_K, Q6_K, Q5_0, Q5_1: random blocks with small f16 scales);
+- wav: small WAV files of every encoding the reader takes (8/16/24/32-bit PCM, 32/64-bit float,
+  WAVE_FORMAT_EXTENSIBLE, stereo, 44.1 kHz, an odd-sized LIST chunk) and an A-law one it refuses;
 - packed_header: those GGUFs converted by edgelm-convert (path given as the first argument,
   default target-tools/release/edgelm-convert), if it is built.
 
@@ -164,8 +166,43 @@ def kquant_gguf(src, rng):
     return head + datas
 
 
+def wav_file(tag, channels, rate, bits, frames, rng, extensible=False, extra=b""):
+    """A WAV file of `frames` random frames; `extra` is inserted as chunks before the data."""
+    width = bits // 8
+    data = bytearray()
+    for _ in range(frames * channels):
+        x = rng.uniform(-0.9, 0.9)
+        if tag == 3:
+            data += struct.pack("<f" if bits == 32 else "<d", x)
+        elif bits == 8:
+            data.append(int(128 + 127 * x))
+        else:
+            data += int(x * (2 ** (bits - 1) - 1)).to_bytes(width, "little", signed=True)
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * channels * width,
+                      channels * width, bits)
+    if extensible:
+        fmt += struct.pack("<HHI", 22, bits, 3) + struct.pack("<H", tag) + bytes.fromhex("000000001000800000aa00389b71")
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + extra
+    body += b"data" + struct.pack("<I", len(data)) + bytes(data) + (b"\0" if len(data) % 2 else b"")
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def main():
     rng = random.Random(7)
+    wav_dir = CORPUS / "wav"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    for name, args, kw in [
+        ("pcm8", (1, 1, 8000, 8, 301), {}),
+        ("pcm16", (1, 1, 16000, 16, 400), {}),
+        ("pcm24_stereo", (1, 2, 44100, 24, 300), {"extra": b"LIST\x07\0\0\0INFOabc\0"}),
+        ("pcm32", (1, 1, 48000, 32, 200), {}),
+        ("float32", (3, 1, 16000, 32, 200), {}),
+        ("float64", (3, 1, 22050, 64, 100), {}),
+        ("extensible16", (1, 2, 16000, 16, 200), {"extensible": True}),
+        ("extensible_float", (3, 1, 16000, 32, 200), {"extensible": True}),
+        ("alaw", (6, 1, 8000, 8, 100), {}),
+    ]:
+        (wav_dir / f"{name}.wav").write_bytes(wav_file(*args, rng, **kw))
     st_dir = CORPUS / "safetensors_config"
     st_dir.mkdir(parents=True, exist_ok=True)
     models = [(t, decoder(t, rng)) for t in ("llama", "qwen2", "qwen3", "phi3", "gemma3_text")]

@@ -78,8 +78,8 @@ pub enum AudioError {
     /// No samples at all.
     #[error("the audio holds no samples{0}")]
     Empty(&'static str),
-    /// A float sample that is NaN or infinite.
-    #[error("sample {index} is {value} (not a finite number)")]
+    /// A float sample that is NaN, infinite, or too large for f32.
+    #[error("sample {index} is {value} (not a finite number within f32's range)")]
     NotFinite {
         /// Index of the first such sample (interleaved, before mixing down).
         index: usize,
@@ -138,4 +138,40 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
         source: Box::new(e),
     })?;
     resample(&pcm.samples, pcm.rate, WHISPER_RATE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_audio_resamples_and_names_the_file_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tone.wav");
+        // 0.1 s of a 300 Hz tone at 8 kHz, 16-bit stereo (both channels equal).
+        let frames: Vec<i16> = (0..800)
+            .map(|i| (8000.0 * (std::f32::consts::TAU * 300.0 * i as f32 / 8000.0).sin()) as i16)
+            .collect();
+        let data: Vec<u8> = frames
+            .iter()
+            .flat_map(|s| [s.to_le_bytes(), s.to_le_bytes()].concat())
+            .collect();
+        let mut bytes =
+            b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x02\0\x40\x1f\0\0\0\x7d\0\0\x04\0\x10\0data".to_vec();
+        bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&data);
+        std::fs::write(&path, &bytes).unwrap();
+        let samples = load_audio(&path).unwrap();
+        assert_eq!(samples.len(), 1600);
+        let peak = samples[400..1200].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!((peak - 8000.0 / 32768.0).abs() < 2e-3, "peak {peak}");
+
+        std::fs::write(&path, b"not audio at all").unwrap();
+        let e = load_audio(&path).unwrap_err().to_string();
+        assert!(e.contains("tone.wav") && e.contains("not a WAV"), "{e}");
+        let e = load_audio(&dir.path().join("missing.wav"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.wav"), "{e}");
+    }
 }

@@ -2,7 +2,9 @@
 //! mel filter banks, and the log-mel spectrogram of whisper.cpp's JFK sample read through
 //! `load_audio` (skipped when jfk.wav is not fetched, unless EDGELM_REQUIRE_MODELS is set).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use edgelm::audio::{LogMel, load_audio, mel_filters, read_wav};
 use serde_json::Value;
@@ -16,27 +18,6 @@ const MEL_TOLERANCE: f32 = 1e-4;
 fn json(name: &str) -> Value {
     let text = std::fs::read_to_string(Path::new(FIXTURES).join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn jfk() -> Option<PathBuf> {
-    let models = match std::env::var_os("EDGELM_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/edgelm/models"),
-    };
-    let path = models.join("audio/jfk.wav");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("EDGELM_REQUIRE_MODELS").is_none(),
-        "missing {} (run tools/fetch-models.sh)",
-        path.display()
-    );
-    eprintln!(
-        "skipped: {} is missing (run tools/fetch-models.sh)",
-        path.display()
-    );
-    None
 }
 
 #[test]
@@ -73,7 +54,9 @@ fn filter_banks_match_faster_whisper() {
 
 #[test]
 fn log_mel_of_jfk_matches_faster_whisper() {
-    let Some(path) = jfk() else { return };
+    let Some(path) = common::fetched("audio/jfk.wav") else {
+        return;
+    };
     let meta = json("mel.json");
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(read_wav(&bytes).unwrap().rate, 16_000);
@@ -117,4 +100,34 @@ fn log_mel_of_jfk_matches_faster_whisper() {
         worst_overall = worst_overall.max(worst.0);
     }
     eprintln!("log-mel max abs error over every slice: {worst_overall:.2e}");
+}
+
+#[test]
+fn the_gate_finds_the_speech_of_jfk() {
+    use edgelm::audio::{Vad, VadConfig, VadEvent};
+    let Some(path) = common::fetched("audio/jfk.wav") else {
+        return;
+    };
+    let samples = load_audio(&path).unwrap();
+    let mut vad = Vad::new(VadConfig::speech(16_000));
+    let mut events = Vec::new();
+    for piece in samples.chunks(1600) {
+        vad.push(piece, &mut events);
+    }
+    vad.finish(&mut events);
+    let spans: Vec<(f32, f32)> = events
+        .iter()
+        .filter_map(|e| match *e {
+            VadEvent::End { start, end } => Some((start as f32 / 16_000.0, end as f32 / 16_000.0)),
+            VadEvent::Start(_) => None,
+        })
+        .collect();
+    eprintln!("JFK utterances (s): {spans:?}");
+    // faster-whisper's segments span 0.0-10.6 s of the 11 s clip, with pauses between phrases.
+    let speech: f32 = spans.iter().map(|(s, e)| e - s).sum();
+    assert!(
+        !spans.is_empty() && spans[0].0 < 1.0 && spans.last().unwrap().1 > 10.0,
+        "{spans:?}"
+    );
+    assert!(speech < 10.6, "the pauses are speech too: {spans:?}");
 }

@@ -11,6 +11,9 @@ pub const MIN_RATE: u32 = 1_000;
 /// Highest rate accepted (professional recorders stop at 768 kHz).
 pub const MAX_RATE: u32 = 768_000;
 
+/// Largest sample magnitude resampled (audio is nominally within ±1).
+const MAX_MAGNITUDE: f32 = 1e20;
+
 /// Input samples per resampler chunk, at least.
 const CHUNK: usize = 1024;
 
@@ -26,6 +29,14 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
         return Ok(samples.to_vec());
     }
     let failed = |message: String| AudioError::Resample { from, to, message };
+    // The FFT would overflow to inf/NaN, which rubato's inverse transform panics on (found by
+    // the wav fuzz target with a float WAV of 1e38-size samples).
+    if let Some(i) = samples.iter().position(|s| s.is_nan() || s.abs() > MAX_MAGNITUDE) {
+        return Err(failed(format!(
+            "sample {i} is {}, beyond ±{MAX_MAGNITUDE:e}",
+            samples[i]
+        )));
+    }
     // FFT blocks of an even number of the rates' smallest blocks: with an odd input block the
     // output comes out shifted by half an input sample (0.016 error on a 440 Hz tone at 44.1 kHz).
     let g = gcd(from, to) as usize;
@@ -109,6 +120,9 @@ mod tests {
         let e = resample(&x, 0, 16_000).unwrap_err().to_string();
         assert!(e.contains("sample rate 0 Hz"), "{e}");
         assert!(resample(&x, 16_000, 4_000_000).is_err());
+        let e = resample(&[0.0, 3e38], 22_050, 16_000).unwrap_err().to_string();
+        assert!(e.contains("sample 1 is"), "{e}");
+        assert!(resample(&[f32::NAN], 22_050, 16_000).is_err());
         // Rates with no common factor: long FFT blocks, still short clips work.
         assert_eq!(resample(&x, 44_101, 16_000).unwrap().len(), 2);
     }

@@ -223,7 +223,8 @@ fn decode(data: &[u8], format: Format) -> Result<Pcm, AudioError> {
         let mut sum = 0.0f64;
         for (c, s) in bytes.chunks_exact(width).enumerate() {
             let v = sample(s, format.encoding);
-            if !v.is_finite() {
+            // A 64-bit float beyond f32's range would become infinite when converted.
+            if !(v as f32).is_finite() {
                 return Err(AudioError::NotFinite {
                     index: f * channels + c,
                     value: v,
@@ -418,6 +419,10 @@ mod tests {
         let nan: Vec<u8> = [0.0f32, f32::NAN].iter().flat_map(|s| s.to_le_bytes()).collect();
         let e = error(&wav(&fmt(IEEE_FLOAT, 1, 16000, 32), &[], &nan));
         assert!(e.contains("sample 1 is NaN"), "{e}");
+        // Found by the wav fuzz target: finite as f64, infinite as f32.
+        let huge: Vec<u8> = 1e300f64.to_le_bytes().to_vec();
+        let e = error(&wav(&fmt(IEEE_FLOAT, 1, 16000, 64), &[], &huge));
+        assert!(e.contains("sample 0 is 1"), "{e}");
         let inf: Vec<u8> = f64::INFINITY.to_le_bytes().to_vec();
         assert!(error(&wav(&fmt(IEEE_FLOAT, 1, 16000, 64), &[], &inf)).contains("inf"));
         let mut guid = extensible(PCM, 1, 16000, 16, 16);

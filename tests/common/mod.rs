@@ -329,3 +329,27 @@ pub fn command() -> std::process::Command {
         None => std::process::Command::new(bin),
     }
 }
+
+/// `$EDGELM_MODELS/REL` (default `~/.cache/edgelm/models`) if it exists. A missing file skips the
+/// test (with a note on stderr) unless `EDGELM_REQUIRE_MODELS` is set, in which case it fails.
+pub fn fetched(rel: &str) -> Option<std::path::PathBuf> {
+    let models = match std::env::var_os("EDGELM_MODELS") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/edgelm/models"),
+    };
+    let path = models.join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("EDGELM_REQUIRE_MODELS").is_none(),
+        "missing {} (run tools/fetch-models.sh)",
+        path.display()
+    );
+    eprintln!(
+        "skipped: {} is missing (run tools/fetch-models.sh)",
+        path.display()
+    );
+    None
+}
