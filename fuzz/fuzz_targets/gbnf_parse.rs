@@ -35,7 +35,11 @@ fn follow(grammar: Grammar, data: &[u8]) {
     for &b in data.iter().take(64) {
         m.mask(&mut logits);
         let allowed = logits[usize::from(b) + 1] > f32::NEG_INFINITY;
-        assert_eq!(allowed, m.clone().accept(u32::from(b) + 1).is_ok(), "mask and accept disagree");
+        assert_eq!(
+            allowed,
+            m.clone().accept(u32::from(b) + 1).is_ok(),
+            "mask and accept disagree"
+        );
         if m.accept(u32::from(b) + 1).is_err() {
             break;
         }

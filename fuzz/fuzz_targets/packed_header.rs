@@ -8,8 +8,8 @@ use edgelm::format::spec::{CHECKSUM_FIELD, PREAMBLE_SIZE};
 use edgelm::format::{DType, PackedFile};
 use edgelm::tokenizer::{EncodeOptions, Tokenizer};
 use edgelm_kernels::layout::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, TileQ4K, TileQ5_0,
-    TileQ5_1, TileQ5K, TileQ6K, dequantize_row,
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, TileQ4K,
+    TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, dequantize_row,
 };
 
 /// Byte range of the file-size field in the preamble.

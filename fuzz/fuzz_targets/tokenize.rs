@@ -5,6 +5,7 @@
 #![no_main]
 
 #[path = "text.rs"]
+#[allow(dead_code)] // shared with chat_template, which reads the templates
 mod text;
 
 use edgelm::tokenizer::EncodeOptions;

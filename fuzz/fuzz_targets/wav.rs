@@ -8,10 +8,15 @@ use edgelm::audio::{RawFormat, read_raw, read_wav, resample};
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(pcm) = read_wav(data) {
         assert!(!pcm.samples.is_empty() && pcm.rate > 0);
-        assert!(pcm.samples.iter().all(|s| s.is_finite()), "non-finite sample accepted");
+        assert!(
+            pcm.samples.iter().all(|s| s.is_finite()),
+            "non-finite sample accepted"
+        );
         // Rates whose FFT blocks are long (no common factor with 16 kHz) are slow, not wrong: skip them.
         let block = pcm.rate / gcd(pcm.rate, 16_000);
-        if block <= 4096 && let Ok(samples) = resample(&pcm.samples, pcm.rate, 16_000) {
+        if block <= 4096
+            && let Ok(samples) = resample(&pcm.samples, pcm.rate, 16_000)
+        {
             let expect = (pcm.samples.len() as u64 * 16_000).div_ceil(u64::from(pcm.rate));
             assert_eq!(samples.len() as u64, expect);
             spectrogram(&samples);
@@ -36,7 +41,10 @@ fn spectrogram(samples: &[f32]) {
     assert_eq!(n, frames(samples.len(), FASTER_WHISPER_PADDING));
     assert_eq!(out.len(), 80 * n);
     let top = out.iter().copied().fold(f32::MIN, f32::max);
-    assert!(out.iter().all(|v| v.is_finite() && *v >= top - 2.0 - 1e-5), "mel out of range");
+    assert!(
+        out.iter().all(|v| v.is_finite() && *v >= top - 2.0 - 1e-5),
+        "mel out of range"
+    );
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
