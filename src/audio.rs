@@ -47,21 +47,22 @@ impl Pcm {
 /// one, the offending value.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    /// An error in the named input (a path, or `stdin`).
-    #[error("{what}: {source}")]
+    /// An error in the named input (a path, or `stdin`). The message holds the cause whole, so
+    /// it is not also given as the error's source (a chain printer would repeat it).
+    #[error("{what}: {cause}")]
     In {
         /// The path, or `stdin`.
         what: String,
         /// What is wrong with it.
-        source: Box<AudioError>,
+        cause: Box<AudioError>,
     },
     /// Reading the input failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// The path, or `stdin`.
         what: String,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Not a RIFF/WAVE file.
     #[error("not a WAV file: {0} (raw PCM has no header: give its format, e.g. s16le at 16000 Hz)")]
@@ -120,22 +121,22 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
         std::io::stdin()
             .lock()
             .read_to_end(&mut bytes)
-            .map_err(|source| AudioError::Io {
+            .map_err(|cause| AudioError::Io {
                 what: "stdin".into(),
-                source,
+                cause,
             })?;
         (bytes, "stdin".to_string())
     } else {
         let what = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
+        let bytes = std::fs::read(path).map_err(|cause| AudioError::Io {
             what: what.clone(),
-            source,
+            cause,
         })?;
         (bytes, what)
     };
     let pcm = read_wav(&bytes).map_err(|e| AudioError::In {
         what,
-        source: Box::new(e),
+        cause: Box::new(e),
     })?;
     resample(&pcm.samples, pcm.rate, WHISPER_RATE)
 }
@@ -166,12 +167,26 @@ mod tests {
         let peak = samples[400..1200].iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!((peak - 8000.0 / 32768.0).abs() < 2e-3, "peak {peak}");
 
+        // Printed with its chain (as the command does), each error says its cause once.
+        let chain = |e: AudioError| {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            text
+        };
         std::fs::write(&path, b"not audio at all").unwrap();
-        let e = load_audio(&path).unwrap_err().to_string();
-        assert!(e.contains("tone.wav") && e.contains("not a WAV"), "{e}");
-        let e = load_audio(&dir.path().join("missing.wav"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("missing.wav"), "{e}");
+        let e = chain(load_audio(&path).unwrap_err());
+        assert!(
+            e.contains("tone.wav") && e.matches("not a WAV").count() == 1,
+            "{e}"
+        );
+        let e = chain(load_audio(&dir.path().join("missing.wav")).unwrap_err());
+        assert!(
+            e.contains("missing.wav") && e.matches("No such file").count() == 1,
+            "{e}"
+        );
     }
 }

@@ -66,10 +66,10 @@ impl<R: Read> RawReader<R> {
             let n = match self.reader.read(&mut self.bytes[self.carried..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(source) => {
+                Err(cause) => {
                     return Err(AudioError::Io {
                         what: "raw audio input".into(),
-                        source,
+                        cause,
                     });
                 }
             };
