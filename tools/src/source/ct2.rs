@@ -13,7 +13,6 @@ use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
-use edgelm::format::meta::{Activation, Architecture, AttentionConfig, ModelConfig, NormKind};
 use memmap2::Mmap;
 
 use super::{Buffer, Data, Model, SourceKind, SrcTensor, whisper};
@@ -299,30 +298,14 @@ pub fn from_parts(bin: Buffer, config_json: &[u8], dir: &Path) -> Result<Model> 
         "{heads} encoder and {dec_heads} decoder heads do not divide the width {hidden}"
     );
     let dec_pos = dims(&vars, "decoder/position_encodings/encodings")?;
-    let config = ModelConfig {
-        architecture: Architecture::Whisper,
-        vocab_size: vocab as usize,
-        hidden_size: hidden as usize,
-        intermediate_size: ff as usize,
-        num_layers: enc_layers,
-        num_heads: heads,
-        num_kv_heads: heads,
-        head_dim: hidden as usize / heads,
-        max_context: dec_pos.first().copied().unwrap_or(0) as usize,
-        norm: NormKind::Layer,
-        norm_eps: 1e-5,
-        rope: None,
-        activation: Activation::GeluErf,
-        qkv_bias: true,
-        attn_out_bias: true,
-        mlp_bias: true,
-        tied_embeddings: true,
-        type_vocab_size: 0,
-        pooling: None,
-        attention: AttentionConfig::default(),
-        final_softcap: None,
-        whisper: None,
-    };
+    let config = whisper::config(
+        vocab as usize,
+        hidden as usize,
+        ff as usize,
+        enc_layers,
+        heads,
+        dec_pos.first().copied().unwrap_or(0) as usize,
+    );
     let mut model = Model::new(config, SourceKind::CTranslate2, String::new());
     let buffer = model.add_buffer(bin);
     for (name, v) in &vars {

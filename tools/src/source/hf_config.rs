@@ -334,30 +334,14 @@ fn whisper(f: &Fields) -> Result<ModelConfig> {
         act == "gelu",
         "activation {act:?} is not supported for whisper (gelu is)"
     );
-    Ok(ModelConfig {
-        architecture: Architecture::Whisper,
-        vocab_size: f.usize("vocab_size")?,
-        hidden_size: hidden,
-        intermediate_size: f.usize("encoder_ffn_dim")?,
-        num_layers: layers,
-        num_heads: heads,
-        num_kv_heads: heads,
-        head_dim: hidden / heads,
-        max_context: f.usize("max_target_positions")?,
-        norm: NormKind::Layer,
-        norm_eps: 1e-5,
-        rope: None,
-        activation: Activation::GeluErf,
-        qkv_bias: true,
-        attn_out_bias: true,
-        mlp_bias: true,
-        tied_embeddings: true,
-        type_vocab_size: 0,
-        pooling: None,
-        attention: AttentionConfig::default(),
-        final_softcap: None,
-        whisper: None,
-    })
+    Ok(super::whisper::config(
+        f.usize("vocab_size")?,
+        hidden,
+        f.usize("encoder_ffn_dim")?,
+        layers,
+        heads,
+        f.usize("max_target_positions")?,
+    ))
 }
 
 #[cfg(test)]

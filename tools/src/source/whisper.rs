@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
-use edgelm::format::meta::{WhisperConfig, WhisperTokens};
+use edgelm::format::meta::{
+    Activation, Architecture, AttentionConfig, ModelConfig, NormKind, WhisperConfig, WhisperTokens,
+};
 use serde_json::Value;
 
 use super::{Buffer, Data, Model, SrcTensor};
@@ -15,6 +17,42 @@ use crate::gguf::GgmlType;
 /// Whisper's sample rate and FFT length.
 const SAMPLE_RATE: u32 = 16000;
 const N_FFT: usize = 400;
+
+/// The configuration every Whisper shares (LayerNorm, GELU, biases, the output tied to the
+/// embeddings), at the given sizes; [`finish`] adds the `whisper` section.
+pub fn config(
+    vocab: usize,
+    hidden: usize,
+    ff: usize,
+    layers: usize,
+    heads: usize,
+    max_context: usize,
+) -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Whisper,
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: ff,
+        num_layers: layers,
+        num_heads: heads,
+        num_kv_heads: heads,
+        head_dim: hidden / heads,
+        max_context,
+        norm: NormKind::Layer,
+        norm_eps: 1e-5,
+        rope: None,
+        activation: Activation::GeluErf,
+        qkv_bias: true,
+        attn_out_bias: true,
+        mlp_bias: true,
+        tied_embeddings: true,
+        type_vocab_size: 0,
+        pooling: None,
+        attention: AttentionConfig::default(),
+        final_softcap: None,
+        whisper: None,
+    }
+}
 
 /// Completes a Whisper model read from `dir` (whose `config.json` text is `config_json`).
 pub fn finish(model: &mut Model, config_json: &[u8], dir: &Path) -> Result<()> {
