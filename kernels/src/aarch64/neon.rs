@@ -85,7 +85,8 @@ macro_rules! attn_scores_q8_with {
             $out,
             vdupq_n_f32(0.0),
             |acc, kb: &BlockQ8_0, qb: &BlockQ8Act| {
-                let d = half::f16::from_bits(kb.d).to_f32() * qb.d;
+                let d = <$crate::aarch64::neon::lanes::F32x4 as $crate::simd::lanes::Lanes>::f16_to_f32(kb.d)
+                    * qb.d;
                 vfmaq_n_f32(acc, vcvtq_f32_s32($dot(&kb.qs, &qb.qs)), d)
             },
             |acc| vaddvq_f32(acc),

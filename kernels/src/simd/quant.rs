@@ -65,7 +65,7 @@ pub(crate) fn attn_values_q8<L: Lanes>(p: &[f32], values: &[BlockQ8_0], out: &mu
     // Pass b covers block b of every row; row t weighs p[t]·d[t][b], as in the reference.
     for (b, ob) in out.chunks_exact_mut(QK).enumerate() {
         let block = |t: usize| &values[t * nb + b];
-        let weight = |t: usize| p[t] * f16::from_bits(block(t).d).to_f32();
+        let weight = |t: usize| p[t] * L::f16_to_f32(block(t).d);
         weighted_rows::<L>(p.len(), ob, weight, |t, cols| L::load_i8(&block(t).qs[cols]));
     }
 }

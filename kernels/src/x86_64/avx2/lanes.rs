@@ -72,6 +72,12 @@ impl Lanes for F32x8 {
     }
 
     #[inline(always)]
+    fn f16_to_f32(bits: u16) -> f32 {
+        // SAFETY: f16c functions only (see the type).
+        unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits)))) }
+    }
+
+    #[inline(always)]
     fn store_f16(self, dst: &mut [u16]) {
         let dst = &mut dst[..8];
         // SAFETY: `dst` holds 8 u16 (16 bytes); f16c functions only (see the type).
