@@ -385,24 +385,32 @@ const SCORE_KEYS: usize = 4;
 /// Output columns one pass of the value loops keeps in registers.
 pub(crate) const VALUE_COLS: usize = 64;
 
-/// `out = Σ_t weight(t) · row(t)` over `rows` rows of `out.len()` values, `VALUE_COLS`
-/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t`.
+/// `out = Σ_t weight(t, c) · row(t)[c]` over `rows` rows of `out.len()` values, `VALUE_COLS`
+/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t`, and
+/// `weight(t, c)` is the same for the `group` columns from `c` (a multiple of `group`, which
+/// is a multiple of `N`): one weight per row, or one per quantization block.
+///
+/// All of a pass's columns are accumulated row by row, so a pass keeps `VALUE_COLS / N`
+/// independent accumulator chains busy (one block's four on AVX2 would wait on the FMA
+/// latency).
 #[inline(always)]
 pub(crate) fn weighted_rows<L: Lanes>(
     rows: usize,
     out: &mut [f32],
-    weight: impl Fn(usize) -> f32,
+    group: usize,
+    weight: impl Fn(usize, usize) -> f32,
     row: impl Fn(usize, Range<usize>) -> L,
 ) {
     for pass in (0..out.len()).step_by(VALUE_COLS) {
         let width = VALUE_COLS.min(out.len() - pass);
         let cols = &mut out[pass..pass + width];
+        let weight = |t, c: usize| weight(t, pass + c);
         let row = |t, r: Range<usize>| row(t, pass + r.start..pass + r.end);
         // A constant width for whole passes lets the accumulators live in registers.
         if width == VALUE_COLS {
-            weighted_pass(rows, VALUE_COLS, cols, &weight, row);
+            weighted_pass(rows, VALUE_COLS, group, cols, weight, row);
         } else {
-            weighted_pass(rows, width, cols, &weight, row);
+            weighted_pass(rows, width, group, cols, weight, row);
         }
     }
 }
@@ -412,14 +420,18 @@ pub(crate) fn weighted_rows<L: Lanes>(
 fn weighted_pass<L: Lanes>(
     rows: usize,
     width: usize,
+    group: usize,
     out: &mut [f32],
-    weight: impl Fn(usize) -> f32,
+    weight: impl Fn(usize, usize) -> f32,
     row: impl Fn(usize, Range<usize>) -> L,
 ) {
     let mut acc = [L::zero(); VALUE_COLS / 4];
     for t in 0..rows {
-        let wt = L::splat(weight(t));
+        let mut wt = L::zero();
         for (a, r) in acc.iter_mut().zip(chunks::<L>(width)) {
+            if r.start % group == 0 {
+                wt = L::splat(weight(t, r.start));
+            }
             *a = wt.mul_add(row(t, r), *a);
         }
     }
@@ -433,5 +445,11 @@ fn weighted_pass<L: Lanes>(
 pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f32]) {
     let d = out.len();
     assert_eq!(values.len(), p.len() * d, "values are not p.len() × head_dim");
-    weighted_rows::<L>(p.len(), out, |t| p[t], |t, cols| load_f16(&values[t * d..][cols]));
+    weighted_rows::<L>(
+        p.len(),
+        out,
+        VALUE_COLS,
+        |t, _| p[t],
+        |t, cols| load_f16(&values[t * d..][cols]),
+    );
 }

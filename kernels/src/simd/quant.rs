@@ -2,6 +2,8 @@
 //! type. Quantization is bit-exact with [`crate::scalar`]: the same scale, the same products
 //! and the same rounding (half away from zero).
 
+use core::ops::Range;
+
 use half::f16;
 
 use super::lanes::Lanes;
@@ -62,12 +64,10 @@ pub(crate) fn attn_values_q8<L: Lanes>(p: &[f32], values: &[BlockQ8_0], out: &mu
     let nb = out.len() / QK;
     assert_eq!(out.len(), nb * QK, "head_dim is not a multiple of QK");
     assert_eq!(values.len(), p.len() * nb, "values are not p.len() × blocks");
-    // Pass b covers block b of every row; row t weighs p[t]·d[t][b], as in the reference.
-    for (b, ob) in out.chunks_exact_mut(QK).enumerate() {
-        let block = |t: usize| &values[t * nb + b];
-        let weight = |t: usize| p[t] * L::f16_to_f32(block(t).d);
-        weighted_rows::<L>(p.len(), ob, weight, |t, cols| L::load_i8(&block(t).qs[cols]));
-    }
+    let block = |t: usize, c: usize| &values[t * nb + c / QK];
+    let weight = |t, c| p[t] * L::f16_to_f32(block(t, c).d);
+    let row = |t, cols: Range<usize>| L::load_i8(&block(t, cols.start).qs[cols.start % QK..]);
+    weighted_rows::<L>(p.len(), out, QK, weight, row);
 }
 
 /// See [`crate::scalar::attn_scores_q8`]. `block(acc, key, query)` adds one block's
