@@ -87,8 +87,15 @@ entries! { "avx2,fma,f16c";
             let d = _mm256_set1_ps(F32x8::f16_to_f32(kb.d) * qb.d);
             _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(block_dot_q8(&kb.qs, &qb.qs)), acc)
         };
-        quant::attn_scores_q8(q, keys, scale, out, _mm256_setzero_ps(), block, |acc| {
-            F32x8::from_raw(acc).reduce_sum()
+        quant::attn_scores_q8(q, keys, scale, out, _mm256_setzero_ps(), block, |[a, b, c, d]| {
+            // Pairwise sums of four vectors: lanes 0-3 and 4-7 of `abcd` hold halves of the
+            // four totals.
+            let abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+            let sums = _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps::<1>(abcd));
+            let mut out = [0.0; 4];
+            // SAFETY: `out` holds 4 f32.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+            out
         })
     }
 }

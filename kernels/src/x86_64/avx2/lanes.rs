@@ -8,14 +8,6 @@ use crate::simd::lanes::{Lanes, lane_fns};
 #[derive(Clone, Copy)]
 pub(crate) struct F32x8(__m256);
 
-impl F32x8 {
-    /// Wraps a register; only inside avx2 functions (see the type).
-    #[inline(always)]
-    pub(crate) fn from_raw(v: __m256) -> Self {
-        Self(v)
-    }
-}
-
 const SIGN: f32 = -0.0;
 
 impl Lanes for F32x8 {
