@@ -398,7 +398,12 @@ fn t_tile<L: Lanes, const MR: usize, const NV: usize, const FULL: bool>(
 /// The rows of [`matmul_f32_t`] for the `NV` column vectors from `c0`: `T_ROWS` at a time,
 /// then one at a time.
 #[inline(always)]
-fn t_columns<L: Lanes, const NV: usize, const FULL: bool>(b: &[f32], x: &[f32], out: &mut OutCols<'_>, c0: usize) {
+fn t_columns<L: Lanes, const NV: usize, const FULL: bool>(
+    b: &[f32],
+    x: &[f32],
+    out: &mut OutCols<'_>,
+    c0: usize,
+) {
     let n = out.n();
     let mut t = 0;
     while n - t >= T_ROWS {
