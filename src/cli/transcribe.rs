@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use edgelm::audio::{LogMel, load_audio, mel::FASTER_WHISPER_PADDING};
-use edgelm::whisper::{Task, TranscribeOptions, Transcript, Whisper, WhisperOptions, transcribe};
+use edgelm::whisper::{
+    AudioContext, Task, TranscribeOptions, Transcript, Whisper, WhisperOptions, transcribe,
+};
 
 use super::common::{invalid, load, threads};
 
@@ -17,6 +19,16 @@ pub enum TaskArg {
     Transcribe,
     /// English text.
     Translate,
+}
+
+/// `--audio-ctx`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum AudioCtxArg {
+    /// Every window is encoded as 30 s (the audio zero-padded), as the model was trained.
+    Full,
+    /// A window is encoded as long as its audio plus 1 s (rounded up to 1.28 s steps): faster
+    /// on short audio, but the transcript may differ.
+    Auto,
 }
 
 /// Arguments of `edgelm transcribe`.
@@ -38,6 +50,9 @@ pub struct TranscribeArgs {
     /// Transcribe, or translate into English.
     #[arg(long, value_enum, default_value = "transcribe")]
     pub task: TaskArg,
+    /// Encoder positions per window: all (30 s) or as many as the audio needs.
+    #[arg(long, value_enum, default_value = "full")]
+    pub audio_ctx: AudioCtxArg,
     /// Print the segments as JSON (start, end, text, tokens, average log-probability).
     #[arg(long, conflicts_with_all = ["srt", "vtt"])]
     pub json: bool,
@@ -113,6 +128,10 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let (model, _) = load(&args.model)?;
     let opts = WhisperOptions {
         threads: threads("-t", args.threads, args.force_threads)?,
+        audio_ctx: match args.audio_ctx {
+            AudioCtxArg::Full => AudioContext::Full,
+            AudioCtxArg::Auto => AudioContext::Auto,
+        },
         ..Default::default()
     };
     let mut whisper = Whisper::new(&model, &opts)?;

@@ -81,6 +81,45 @@ pub struct Whisper<'m> {
     self_kv: KvCache,
     /// Cross-attention keys and values of the encoded window.
     cross_kv: KvCache,
+    /// How many encoder positions a window gets.
+    audio_ctx: AudioContext,
+    /// Encoder positions of the last window (its rows of `enc.x` and of the cross cache).
+    encoded: usize,
+}
+
+/// How many of the encoder's positions (20 ms each, `audio_ctx` of them: 1500, 30 s) a window
+/// is encoded with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AudioContext {
+    /// Every position, the audio zero-padded to 30 s: what the model was trained on and what
+    /// faster-whisper and the reference implementations do.
+    #[default]
+    Full,
+    /// Only the positions that hold audio, plus [`AUTO_MARGIN`] positions, rounded up to a
+    /// multiple of [`AUTO_STEP`] (whisper.cpp's `--audio-ctx`, chosen per window): a 3 s command
+    /// costs a 4 s window, not a 30 s one. The encoder is bidirectional and the positions are
+    /// absolute, so a shorter window changes the result (see docs/BENCHMARKS.md).
+    Auto,
+}
+
+/// Positions [`AudioContext::Auto`] adds after the audio (1 s): a window cut right at the end of
+/// the speech makes the decoder loop or miss the last words.
+pub const AUTO_MARGIN: usize = 50;
+/// [`AudioContext::Auto`] rounds the positions up to a multiple of this.
+pub const AUTO_STEP: usize = 64;
+
+impl AudioContext {
+    /// Encoder positions for a window whose first `content` mel frames hold audio, out of a
+    /// model's `audio_ctx`.
+    pub fn positions(self, content: usize, audio_ctx: usize) -> usize {
+        match self {
+            AudioContext::Full => audio_ctx,
+            AudioContext::Auto => {
+                let wanted = content.div_ceil(2) + AUTO_MARGIN;
+                (wanted.div_ceil(AUTO_STEP) * AUTO_STEP).min(audio_ctx)
+            }
+        }
+    }
 }
 
 /// Threads and kernels of a [`Whisper`] runner.
@@ -93,6 +132,8 @@ pub struct WhisperOptions {
     /// Element type of the self- and cross-attention caches (f16 by default; f32 for
     /// reference comparisons).
     pub kv_type: KvType,
+    /// Encoder positions per window (all of them by default).
+    pub audio_ctx: AudioContext,
 }
 
 impl<'m> Whisper<'m> {
@@ -151,6 +192,8 @@ impl<'m> Whisper<'m> {
             xq,
             self_kv,
             cross_kv,
+            audio_ctx: options.audio_ctx,
+            encoded: a,
         })
     }
 
@@ -179,17 +222,26 @@ impl<'m> Whisper<'m> {
     /// Encodes one window's log-mel spectrogram (`n_mels` rows of [`Whisper::window_frames`]
     /// values) and fills the cross-attention cache from it.
     pub fn encode(&mut self, mel: &[f32]) -> Result<(), WhisperError> {
+        self.encode_content(mel, self.window_frames())
+    }
+
+    /// As [`Whisper::encode`] for a window whose first `content` frames hold audio (the rest is
+    /// padding), with as many encoder positions as [`WhisperOptions::audio_ctx`] gives it.
+    pub fn encode_content(&mut self, mel: &[f32], content: usize) -> Result<(), WhisperError> {
         let c = self.model.config();
         let w = whisper_config(c);
-        let want = w.n_mels * self.window_frames();
-        if mel.len() != want {
+        let window = self.window_frames();
+        let want = w.n_mels * window;
+        if mel.len() != want || content > window {
             return Err(WhisperError::Input(format!(
-                "a window's spectrogram has {want} values ({} mel bins × {} frames), got {}",
+                "a window's spectrogram has {want} values ({} mel bins × {window} frames, at most \
+                 {window} of them audio), got {} values with {content} frames of audio",
                 w.n_mels,
-                self.window_frames(),
                 mel.len()
             )));
         }
+        let positions = self.audio_ctx.positions(content, w.audio_ctx);
+        self.encoded = positions;
         let weights = self.model.whisper()?;
         let k = self.engine.kernels;
         let Whisper {
@@ -200,16 +252,16 @@ impl<'m> Whisper<'m> {
             ..
         } = self;
         engine.install(|| {
-            encoder::forward(k, c, weights, mel, enc, xq);
-            encoder::fill_cross(k, c, weights, &enc.x, &mut enc.qkv, xq, cross_kv);
+            encoder::forward(k, c, weights, mel, positions, enc, xq);
+            encoder::fill_cross(k, c, weights, &enc.x, positions, &mut enc.qkv, xq, cross_kv);
         });
         Ok(())
     }
 
-    /// The encoder output of the last window, `audio_ctx × hidden`.
+    /// The encoder output of the last window, one row of `hidden` per encoder position
+    /// (`audio_ctx` of them unless [`WhisperOptions::audio_ctx`] cuts the window).
     pub fn encoder_output(&self) -> &[f32] {
-        let c = self.model.config();
-        &self.enc.x[..whisper_config(c).audio_ctx * c.hidden_size]
+        &self.enc.x[..self.encoded * self.model.config().hidden_size]
     }
 
     /// Runs the decoder on `tokens` at positions `pos0..` (the earlier positions' keys and
@@ -237,9 +289,11 @@ impl<'m> Whisper<'m> {
             xq,
             self_kv,
             cross_kv,
+            encoded,
             ..
         } = self;
-        engine.install(|| decoder_forward(k, c, weights, tokens, pos0, dec, xq, self_kv, cross_kv));
+        let cross = (&*cross_kv, *encoded);
+        engine.install(|| decoder_forward(k, c, weights, tokens, pos0, dec, xq, self_kv, cross));
         Ok(&mut self.dec.logits)
     }
 }
@@ -262,7 +316,7 @@ fn decoder_forward(
     s: &mut DecoderScratch,
     xq: &mut [BlockQ8Act],
     self_kv: &mut KvCache,
-    cross_kv: &KvCache,
+    (cross_kv, audio_ctx): (&KvCache, usize),
 ) {
     let chunks = rayon::current_num_threads();
     let (n, h, ff, hd, eps) = (
@@ -286,7 +340,6 @@ fn decoder_forward(
         window: None,
     };
     let ctx = self_kv.context();
-    let audio_ctx = cross_kv.context();
     for (l, layer) in w.decoder.iter().enumerate() {
         // Causal self-attention over the tokens so far.
         norm::layer_rows(k, &s.x[..nh], layer.attn_norm, eps, &mut s.xn[..nh]);
@@ -348,4 +401,24 @@ fn decoder_forward(
     let last = &s.x[(n - 1) * h..nh];
     norm::layer_rows(k, last, w.output_norm, eps, &mut s.xn[..h]);
     w.output.apply(k, &s.xn[..h], xq, 1, &mut s.logits, chunks);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Auto keeps the audio's positions plus a second, in steps of 64, never past the model's.
+    #[test]
+    fn auto_context_covers_the_audio_and_a_margin() {
+        assert_eq!(AudioContext::Full.positions(10, 1500), 1500);
+        // 11 s (1100 frames, 550 positions) + 50 → 640.
+        assert_eq!(AudioContext::Auto.positions(1100, 1500), 640);
+        assert_eq!(AudioContext::Auto.positions(0, 1500), 64);
+        assert_eq!(AudioContext::Auto.positions(3000, 1500), 1500);
+        for content in 0..=3000 {
+            let p = AudioContext::Auto.positions(content, 1500);
+            assert!(p <= 1500 && (p == 1500 || p.is_multiple_of(AUTO_STEP)));
+            assert!(p == 1500 || 2 * p >= content + 2 * AUTO_MARGIN, "{content}: {p}");
+        }
+    }
 }

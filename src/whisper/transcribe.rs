@@ -305,7 +305,7 @@ pub fn transcribe(
             dst[..size].copy_from_slice(&row[seek..seek + size]);
         }
         let start = std::time::Instant::now();
-        let r = w.encode(&segment);
+        let r = w.encode_content(&segment, size);
         out.encode_seconds += start.elapsed().as_secs_f64();
         out.windows += 1;
         r

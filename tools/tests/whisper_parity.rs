@@ -199,34 +199,50 @@ fn whisper_base_matches_transformers_on_jfk() {
 }
 
 /// The whole path on JFK: Whisper base at q8_0 transcribes to faster-whisper's greedy segments
-/// (faster-whisper 1.2.1, base, float32, beam 1), timestamps and tokens included.
+/// (faster-whisper 1.2.1, base, float32, beam 1), timestamps and tokens included; so it does with
+/// the window cut to the audio (`AudioContext::Auto`: 640 of the 1500 encoder positions), which
+/// changes the encoder output but not, on this clip, the transcript.
 #[test]
 fn whisper_base_transcribes_jfk_as_faster_whisper() {
     use edgelm::audio::LogMel;
     use edgelm::audio::mel::FASTER_WHISPER_PADDING;
-    use edgelm::whisper::{TranscribeOptions, transcribe};
+    use edgelm::whisper::{AudioContext, TranscribeOptions, transcribe};
     let (Some(dir), Some(wav)) = (optional_model("whisper-base"), optional_model("audio/jfk.wav")) else {
         return;
     };
     let samples = edgelm::audio::load_audio(&wav).unwrap();
     let model = Model::from_packed(common::convert_path(&dir, "q8_0")).unwrap();
-    let mut w = Whisper::new(
-        &model,
-        &WhisperOptions {
-            threads: Some(2),
-            ..Default::default()
-        },
-    )
-    .unwrap();
     let mut mel = Vec::new();
     let filters = model.whisper().unwrap().mel_filters.to_vec();
     let frames =
         LogMel::with_filters(filters, 80)
             .unwrap()
             .compute(&samples, FASTER_WHISPER_PADDING, &mut mel);
-    // Language detected, as faster-whisper does without --language.
-    let t = transcribe(&mut w, &mel, frames, frames - 1, &TranscribeOptions::default()).unwrap();
-    assert_eq!(t.language, "en");
+    for audio_ctx in [AudioContext::Full, AudioContext::Auto] {
+        let opts = WhisperOptions {
+            threads: Some(2),
+            audio_ctx,
+            ..Default::default()
+        };
+        let mut w = Whisper::new(&model, &opts).unwrap();
+        // Language detected, as faster-whisper does without --language.
+        let t = transcribe(&mut w, &mel, frames, frames - 1, &TranscribeOptions::default()).unwrap();
+        let positions = w.encoder_output().len() / model.config().hidden_size;
+        assert_eq!(
+            positions,
+            if audio_ctx == AudioContext::Auto {
+                640
+            } else {
+                1500
+            }
+        );
+        assert_eq!(t.language, "en", "{audio_ctx:?}");
+        check_jfk_segments(&t);
+    }
+}
+
+/// faster-whisper's greedy JFK segments.
+fn check_jfk_segments(t: &edgelm::whisper::Transcript) {
     let got: Vec<(f32, f32, &str, &[u32])> = t
         .segments
         .iter()
