@@ -270,6 +270,13 @@ fn text_of(w: &Whisper<'_>, tokens: &[u32], eot: u32) -> String {
     String::from_utf8_lossy(&w.model().tokenizer().decode(&ids)).into_owned()
 }
 
+/// Whether a failed attempt `(average log-probability, too repetitive)` is a better last resort
+/// than an earlier one: faster-whisper keeps the best average log-probability among the
+/// attempts under the compression threshold, or among all when none is (the first of equals).
+fn outranks(new: (f32, bool), old: (f32, bool)) -> bool {
+    (old.1 && !new.1) || (old.1 == new.1 && new.0 > old.0)
+}
+
 /// Decodes the encoded window after `prompt` (whose `sot_at` token is the start of
 /// transcript) as faster-whisper's `generate_with_fallback`: beam search, then sampling at
 /// each further temperature while the text is too repetitive or too improbable (unless the
@@ -348,13 +355,9 @@ fn decode_window(
         if !(repetitive || improbable) || silence {
             return Ok(result);
         }
-        let better = match &best {
-            None => true,
-            Some((b, b_repetitive)) => {
-                (*b_repetitive && !repetitive) || (*b_repetitive == repetitive && avg_logprob > b.avg_logprob)
-            }
-        };
-        if better {
+        if best.as_ref().is_none_or(|(b, b_repetitive)| {
+            outranks((avg_logprob, repetitive), (b.avg_logprob, *b_repetitive))
+        }) {
             best = Some((result, repetitive));
         }
     }
@@ -579,6 +582,25 @@ mod tests {
         let mut logits = vec![0.0f32; 32];
         apply_rules(&mut logits, &[18, 5, 20, 20], &[], &[], &T, &o);
         assert!(logits[16..].iter().all(|v| v.is_infinite()) && logits[5].is_finite());
+    }
+
+    #[test]
+    fn the_last_resort_is_the_likeliest_text_under_the_compression_threshold() {
+        // (average log-probability, too repetitive) of the attempts at each temperature.
+        let pick = |attempts: &[(f32, bool)]| {
+            (1..attempts.len()).fold(0, |b, i| if outranks(attempts[i], attempts[b]) { i } else { b })
+        };
+        assert_eq!(
+            pick(&[
+                (-1.5, true),
+                (-1.2, false),
+                (-0.9, true),
+                (-1.3, false),
+                (-1.2, false)
+            ]),
+            1
+        );
+        assert_eq!(pick(&[(-1.5, true), (-1.1, true), (-1.4, true)]), 1);
     }
 
     #[test]
