@@ -5,8 +5,8 @@
 #
 #   benches/whisper/compare.sh [EDGELM_BIN EDGELM_MODEL]
 #
-# Without EDGELM_BIN the peers alone are measured. Environment: REPS (3), THREADS ("1 2"), BEAMS ("1"; "1 5"
-# once edgelm has --beam), CLIPS (jfk.wav clip60.wav, under $EDGELM_MODELS/audio: tools/fetch-models.sh,
+# Without EDGELM_BIN the peers alone are measured. Environment: REPS (3), THREADS ("1 2"), BEAMS ("1"; "1 5" for
+# beam 5 as well), CLIPS (jfk.wav clip60.wav, under $EDGELM_MODELS/audio: tools/fetch-models.sh,
 # benches/whisper/make_speech.sh), WCPP_TYPE (whisper.cpp weights: f16, or q8_0 ... made with whisper-quantize),
 # AUTO (1: also edgelm with --audio-ctx auto, as the system "edgelm-auto"; 0: not).
 #
@@ -54,7 +54,7 @@ trap 'rm -rf "$tmp"' EXIT
 run() {
   local system=$1 clip=$2 t=$3 beam=$4 audio=$MODELS/audio/$2 encode="" inproc="" extra=0 text
   local flags=()
-  [ "$beam" = 1 ] || flags+=(--beam "$beam")
+  flags+=(--beam "$beam")
   [ "$system" != edgelm-auto ] || flags+=(--audio-ctx auto)
   case $system in
     edgelm | edgelm-auto)

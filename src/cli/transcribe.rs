@@ -62,6 +62,16 @@ pub struct TranscribeArgs {
     /// Print the segments as WebVTT subtitles.
     #[arg(long)]
     pub vtt: bool,
+    /// Beam size of the decoding at temperature 0 (1: greedy), as faster-whisper's default.
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    /// Temperatures tried in turn while a window's text is too repetitive or improbable
+    /// (comma-separated; those above 0 sample 5 candidates).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.4,0.6,0.8,1")]
+    pub temperature: Vec<f32>,
+    /// Decode each window once, at the first temperature (no fallback).
+    #[arg(long)]
+    pub no_fallback: bool,
 }
 
 /// `h:mm:ss.mmm` (or with a comma for SRT).
@@ -93,6 +103,8 @@ fn json(t: &Transcript) -> serde_json::Value {
                 "tokens": s.tokens,
                 "avg_logprob": s.avg_logprob,
                 "no_speech_prob": s.no_speech_prob,
+                "temperature": s.temperature,
+                "compression_ratio": s.compression_ratio,
             })
         })
         .collect();
@@ -124,6 +136,17 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     if args.threads == Some(0) {
         return Err(invalid("-t", 0, "at least 1"));
     }
+    if args.beam == 0 {
+        return Err(invalid("--beam", 0, "at least 1"));
+    }
+    if let Some(t) = args.temperature.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+        return Err(invalid("--temperature", t, "a number of at least 0"));
+    }
+    let mut temperatures = args.temperature.clone();
+    if args.no_fallback {
+        temperatures.truncate(1);
+    }
+    let defaults = TranscribeOptions::default();
     let start = Instant::now();
     let (model, _) = load(&args.model)?;
     let opts = WhisperOptions {
@@ -132,6 +155,12 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
             AudioCtxArg::Full => AudioContext::Full,
             AudioCtxArg::Auto => AudioContext::Auto,
         },
+        // A cache per beam, or per sampled candidate where a temperature samples.
+        sequences: Some(if temperatures.iter().any(|&t| t > 0.0) {
+            args.beam.max(defaults.best_of)
+        } else {
+            args.beam
+        }),
         ..Default::default()
     };
     let mut whisper = Whisper::new(&model, &opts)?;
@@ -150,7 +179,9 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
             TaskArg::Transcribe => Task::Transcribe,
             TaskArg::Translate => Task::Translate,
         },
-        ..Default::default()
+        beam_size: args.beam,
+        temperatures,
+        ..defaults
     };
     // faster-whisper: the last frame comes from the one-hop padding.
     let t = transcribe(&mut whisper, &mel, frames, frames.saturating_sub(1), &options)?;
