@@ -1,0 +1,230 @@
+//! What `transcribe --stream` and `assist` share: audio read on its own thread (so that it keeps
+//! arriving while the models compute) and handed to a [`Stream`] in batches, partial text on
+//! stderr, and the stream's real-time factor.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+
+use anyhow::Context;
+use edgelm::audio::{AudioError, RawFormat, RawReader, WHISPER_RATE, load_audio};
+use edgelm::whisper::stream::{Stream, StreamEvent, StreamOptions};
+use edgelm::whisper::{TranscribeOptions, Whisper};
+
+/// Samples per message from the reading thread (0.1 s).
+const CHUNK: usize = WHISPER_RATE as usize / 10;
+/// Messages the reading thread runs ahead before it waits (60 s of audio).
+const QUEUE: usize = 600;
+/// Silence played after each file of a WAV list, so that the gate closes its utterance.
+const GAP: usize = WHISPER_RATE as usize;
+
+/// Where the audio comes from.
+pub enum Source {
+    /// Headerless 16 kHz mono PCM from a file or, for `-`, standard input (`arecord -t raw`).
+    Raw {
+        /// The file, or `-`.
+        path: PathBuf,
+        /// Its sample format.
+        format: RawFormat,
+    },
+    /// WAV files played one after another, each followed by a second of silence.
+    Wavs(Vec<PathBuf>),
+}
+
+/// `--raw-format`: a [`RawFormat`] by name.
+pub fn parse_raw_format(name: &str) -> Result<RawFormat, String> {
+    RawFormat::parse(name).ok_or_else(|| format!("unknown raw sample format {name:?} (s16le or f32le)"))
+}
+
+/// The reading thread's end of the audio.
+pub struct Listener {
+    rx: Receiver<Result<Vec<f32>, AudioError>>,
+}
+
+impl Listener {
+    /// Opens the source and starts reading it on its own thread.
+    pub fn start(source: Source) -> anyhow::Result<Listener> {
+        let (tx, rx) = sync_channel(QUEUE);
+        match source {
+            Source::Raw { path, format } => {
+                let input: Box<dyn Read + Send> = if path == Path::new("-") {
+                    Box::new(std::io::stdin())
+                } else {
+                    Box::new(
+                        std::fs::File::open(&path)
+                            .with_context(|| format!("cannot open the audio stream {}", path.display()))?,
+                    )
+                };
+                std::thread::spawn(move || read_raw(RawReader::new(input, format, CHUNK), &tx));
+            }
+            Source::Wavs(paths) => {
+                std::thread::spawn(move || read_wavs(&paths, &tx));
+            }
+        }
+        Ok(Listener { rx })
+    }
+
+    /// Waits for samples, then appends to `batch` all that have arrived. Returns whether the
+    /// reader has nothing more waiting (the models keep up), or `None` at the end of the audio.
+    pub fn next(&self, batch: &mut Vec<f32>) -> Result<Option<bool>, AudioError> {
+        match self.rx.recv() {
+            Ok(samples) => batch.extend_from_slice(&samples?),
+            Err(_) => return Ok(None),
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(samples) => batch.extend_from_slice(&samples?),
+                Err(TryRecvError::Empty) => return Ok(Some(true)),
+                // The end comes with the next call.
+                Err(TryRecvError::Disconnected) => return Ok(Some(false)),
+            }
+        }
+    }
+}
+
+/// Sends raw PCM in chunks until the end, or an error (the receiver gone: stop quietly).
+fn read_raw(mut reader: RawReader<Box<dyn Read + Send>>, tx: &SyncSender<Result<Vec<f32>, AudioError>>) {
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        match reader.read_into(&mut chunk) {
+            Ok(0) => return,
+            Ok(_) => {
+                if tx.send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// Sends each WAV file's samples (at 16 kHz), then a second of silence.
+fn read_wavs(paths: &[PathBuf], tx: &SyncSender<Result<Vec<f32>, AudioError>>) {
+    for path in paths {
+        let samples = match load_audio(path) {
+            Ok(samples) => samples,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let gap = std::iter::repeat_n(0.0, GAP);
+        for chunk in samples.into_iter().chain(gap).collect::<Vec<_>>().chunks(CHUNK) {
+            if tx.send(Ok(chunk.to_vec())).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs `stream` over the listener's audio, handing each event to `on_event`, until the audio
+/// ends. Partial text is only asked for while the models keep up with the audio. A read error
+/// still closes the stream (the final text of the open utterance) before it is returned.
+pub fn listen(
+    stream: &mut Stream<'_>,
+    listener: &Listener,
+    mut on_event: impl FnMut(StreamEvent) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (mut batch, mut events) = (Vec::new(), Vec::new());
+    loop {
+        batch.clear();
+        let read = listener.next(&mut batch);
+        match read {
+            Ok(Some(caught_up)) => stream.push(&batch, caught_up, &mut events)?,
+            Ok(None) | Err(_) => stream.finish(&mut events)?,
+        }
+        for event in events.drain(..) {
+            on_event(event)?;
+        }
+        match read {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Partial text on stderr: rewritten in place on a terminal, one `partial:` line each otherwise.
+pub struct Partials {
+    tty: bool,
+    shown: bool,
+}
+
+impl Partials {
+    /// For this process's stderr.
+    pub fn new() -> Partials {
+        Partials {
+            tty: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    /// Shows the open utterance's text so far.
+    pub fn show(&mut self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        // Progress on stderr: a failed write is no reason to stop.
+        let _ = if self.tty {
+            self.shown = true;
+            write!(err, "\r\x1b[K… {text}").and_then(|()| err.flush())
+        } else {
+            writeln!(err, "partial: {text}")
+        };
+    }
+
+    /// Takes the partial text off the terminal before other output.
+    pub fn clear(&mut self) {
+        if std::mem::take(&mut self.shown) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K").and_then(|()| err.flush());
+        }
+    }
+}
+
+/// The stream's totals and real-time factor, on stderr.
+pub fn report(stream: &Stream<'_>) {
+    let s = stream.stats();
+    let (audio, compute) = (s.audio_seconds(), s.compute.as_secs_f64());
+    eprintln!(
+        "stream: {audio:.1} s of audio, {} utterance(s), {} encoder pass(es) ({} for partial text), {} thread(s): \
+compute {compute:.2} s, {:.1}x faster than real time (real-time factor {:.3})",
+        s.utterances,
+        s.encoder_passes,
+        s.partials,
+        stream.whisper().threads(),
+        audio / compute.max(1e-9),
+        compute / audio.max(1e-9),
+    );
+}
+
+/// `edgelm transcribe --stream`: the final text of each utterance on stdout, one line each.
+pub fn transcribe(whisper: Whisper<'_>, options: TranscribeOptions, source: Source) -> anyhow::Result<()> {
+    let listener = Listener::start(source)?;
+    let mut stream = Stream::new(
+        whisper,
+        StreamOptions {
+            transcribe: options,
+            ..StreamOptions::default()
+        },
+    )?;
+    let mut partials = Partials::new();
+    let mut stdout = std::io::stdout();
+    let result = listen(&mut stream, &listener, |event| {
+        match event {
+            StreamEvent::Partial { text, .. } => partials.show(&text),
+            StreamEvent::Final { text, .. } => {
+                partials.clear();
+                if !text.is_empty() {
+                    writeln!(stdout, "{text}")?;
+                    stdout.flush()?;
+                }
+            }
+        }
+        Ok(())
+    });
+    partials.clear();
+    report(&stream);
+    result
+}
