@@ -16,11 +16,14 @@ use std::sync::{Arc, Mutex};
 use edgelm_tools::convert::{Input, convert_to_bytes, load};
 use edgelm_tools::plan::{Options, Target};
 
+/// A source, its `--quant`, and the packed bytes.
+type Converted = (PathBuf, String, Arc<Vec<u8>>);
+
 /// Converts a model folder or GGUF file to a packed file in `dir` (each model once for all the
 /// tests).
 fn convert(input: &Path, quant: &str, dir: &Path) -> PathBuf {
-    static DONE: Mutex<Vec<(PathBuf, String, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
-    let find = |done: &[(PathBuf, String, Arc<Vec<u8>>)]| {
+    static DONE: Mutex<Vec<Converted>> = Mutex::new(Vec::new());
+    let find = |done: &[Converted]| {
         done.iter()
             .find(|(p, q, _)| p == input && q == quant)
             .map(|(_, _, b)| Arc::clone(b))
