@@ -187,6 +187,10 @@ impl Partials {
 pub fn report(stream: &Stream<'_>) {
     let s = stream.stats();
     let (audio, compute) = (s.audio_seconds(), s.compute.as_secs_f64());
+    if s.samples == 0 {
+        eprintln!("stream: 0.0 s of audio (no complete sample)");
+        return;
+    }
     eprintln!(
         "stream: {audio:.1} s of audio, {} utterance(s), {} encoder pass(es) ({} for partial text), {} thread(s): \
 compute {compute:.2} s, {:.1}x faster than real time (real-time factor {:.3})",
