@@ -19,16 +19,25 @@ use edgelm_tools::plan::{Options, Target};
 /// A source, its `--quant`, and the packed bytes.
 type Converted = (PathBuf, String, Arc<Vec<u8>>);
 
-/// Converts a model folder or GGUF file to a packed file in `dir` (each model once for all the
-/// tests).
+/// Converts a model folder or GGUF file to a packed file in `dir`.
 fn convert(input: &Path, quant: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!(
+        "{}.{quant}.edgelm",
+        input.file_stem().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&out, &*packed(input, quant)).unwrap();
+    out
+}
+
+/// The packed bytes of a model folder or GGUF file (each model converted once for all the tests).
+fn packed(input: &Path, quant: &str) -> Arc<Vec<u8>> {
     static DONE: Mutex<Vec<Converted>> = Mutex::new(Vec::new());
     let find = |done: &[Converted]| {
         done.iter()
             .find(|(p, q, _)| p == input && q == quant)
             .map(|(_, _, b)| Arc::clone(b))
     };
-    // Held while converting: the other test waits for the same model instead of converting it too.
+    // Held while converting: another test waits for the same model instead of converting it too.
     let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
     let bytes = find(&done).unwrap_or_else(|| {
         let (model, tokenizer) = load(&Input::Path(input.to_owned())).unwrap();
@@ -41,12 +50,7 @@ fn convert(input: &Path, quant: &str, dir: &Path) -> PathBuf {
         bytes
     });
     drop(done);
-    let out = dir.join(format!(
-        "{}.{quant}.edgelm",
-        input.file_stem().unwrap().to_string_lossy()
-    ));
-    std::fs::write(&out, &*bytes).unwrap();
-    out
+    bytes
 }
 
 /// Runs `edgelm ARGS` with `input` on its stdin.
@@ -152,6 +156,79 @@ fn stream_prints_one_line_per_utterance() {
         stderr.contains("2 utterance(s)") && stderr.contains("real-time factor"),
         "{stderr}"
     );
+}
+
+#[test]
+fn silence_costs_no_encoder_pass_and_open_speech_gets_partial_text() {
+    use edgelm::whisper::stream::{Stream, StreamEvent, StreamOptions};
+    use edgelm::whisper::{TranscribeOptions, Whisper, WhisperOptions};
+    let name = "sentences/03.wav";
+    let Some((whisper, wavs)) = speech(&[name]) else {
+        return;
+    };
+    let file = edgelm::format::PackedFile::from_bytes(&packed(&whisper, "q8_0")).unwrap();
+    let model = edgelm::model::Model::from_packed(file).unwrap();
+    let options = StreamOptions {
+        transcribe: TranscribeOptions {
+            language: Some("en".into()),
+            ..Default::default()
+        },
+        partial_every: 24_000,
+        ..StreamOptions::default()
+    };
+    let runner = Whisper::new(&model, &WhisperOptions::default()).unwrap();
+    let mut stream = Stream::new(runner, options).unwrap();
+    let mut events = Vec::new();
+    // Three seconds of silence, then of low noise: no utterance, no encoder pass.
+    let mut state = 1u64;
+    let mut audio: Vec<f32> = vec![0.0; 48_000];
+    audio.extend((0..48_000).map(|_| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.002
+    }));
+    for piece in audio.chunks(1600) {
+        stream.push(piece, true, &mut events).unwrap();
+    }
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(stream.stats().encoder_passes, 0);
+    // The sentence (2.5 s) fed as it would arrive: one partial text after 1.5 s of it, then the
+    // final text once the gate has heard 400 ms of quiet after it.
+    let sentence = edgelm::audio::load_audio(&wavs[0]).unwrap();
+    for piece in sentence.chunks(1600).chain(audio[..16_000].chunks(1600)) {
+        stream.push(piece, true, &mut events).unwrap();
+    }
+    let partials: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Partial { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let finals: Vec<(f64, f64, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Final { start, end, text, .. } => Some((*start, *end, text.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finals.len(), 1, "{events:?}");
+    let (start, end, text) = finals[0];
+    assert_eq!(normalize(text), normalize(&reference(name)));
+    // It began within the gate's pre-roll of the sentence (at 6 s), ended after its hangover.
+    let length = sentence.len() as f64 / 16_000.0;
+    assert!(
+        (5.7..=6.1).contains(&start) && end > 6.0 + length - 0.3,
+        "{start}..{end}"
+    );
+    assert!(!partials.is_empty(), "{events:?}");
+    assert!(
+        normalize(text).starts_with(normalize(partials[0]).split(' ').next().unwrap()),
+        "{partials:?} then {text:?}"
+    );
+    let stats = stream.stats();
+    assert_eq!(stats.encoder_passes, stats.partials + 1, "{stats:?}");
+    stream.finish(&mut events).unwrap();
+    assert_eq!(stream.stats().utterances, 1);
 }
 
 #[test]
