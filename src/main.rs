@@ -38,7 +38,7 @@ enum Command {
     Search(cli::search::SearchArgs),
     /// Serve models over HTTP with OpenAI's API (chat, completions, embeddings).
     Serve(Box<cli::serve::ServeArgs>),
-    /// Transcribe speech (a WAV file) with a Whisper model.
+    /// Transcribe speech (a WAV file, or a live stream with --stream) with a Whisper model.
     Transcribe(cli::transcribe::TranscribeArgs),
     /// A voice assistant: speech in (Whisper), answers from a chat model, optionally spoken.
     #[command(args_override_self = true)]
