@@ -159,7 +159,7 @@ fn stream_prints_one_line_per_utterance() {
 }
 
 #[test]
-fn silence_costs_no_encoder_pass_and_open_speech_gets_partial_text() {
+fn silence_and_unheard_audio_cost_no_encoder_pass_and_open_speech_gets_partial_text() {
     use edgelm::whisper::stream::{Stream, StreamEvent, StreamOptions};
     use edgelm::whisper::{TranscribeOptions, Whisper, WhisperOptions};
     let name = "sentences/03.wav";
@@ -225,10 +225,24 @@ fn silence_costs_no_encoder_pass_and_open_speech_gets_partial_text() {
         normalize(text).starts_with(normalize(partials[0]).split(' ').next().unwrap()),
         "{partials:?} then {text:?}"
     );
-    let stats = stream.stats();
+    let stats = stream.stats().clone();
     assert_eq!(stats.encoder_passes, stats.partials + 1, "{stats:?}");
+    // The sentence again, captured while the assistant spoke: the gate opens and closes on it,
+    // nothing is transcribed; then silence and the end of the stream.
+    events.clear();
+    for piece in sentence.chunks(1600) {
+        stream.push_unheard(piece).unwrap();
+    }
+    for piece in audio[..16_000].chunks(1600) {
+        stream.push(piece, true, &mut events).unwrap();
+    }
     stream.finish(&mut events).unwrap();
-    assert_eq!(stream.stats().utterances, 1);
+    let after = stream.stats();
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(
+        (after.utterances, after.unheard, after.encoder_passes),
+        (1, 1, stats.encoder_passes)
+    );
 }
 
 #[test]

@@ -38,7 +38,8 @@ pub struct AssistArgs {
     #[arg(long, default_value = "s16le", value_parser = listen::parse_raw_format)]
     pub raw_format: RawFormat,
     /// A shell command that speaks each answer, given as its standard input (`sh -c`), e.g.
-    /// `espeak-ng --stdout | aplay`.
+    /// `espeak-ng --stdout | aplay`. On the live stream (`-`), what is heard while it runs (the
+    /// assistant's own voice) is not transcribed.
     #[arg(long)]
     pub tts: Option<String>,
     /// Spoken language code (`en`, ...); detected per utterance when absent.
@@ -86,6 +87,7 @@ pub fn run(args: AssistArgs) -> anyhow::Result<()> {
     };
     let system = Some(args.system.as_str()).filter(|s| !s.is_empty());
     let mut chat = Conversation::new(&llm, &args.session, &args.sampling, system, turn)?;
+    let live = args.audio.len() == 1 && args.audio[0].as_os_str() == "-";
     let source = match args.audio.as_slice() {
         [one] if one.as_os_str() == "-" => Source::Raw {
             path: one.clone(),
@@ -113,7 +115,8 @@ pub fn run(args: AssistArgs) -> anyhow::Result<()> {
             }
             let heard = detected.elapsed();
             eprintln!("heard: {text}");
-            answer(&mut chat, &text, args.tts.as_deref(), heard)
+            let deaf = live.then_some(&listener);
+            answer(&mut chat, &text, args.tts.as_deref(), deaf, heard)
         }
     });
     partials.clear();
@@ -121,8 +124,15 @@ pub fn run(args: AssistArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Answers one utterance on stdout, speaks it, and prints the latency of each stage.
-fn answer(chat: &mut Conversation<'_>, text: &str, tts: Option<&str>, heard: Duration) -> anyhow::Result<()> {
+/// Answers one utterance on stdout, speaks it (telling `deaf`, the live stream, when), and
+/// prints the latency of each stage.
+fn answer(
+    chat: &mut Conversation<'_>,
+    text: &str,
+    tts: Option<&str>,
+    deaf: Option<&Listener>,
+    heard: Duration,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut first = None;
     let mut spoken = String::new();
@@ -152,7 +162,11 @@ fn answer(chat: &mut Conversation<'_>, text: &str, tts: Option<&str>, heard: Dur
     );
     if let Some(command) = tts {
         let started = Instant::now();
-        match speak(command, spoken.trim()) {
+        let spoke = speak(command, spoken.trim());
+        if let Some(listener) = deaf {
+            listener.deafen(started, Instant::now());
+        }
+        match spoke {
             Ok(()) => line.push_str(&format!(", tts {:.0} ms", ms(started.elapsed()))),
             Err(e) => eprintln!("warning: the --tts command failed: {e:#}"),
         }

@@ -4,7 +4,9 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::time::Instant;
 
 use anyhow::Context;
 use edgelm::audio::{AudioError, RawFormat, RawReader, WHISPER_RATE, load_audio};
@@ -36,9 +38,22 @@ pub fn parse_raw_format(name: &str) -> Result<RawFormat, String> {
     RawFormat::parse(name).ok_or_else(|| format!("unknown raw sample format {name:?} (s16le or f32le)"))
 }
 
+/// What the reading thread sends: samples, or why it stopped, with the time they were read.
+type Message = (Instant, Result<Vec<f32>, AudioError>);
+
+/// Samples from the reading thread, and whether they are to be heard (see [`Listener::deafen`]).
+pub struct Piece {
+    /// 16 kHz samples.
+    pub samples: Vec<f32>,
+    /// Not read while the listener was deafened.
+    pub heard: bool,
+}
+
 /// The reading thread's end of the audio.
 pub struct Listener {
-    rx: Receiver<Result<Vec<f32>, AudioError>>,
+    rx: Receiver<Message>,
+    /// Spans of time whose audio is not to be transcribed.
+    deaf: Mutex<Vec<(Instant, Instant)>>,
 }
 
 impl Listener {
@@ -61,40 +76,66 @@ impl Listener {
                 std::thread::spawn(move || read_wavs(&paths, &tx));
             }
         }
-        Ok(Listener { rx })
+        Ok(Listener {
+            rx,
+            deaf: Mutex::new(Vec::new()),
+        })
     }
 
-    /// Waits for samples, then appends to `batch` all that have arrived. Returns whether the
-    /// reader has nothing more waiting (the models keep up), or `None` at the end of the audio.
-    pub fn next(&self, batch: &mut Vec<f32>) -> Result<Option<bool>, AudioError> {
-        match self.rx.recv() {
-            Ok(samples) => batch.extend_from_slice(&samples?),
-            Err(_) => return Ok(None),
-        }
+    /// Audio read from `from` to `to` is not to be transcribed (the assistant's own voice).
+    pub fn deafen(&self, from: Instant, to: Instant) {
+        self.deaf
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((from, to));
+    }
+
+    /// Waits for samples, then appends to `batch` all that have arrived, in order. Returns
+    /// whether the reader has nothing more waiting (the models keep up), or `None` at the end of
+    /// the audio.
+    pub fn next(&self, batch: &mut Vec<Piece>) -> Result<Option<bool>, AudioError> {
+        let Ok(first) = self.rx.recv() else {
+            return Ok(None);
+        };
+        self.take(first, batch)?;
         loop {
             match self.rx.try_recv() {
-                Ok(samples) => batch.extend_from_slice(&samples?),
+                Ok(message) => self.take(message, batch)?,
                 Err(TryRecvError::Empty) => return Ok(Some(true)),
                 // The end comes with the next call.
                 Err(TryRecvError::Disconnected) => return Ok(Some(false)),
             }
         }
     }
+
+    /// Appends a message's samples to the batch, joined to the last piece if heard alike.
+    fn take(&self, (read, samples): Message, batch: &mut Vec<Piece>) -> Result<(), AudioError> {
+        let samples = samples?;
+        let mut deaf = self.deaf.lock().unwrap_or_else(|e| e.into_inner());
+        // Messages come in the order they were read: spans that ended before are done with.
+        deaf.retain(|&(_, to)| to >= read);
+        let heard = !deaf.iter().any(|&(from, _)| from <= read);
+        match batch.last_mut() {
+            Some(last) if last.heard == heard => last.samples.extend_from_slice(&samples),
+            _ => batch.push(Piece { samples, heard }),
+        }
+        Ok(())
+    }
 }
 
 /// Sends raw PCM in chunks until the end, or an error (the receiver gone: stop quietly).
-fn read_raw(mut reader: RawReader<Box<dyn Read + Send>>, tx: &SyncSender<Result<Vec<f32>, AudioError>>) {
+fn read_raw(mut reader: RawReader<Box<dyn Read + Send>>, tx: &SyncSender<Message>) {
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
         match reader.read_into(&mut chunk) {
             Ok(0) => return,
             Ok(_) => {
-                if tx.send(Ok(chunk)).is_err() {
+                if tx.send((Instant::now(), Ok(chunk))).is_err() {
                     return;
                 }
             }
             Err(e) => {
-                let _ = tx.send(Err(e));
+                let _ = tx.send((Instant::now(), Err(e)));
                 return;
             }
         }
@@ -102,18 +143,18 @@ fn read_raw(mut reader: RawReader<Box<dyn Read + Send>>, tx: &SyncSender<Result<
 }
 
 /// Sends each WAV file's samples (at 16 kHz), then a second of silence.
-fn read_wavs(paths: &[PathBuf], tx: &SyncSender<Result<Vec<f32>, AudioError>>) {
+fn read_wavs(paths: &[PathBuf], tx: &SyncSender<Message>) {
     for path in paths {
         let samples = match load_audio(path) {
             Ok(samples) => samples,
             Err(e) => {
-                let _ = tx.send(Err(e));
+                let _ = tx.send((Instant::now(), Err(e)));
                 return;
             }
         };
         let gap = std::iter::repeat_n(0.0, GAP);
         for chunk in samples.into_iter().chain(gap).collect::<Vec<_>>().chunks(CHUNK) {
-            if tx.send(Ok(chunk.to_vec())).is_err() {
+            if tx.send((Instant::now(), Ok(chunk.to_vec()))).is_err() {
                 return;
             }
         }
@@ -132,9 +173,17 @@ pub fn listen(
     loop {
         batch.clear();
         let read = listener.next(&mut batch);
-        match read {
-            Ok(Some(caught_up)) => stream.push(&batch, caught_up, &mut events)?,
-            Ok(None) | Err(_) => stream.finish(&mut events)?,
+        for (i, piece) in batch.iter().enumerate() {
+            if piece.heard {
+                // Partial text only after the newest samples.
+                let caught_up = matches!(read, Ok(Some(true))) && i + 1 == batch.len();
+                stream.push(&piece.samples, caught_up, &mut events)?;
+            } else {
+                stream.push_unheard(&piece.samples)?;
+            }
+        }
+        if !matches!(read, Ok(Some(_))) {
+            stream.finish(&mut events)?;
         }
         for event in events.drain(..) {
             on_event(event)?;
@@ -192,9 +241,13 @@ pub fn report(stream: &Stream<'_>) {
         return;
     }
     eprintln!(
-        "stream: {audio:.1} s of audio, {} utterance(s), {} encoder pass(es) ({} for partial text), {} thread(s): \
+        "stream: {audio:.1} s of audio, {} utterance(s){}, {} encoder pass(es) ({} for partial text), {} thread(s): \
 compute {compute:.2} s, {:.1}x faster than real time (real-time factor {:.3})",
         s.utterances,
+        match s.unheard {
+            0 => String::new(),
+            n => format!(" (and {n} heard while the assistant spoke, not transcribed)"),
+        },
         s.encoder_passes,
         s.partials,
         stream.whisper().threads(),

@@ -69,8 +69,10 @@ pub struct StreamStats {
     /// Time spent in [`Stream::push`] and [`Stream::finish`] (gate, spectrogram, encoder,
     /// decoder).
     pub compute: Duration,
-    /// Utterances the gate closed.
+    /// Utterances the gate closed and that were transcribed.
     pub utterances: usize,
+    /// Utterances dropped because they overlapped audio pushed with [`Stream::push_unheard`].
+    pub unheard: usize,
     /// Transcriptions of open utterances.
     pub partials: usize,
     /// Encoder passes, partial ones included.
@@ -101,6 +103,8 @@ pub struct Stream<'m> {
     open: Option<u64>,
     /// Stream index up to which the open utterance was last transcribed.
     partial_at: u64,
+    /// The open utterance overlaps unheard audio: it is dropped when it ends.
+    deaf: bool,
     stats: StreamStats,
 }
 
@@ -121,6 +125,7 @@ impl<'m> Stream<'m> {
             audio_start: 0,
             open: None,
             partial_at: 0,
+            deaf: false,
             stats: StreamStats::default(),
         })
     }
@@ -144,18 +149,37 @@ impl<'m> Stream<'m> {
         partial: bool,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), WhisperError> {
+        self.feed(samples, true, partial, out)
+    }
+
+    /// Feeds samples that must not be transcribed (captured while the assistant's own voice
+    /// played): the gate hears them, so its noise floor stays right, but an utterance that
+    /// overlaps them is dropped when it ends.
+    pub fn push_unheard(&mut self, samples: &[f32]) -> Result<(), WhisperError> {
+        self.feed(samples, false, false, &mut Vec::new())
+    }
+
+    fn feed(
+        &mut self,
+        samples: &[f32],
+        heard: bool,
+        partial: bool,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), WhisperError> {
         let started = Instant::now();
         let from = self.audio.len();
         self.audio.extend(samples.iter().map(|s| s.clamp(-1.0, 1.0)));
         self.stats.samples += samples.len() as u64;
+        self.deaf |= !heard && self.open.is_some();
         let mut events = std::mem::take(&mut self.events);
         events.clear();
         self.vad.push(&self.audio[from..], &mut events);
-        let result = self.boundaries(&events, started, out).and_then(|()| {
+        let result = self.boundaries(&events, started, heard, out).and_then(|()| {
             self.forget();
             match self.open {
                 Some(start)
                     if partial
+                        && !self.deaf
                         && self.options.partial_every > 0
                         && self.stats.samples - self.partial_at >= self.options.partial_every as u64 =>
                 {
@@ -183,17 +207,18 @@ impl<'m> Stream<'m> {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
         self.vad.finish(&mut events);
-        let result = self.boundaries(&events, started, out);
+        let result = self.boundaries(&events, started, true, out);
         self.events = events;
         self.stats.compute += started.elapsed();
         result
     }
 
-    /// Opens and closes utterances at the gate's boundaries.
+    /// Opens and closes utterances at the gate's boundaries (`heard`: in audio to transcribe).
     fn boundaries(
         &mut self,
         events: &[VadEvent],
         detected: Instant,
+        heard: bool,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), WhisperError> {
         for &event in events {
@@ -202,6 +227,12 @@ impl<'m> Stream<'m> {
                     let start = start.max(self.audio_start);
                     self.open = Some(start);
                     self.partial_at = start;
+                    self.deaf = !heard;
+                }
+                VadEvent::End { .. } if self.deaf || !heard => {
+                    self.open = None;
+                    self.deaf = false;
+                    self.stats.unheard += 1;
                 }
                 VadEvent::End { start, end } => {
                     self.open = None;
