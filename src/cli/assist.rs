@@ -87,13 +87,14 @@ pub fn run(args: AssistArgs) -> anyhow::Result<()> {
     };
     let system = Some(args.system.as_str()).filter(|s| !s.is_empty());
     let mut chat = Conversation::new(&llm, &args.session, &args.sampling, system, turn)?;
-    let live = args.audio.len() == 1 && args.audio[0].as_os_str() == "-";
-    let source = match args.audio.as_slice() {
-        [one] if one.as_os_str() == "-" => Source::Raw {
-            path: one.clone(),
+    let live = matches!(args.audio.as_slice(), [one] if one.as_os_str() == "-");
+    let source = if live {
+        Source::Raw {
+            path: "-".into(),
             format: args.raw_format,
-        },
-        paths => Source::Wavs(paths.to_vec()),
+        }
+    } else {
+        Source::Wavs(args.audio.clone())
     };
     let listener = Listener::start(source)?;
     eprintln!(
