@@ -1,16 +1,18 @@
 //! `edgelm transcribe MODEL AUDIO`: speech to text with a Whisper model. The transcript goes to
-//! stdout (plain text, or segments as JSON, SRT or WebVTT), timings to stderr.
+//! stdout (plain text, or segments as JSON, SRT or WebVTT), timings to stderr. With `--stream` the
+//! audio is raw PCM read as it arrives (`cli::listen`): one line per utterance.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use edgelm::audio::{LogMel, load_audio, mel::FASTER_WHISPER_PADDING};
+use edgelm::audio::{LogMel, RawFormat, load_audio, mel::FASTER_WHISPER_PADDING};
 use edgelm::whisper::{
     AudioContext, Task, TranscribeOptions, Transcript, Whisper, WhisperOptions, transcribe,
 };
 
 use super::common::{invalid, load, threads};
+use super::listen::{self, Source};
 
 /// `--task`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -36,8 +38,15 @@ pub enum AudioCtxArg {
 pub struct TranscribeArgs {
     /// The packed Whisper model file.
     pub model: PathBuf,
-    /// A WAV file (any rate, mono or stereo; `-`: standard input).
+    /// A WAV file (any rate, mono or stereo; `-`: standard input); with `--stream`, raw PCM.
     pub audio: PathBuf,
+    /// AUDIO is a live stream of raw 16 kHz mono PCM (`arecord -t raw -f S16_LE -r 16000 -c 1`):
+    /// each utterance is transcribed when it ends (one line on stdout), partial text on stderr.
+    #[arg(long, conflicts_with_all = ["json", "srt", "vtt"])]
+    pub stream: bool,
+    /// Sample format of a `--stream`: s16le or f32le.
+    #[arg(long, default_value = "s16le", value_parser = listen::parse_raw_format, requires = "stream")]
+    pub raw_format: RawFormat,
     /// Worker threads (default: physical performance cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
@@ -164,15 +173,6 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let mut whisper = Whisper::new(&model, &opts)?;
-    let weights = model.whisper()?;
-    let loaded = start.elapsed();
-    let samples = load_audio(&args.audio)?;
-    let n_mels = weights.mel_filters.len() / edgelm::arch::WHISPER_FFT_BINS;
-    let mel_start = Instant::now();
-    let mut mel = Vec::new();
-    let mut logmel = LogMel::with_filters(weights.mel_filters.to_vec(), n_mels)?;
-    let frames = logmel.compute(&samples, FASTER_WHISPER_PADDING, &mut mel);
-    let mel_time = mel_start.elapsed();
     let options = TranscribeOptions {
         language: args.language.clone(),
         task: match args.task {
@@ -183,6 +183,22 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         temperatures,
         ..defaults
     };
+    if args.stream {
+        let source = Source::Raw {
+            path: args.audio,
+            format: args.raw_format,
+        };
+        return listen::transcribe(whisper, options, source);
+    }
+    let weights = model.whisper()?;
+    let loaded = start.elapsed();
+    let samples = load_audio(&args.audio)?;
+    let n_mels = weights.mel_filters.len() / edgelm::arch::WHISPER_FFT_BINS;
+    let mel_start = Instant::now();
+    let mut mel = Vec::new();
+    let mut logmel = LogMel::with_filters(weights.mel_filters.to_vec(), n_mels)?;
+    let frames = logmel.compute(&samples, FASTER_WHISPER_PADDING, &mut mel);
+    let mel_time = mel_start.elapsed();
     // faster-whisper: the last frame comes from the one-hop padding.
     let t = transcribe(&mut whisper, &mel, frames, frames.saturating_sub(1), &options)?;
     let mut stdout = std::io::stdout().lock();

@@ -1,6 +1,7 @@
 //! Whisper speech recognition: the network ([`Whisper`]: conv stem and audio encoder, text
 //! decoder with a self-attention KV cache and a cross-attention cache filled once per 30 s
-//! window) and the decoding rules that turn a spectrogram into timed text ([`transcribe`]).
+//! window), the decoding rules that turn a spectrogram into timed text ([`transcribe`]), and
+//! live transcription of a stream of audio ([`stream`]).
 //!
 //! Every buffer is allocated in [`Whisper::new`]; [`Whisper::encode`] and
 //! [`Whisper::decode`] allocate nothing. The decoder holds several sequences' self-attention
@@ -9,6 +10,7 @@
 
 pub mod beam;
 mod encoder;
+pub mod stream;
 pub mod transcribe;
 
 use edgelm_kernels::layout::QK;
