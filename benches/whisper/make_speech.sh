@@ -8,15 +8,23 @@
 #   audio/sentences/01.wav .. 14.wav     one sentence each (line N of sentences.txt)
 #   audio/clip60.wav                     the 60 s clip
 #
-# Needs: apt-get install -y espeak-ng sox
+# Needs espeak-ng and sox: installed with apt-get (through sudo unless root) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODELS=${EDGELM_MODELS:-$HOME/.cache/edgelm/models}
 OUT=$MODELS/audio
 SENTENCES=tests/fixtures/whisper/sentences.txt
+missing=()
 for tool in espeak-ng sox; do
-  command -v "$tool" >/dev/null || { echo "make_speech.sh needs $tool (apt-get install -y espeak-ng sox)" >&2; exit 1; }
+  command -v "$tool" >/dev/null || missing+=("$tool")
 done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  echo "make_speech.sh: installing ${missing[*]} (apt-get)" >&2
+  "${sudo[@]}" apt-get update -q >&2
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
 [ -f "$OUT/jfk.wav" ] || { echo "$OUT/jfk.wav is missing: run tools/fetch-models.sh" >&2; exit 1; }
 mkdir -p "$OUT/sentences"
 tmp=$(mktemp -d)
