@@ -259,7 +259,10 @@ fn transcribes_jfk_as_faster_whisper(
         );
         assert_eq!(g.text, w["text"].as_str().unwrap());
         assert_eq!(g.tokens, common::ids(&w["tokens"]));
-        assert!((g.avg_logprob - time("avg_logprob")).abs() < 0.01, "{g:?} vs {w}");
+        // A cut window changes the encoder output, so the probabilities (not the text).
+        if audio_ctx == AudioContext::Full {
+            assert!((g.avg_logprob - time("avg_logprob")).abs() < 0.01, "{g:?} vs {w}");
+        }
         assert_eq!(g.temperature, 0.0);
     }
 }
