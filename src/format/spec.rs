@@ -377,7 +377,8 @@ mod tests {
         for t in DType::ALL.into_iter().filter(|t| t.is_quantized()) {
             let tile = t.tile_size().unwrap();
             assert_eq!(tile % 4, 0, "{t}: tiles of u32 fields stay aligned");
-            assert!(tile as f64 <= 1.03 * (TILE_ROWS * t.unit_size()) as f64, "{t}");
+            // At most Q3_K's unpacked 6-bit scales: 3.6 % over the GGUF's blocks.
+            assert!(tile as f64 <= 1.037 * (TILE_ROWS * t.unit_size()) as f64, "{t}");
         }
         assert_eq!(
             tensor_size(DType::F32, Layout::Tiled8, &[8]),
