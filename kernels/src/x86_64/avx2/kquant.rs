@@ -12,7 +12,7 @@ use crate::view::BlockQ8Act;
 /// `layout::kquant`) lined up with a 32-byte chunk register.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn word_bits(word: u32, value: i8) -> __m256i {
+pub(crate) fn word_bits(word: u32, value: i8) -> __m256i {
     let spread = _mm256_set_epi64x(
         0x0303_0303_0303_0303,
         0x0202_0202_0202_0202,
@@ -132,12 +132,24 @@ pub(crate) fn block_q5_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
+    block_q5_k_with(tile, a, acc, |qs, qh, aj| q5_dots(qs, qh, aj));
+}
+
+/// One Q5_K tile times `NT` tokens' super-blocks, with the 5-bit dots `dots` of an ISA.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q5_k_with<const NT: usize>(
+    tile: &TileQ5K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+    dots: impl Fn(&[u8; 128], &[u32; 8], [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
     let ds = (scales(&tile.d), scales(&tile.dmin));
     let (sc, m) = (tile.sc.as_chunks::<8>().0, tile.m.as_chunks::<8>().0);
     let qh = tile.qh.as_chunks::<8>().0;
     for (j, qs) in tile.qs.as_chunks::<128>().0.iter().enumerate() {
         let aj = a.map(|x| &x[j]);
-        scale_k4_sub(ds, (&sc[j], &m[j]), aj, q5_dots(qs, &qh[j], aj), acc);
+        scale_k4_sub(ds, (&sc[j], &m[j]), aj, dots(qs, &qh[j], aj), acc);
     }
 }
 
@@ -153,7 +165,7 @@ fn low_half_sum(a: &BlockQ8Act) -> i32 {
 
 /// Chunk registers of a sub-block's unsigned quants: `(lo, hi)` for chunk `c` hold, per row
 /// lane, the quants of activations `4c..4c + 4` and `16 + 4c..16 + 4c + 4` (as q4 nibbles).
-type QuantChunks = [(__m256i, __m256i); 4];
+pub(crate) type QuantChunks = [(__m256i, __m256i); 4];
 
 /// Per token, eight i32 lanes: `Σ_h s_h · Σ q·a` over the two halves (16 values) of a
 /// sub-block, for quants `q` and each row's scale pair `s` (lane `r`: `(s_lo, s_hi)` as i16).
@@ -207,9 +219,10 @@ fn offset_sub<const SHIFT: i32, const NT: usize>(
     q: &QuantChunks,
     a: [&BlockQ8Act; NT],
     acc: &mut [__m256; NT],
+    half_dots: &impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let s = signed_pairs(sc);
-    let mut dots = scaled_half_dots(q, s, a);
+    let mut dots = half_dots(q, s, a);
     for (d, sums) in dots.iter_mut().zip(scaled_half_sums(s, a)) {
         *d = _mm256_sub_epi32(*d, _mm256_slli_epi32::<SHIFT>(sums));
     }
@@ -224,6 +237,18 @@ pub(crate) fn block_q6_k<const NT: usize>(
     tile: &TileQ6K,
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
+) {
+    block_q6_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+}
+
+/// [`block_q6_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q6_k_with<const NT: usize>(
+    tile: &TileQ6K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+    half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let d = scales(&tile.d);
     let mask = _mm256_set1_epi8(0x30);
@@ -245,7 +270,7 @@ pub(crate) fn block_q6_k<const NT: usize>(
                 _mm256_or_si256(hi, _mm256_and_si256(hh, mask)),
             )
         });
-        offset_sub::<5, NT>(d, &sc[j], &q, a.map(|x| &x[j]), acc);
+        offset_sub::<5, NT>(d, &sc[j], &q, a.map(|x| &x[j]), acc, &half_dots);
     }
 }
 
@@ -277,6 +302,18 @@ pub(crate) fn block_q3_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
+    block_q3_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+}
+
+/// [`block_q3_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q3_k_with<const NT: usize>(
+    tile: &TileQ3K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+    half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
     let d = scales(&tile.d);
     let (qs, qh) = (tile.qs.as_chunks::<64>().0, tile.qh.as_chunks::<8>().0);
     let sc = tile.sc.as_chunks::<16>().0;
@@ -288,7 +325,7 @@ pub(crate) fn block_q3_k<const NT: usize>(
                 _mm256_or_si256(q[c].1, word_bits(qh[j][4 + c], 4)),
             )
         });
-        offset_sub::<2, NT>(d, &sc[j], &q, a.map(|x| &x[j]), acc);
+        offset_sub::<2, NT>(d, &sc[j], &q, a.map(|x| &x[j]), acc, &half_dots);
     }
 }
 
@@ -302,6 +339,18 @@ pub(crate) fn block_q2_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
+    block_q2_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+}
+
+/// [`block_q2_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q2_k_with<const NT: usize>(
+    tile: &TileQ2K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+    half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
     let (d, dmin) = (scales(&tile.d), scales(&tile.dmin));
     let (qs, sc) = (tile.qs.as_chunks::<64>().0, tile.sc.as_chunks::<16>().0);
     for j in 0..SUB_BLOCKS {
@@ -312,7 +361,7 @@ pub(crate) fn block_q2_k<const NT: usize>(
             _mm256_and_si256(s, _mm256_set1_epi16(15)),
             _mm256_srli_epi16::<4>(s),
         );
-        scale_into(d, aj, scaled_half_dots(&plane_chunks(&qs[j]), scale, aj), acc);
+        scale_into(d, aj, half_dots(&plane_chunks(&qs[j]), scale, aj), acc);
         for ((acc, at), m) in acc.iter_mut().zip(aj).zip(scaled_half_sums(min, aj)) {
             let dm = _mm256_mul_ps(dmin, _mm256_set1_ps(at.d));
             *acc = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(m), *acc);
