@@ -358,6 +358,34 @@ impl KvCache {
         self.head_dim
     }
 
+    /// Copies positions `[0, len)` of every layer and head from `src` (a cache of the same
+    /// shape and type), leaving the later positions as they are: a beam search's hypothesis
+    /// taking over its parent's keys and values.
+    pub fn copy_prefix_from(&mut self, src: &KvCache, len: usize) {
+        assert!(
+            self.ctx == src.ctx && self.kv_heads == src.kv_heads && self.head_dim == src.head_dim,
+            "caches of different shapes"
+        );
+        let (heads, ctx, hd) = (self.kv_heads, self.ctx, self.head_dim);
+        for (dst, src) in self.layers.iter_mut().zip(&src.layers) {
+            match (dst, src) {
+                (LayerKv::F32 { k, v }, LayerKv::F32 { k: sk, v: sv }) => {
+                    copy_rows(k, sk, heads, ctx, hd, len);
+                    copy_rows(v, sv, heads, ctx, hd, len);
+                }
+                (LayerKv::F16 { k, v }, LayerKv::F16 { k: sk, v: sv }) => {
+                    copy_rows(k, sk, heads, ctx, hd, len);
+                    copy_rows(v, sv, heads, ctx, hd, len);
+                }
+                (LayerKv::Q8 { k, v }, LayerKv::Q8 { k: sk, v: sv }) => {
+                    copy_rows(k, sk, heads, ctx, hd / QK, len);
+                    copy_rows(v, sv, heads, ctx, hd / QK, len);
+                }
+                _ => panic!("caches of different types"),
+            }
+        }
+    }
+
     /// Moves positions `[from, from + len)` to `[to, to + len)` in every layer and head
     /// (`to < from`), for context shifting.
     pub fn move_positions(&mut self, from: usize, to: usize, len: usize) {
@@ -365,6 +393,15 @@ impl KvCache {
         for layer in &mut self.layers {
             layer.move_positions(heads, ctx, hd, from, to, len);
         }
+    }
+}
+
+/// Copies the first `len` rows of every head from `src` to `dst` (both `heads × ctx` rows of
+/// `row` elements).
+fn copy_rows<T: Copy>(dst: &mut [T], src: &[T], heads: usize, ctx: usize, row: usize, len: usize) {
+    for h in 0..heads {
+        let r = h * ctx * row..(h * ctx + len) * row;
+        dst[r.clone()].copy_from_slice(&src[r]);
     }
 }
 

@@ -38,8 +38,11 @@ enum Command {
     Search(cli::search::SearchArgs),
     /// Serve models over HTTP with OpenAI's API (chat, completions, embeddings).
     Serve(Box<cli::serve::ServeArgs>),
-    /// Transcribe speech (a WAV file) with a Whisper model.
+    /// Transcribe speech (a WAV file, or a live stream with --stream) with a Whisper model.
     Transcribe(cli::transcribe::TranscribeArgs),
+    /// A voice assistant: speech in (Whisper), answers from a chat model, optionally spoken.
+    #[command(args_override_self = true)]
+    Assist(Box<cli::assist::AssistArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Search(a) => cli::search::run(a),
         Command::Serve(a) => cli::serve::run(*a),
         Command::Transcribe(a) => cli::transcribe::run(a),
+        Command::Assist(a) => cli::assist::run(*a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

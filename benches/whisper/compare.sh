@@ -5,16 +5,23 @@
 #
 #   benches/whisper/compare.sh [EDGELM_BIN EDGELM_MODEL]
 #
-# Without EDGELM_BIN the peers alone are measured. Environment: REPS (3), THREADS ("1 2"), BEAMS ("1 5"),
-# CLIPS (jfk.wav clip60.wav, under $EDGELM_MODELS/audio: tools/fetch-models.sh, benches/whisper/make_speech.sh),
-# WCPP_TYPE (whisper.cpp weights: f16, or q8_0 ... made with whisper-quantize).
+# Without EDGELM_BIN the peers alone are measured. Environment: REPS (3), THREADS ("1 2"), BEAMS ("1"; "1 5" for
+# beam 5 as well), CLIPS (jfk.wav clip60.wav, under $EDGELM_MODELS/audio: tools/fetch-models.sh,
+# benches/whisper/make_speech.sh), WCPP_TYPE (whisper.cpp weights: f16, or q8_0 ... made with whisper-quantize),
+# AUTO (1: also edgelm with --audio-ctx auto, as the system "edgelm-auto"; 0: not).
 #
 # Per run: wall time and peak RSS of the whole process (/usr/bin/time -v: load + mel + encoder + decoding, and
 # for faster-whisper the Python interpreter and imports too), plus the encoder's time where the system reports
 # it: whisper.cpp's "encode time" (its total over the windows), faster-whisper's one extra encoder pass over the
-# first window timed in the process (benches/whisper/fw_run.py, which also reports its in-process transcription
-# time), edgelm's first stderr line matching "encode...: N ms|s". Language fixed to English for all.
-# Rows go to benches/results/whisper-compare-TIME.csv; medians per configuration are printed at the end.
+# first window timed in the process after the transcription (benches/whisper/fw_run.py; its time, mel included,
+# is subtracted from the wall time, and the in-process load + transcription time is reported too), edgelm's
+# first stderr line matching "encode...: N ms|s" (its total over the windows). Language fixed to English.
+#
+# Output: the rows in benches/results/whisper-compare-TIME.csv, then per configuration the medians (wall,
+# in-process, encoder) and the largest peak RSS with edgelm's speed-up over each peer (peer wall / edgelm
+# wall) and its RSS ratio, as JSON (…-TIME.json: {"machine", "rows": [...], "summary": [...]}) and as a
+# markdown table (…-TIME.md, also printed). Defaults: 3 reps × 2 clips × 2 thread counts × 4 systems,
+# about 10 minutes on a quiet 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benches/whisper/whispercpp.sh
@@ -22,7 +29,8 @@ EDGELM=${1:-}
 EDGELM_MODEL=${2:-}
 REPS=${REPS:-3}
 THREADS=${THREADS:-"1 2"}
-BEAMS=${BEAMS:-"1 5"}
+BEAMS=${BEAMS:-1}
+AUTO=${AUTO:-1}
 CLIPS=${CLIPS:-"jfk.wav clip60.wav"}
 WCPP_TYPE=${WCPP_TYPE:-f16}
 [ -z "$EDGELM" ] || [ -x "$EDGELM" ] || { echo "$EDGELM is not an executable" >&2; exit 1; }
@@ -38,15 +46,19 @@ GGML=$(whispercpp_model "$WCPP_TYPE")
 mkdir -p benches/results
 CSV=benches/results/whisper-compare-$(date +%Y%m%d-%H%M%S).csv
 echo "system,clip,threads,beam,rep,wall_s,rss_mb,encode_s,inproc_s,text" > "$CSV"
+MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load before $(cut -d' ' -f1-3 /proc/loadavg)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # run SYSTEM CLIP THREADS BEAM: one timed transcription; appends a CSV row.
 run() {
-  local system=$1 clip=$2 t=$3 beam=$4 audio=$MODELS/audio/$2 encode="" inproc="" text
+  local system=$1 clip=$2 t=$3 beam=$4 audio=$MODELS/audio/$2 encode="" inproc="" extra=0 text
+  local flags=()
+  flags+=(--beam "$beam")
+  [ "$system" != edgelm-auto ] || flags+=(--audio-ctx auto)
   case $system in
-    edgelm)
-      /usr/bin/time -v -o "$tmp/time" "$EDGELM" transcribe "$EDGELM_MODEL" "$audio" -t "$t" --beam "$beam" \
+    edgelm | edgelm-auto)
+      /usr/bin/time -v -o "$tmp/time" "$EDGELM" transcribe "$EDGELM_MODEL" "$audio" -t "$t" "${flags[@]}" \
         --language en >"$tmp/out" 2>"$tmp/err"
       encode=$(grep -i -m1 -oE 'encode[a-z]*[^0-9]*[0-9.]+ ?m?s' "$tmp/err" | sed -E 's/.*[^0-9.]([0-9.]+) ?(m?s)$/\1 \2/' |
         awk '{ printf "%.3f", ($2 == "ms" ? $1 / 1000 : $1) }' || true)
@@ -54,10 +66,10 @@ run() {
     faster-whisper)
       /usr/bin/time -v -o "$tmp/time" "$WHISPER_VENV/bin/python" benches/whisper/fw_run.py "$WHISPER_CT2" "$audio" \
         "$t" "$beam" int8 >"$tmp/out" 2>"$tmp/err"
-      read -r encode inproc text < <("$WHISPER_VENV/bin/python" -c '
+      read -r encode inproc extra text < <("$WHISPER_VENV/bin/python" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("%.3f %.3f %s" % (r["encode_s"], r["load_s"] + r["transcribe_s"], r["text"]))' "$tmp/out") ;;
+print("%.3f %.3f %.3f %s" % (r["encode_s"], r["load_s"] + r["transcribe_s"], r["extra_s"], r["text"]))' "$tmp/out") ;;
     whisper.cpp)
       /usr/bin/time -v -o "$tmp/time" "$WHISPER_BIN/whisper-cli" -m "$GGML" -f "$audio" -t "$t" -bs "$beam" \
         -l en -nt >"$tmp/out" 2>"$tmp/err"
@@ -65,7 +77,8 @@ print("%.3f %.3f %s" % (r["encode_s"], r["load_s"] + r["transcribe_s"], r["text"
       text=$(tr '\n' ' ' < "$tmp/out") ;;
   esac
   local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$tmp/time")
+  wall=$(awk -F': ' -v extra="$extra" '/Elapsed \(wall clock\)/ {
+    n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s - extra }' "$tmp/time")
   rss=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$tmp/time")
   text=$(echo "$text" | tr -s ' ' | sed 's/^ //; s/ $//; s/"/""/g')
   echo "$system,$clip,$t,$beam,$rep,$wall,$rss,$encode,$inproc,\"$text\"" >> "$CSV"
@@ -74,8 +87,8 @@ print("%.3f %.3f %s" % (r["encode_s"], r["load_s"] + r["transcribe_s"], r["text"
 }
 
 systems=(faster-whisper whisper.cpp)
-[ -z "$EDGELM" ] || systems=(edgelm "${systems[@]}")
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); whisper.cpp weights $WCPP_TYPE; $CSV" >&2
+[ -z "$EDGELM" ] || { [ "$AUTO" = 1 ] && systems=(edgelm edgelm-auto "${systems[@]}") || systems=(edgelm "${systems[@]}"); }
+echo "machine: $MACHINE; whisper.cpp weights $WCPP_TYPE; $CSV" >&2
 for rep in $(seq 1 "$REPS"); do
   for clip in $CLIPS; do
     for t in $THREADS; do
@@ -85,18 +98,6 @@ for rep in $(seq 1 "$REPS"); do
     done
   done
 done
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-
-python3 - "$CSV" <<'EOF'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-groups = {}
-for r in rows:
-    groups.setdefault((r["clip"], r["threads"], r["beam"], r["system"]), []).append(r)
-med = lambda rs, k: statistics.median(float(r[k]) for r in rs) if all(r[k] for r in rs) else None
-fmt = lambda v: "-" if v is None else f"{v:.2f}"
-print(f"{'clip':11} {'t':>2} {'beam':>4} {'system':15} {'wall s':>7} {'in-proc s':>9} {'encode s':>8} {'RSS MB':>7}")
-for (clip, t, beam, system), rs in sorted(groups.items()):
-    print(f"{clip:11} {t:>2} {beam:>4} {system:15} {fmt(med(rs, 'wall_s')):>7} {fmt(med(rs, 'inproc_s')):>9} "
-          f"{fmt(med(rs, 'encode_s')):>8} {fmt(max(float(r['rss_mb']) for r in rs)):>7}")
-EOF
+MACHINE="$MACHINE, after $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $MACHINE" >&2
+python3 benches/whisper/compare_summary.py "$CSV" "$MACHINE; whisper.cpp $WCPP_TYPE"

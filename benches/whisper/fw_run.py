@@ -4,7 +4,8 @@
 
 Prints one JSON line: load_s (model load), transcribe_s (audio decoding + mel + every window's encoder pass +
 decoding, language fixed to English), encode_s (one more encoder pass over the first 30 s window, alone),
-windows, and the text.
+extra_s (the time spent after the transcription on that extra pass, mel included: compare.sh subtracts it from
+the process's wall time), windows, and the text.
 """
 
 import json
@@ -28,6 +29,6 @@ window = pad_or_trim(features[:, :3000])
 t4 = time.perf_counter()
 model.encode(window)
 t5 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "transcribe_s": t3 - t2, "encode_s": t5 - t4,
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "transcribe_s": t3 - t2, "encode_s": t5 - t4, "extra_s": t5 - t3,
                   "windows": -(-(features.shape[1] - 1) // 3000), "ctranslate2": ctranslate2.__version__,
                   "text": text}))

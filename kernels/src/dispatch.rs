@@ -102,6 +102,8 @@ pub struct Kernels {
     pub matmul_f16: MatmulFloatFn<u16>,
     /// See [`scalar::matmul_f32`].
     pub matmul_f32: MatmulFloatFn<f32>,
+    /// See [`scalar::matmul_f32_t`].
+    pub matmul_f32_t: MatmulFloatFn<f32>,
     /// See [`scalar::rms_norm`].
     pub rms_norm: fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]),
     /// See [`scalar::layer_norm`].
@@ -152,6 +154,7 @@ pub static SCALAR: Kernels = Kernels {
     matmul_q2_k: scalar::matmul_q2_k,
     matmul_f16: scalar::matmul_f16,
     matmul_f32: scalar::matmul_f32,
+    matmul_f32_t: scalar::matmul_f32_t,
     rms_norm: scalar::rms_norm,
     layer_norm: scalar::layer_norm,
     softmax: scalar::softmax,

@@ -313,6 +313,22 @@ pub fn matmul_f32(w: &[f32], x: &[f32], out: OutCols<'_>) {
     matmul_rows(w, x, out, dot_f32)
 }
 
+/// `out[t][c] = Σ_k x[t][k] · b[k][c]`: `x` is `out.n()` rows of `k` values, `b` is `k` rows of
+/// `out.width()` values (columns contiguous: attention's transposed keys, or its values). Each
+/// output sums over `k` in order.
+pub fn matmul_f32_t(b: &[f32], x: &[f32], mut out: OutCols<'_>) {
+    let (n, width) = (out.n(), out.width());
+    let k = x.len() / n.max(1);
+    assert_eq!(x.len(), n * k, "inputs are not n × k");
+    assert_eq!(b.len(), k * width, "b is not k × width");
+    for t in 0..n {
+        let xt = &x[t * k..][..k];
+        for (c, o) in out.row(t).iter_mut().enumerate() {
+            *o = xt.iter().zip(b.chunks_exact(width)).map(|(x, b)| x * b[c]).sum();
+        }
+    }
+}
+
 /// `out[t][r] = dot(W row r, x row t)` for row-major float weights.
 fn matmul_rows<W>(w: &[W], x: &[f32], mut out: OutCols<'_>, dot: impl Fn(&[W], &[f32]) -> f32) {
     let cols = x.len() / out.n().max(1);

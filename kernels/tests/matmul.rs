@@ -577,3 +577,44 @@ fn f16_matmul_matches_scalar() {
 fn f32_matmul_matches_scalar() {
     check_float(|v| v, f64::from, |k| k.matmul_f32);
 }
+
+/// `b` as `k × width` (columns contiguous) against the scalar twin, at widths with and without
+/// a partial column tile and row counts with and without a partial row tile; both sums are
+/// within `k·u·Σ|x||b|` of exact. Rows split across "threads" give exactly the whole result.
+#[test]
+fn f32_matmul_t_matches_scalar() {
+    let paths = simd_paths();
+    let mut rng = rng(17);
+    for width in [1, 7, 24, 37, 64, 100] {
+        for k in [0, 1, 5, 64, 150] {
+            for n in [1, 3, 4, 9, 17] {
+                let b = uniform(&mut rng, k * width, -1.0, 1.0);
+                let x = uniform(&mut rng, n * k, -1.0, 1.0);
+                let mut want = vec![0.0; n * width];
+                (SCALAR.matmul_f32_t)(&b, &x, OutCols::new(&mut want, n, width));
+                let budget = |i: usize| {
+                    let (t, c) = (i / width, i % width);
+                    let mag: f64 = (0..k)
+                        .map(|j| f64::from(x[t * k + j] * b[j * width + c]).abs())
+                        .sum();
+                    2.0 * k as f64 * U * mag
+                };
+                for kern in &paths {
+                    let what = format!("{} f32_t {n}x{k}·{k}x{width}", kern.isa);
+                    let mut got = vec![f32::NAN; n * width];
+                    (kern.matmul_f32_t)(&b, &x, OutCols::new(&mut got, n, width));
+                    assert_within(&what, &got, &want, budget);
+                    if n < 2 {
+                        continue;
+                    }
+                    let rows = n / 2;
+                    let mut parts = vec![f32::NAN; n * width];
+                    let (top, bottom) = parts.split_at_mut(rows * width);
+                    (kern.matmul_f32_t)(&b, &x[..rows * k], OutCols::new(top, rows, width));
+                    (kern.matmul_f32_t)(&b, &x[rows * k..], OutCols::new(bottom, n - rows, width));
+                    assert_bits_eq(&format!("{what} split at row {rows}"), &parts, &got);
+                }
+            }
+        }
+    }
+}

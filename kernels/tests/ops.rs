@@ -325,7 +325,7 @@ fn f16_attention_matches_scalar() {
 #[test]
 fn q8_attention_matches_scalar() {
     let mut rng = rng(12);
-    for blocks in [1, 2, 4] {
+    for blocks in [1, 2, 3, 4] {
         let d = blocks * QK;
         for t in [1, 3, 17] {
             let mut q = vec![BlockQ8Act::default(); blocks];

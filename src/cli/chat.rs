@@ -4,12 +4,13 @@
 
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use edgelm::chat::{ChatTemplate, Message};
-use edgelm::generate::{GenerateOptions, GenerationStats, StopReason, generate};
+use edgelm::generate::{GenerateOptions, GenerationStats, LoopGuard, StopReason, generate};
+use edgelm::model::Model;
 use edgelm::sampling::Sampler;
 use edgelm::session::Session;
 use rustyline::error::ReadlineError;
@@ -60,30 +61,153 @@ pub struct ChatArgs {
     pub grammar: GrammarArgs,
 }
 
+/// One conversation with a chat model: the session, its sampler, the template and the messages
+/// so far. Each turn re-renders the conversation and feeds only what the KV cache does not hold.
+/// `chat` and `assist` hold one.
+pub struct Conversation<'m> {
+    model: &'m Model,
+    template: ChatTemplate,
+    /// The model's session.
+    pub session: Session<'m>,
+    /// The sampler (its grammar can be set before a turn).
+    pub sampler: Sampler,
+    messages: Vec<Message>,
+    /// Messages before the first turn (the system prompt) that every new conversation keeps.
+    first: usize,
+    /// Generation settings of every answer.
+    pub turn: TurnOptions,
+}
+
+/// What every answer of a [`Conversation`] is generated with.
+#[derive(Clone, Debug)]
+pub struct TurnOptions {
+    /// Most tokens per answer.
+    pub max_tokens: usize,
+    /// `--keep`: slide the context instead of starting over (see [`ChatArgs::keep`]).
+    pub keep: Option<usize>,
+    /// Special-token text in the messages becomes control tokens.
+    pub special: bool,
+    /// Stop an answer that repeats itself.
+    pub loop_guard: Option<LoopGuard>,
+}
+
+impl<'m> Conversation<'m> {
+    /// A conversation with `model`, started by `system` if given.
+    pub fn new(
+        model: &'m Model,
+        session: &SessionArgs,
+        sampling: &SamplingArgs,
+        system: Option<&str>,
+        turn: TurnOptions,
+    ) -> anyhow::Result<Self> {
+        let template = ChatTemplate::for_model(model)?;
+        let session = Session::new(model, &session.options(model)?)?;
+        super::common::check_keep(turn.keep, &session)?;
+        let messages: Vec<Message> = system.iter().map(|s| Message::new("system", *s)).collect();
+        Ok(Conversation {
+            model,
+            template,
+            session,
+            sampler: Sampler::new(sampling.params()?, model),
+            first: messages.len(),
+            messages,
+            turn,
+        })
+    }
+
+    /// Answers `line`, handing the answer's text to `on_text` as it is generated (`Break` stops
+    /// it); the answer joins the conversation. With `prompt_cache`, the first prompt maps the
+    /// state of the longest prefix it shares with that file. A failed generation is reported on
+    /// stderr and starts a new conversation: `Ok(None)`.
+    pub fn reply(
+        &mut self,
+        line: &str,
+        prompt_cache: Option<&Path>,
+        mut on_text: impl FnMut(&str) -> ControlFlow<()> + Send,
+    ) -> anyhow::Result<Option<GenerationStats>> {
+        let (model, t) = (self.model, &self.turn);
+        self.messages.push(Message::new("user", line));
+        let mut prompt = super::encode_chat(model, &self.template, &self.messages, t.special)?;
+        // With --keep the conversation slides too: when it leaves no room for an answer (a
+        // quarter of the context at most), the oldest turns go until it fills half the context
+        // (the system message and the new line stay), so that the turns after it reuse the
+        // cache again until the next slide.
+        let ctx = self.session.context();
+        if t.keep.is_some() && prompt.len() + t.max_tokens.min(ctx / 4) > ctx {
+            while prompt.len() > ctx / 2 && self.messages.len() > self.first + 2 {
+                self.messages.drain(self.first..self.first + 2);
+                prompt = super::encode_chat(model, &self.template, &self.messages, t.special)?;
+            }
+        }
+        let cached = match prompt_cache {
+            Some(path) if self.session.position() == 0 => {
+                restore_prompt_cache(&mut self.session, path, &prompt)
+            }
+            _ => self.session.reuse_prefix(&prompt),
+        };
+        let opts = GenerateOptions {
+            max_tokens: t.max_tokens,
+            stop: Vec::new(),
+            sliding_window: t.keep,
+            loop_guard: t.loop_guard,
+        };
+        let mut answer = String::new();
+        let result = generate(
+            &mut self.session,
+            &mut self.sampler,
+            &prompt[cached..],
+            &opts,
+            |text| {
+                answer.push_str(text);
+                on_text(text)
+            },
+        );
+        match result {
+            Ok(stats) => {
+                if stats.stop == StopReason::Repetition {
+                    eprintln!("[stopped: the answer repeats itself]");
+                }
+                self.messages.push(Message::new("assistant", answer));
+                Ok(Some(stats))
+            }
+            Err(e) => {
+                eprintln!("error: {e}; starting a new conversation");
+                self.session.reset();
+                self.messages.truncate(self.first);
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// Runs the conversation loop.
 pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let grammar = args.grammar.grammar()?;
     let mut table = None;
     let (model, _) = load(&args.model)?;
-    let template = ChatTemplate::for_model(&model)?;
-    let mut session = Session::new(&model, &args.session.options(&model)?)?;
-    super::common::check_keep(args.keep, &session)?;
-    let mut sampler = Sampler::new(args.sampling.params()?, &model);
+    let turn = TurnOptions {
+        max_tokens: args.max_tokens,
+        keep: args.keep,
+        special: args.special,
+        loop_guard: args.loop_guard.guard(true)?,
+    };
+    let mut chat = Conversation::new(
+        &model,
+        &args.session,
+        &args.sampling,
+        args.system.as_deref(),
+        turn,
+    )?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
     let mut editor = rustyline::DefaultEditor::new()?;
-    let mut messages: Vec<Message> = args
-        .system
-        .iter()
-        .map(|s| Message::new("system", s.clone()))
-        .collect();
     eprintln!(
         "edgelm chat: {} ({} kernels, {} threads, context {}). Ctrl-C stops an answer, Ctrl-D or /exit quits.",
         args.model.display(),
-        session.kernels().isa,
-        session.threads(),
-        session.context()
+        chat.session.kernels().isa,
+        chat.session.threads(),
+        chat.session.context()
     );
     loop {
         let line = match editor.readline("> ") {
@@ -105,40 +229,14 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             break;
         }
         let _ = editor.add_history_entry(line);
-        messages.push(Message::new("user", line));
-        let mut prompt = super::encode_chat(&model, &template, &messages, args.special)?;
-        // With --keep the conversation slides too: when it leaves no room for an answer (a
-        // quarter of the context at most), the oldest turns go until it fills half the context
-        // (the system message and the new line stay), so that the turns after it reuse the
-        // cache again until the next slide.
-        let (first, ctx) = (usize::from(args.system.is_some()), session.context());
-        if args.keep.is_some() && prompt.len() + args.max_tokens.min(ctx / 4) > ctx {
-            while prompt.len() > ctx / 2 && messages.len() > first + 2 {
-                messages.drain(first..first + 2);
-                prompt = super::encode_chat(&model, &template, &messages, args.special)?;
-            }
-        }
-        let cached = match &args.prompt_cache {
-            Some(path) if session.position() == 0 => restore_prompt_cache(&mut session, path, &prompt),
-            _ => session.reuse_prefix(&prompt),
-        };
-        let new = &prompt[cached..];
-        let opts = GenerateOptions {
-            max_tokens: args.max_tokens,
-            stop: Vec::new(),
-            sliding_window: args.keep,
-            loop_guard: args.loop_guard.guard(true)?,
-        };
         if let Some(g) = &grammar {
             // Each answer starts the grammar afresh.
-            sampler.set_grammar(Some(matcher(g, &mut table, &model)));
+            chat.sampler.set_grammar(Some(matcher(g, &mut table, &model)));
         }
         stop.store(false, Ordering::SeqCst);
-        let mut answer = String::new();
         let mut stdout = std::io::stdout();
         let mut written = Ok(());
-        let result = generate(&mut session, &mut sampler, new, &opts, |text| {
-            answer.push_str(text);
+        let result = chat.reply(line, args.prompt_cache.as_deref(), |text| {
             written = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
             if written.is_err() || stop.load(Ordering::SeqCst) {
                 ControlFlow::Break(())
@@ -149,32 +247,18 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         // A closed stdout ends the chat (quietly, see main).
         written?;
         writeln!(stdout)?;
-        if let Ok(GenerationStats {
-            stop: StopReason::Repetition,
-            ..
-        }) = result
-        {
-            eprintln!("[stopped: the answer repeats itself]");
-        }
-        match result {
-            Ok(stats) if args.verbose => eprintln!(
+        let Some(stats) = result? else { continue };
+        if args.verbose {
+            eprintln!(
                 "[{} new prompt tokens, {:.1} tok/s; {} generated, {:.1} tok/s]",
                 stats.prompt_tokens,
                 rate(stats.prompt_tokens, stats.prompt_time),
                 stats.generated_tokens,
                 rate(stats.generated_tokens, stats.generation_time)
-            ),
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("error: {e}; starting a new conversation");
-                session.reset();
-                messages.truncate(usize::from(args.system.is_some()));
-                continue;
-            }
+            );
         }
-        messages.push(Message::new("assistant", answer));
         if let Some(path) = args.prompt_cache.as_ref().filter(|_| !args.prompt_cache_ro) {
-            save_prompt_cache(&session, path, session.position());
+            save_prompt_cache(&chat.session, path, chat.session.position());
         }
     }
     Ok(())

@@ -1,11 +1,13 @@
 //! Subcommands of the `edgelm` command, one module each, and what they share.
 
+pub mod assist;
 pub mod bench;
 pub mod cache_prompt;
 pub mod chat;
 pub mod common;
 pub mod embed;
 pub mod inspect;
+pub mod listen;
 pub mod perplexity;
 pub mod run;
 pub mod search;

@@ -1,14 +1,18 @@
 //! `edgelm transcribe MODEL AUDIO`: speech to text with a Whisper model. The transcript goes to
-//! stdout (plain text, or segments as JSON, SRT or WebVTT), timings to stderr.
+//! stdout (plain text, or segments as JSON, SRT or WebVTT), timings to stderr. With `--stream` the
+//! audio is raw PCM read as it arrives (`cli::listen`): one line per utterance.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use edgelm::audio::{LogMel, load_audio, mel::FASTER_WHISPER_PADDING};
-use edgelm::whisper::{Task, TranscribeOptions, Transcript, Whisper, WhisperOptions, transcribe};
+use edgelm::audio::{LogMel, RawFormat, load_audio, mel::FASTER_WHISPER_PADDING};
+use edgelm::whisper::{
+    AudioContext, Task, TranscribeOptions, Transcript, Whisper, WhisperOptions, transcribe,
+};
 
 use super::common::{invalid, load, threads};
+use super::listen::{self, Source};
 
 /// `--task`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -19,13 +23,30 @@ pub enum TaskArg {
     Translate,
 }
 
+/// `--audio-ctx`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum AudioCtxArg {
+    /// Every window is encoded as 30 s (the audio zero-padded), as the model was trained.
+    Full,
+    /// A window is encoded as long as its audio plus 1 s (rounded up to 1.28 s steps): faster
+    /// on short audio, but the transcript may differ.
+    Auto,
+}
+
 /// Arguments of `edgelm transcribe`.
 #[derive(clap::Args)]
 pub struct TranscribeArgs {
     /// The packed Whisper model file.
     pub model: PathBuf,
-    /// A WAV file (any rate, mono or stereo; `-`: standard input).
+    /// A WAV file (any rate, mono or stereo; `-`: standard input); with `--stream`, raw PCM.
     pub audio: PathBuf,
+    /// AUDIO is a live stream of raw 16 kHz mono PCM (`arecord -t raw -f S16_LE -r 16000 -c 1`):
+    /// each utterance is transcribed when it ends (one line on stdout), partial text on stderr.
+    #[arg(long, conflicts_with_all = ["json", "srt", "vtt"])]
+    pub stream: bool,
+    /// Sample format of a `--stream`: s16le or f32le.
+    #[arg(long, default_value = "s16le", value_parser = listen::parse_raw_format, requires = "stream")]
+    pub raw_format: RawFormat,
     /// Worker threads (default: physical performance cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
@@ -38,6 +59,9 @@ pub struct TranscribeArgs {
     /// Transcribe, or translate into English.
     #[arg(long, value_enum, default_value = "transcribe")]
     pub task: TaskArg,
+    /// Encoder positions per window: all (30 s) or as many as the audio needs.
+    #[arg(long, value_enum, default_value = "full")]
+    pub audio_ctx: AudioCtxArg,
     /// Print the segments as JSON (start, end, text, tokens, average log-probability).
     #[arg(long, conflicts_with_all = ["srt", "vtt"])]
     pub json: bool,
@@ -47,6 +71,16 @@ pub struct TranscribeArgs {
     /// Print the segments as WebVTT subtitles.
     #[arg(long)]
     pub vtt: bool,
+    /// Beam size of the decoding at temperature 0 (1: greedy), as faster-whisper's default.
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    /// Temperatures tried in turn while a window's text is too repetitive or improbable
+    /// (comma-separated; those above 0 sample 5 candidates).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.4,0.6,0.8,1")]
+    pub temperature: Vec<f32>,
+    /// Decode each window once, at the first temperature (no fallback).
+    #[arg(long)]
+    pub no_fallback: bool,
 }
 
 /// `h:mm:ss.mmm` (or with a comma for SRT).
@@ -78,6 +112,8 @@ fn json(t: &Transcript) -> serde_json::Value {
                 "tokens": s.tokens,
                 "avg_logprob": s.avg_logprob,
                 "no_speech_prob": s.no_speech_prob,
+                "temperature": s.temperature,
+                "compression_ratio": s.compression_ratio,
             })
         })
         .collect();
@@ -109,13 +145,51 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     if args.threads == Some(0) {
         return Err(invalid("-t", 0, "at least 1"));
     }
+    if args.beam == 0 {
+        return Err(invalid("--beam", 0, "at least 1"));
+    }
+    if let Some(t) = args.temperature.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+        return Err(invalid("--temperature", t, "a number of at least 0"));
+    }
+    let mut temperatures = args.temperature.clone();
+    if args.no_fallback {
+        temperatures.truncate(1);
+    }
+    let defaults = TranscribeOptions::default();
     let start = Instant::now();
     let (model, _) = load(&args.model)?;
     let opts = WhisperOptions {
         threads: threads("-t", args.threads, args.force_threads)?,
+        audio_ctx: match args.audio_ctx {
+            AudioCtxArg::Full => AudioContext::Full,
+            AudioCtxArg::Auto => AudioContext::Auto,
+        },
+        // A cache per beam, or per sampled candidate where a temperature samples.
+        sequences: Some(if temperatures.iter().any(|&t| t > 0.0) {
+            args.beam.max(defaults.best_of)
+        } else {
+            args.beam
+        }),
         ..Default::default()
     };
     let mut whisper = Whisper::new(&model, &opts)?;
+    let options = TranscribeOptions {
+        language: args.language.clone(),
+        task: match args.task {
+            TaskArg::Transcribe => Task::Transcribe,
+            TaskArg::Translate => Task::Translate,
+        },
+        beam_size: args.beam,
+        temperatures,
+        ..defaults
+    };
+    if args.stream {
+        let source = Source::Raw {
+            path: args.audio,
+            format: args.raw_format,
+        };
+        return listen::transcribe(whisper, options, source);
+    }
     let weights = model.whisper()?;
     let loaded = start.elapsed();
     let samples = load_audio(&args.audio)?;
@@ -125,14 +199,6 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let mut logmel = LogMel::with_filters(weights.mel_filters.to_vec(), n_mels)?;
     let frames = logmel.compute(&samples, FASTER_WHISPER_PADDING, &mut mel);
     let mel_time = mel_start.elapsed();
-    let options = TranscribeOptions {
-        language: args.language.clone(),
-        task: match args.task {
-            TaskArg::Transcribe => Task::Transcribe,
-            TaskArg::Translate => Task::Translate,
-        },
-        ..Default::default()
-    };
     // faster-whisper: the last frame comes from the one-hop padding.
     let t = transcribe(&mut whisper, &mel, frames, frames.saturating_sub(1), &options)?;
     let mut stdout = std::io::stdout().lock();

@@ -6,17 +6,22 @@ use std::ops::Range;
 
 use edgelm_kernels::{Kernels, OutCols};
 
+/// Queries per block: a block's scores (`QUERY_BLOCK × len`) stay in cache from the score
+/// product through the softmax to the value product, instead of a `len × len` matrix going
+/// through memory.
+const QUERY_BLOCK: usize = 32;
+
 /// Buffers of one attention task (one head of one sentence at a time).
 pub struct HeadScratch {
     /// Scaled queries, `len × head_dim`.
     q: Vec<f32>,
-    /// Keys, `len × head_dim`.
-    k: Vec<f32>,
-    /// Values transposed, `head_dim × len`.
-    vt: Vec<f32>,
-    /// Scores, then probabilities, `len × len`.
+    /// Keys transposed, `head_dim × len`.
+    kt: Vec<f32>,
+    /// Values, `len × head_dim`.
+    v: Vec<f32>,
+    /// Scores, then probabilities, of a block of queries: `QUERY_BLOCK × len`.
     p: Vec<f32>,
-    /// The head's output, `len × head_dim`.
+    /// The block's output, `QUERY_BLOCK × head_dim`.
     o: Vec<f32>,
 }
 
@@ -24,12 +29,13 @@ impl HeadScratch {
     /// Room for sentences of up to `max_len` tokens.
     pub fn new(max_len: usize, head_dim: usize) -> Self {
         let v = |n| vec![0.0; n];
+        let block = QUERY_BLOCK.min(max_len);
         HeadScratch {
             q: v(max_len * head_dim),
-            k: v(max_len * head_dim),
-            vt: v(max_len * head_dim),
-            p: v(max_len * max_len),
-            o: v(max_len * head_dim),
+            kt: v(max_len * head_dim),
+            v: v(max_len * head_dim),
+            p: v(block * max_len),
+            o: v(block * head_dim),
         }
     }
 }
@@ -92,19 +98,23 @@ impl SelfAttention<'_> {
                 for (q, &x) in s.q[i * hd..(i + 1) * hd].iter_mut().zip(head(0)) {
                     *q = x * scale;
                 }
-                s.k[i * hd..(i + 1) * hd].copy_from_slice(head(1));
-                for (d, &v) in head(2).iter().enumerate() {
-                    s.vt[d * len + i] = v;
+                for (d, &x) in head(1).iter().enumerate() {
+                    s.kt[d * len + i] = x;
                 }
+                s.v[i * hd..(i + 1) * hd].copy_from_slice(head(2));
             }
-            // p[i][j] = k_j · q_i, softmax over j; o[i] = Σ_j p[i][j] v_j.
-            let p = &mut s.p[..len * len];
-            (k.matmul_f32)(&s.k[..len * hd], &s.q[..len * hd], OutCols::new(p, len, len));
-            p.chunks_exact_mut(len).for_each(k.softmax);
-            let o = &mut s.o[..len * hd];
-            (k.matmul_f32)(&s.vt[..hd * len], p, OutCols::new(o, len, hd));
-            for (i, t) in span.clone().enumerate() {
-                out.row(t).copy_from_slice(&o[i * hd..(i + 1) * hd]);
+            let (kt, v) = (&s.kt[..hd * len], &s.v[..len * hd]);
+            // Per block of queries: p[i][j] = q_i · k_j, softmax over j; o[i] = Σ_j p[i][j] v_j.
+            for i0 in (0..len).step_by(QUERY_BLOCK) {
+                let m = QUERY_BLOCK.min(len - i0);
+                let p = &mut s.p[..m * len];
+                (k.matmul_f32_t)(kt, &s.q[i0 * hd..(i0 + m) * hd], OutCols::new(p, m, len));
+                p.chunks_exact_mut(len).for_each(k.softmax);
+                let o = &mut s.o[..m * hd];
+                (k.matmul_f32_t)(v, p, OutCols::new(o, m, hd));
+                for (i, o) in o.chunks_exact(hd).enumerate() {
+                    out.row(span.start + i0 + i).copy_from_slice(o);
+                }
             }
         }
     }

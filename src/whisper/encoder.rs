@@ -41,25 +41,28 @@ fn layer_norm(k: &Kernels, x: &mut [f32], n: LayerNorm<'_>, eps: f32, out: &mut 
     par_rows(x, h, out, h, chunks, &|x, o| norm::layer_rows(k, x, n, eps, o));
 }
 
-/// Runs the encoder on `mel` (`n_mels × 2·audio_ctx`), leaving its output in `s.x`.
+/// Runs the encoder over the first `2·positions` frames of `mel` (`n_mels × 2·audio_ctx`),
+/// leaving its output (`positions` rows) in `s.x`.
 pub(super) fn forward(
     k: &Kernels,
     c: &ModelConfig,
     w: &WhisperWeights<'_>,
     mel: &[f32],
+    positions: usize,
     s: &mut EncoderScratch,
     xq: &mut [BlockQ8Act],
 ) {
     let chunks = rayon::current_num_threads();
     let audio = c.whisper.as_ref().expect("whisper config");
     let (h, ff, eps) = (c.hidden_size, c.intermediate_size, c.norm_eps);
-    let (a, frames, mels) = (audio.audio_ctx, 2 * audio.audio_ctx, audio.n_mels);
+    let (a, frames, mels) = (positions, 2 * positions, audio.n_mels);
+    let stride = 2 * audio.audio_ctx;
     let (ah, q_dim) = (a * h, c.num_heads * c.head_dim);
     let gelu =
         |rows: &mut [f32], width: usize| par_rows(rows, width, &mut [], 0, chunks, &|r, _| (k.gelu_erf)(r));
 
     // Stem: conv1 over the mel frames, conv2 at stride 2, GELU after each, plus positions.
-    im2col(&mut s.cols, frames, mels, frames, 1, |ch, t| mel[ch * frames + t]);
+    im2col(&mut s.cols, frames, mels, frames, 1, |ch, t| mel[ch * stride + t]);
     w.conv1
         .apply(k, &s.cols[..frames * 3 * mels], xq, frames, &mut s.conv, chunks);
     gelu(&mut s.conv[..frames * h], h);
@@ -97,19 +100,22 @@ pub(super) fn forward(
     s.x[..ah].copy_from_slice(&s.xn[..ah]);
 }
 
-/// Projects the encoder output `x` into every decoder block's cross-attention keys and
-/// values (through `kv`, `audio_ctx × 2·hidden` of scratch).
+/// Projects the encoder output `x` (`positions` rows) into every decoder block's
+/// cross-attention keys and values, `positions` per head (through `kv`, `positions × 2·hidden`
+/// of scratch).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn fill_cross(
     k: &Kernels,
     c: &ModelConfig,
     w: &WhisperWeights<'_>,
     x: &[f32],
+    a: usize,
     kv: &mut [f32],
     xq: &mut [BlockQ8Act],
     cache: &mut KvCache,
 ) {
     let chunks = rayon::current_num_threads();
-    let (h, hd, a) = (c.hidden_size, c.head_dim, cache.context());
+    let (h, hd) = (c.hidden_size, c.head_dim);
     for (l, layer) in w.decoder.iter().enumerate() {
         layer.cross_kv.apply(k, &x[..a * h], xq, a, kv, chunks);
         let store = cache.layer_mut(l);

@@ -1,11 +1,16 @@
 //! Whisper speech recognition: the network ([`Whisper`]: conv stem and audio encoder, text
 //! decoder with a self-attention KV cache and a cross-attention cache filled once per 30 s
-//! window) and the decoding rules that turn a spectrogram into timed text ([`transcribe`]).
+//! window), the decoding rules that turn a spectrogram into timed text ([`transcribe`]), and
+//! live transcription of a stream of audio ([`stream`]).
 //!
 //! Every buffer is allocated in [`Whisper::new`]; [`Whisper::encode`] and
-//! [`Whisper::decode`] allocate nothing.
+//! [`Whisper::decode`] allocate nothing. The decoder holds several sequences' self-attention
+//! caches side by side (beam search's hypotheses, sampled candidates: [`beam`]), all reading
+//! the one cross-attention cache of the window.
 
+pub mod beam;
 mod encoder;
+pub mod stream;
 pub mod transcribe;
 
 use edgelm_kernels::layout::QK;
@@ -35,6 +40,9 @@ pub enum WhisperError {
 /// Decoder tokens one [`Whisper::decode`] call takes at most (a prompt: the previous text and
 /// the start-of-transcript sequence).
 pub const MAX_STEP_TOKENS: usize = 256;
+
+/// Decoder sequences a runner holds by default: faster-whisper's beam size and `best_of`.
+pub const DEFAULT_SEQUENCES: usize = 5;
 
 /// Buffers of the encoder (rows: audio frames).
 struct EncoderScratch {
@@ -77,10 +85,49 @@ pub struct Whisper<'m> {
     dec: DecoderScratch,
     /// Quantized inputs of the products (shared by encoder and decoder).
     xq: Vec<BlockQ8Act>,
-    /// Decoder self-attention keys and values.
-    self_kv: KvCache,
+    /// Decoder self-attention keys and values, one cache per sequence slot.
+    self_kv: Vec<KvCache>,
     /// Cross-attention keys and values of the encoded window.
     cross_kv: KvCache,
+    /// How many encoder positions a window gets.
+    audio_ctx: AudioContext,
+    /// Encoder positions of the last window (its rows of `enc.x` and of the cross cache).
+    encoded: usize,
+}
+
+/// How many of the encoder's positions (20 ms each, `audio_ctx` of them: 1500, 30 s) a window
+/// is encoded with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AudioContext {
+    /// Every position, the audio zero-padded to 30 s: what the model was trained on and what
+    /// faster-whisper and the reference implementations do.
+    #[default]
+    Full,
+    /// Only the positions that hold audio, plus [`AUTO_MARGIN`] positions, rounded up to a
+    /// multiple of [`AUTO_STEP`] (whisper.cpp's `--audio-ctx`, chosen per window): a 3 s command
+    /// costs a 4 s window, not a 30 s one. The encoder is bidirectional and the positions are
+    /// absolute, so a shorter window changes the result (see docs/BENCHMARKS.md).
+    Auto,
+}
+
+/// Positions [`AudioContext::Auto`] adds after the audio (1 s): a window cut right at the end of
+/// the speech makes the decoder loop or miss the last words.
+pub const AUTO_MARGIN: usize = 50;
+/// [`AudioContext::Auto`] rounds the positions up to a multiple of this.
+pub const AUTO_STEP: usize = 64;
+
+impl AudioContext {
+    /// Encoder positions for a window whose first `content` mel frames hold audio, out of a
+    /// model's `audio_ctx`.
+    pub fn positions(self, content: usize, audio_ctx: usize) -> usize {
+        match self {
+            AudioContext::Full => audio_ctx,
+            AudioContext::Auto => {
+                let wanted = content.div_ceil(2) + AUTO_MARGIN;
+                (wanted.div_ceil(AUTO_STEP) * AUTO_STEP).min(audio_ctx)
+            }
+        }
+    }
 }
 
 /// Threads and kernels of a [`Whisper`] runner.
@@ -93,6 +140,11 @@ pub struct WhisperOptions {
     /// Element type of the self- and cross-attention caches (f16 by default; f32 for
     /// reference comparisons).
     pub kv_type: KvType,
+    /// Encoder positions per window (all of them by default).
+    pub audio_ctx: AudioContext,
+    /// Decoder sequences held side by side, each with its own self-attention cache: the most
+    /// beams or sampled candidates a transcription can use (default [`DEFAULT_SEQUENCES`]).
+    pub sequences: Option<usize>,
 }
 
 impl<'m> Whisper<'m> {
@@ -119,6 +171,12 @@ impl<'m> Whisper<'m> {
                 .collect(),
         };
         let n = MAX_STEP_TOKENS;
+        let sequences = options.sequences.unwrap_or(DEFAULT_SEQUENCES);
+        if sequences == 0 || sequences > n {
+            return Err(WhisperError::Input(format!(
+                "{sequences} decoder sequences: a runner holds 1 to {n}"
+            )));
+        }
         let self_slot = QUERY_BLOCK * (c.head_dim + c.max_context);
         let cross_slot = c.head_dim + a;
         let dec = DecoderScratch {
@@ -129,18 +187,22 @@ impl<'m> Whisper<'m> {
             ffn: v(n * ff),
             scores: v(c.num_heads * self_slot.max(cross_slot)),
             qq: vec![BlockQ8Act::default(); c.num_heads * c.head_dim.div_ceil(QK)],
-            logits: v(c.vocab_size),
+            logits: v(sequences * c.vocab_size),
         };
         let widest = cols.max(a * ff).max(n * ff);
         let xq = vec![BlockQ8Act::default(); widest.div_ceil(QK)];
-        let self_kv = KvCache::new(
-            options.kv_type,
-            c.num_layers,
-            c.num_heads,
-            c.head_dim,
-            c.max_context,
-        )
-        .map_err(WhisperError::Input)?;
+        let self_kv = (0..sequences)
+            .map(|_| {
+                KvCache::new(
+                    options.kv_type,
+                    c.num_layers,
+                    c.num_heads,
+                    c.head_dim,
+                    c.max_context,
+                )
+            })
+            .collect::<Result<_, _>>()
+            .map_err(WhisperError::Input)?;
         let cross_kv = KvCache::new(options.kv_type, c.num_layers, c.num_heads, c.head_dim, a)
             .map_err(WhisperError::Input)?;
         Ok(Whisper {
@@ -151,6 +213,8 @@ impl<'m> Whisper<'m> {
             xq,
             self_kv,
             cross_kv,
+            audio_ctx: options.audio_ctx,
+            encoded: a,
         })
     }
 
@@ -179,17 +243,26 @@ impl<'m> Whisper<'m> {
     /// Encodes one window's log-mel spectrogram (`n_mels` rows of [`Whisper::window_frames`]
     /// values) and fills the cross-attention cache from it.
     pub fn encode(&mut self, mel: &[f32]) -> Result<(), WhisperError> {
+        self.encode_content(mel, self.window_frames())
+    }
+
+    /// As [`Whisper::encode`] for a window whose first `content` frames hold audio (the rest is
+    /// padding), with as many encoder positions as [`WhisperOptions::audio_ctx`] gives it.
+    pub fn encode_content(&mut self, mel: &[f32], content: usize) -> Result<(), WhisperError> {
         let c = self.model.config();
         let w = whisper_config(c);
-        let want = w.n_mels * self.window_frames();
-        if mel.len() != want {
+        let window = self.window_frames();
+        let want = w.n_mels * window;
+        if mel.len() != want || content > window {
             return Err(WhisperError::Input(format!(
-                "a window's spectrogram has {want} values ({} mel bins × {} frames), got {}",
+                "a window's spectrogram has {want} values ({} mel bins × {window} frames, at most \
+                 {window} of them audio), got {} values with {content} frames of audio",
                 w.n_mels,
-                self.window_frames(),
                 mel.len()
             )));
         }
+        let positions = self.audio_ctx.positions(content, w.audio_ctx);
+        self.encoded = positions;
         let weights = self.model.whisper()?;
         let k = self.engine.kernels;
         let Whisper {
@@ -200,24 +273,85 @@ impl<'m> Whisper<'m> {
             ..
         } = self;
         engine.install(|| {
-            encoder::forward(k, c, weights, mel, enc, xq);
-            encoder::fill_cross(k, c, weights, &enc.x, &mut enc.qkv, xq, cross_kv);
+            encoder::forward(k, c, weights, mel, positions, enc, xq);
+            encoder::fill_cross(k, c, weights, &enc.x, positions, &mut enc.qkv, xq, cross_kv);
         });
         Ok(())
     }
 
-    /// The encoder output of the last window, `audio_ctx × hidden`.
+    /// The encoder output of the last window, one row of `hidden` per encoder position
+    /// (`audio_ctx` of them unless [`WhisperOptions::audio_ctx`] cuts the window).
     pub fn encoder_output(&self) -> &[f32] {
-        let c = self.model.config();
-        &self.enc.x[..whisper_config(c).audio_ctx * c.hidden_size]
+        &self.enc.x[..self.encoded * self.model.config().hidden_size]
     }
 
-    /// Runs the decoder on `tokens` at positions `pos0..` (the earlier positions' keys and
-    /// values must be in the cache from earlier calls) and returns the logits of the last one.
+    /// Runs the decoder on `tokens` at positions `pos0..` of sequence slot 0 (the earlier
+    /// positions' keys and values must be in its cache from earlier calls) and returns the
+    /// logits of the last one.
     pub fn decode(&mut self, tokens: &[u32], pos0: usize) -> Result<&mut [f32], WhisperError> {
+        self.run_decoder(tokens, &[0], pos0)
+    }
+
+    /// Runs one decoder step for several sequences side by side: `tokens[i]` at position `pos`
+    /// of sequence slot `slots[i]` (distinct slots below [`Whisper::sequences`]). Returns the
+    /// logits, `slots.len()` rows of the vocabulary.
+    pub fn decode_sequences(
+        &mut self,
+        tokens: &[u32],
+        slots: &[usize],
+        pos: usize,
+    ) -> Result<&mut [f32], WhisperError> {
+        if tokens.len() != slots.len() {
+            return Err(WhisperError::Input(format!(
+                "{} tokens for {} sequences: one each",
+                tokens.len(),
+                slots.len()
+            )));
+        }
+        self.run_decoder(tokens, slots, pos)
+    }
+
+    /// Sequence slots (self-attention caches) held.
+    pub fn sequences(&self) -> usize {
+        self.self_kv.len()
+    }
+
+    /// Gives sequence slot `to` the keys and values of positions `[0, len)` of slot `from`.
+    pub fn copy_sequence(&mut self, from: usize, to: usize, len: usize) -> Result<(), WhisperError> {
+        let n = self.self_kv.len();
+        let ctx = self.model.config().max_context;
+        if from >= n || to >= n || len > ctx {
+            return Err(WhisperError::Input(format!(
+                "copying {len} positions from sequence {from} to {to}: the runner holds {n} sequences of {ctx} positions"
+            )));
+        }
+        if from != to {
+            let (src, dst) = if from < to {
+                let (a, b) = self.self_kv.split_at_mut(to);
+                (&a[from], &mut b[0])
+            } else {
+                let (a, b) = self.self_kv.split_at_mut(from);
+                (&b[0], &mut a[to])
+            };
+            dst.copy_prefix_from(src, len);
+        }
+        Ok(())
+    }
+
+    /// Runs the decoder on `slots.len()` sequences of `tokens.len() / slots.len()` tokens each
+    /// (laid out sequence after sequence) at positions `pos0..`; returns each sequence's last
+    /// logits.
+    fn run_decoder(
+        &mut self,
+        tokens: &[u32],
+        slots: &[usize],
+        pos0: usize,
+    ) -> Result<&mut [f32], WhisperError> {
         let c = self.model.config();
         let n = tokens.len();
-        if n == 0 || n > MAX_STEP_TOKENS || pos0 + n > c.max_context {
+        let seqs = slots.len();
+        let m = n / seqs.max(1);
+        if n == 0 || n > MAX_STEP_TOKENS || pos0 + m > c.max_context {
             return Err(WhisperError::Input(format!(
                 "{n} tokens at position {pos0}: a step takes 1 to {MAX_STEP_TOKENS} tokens within the decoder's {} positions",
                 c.max_context
@@ -229,6 +363,14 @@ impl<'m> Whisper<'m> {
                 c.vocab_size
             )));
         }
+        let held = self.self_kv.len();
+        for (i, &slot) in slots.iter().enumerate() {
+            if slot >= held || slots[..i].contains(&slot) {
+                return Err(WhisperError::Input(format!(
+                    "sequence slot {slot} given twice or not below the {held} the runner holds"
+                )));
+            }
+        }
         let weights = self.model.whisper()?;
         let k = self.engine.kernels;
         let Whisper {
@@ -237,10 +379,12 @@ impl<'m> Whisper<'m> {
             xq,
             self_kv,
             cross_kv,
+            encoded,
             ..
         } = self;
-        engine.install(|| decoder_forward(k, c, weights, tokens, pos0, dec, xq, self_kv, cross_kv));
-        Ok(&mut self.dec.logits)
+        let cross = (&*cross_kv, *encoded);
+        engine.install(|| decoder_forward(k, c, weights, tokens, slots, pos0, dec, xq, self_kv, cross));
+        Ok(&mut self.dec.logits[..seqs * c.vocab_size])
     }
 }
 
@@ -251,18 +395,21 @@ fn whisper_config(c: &ModelConfig) -> &WhisperConfig {
         .expect("validated whisper models have an audio configuration")
 }
 
-/// One decoder pass over `tokens` at `pos0..`, leaving the last token's logits in `s.logits`.
+/// One decoder pass over the sequences of `tokens` (`slots.len()` runs of equal length, each
+/// at positions `pos0..` of its slot's cache), leaving each sequence's last logits in
+/// `s.logits`.
 #[allow(clippy::too_many_arguments)]
 fn decoder_forward(
     k: &Kernels,
     c: &ModelConfig,
     w: &WhisperWeights<'_>,
     tokens: &[u32],
+    slots: &[usize],
     pos0: usize,
     s: &mut DecoderScratch,
     xq: &mut [BlockQ8Act],
-    self_kv: &mut KvCache,
-    cross_kv: &KvCache,
+    self_kv: &mut [KvCache],
+    (cross_kv, audio_ctx): (&KvCache, usize),
 ) {
     let chunks = rayon::current_num_threads();
     let (n, h, ff, hd, eps) = (
@@ -273,9 +420,11 @@ fn decoder_forward(
         c.norm_eps,
     );
     let nh = n * h;
-    for (t, (&tok, x)) in tokens.iter().zip(s.x.chunks_exact_mut(h)).enumerate() {
+    let (seqs, m) = (slots.len(), n / slots.len());
+    for (r, (&tok, x)) in tokens.iter().zip(s.x.chunks_exact_mut(h)).enumerate() {
+        let pos = pos0 + r % m;
         w.token_embd.dequantize_row(tok as usize, x);
-        (k.add)(x, &w.dec_pos[(pos0 + t) * h..(pos0 + t + 1) * h]);
+        (k.add)(x, &w.dec_pos[pos * h..(pos + 1) * h]);
     }
     let shape = Heads {
         heads: c.num_heads,
@@ -285,41 +434,42 @@ fn decoder_forward(
         softcap: None,
         window: None,
     };
-    let ctx = self_kv.context();
-    let audio_ctx = cross_kv.context();
+    let ctx = c.max_context;
     for (l, layer) in w.decoder.iter().enumerate() {
         // Causal self-attention over the tokens so far.
         norm::layer_rows(k, &s.x[..nh], layer.attn_norm, eps, &mut s.xn[..nh]);
         layer.qkv.apply(k, &s.xn[..nh], xq, n, &mut s.qkv, chunks);
-        let cache = self_kv.layer_mut(l);
-        for (t, row) in s.qkv[..n * 3 * h].chunks_exact(3 * h).enumerate() {
+        for (r, row) in s.qkv[..n * 3 * h].chunks_exact(3 * h).enumerate() {
+            let cache = self_kv[slots[r / m]].layer_mut(l);
             for g in 0..c.num_heads {
                 let (key, value) = (
                     &row[h + g * hd..h + (g + 1) * hd],
                     &row[2 * h + g * hd..2 * h + (g + 1) * hd],
                 );
-                cache.write(k, (g * ctx + pos0 + t) * hd, key, value);
+                cache.write(k, (g * ctx + pos0 + r % m) * hd, key, value);
             }
         }
-        let job = CausalAttention {
-            k,
-            shape,
-            kv: self_kv.layer(l),
-            ctx,
-            qkv: &s.qkv[..n * 3 * h],
-            qkv_dim: 3 * h,
-            pos0,
-            n,
-            query_block: QUERY_BLOCK,
-        };
-        job.heads(
-            0,
-            c.num_heads,
-            OutCols::new(&mut s.attn[..nh], n, h),
-            &mut s.scores,
-            &mut s.qq,
-            chunks,
-        );
+        for (j, &slot) in slots.iter().enumerate() {
+            let job = CausalAttention {
+                k,
+                shape,
+                kv: self_kv[slot].layer(l),
+                ctx,
+                qkv: &s.qkv[j * m * 3 * h..(j + 1) * m * 3 * h],
+                qkv_dim: 3 * h,
+                pos0,
+                n: m,
+                query_block: QUERY_BLOCK,
+            };
+            job.heads(
+                0,
+                c.num_heads,
+                OutCols::new(&mut s.attn[j * m * h..(j + 1) * m * h], m, h),
+                &mut s.scores,
+                &mut s.qq,
+                chunks,
+            );
+        }
         layer.attn_out.apply(k, &s.attn[..nh], xq, n, &mut s.xn, chunks);
         (k.add)(&mut s.x[..nh], &s.xn[..nh]);
 
@@ -345,7 +495,36 @@ fn decoder_forward(
         layer.down.apply(k, &s.ffn[..n * ff], xq, n, &mut s.xn, chunks);
         (k.add)(&mut s.x[..nh], &s.xn[..nh]);
     }
-    let last = &s.x[(n - 1) * h..nh];
-    norm::layer_rows(k, last, w.output_norm, eps, &mut s.xn[..h]);
-    w.output.apply(k, &s.xn[..h], xq, 1, &mut s.logits, chunks);
+    for j in 0..seqs {
+        let last = (j * m + m - 1) * h;
+        norm::layer_rows(
+            k,
+            &s.x[last..last + h],
+            w.output_norm,
+            eps,
+            &mut s.xn[j * h..(j + 1) * h],
+        );
+    }
+    w.output
+        .apply(k, &s.xn[..seqs * h], xq, seqs, &mut s.logits, chunks);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Auto keeps the audio's positions plus a second, in steps of 64, never past the model's.
+    #[test]
+    fn auto_context_covers_the_audio_and_a_margin() {
+        assert_eq!(AudioContext::Full.positions(10, 1500), 1500);
+        // 11 s (1100 frames, 550 positions) + 50 → 640.
+        assert_eq!(AudioContext::Auto.positions(1100, 1500), 640);
+        assert_eq!(AudioContext::Auto.positions(0, 1500), 64);
+        assert_eq!(AudioContext::Auto.positions(3000, 1500), 1500);
+        for content in 0..=3000 {
+            let p = AudioContext::Auto.positions(content, 1500);
+            assert!(p <= 1500 && (p == 1500 || p.is_multiple_of(AUTO_STEP)));
+            assert!(p == 1500 || 2 * p >= content + 2 * AUTO_MARGIN, "{content}: {p}");
+        }
+    }
 }

@@ -1,11 +1,15 @@
 //! From a log-mel spectrogram to timed text, with the decoding rules of Whisper as
-//! faster-whisper applies them (greedy): language detection on the first window, the
+//! faster-whisper applies them: language detection on the first window, the
 //! start-of-transcript prompt conditioned on the previous text, suppressed tokens, the
-//! timestamp rules, timestamp tokens into segments, 30 s windows with seeking to the last
+//! timestamp rules, beam search ([`super::beam`]), the temperature fallback (a window whose
+//! text is too repetitive or too improbable is decoded again by sampling at the next
+//! temperature), timestamp tokens into segments, 30 s windows with seeking to the last
 //! complete segment, and the no-speech skip.
 
+use super::beam::{Decoder, Strategy, log_sum_exp};
 use super::{Whisper, WhisperError, whisper_config};
 use crate::format::meta::WhisperTokens;
+use crate::sampling::{Sampler, SamplingParams};
 
 /// Seconds per mel frame.
 const FRAME_SECONDS: f32 = 0.01;
@@ -42,7 +46,29 @@ pub struct TranscribeOptions {
     pub log_prob_threshold: Option<f32>,
     /// Latest first timestamp, in seconds.
     pub max_initial_timestamp: f32,
+    /// Hypotheses of the beam search at temperature 0 (1: greedy decoding).
+    pub beam_size: usize,
+    /// The beam search stops once `beam_size × patience` hypotheses have ended.
+    pub patience: f32,
+    /// Hypotheses are ranked by log-probability over `length ^ length_penalty`.
+    pub length_penalty: f32,
+    /// Candidates sampled at a temperature above 0.
+    pub best_of: usize,
+    /// Temperatures tried in order while a window's text fails the checks below (the first,
+    /// usually 0, uses beam search; the others sample).
+    pub temperatures: Vec<f32>,
+    /// Text whose zlib compression ratio is above this is too repetitive: try the next
+    /// temperature.
+    pub compression_ratio_threshold: Option<f32>,
+    /// After a window decoded above this temperature, later windows are not prompted with
+    /// the earlier text.
+    pub prompt_reset_on_temperature: f32,
+    /// Seed of the sampling.
+    pub seed: u64,
 }
+
+/// faster-whisper's temperature fallback.
+pub const FALLBACK_TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 
 impl Default for TranscribeOptions {
     fn default() -> Self {
@@ -54,7 +80,46 @@ impl Default for TranscribeOptions {
             no_speech_threshold: Some(0.6),
             log_prob_threshold: Some(-1.0),
             max_initial_timestamp: 1.0,
+            beam_size: 5,
+            patience: 1.0,
+            length_penalty: 1.0,
+            best_of: 5,
+            temperatures: FALLBACK_TEMPERATURES.to_vec(),
+            compression_ratio_threshold: Some(2.4),
+            prompt_reset_on_temperature: 0.5,
+            seed: 0x5eed,
         }
+    }
+}
+
+impl TranscribeOptions {
+    /// A clear error for settings that cannot run.
+    pub fn check(&self) -> Result<(), WhisperError> {
+        let bad = |what: &str| Err(WhisperError::Input(what.to_owned()));
+        if self.beam_size == 0 {
+            return bad("the beam size must be at least 1");
+        }
+        if self.best_of == 0 {
+            return bad("best_of (candidates sampled) must be at least 1");
+        }
+        if !(self.patience.is_finite() && self.patience > 0.0) {
+            return bad("the beam search's patience must be a positive number");
+        }
+        if (self.beam_size as f32 * self.patience).round() < 1.0 {
+            return bad("beam size × patience must round to at least 1");
+        }
+        if !self.length_penalty.is_finite() {
+            return bad("the length penalty must be a number");
+        }
+        if self.temperatures.is_empty() {
+            return bad("at least one temperature is needed");
+        }
+        if let Some(t) = self.temperatures.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+            return Err(WhisperError::Input(format!(
+                "temperature {t}: temperatures are numbers of at least 0"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -73,6 +138,10 @@ pub struct Segment {
     pub avg_logprob: f32,
     /// Probability that the window holds no speech.
     pub no_speech_prob: f32,
+    /// The temperature of the window's decoding.
+    pub temperature: f32,
+    /// The zlib compression ratio of the window's text.
+    pub compression_ratio: f32,
 }
 
 /// A whole transcription.
@@ -86,7 +155,7 @@ pub struct Transcript {
     pub encode_seconds: f64,
     /// Seconds spent in the decoder.
     pub decode_seconds: f64,
-    /// Decoder steps run (tokens sampled).
+    /// Decoder steps run (each one token for every live hypothesis).
     pub decoded_tokens: usize,
     /// Windows encoded.
     pub windows: usize,
@@ -103,17 +172,22 @@ impl Transcript {
 /// What one window's decoding produced.
 struct Window {
     tokens: Vec<u32>,
-    sum_logprob: f32,
+    avg_logprob: f32,
     no_speech_prob: f32,
+    temperature: f32,
+    compression_ratio: f32,
 }
 
-/// `log Σ exp(x)`.
-fn log_sum_exp(x: &[f32]) -> f32 {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    max + x.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+/// Bytes of `text` over the bytes of its zlib stream (level 6, as Python's `zlib.compress`):
+/// repetitive text compresses well.
+pub fn compression_ratio(text: &str) -> f32 {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let packed = z
+        .write_all(text.as_bytes())
+        .and_then(|()| z.finish())
+        .expect("compressing into memory does not fail");
+    text.len() as f32 / packed.len() as f32
 }
 
 /// Applies Whisper's logit rules for the next token after `sampled` (this window's tokens so
@@ -178,18 +252,6 @@ fn apply_rules(
     }
 }
 
-/// The most probable token and its log-probability.
-fn greedy(logits: &[f32]) -> (u32, f32) {
-    let (mut best, mut at) = (f32::NEG_INFINITY, 0);
-    for (i, &v) in logits.iter().enumerate() {
-        if v > best {
-            best = v;
-            at = i;
-        }
-    }
-    (at as u32, best - log_sum_exp(logits))
-}
-
 /// The language whose token is most probable after `<|startoftranscript|>` (the window must
 /// be encoded).
 pub fn detect_language(w: &mut Whisper<'_>) -> Result<String, WhisperError> {
@@ -202,45 +264,108 @@ pub fn detect_language(w: &mut Whisper<'_>) -> Result<String, WhisperError> {
         .ok_or_else(|| WhisperError::Input("the model knows no languages".into()))
 }
 
-/// Decodes the encoded window after `prompt` (whose `sot_at` token is the start of transcript).
+/// The text of `tokens` (those below the end of text), as faster-whisper's tokenizer decodes it.
+fn text_of(w: &Whisper<'_>, tokens: &[u32], eot: u32) -> String {
+    let ids: Vec<u32> = tokens.iter().copied().filter(|&x| x < eot).collect();
+    String::from_utf8_lossy(&w.model().tokenizer().decode(&ids)).into_owned()
+}
+
+/// Whether a failed attempt `(average log-probability, too repetitive)` is a better last resort
+/// than an earlier one: faster-whisper keeps the best average log-probability among the
+/// attempts under the compression threshold, or among all when none is (the first of equals).
+fn outranks(new: (f32, bool), old: (f32, bool)) -> bool {
+    (old.1 && !new.1) || (old.1 == new.1 && new.0 > old.0)
+}
+
+/// Decodes the encoded window after `prompt` (whose `sot_at` token is the start of
+/// transcript) as faster-whisper's `generate_with_fallback`: beam search, then sampling at
+/// each further temperature while the text is too repetitive or too improbable (unless the
+/// window is silence); when every temperature fails, the best attempt below the compression
+/// threshold (else of all) by average log-probability. `samplers` holds one per temperature,
+/// made on first use.
 fn decode_window(
     w: &mut Whisper<'_>,
+    dec: &mut Decoder,
+    samplers: &mut [Option<Sampler>],
     prompt: &[u32],
     sot_at: usize,
     o: &TranscribeOptions,
-    tokens: &mut Vec<u32>,
+    steps: &mut usize,
 ) -> Result<Window, WhisperError> {
     let c = w.model().config();
     let cfg = whisper_config(c);
     let t = cfg.tokens;
     let logits = w.decode(&prompt[..=sot_at], 0)?;
     let no_speech_prob = (logits[t.no_speech as usize] - log_sum_exp(logits)).exp();
-    let mut logits = w.decode(&prompt[sot_at + 1..], sot_at + 1)?;
-    tokens.clear();
-    let mut sum_logprob = 0.0;
-    loop {
-        apply_rules(
-            logits,
-            tokens,
-            &cfg.suppress_tokens,
-            &cfg.begin_suppress_tokens,
-            &t,
-            o,
-        );
-        let (token, logprob) = greedy(logits);
-        sum_logprob += logprob;
-        let pos = prompt.len() + tokens.len();
-        if token == t.eot || pos >= c.max_context {
-            break;
+    let logits = w.decode(&prompt[sot_at + 1..], sot_at + 1)?;
+    dec.set_prompt_logits(logits);
+    // CTranslate2: at most half the context, and what the prompt leaves.
+    let max_tokens = (c.max_context / 2).min(c.max_context + 1 - prompt.len());
+    let mut best: Option<(Window, bool)> = None;
+    for (i, &temperature) in o.temperatures.iter().enumerate() {
+        let mut strategy = if temperature > 0.0 {
+            let sampler = samplers[i].get_or_insert_with(|| {
+                let params = SamplingParams {
+                    temperature,
+                    top_k: 0,
+                    top_p: 1.0,
+                    min_p: 0.0,
+                    seed: o.seed.wrapping_add(i as u64),
+                    ..SamplingParams::default()
+                };
+                Sampler::new(params, w.model())
+            });
+            Strategy::Sample {
+                candidates: o.best_of,
+                sampler,
+            }
+        } else {
+            Strategy::Beam {
+                size: o.beam_size,
+                patience: o.patience,
+            }
+        };
+        *steps += dec.run(w, &mut strategy, prompt.len(), max_tokens, |sampled, row| {
+            apply_rules(
+                row,
+                sampled,
+                &cfg.suppress_tokens,
+                &cfg.begin_suppress_tokens,
+                &t,
+                o,
+            )
+        })?;
+        let Some(h) = dec.search.best(o.length_penalty) else {
+            continue;
+        };
+        let avg_logprob = h.logprob / (h.tokens.len() + 1) as f32;
+        let compression_ratio = compression_ratio(text_of(w, &h.tokens, t.eot).trim());
+        let repetitive = o
+            .compression_ratio_threshold
+            .is_some_and(|r| compression_ratio > r);
+        let improbable = o.log_prob_threshold.is_some_and(|l| avg_logprob < l);
+        let silence = improbable && o.no_speech_threshold.is_some_and(|n| no_speech_prob > n);
+        let result = Window {
+            tokens: h.tokens.clone(),
+            avg_logprob,
+            no_speech_prob,
+            temperature,
+            compression_ratio,
+        };
+        if !(repetitive || improbable) || silence {
+            return Ok(result);
         }
-        tokens.push(token);
-        logits = w.decode(&[token], pos)?;
+        if best.as_ref().is_none_or(|(b, b_repetitive)| {
+            outranks((avg_logprob, repetitive), (b.avg_logprob, *b_repetitive))
+        }) {
+            best = Some((result, repetitive));
+        }
     }
-    Ok(Window {
-        tokens: std::mem::take(tokens),
-        sum_logprob,
-        no_speech_prob,
-    })
+    let (mut window, _) =
+        best.ok_or_else(|| WhisperError::Input("no hypothesis ended in the window".into()))?;
+    // faster-whisper reports the last temperature tried (it decides the prompt reset).
+    window.temperature = *o.temperatures.last().expect("checked non-empty");
+    Ok(window)
 }
 
 /// Timed pieces of one window's tokens (faster-whisper's `_split_segments_by_timestamps`), and
@@ -287,6 +412,21 @@ pub fn transcribe(
     content_frames: usize,
     o: &TranscribeOptions,
 ) -> Result<Transcript, WhisperError> {
+    o.check()?;
+    let needed = o
+        .temperatures
+        .iter()
+        .map(|&t| if t > 0.0 { o.best_of } else { o.beam_size })
+        .max()
+        .unwrap_or(1);
+    if needed > w.sequences() {
+        return Err(WhisperError::Input(format!(
+            "beam size {} / best_of {}: the runner holds {} decoder sequences",
+            o.beam_size,
+            o.best_of,
+            w.sequences()
+        )));
+    }
     let c = w.model().config();
     let cfg = whisper_config(c);
     let t = cfg.tokens;
@@ -305,7 +445,7 @@ pub fn transcribe(
             dst[..size].copy_from_slice(&row[seek..seek + size]);
         }
         let start = std::time::Instant::now();
-        let r = w.encode(&segment);
+        let r = w.encode_content(&segment, size);
         out.encode_seconds += start.elapsed().as_secs_f64();
         out.windows += 1;
         r
@@ -336,8 +476,11 @@ pub fn transcribe(
         Task::Translate => t.translate,
     };
     let mut all_tokens: Vec<u32> = Vec::new();
+    // Earlier text before this index is not prompted (reset after a high temperature).
+    let mut prompt_from = 0;
     let mut prompt: Vec<u32> = Vec::with_capacity(c.max_context);
-    let mut tokens: Vec<u32> = Vec::with_capacity(c.max_context);
+    let mut dec = Decoder::new(w, t.eot);
+    let mut samplers: Vec<Option<Sampler>> = o.temperatures.iter().map(|_| None).collect();
     let mut seek = 0;
     let mut encoded_at = (o.language.is_none()).then_some(0);
     while seek < content_frames {
@@ -348,10 +491,11 @@ pub fn transcribe(
         }
         encoded_at = None;
         prompt.clear();
-        if o.condition_on_previous_text && !all_tokens.is_empty() {
+        let previous = &all_tokens[prompt_from..];
+        if o.condition_on_previous_text && !previous.is_empty() {
             let keep = c.max_context / 2 - 1;
             prompt.push(t.sot_prev);
-            prompt.extend_from_slice(&all_tokens[all_tokens.len().saturating_sub(keep)..]);
+            prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
         }
         let sot_at = prompt.len();
         prompt.extend_from_slice(&[t.sot, lang, task]);
@@ -359,22 +503,26 @@ pub fn transcribe(
             prompt.push(t.no_timestamps);
         }
         let start = std::time::Instant::now();
-        let result = decode_window(w, &prompt, sot_at, o, &mut tokens)?;
+        let result = decode_window(
+            w,
+            &mut dec,
+            &mut samplers,
+            &prompt,
+            sot_at,
+            o,
+            &mut out.decoded_tokens,
+        )?;
         out.decode_seconds += start.elapsed().as_secs_f64();
-        out.decoded_tokens += result.tokens.len() + 1;
-        let avg_logprob = result.sum_logprob / (result.tokens.len() + 1) as f32;
         if let Some(threshold) = o.no_speech_threshold {
-            let confident = o.log_prob_threshold.is_some_and(|l| avg_logprob > l);
+            let confident = o.log_prob_threshold.is_some_and(|l| result.avg_logprob > l);
             if result.no_speech_prob > threshold && !confident {
                 seek += size;
-                tokens = result.tokens;
                 continue;
             }
         }
         let (pieces, advance) = split(&result.tokens, t.timestamp_begin, time_offset, size);
         for (start, end, piece) in pieces {
-            let text_ids: Vec<u32> = piece.iter().copied().filter(|&x| x < t.eot).collect();
-            let text = String::from_utf8_lossy(&w.model().tokenizer().decode(&text_ids)).into_owned();
+            let text = text_of(w, &piece, t.eot);
             if start == end || text.trim().is_empty() {
                 continue;
             }
@@ -384,12 +532,16 @@ pub fn transcribe(
                 end,
                 text,
                 tokens: piece,
-                avg_logprob,
+                avg_logprob: result.avg_logprob,
                 no_speech_prob: result.no_speech_prob,
+                temperature: result.temperature,
+                compression_ratio: result.compression_ratio,
             });
         }
+        if result.temperature > o.prompt_reset_on_temperature {
+            prompt_from = all_tokens.len();
+        }
         seek += advance.max(1);
-        tokens = result.tokens;
     }
     Ok(out)
 }
@@ -430,6 +582,47 @@ mod tests {
         let mut logits = vec![0.0f32; 32];
         apply_rules(&mut logits, &[18, 5, 20, 20], &[], &[], &T, &o);
         assert!(logits[16..].iter().all(|v| v.is_infinite()) && logits[5].is_finite());
+    }
+
+    #[test]
+    fn the_last_resort_is_the_likeliest_text_under_the_compression_threshold() {
+        // (average log-probability, too repetitive) of the attempts at each temperature.
+        let pick = |attempts: &[(f32, bool)]| {
+            (1..attempts.len()).fold(0, |b, i| if outranks(attempts[i], attempts[b]) { i } else { b })
+        };
+        assert_eq!(
+            pick(&[
+                (-1.5, true),
+                (-1.2, false),
+                (-0.9, true),
+                (-1.3, false),
+                (-1.2, false)
+            ]),
+            1
+        );
+        assert_eq!(pick(&[(-1.5, true), (-1.1, true), (-1.4, true)]), 1);
+    }
+
+    #[test]
+    fn compression_ratio_is_pythons_zlib() {
+        // len(t) / len(zlib.compress(t)) from Python 3.11's zlib 1.2.13.
+        let jfk = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+        let thanks = "Thank you. ".repeat(20);
+        for (text, packed) in [
+            (jfk, 80),
+            (thanks.trim(), 22),
+            (
+                "the the the the the the the the the the the the the the the the the the the the the the",
+                15,
+            ),
+            ("Navigate to the nearest charging station.", 49),
+        ] {
+            assert_eq!(
+                compression_ratio(text),
+                text.len() as f32 / packed as f32,
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
-use edgelm::whisper::{Whisper, WhisperOptions};
+use edgelm::whisper::{AudioContext, Whisper, WhisperOptions};
 use serde_json::Value;
 
 fn floats(v: &Value) -> Vec<f32> {
@@ -198,10 +198,18 @@ fn whisper_base_matches_transformers_on_jfk() {
     );
 }
 
-/// The whole path on JFK: Whisper base at q8_0 transcribes to faster-whisper's greedy segments
-/// (faster-whisper 1.2.1, base, float32, beam 1), timestamps and tokens included.
-#[test]
-fn whisper_base_transcribes_jfk_as_faster_whisper() {
+/// The whole path on JFK with Whisper base at `quant`, language detected (faster-whisper's
+/// default): the segments (times, text, tokens with timestamps) of faster-whisper 1.2.1 with
+/// the float32 model and the same beam size (tests/fixtures/whisper/transcripts.json).
+///
+/// With `AudioContext::Auto` the window is cut to the audio (640 of the 1500 encoder
+/// positions), which changes the encoder output but not, on this clip, the transcript.
+fn transcribes_jfk_as_faster_whisper(
+    quant: &str,
+    beam_size: usize,
+    reference: &str,
+    audio_ctx: AudioContext,
+) {
     use edgelm::audio::LogMel;
     use edgelm::audio::mel::FASTER_WHISPER_PADDING;
     use edgelm::whisper::{TranscribeOptions, transcribe};
@@ -209,11 +217,12 @@ fn whisper_base_transcribes_jfk_as_faster_whisper() {
         return;
     };
     let samples = edgelm::audio::load_audio(&wav).unwrap();
-    let model = Model::from_packed(common::convert_path(&dir, "q8_0")).unwrap();
+    let model = Model::from_packed(common::convert_path(&dir, quant)).unwrap();
     let mut w = Whisper::new(
         &model,
         &WhisperOptions {
             threads: Some(2),
+            audio_ctx,
             ..Default::default()
         },
     )
@@ -224,38 +233,50 @@ fn whisper_base_transcribes_jfk_as_faster_whisper() {
         LogMel::with_filters(filters, 80)
             .unwrap()
             .compute(&samples, FASTER_WHISPER_PADDING, &mut mel);
-    // Language detected, as faster-whisper does without --language.
-    let t = transcribe(&mut w, &mel, frames, frames - 1, &TranscribeOptions::default()).unwrap();
-    assert_eq!(t.language, "en");
-    let got: Vec<(f32, f32, &str, &[u32])> = t
-        .segments
-        .iter()
-        .map(|s| (s.start, s.end, s.text.as_str(), s.tokens.as_slice()))
-        .collect();
-    let want: [(f32, f32, &str, &[u32]); 2] = [
-        (
-            0.0,
-            7.6,
-            " And so my fellow Americans ask not what your country can do for you,",
-            &[
-                50364, 400, 370, 452, 7177, 6280, 1029, 406, 437, 428, 1941, 393, 360, 337, 291, 11, 50744,
-            ],
-        ),
-        (
-            7.6,
-            10.6,
-            " ask what you can do for your country.",
-            &[50744, 1029, 437, 291, 393, 360, 337, 428, 1941, 13, 50894],
-        ),
-    ];
-    assert_eq!(got.len(), want.len(), "{got:?}");
-    for (g, w) in got.iter().zip(&want) {
+    let options = TranscribeOptions {
+        beam_size,
+        ..TranscribeOptions::default()
+    };
+    let t = transcribe(&mut w, &mel, frames, frames - 1, &options).unwrap();
+    let positions = w.encoder_output().len() / model.config().hidden_size;
+    assert_eq!(
+        positions,
+        if audio_ctx == AudioContext::Auto {
+            640
+        } else {
+            1500
+        }
+    );
+    let want = &common::fixture_json("whisper/transcripts.json")["results"][reference]["jfk.wav"];
+    assert_eq!(t.language, want["language"].as_str().unwrap());
+    let want = want["segments"].as_array().unwrap();
+    assert_eq!(t.segments.len(), want.len(), "{:?}", t.segments);
+    for (g, w) in t.segments.iter().zip(want) {
+        let time = |k: &str| w[k].as_f64().unwrap() as f32;
         assert!(
-            (g.0 - w.0).abs() < 1e-4 && (g.1 - w.1).abs() < 1e-4,
-            "{g:?} vs {w:?}"
+            (g.start - time("start")).abs() < 1e-4 && (g.end - time("end")).abs() < 1e-4,
+            "{g:?} vs {w}"
         );
-        assert_eq!((g.2, g.3), (w.2, w.3));
+        assert_eq!(g.text, w["text"].as_str().unwrap());
+        assert_eq!(g.tokens, common::ids(&w["tokens"]));
+        assert!((g.avg_logprob - time("avg_logprob")).abs() < 0.01, "{g:?} vs {w}");
+        assert_eq!(g.temperature, 0.0);
     }
+}
+
+#[test]
+fn whisper_base_transcribes_jfk_as_faster_whisper_greedy() {
+    transcribes_jfk_as_faster_whisper("q8_0", 1, "float32_greedy", AudioContext::Full);
+    transcribes_jfk_as_faster_whisper("q8_0", 1, "float32_greedy", AudioContext::Auto);
+}
+
+/// Beam search finds a different text than greedy decoding here (commas after "so" and
+/// "Americans", a later timestamp), faster-whisper's. (At q8_0 the beam search keeps the
+/// text without the first comma, as faster-whisper's int8 model does: a near tie, that text
+/// scoring -0.2834 per token at q8_0, the comma one -0.2862 at f16, measured.)
+#[test]
+fn whisper_base_transcribes_jfk_as_faster_whisper_beam5() {
+    transcribes_jfk_as_faster_whisper("f16", 5, "float32_beam5", AudioContext::Full);
 }
 
 /// The transcription loop on the tiny model (0.64 s windows): audio longer than a window is

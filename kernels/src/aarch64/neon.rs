@@ -89,10 +89,16 @@ macro_rules! attn_scores_q8_with {
             $out,
             vdupq_n_f32(0.0),
             |acc, kb: &BlockQ8_0, qb: &BlockQ8Act| {
-                let d = half::f16::from_bits(kb.d).to_f32() * qb.d;
+                let d = <$crate::aarch64::neon::lanes::F32x4 as $crate::simd::lanes::Lanes>::f16_to_f32(kb.d)
+                    * qb.d;
                 vfmaq_n_f32(acc, vcvtq_f32_s32($dot(&kb.qs, &qb.qs)), d)
             },
-            |acc| vaddvq_f32(acc),
+            |[a, b, c, d]: [float32x4_t; 4]| {
+                let mut out = [0.0; 4];
+                // SAFETY: `out` holds 4 f32.
+                unsafe { vst1q_f32(out.as_mut_ptr(), vpaddq_f32(vpaddq_f32(a, b), vpaddq_f32(c, d))) };
+                out
+            },
         )
     };
 }

@@ -28,6 +28,10 @@ pub(crate) trait Lanes: Copy {
     fn load_f16(src: &[u16]) -> Self;
     /// Stores into `dst[..N]` as f16 bits, rounded to nearest even.
     fn store_f16(self, dst: &mut [u16]);
+    /// One f16 (bits) widened to f32 by the vector unit (`half`'s conversion is the software
+    /// one in this `no_std` crate: a score kernel doing it per block spent a quarter of its
+    /// time there).
+    fn f16_to_f32(bits: u16) -> f32;
     /// Loads `src[..N]`, int8, converted to f32.
     fn load_i8(src: &[i8]) -> Self;
     /// Stores lanes holding integers in `-128..=127` into `dst[..N]`.

@@ -56,6 +56,9 @@ macro_rules! lanes_table {
                 fn matmul_f32(w: &[f32], x: &[f32], out: OutCols<'_>) {
                     ops::matmul_float::<L, f32>(w, x, out)
                 }
+                fn matmul_f32_t(b: &[f32], x: &[f32], out: OutCols<'_>) {
+                    ops::matmul_f32_t::<L>(b, x, out)
+                }
                 fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
                     ops::rms_norm::<L>(x, w, eps, out)
                 }
@@ -110,6 +113,7 @@ macro_rules! lanes_table {
             quantize_q8_act: generic::quantize_q8_act,
             matmul_f16: generic::matmul_f16,
             matmul_f32: generic::matmul_f32,
+            matmul_f32_t: generic::matmul_f32_t,
             rms_norm: generic::rms_norm,
             layer_norm: generic::layer_norm,
             softmax: generic::softmax,

@@ -353,6 +353,98 @@ pub(crate) fn matmul_float<L: Lanes, W: FloatWeight>(w: &[W], x: &[f32], mut out
     }
 }
 
+/// Input rows per register tile of [`matmul_f32_t`].
+const T_ROWS: usize = 4;
+
+/// One register tile of [`matmul_f32_t`]: input rows `t0..t0 + MR` times the `NV` vectors of
+/// columns from `c0` (the last one partial, padded, unless `FULL`), as outer products: per `k`,
+/// the tile's vectors of `b` are loaded once and each input value is broadcast to all of them.
+#[inline(always)]
+fn t_tile<L: Lanes, const MR: usize, const NV: usize, const FULL: bool>(
+    b: &[f32],
+    x: &[f32],
+    out: &mut OutCols<'_>,
+    t0: usize,
+    c0: usize,
+) {
+    let (width, k) = (out.width(), x.len() / out.n());
+    let end = (c0 + NV * L::N).min(width);
+    let cols: [Range<usize>; NV] =
+        core::array::from_fn(|v| (c0 + v * L::N).min(end)..(c0 + (v + 1) * L::N).min(end));
+    let xs: [&[f32]; MR] = core::array::from_fn(|i| &x[(t0 + i) * k..][..k]);
+    let mut acc = [[L::zero(); NV]; MR];
+    for (kk, row) in b.chunks_exact(width).take(k).enumerate() {
+        let bv: [L; NV] = if FULL {
+            let row = &row[c0..c0 + NV * L::N];
+            core::array::from_fn(|v| L::load(&row[v * L::N..]))
+        } else {
+            core::array::from_fn(|v| load(&row[cols[v].clone()]))
+        };
+        for i in 0..MR {
+            let xv = L::splat(xs[i][kk]);
+            for v in 0..NV {
+                acc[i][v] = xv.mul_add(bv[v], acc[i][v]);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        let row = out.row(t0 + i);
+        for v in 0..NV {
+            store(acc[v], &mut row[cols[v].clone()]);
+        }
+    }
+}
+
+/// The rows of [`matmul_f32_t`] for the `NV` column vectors from `c0`: `T_ROWS` at a time,
+/// then one at a time.
+#[inline(always)]
+fn t_columns<L: Lanes, const NV: usize, const FULL: bool>(
+    b: &[f32],
+    x: &[f32],
+    out: &mut OutCols<'_>,
+    c0: usize,
+) {
+    let n = out.n();
+    let mut t = 0;
+    while n - t >= T_ROWS {
+        t_tile::<L, T_ROWS, NV, FULL>(b, x, out, t, c0);
+        t += T_ROWS;
+    }
+    for t in t..n {
+        t_tile::<L, 1, NV, FULL>(b, x, out, t, c0);
+    }
+}
+
+/// See [`crate::scalar::matmul_f32_t`]. Column tiles outside, input rows inside, so a tile's
+/// strip of `b` stays in cache for every row: three vectors wide while they fill, then two,
+/// one, and a last partial vector.
+#[inline(always)]
+pub(crate) fn matmul_f32_t<L: Lanes>(b: &[f32], x: &[f32], mut out: OutCols<'_>) {
+    let (n, width) = (out.n(), out.width());
+    let k = x.len() / n.max(1);
+    assert_eq!(x.len(), n * k, "inputs are not n × k");
+    assert_eq!(b.len(), k * width, "b is not k × width");
+    if n == 0 {
+        return;
+    }
+    let mut c = 0;
+    while width - c >= 3 * L::N {
+        t_columns::<L, 3, true>(b, x, &mut out, c);
+        c += 3 * L::N;
+    }
+    if width - c >= 2 * L::N {
+        t_columns::<L, 2, true>(b, x, &mut out, c);
+        c += 2 * L::N;
+    }
+    if width - c >= L::N {
+        t_columns::<L, 1, true>(b, x, &mut out, c);
+        c += L::N;
+    }
+    if c < width {
+        t_columns::<L, 1, false>(b, x, &mut out, c);
+    }
+}
+
 /// See [`crate::scalar::attn_scores_f16`].
 #[inline(always)]
 pub(crate) fn attn_scores_f16<L: Lanes>(q: &[f32], keys: &[u16], scale: f32, out: &mut [f32]) {
@@ -385,24 +477,32 @@ const SCORE_KEYS: usize = 4;
 /// Output columns one pass of the value loops keeps in registers.
 pub(crate) const VALUE_COLS: usize = 64;
 
-/// `out = Σ_t weight(t) · row(t)` over `rows` rows of `out.len()` values, `VALUE_COLS`
-/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t`.
+/// `out = Σ_t weight(t, c) · row(t)[c]` over `rows` rows of `out.len()` values, `VALUE_COLS`
+/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t`, and
+/// `weight(t, c)` is the same for the `group` columns from `c` (a multiple of `group`, which
+/// is a multiple of `N`): one weight per row, or one per quantization block.
+///
+/// All of a pass's columns are accumulated row by row, so a pass keeps `VALUE_COLS / N`
+/// independent accumulator chains busy (one block's four on AVX2 would wait on the FMA
+/// latency).
 #[inline(always)]
 pub(crate) fn weighted_rows<L: Lanes>(
     rows: usize,
     out: &mut [f32],
-    weight: impl Fn(usize) -> f32,
+    group: usize,
+    weight: impl Fn(usize, usize) -> f32,
     row: impl Fn(usize, Range<usize>) -> L,
 ) {
     for pass in (0..out.len()).step_by(VALUE_COLS) {
         let width = VALUE_COLS.min(out.len() - pass);
         let cols = &mut out[pass..pass + width];
+        let weight = |t, c: usize| weight(t, pass + c);
         let row = |t, r: Range<usize>| row(t, pass + r.start..pass + r.end);
         // A constant width for whole passes lets the accumulators live in registers.
         if width == VALUE_COLS {
-            weighted_pass(rows, VALUE_COLS, cols, &weight, row);
+            weighted_pass(rows, VALUE_COLS, group, cols, weight, row);
         } else {
-            weighted_pass(rows, width, cols, &weight, row);
+            weighted_pass(rows, width, group, cols, weight, row);
         }
     }
 }
@@ -412,14 +512,18 @@ pub(crate) fn weighted_rows<L: Lanes>(
 fn weighted_pass<L: Lanes>(
     rows: usize,
     width: usize,
+    group: usize,
     out: &mut [f32],
-    weight: impl Fn(usize) -> f32,
+    weight: impl Fn(usize, usize) -> f32,
     row: impl Fn(usize, Range<usize>) -> L,
 ) {
     let mut acc = [L::zero(); VALUE_COLS / 4];
     for t in 0..rows {
-        let wt = L::splat(weight(t));
+        let mut wt = L::zero();
         for (a, r) in acc.iter_mut().zip(chunks::<L>(width)) {
+            if r.start % group == 0 {
+                wt = L::splat(weight(t, r.start));
+            }
             *a = wt.mul_add(row(t, r), *a);
         }
     }
@@ -433,5 +537,11 @@ fn weighted_pass<L: Lanes>(
 pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f32]) {
     let d = out.len();
     assert_eq!(values.len(), p.len() * d, "values are not p.len() × head_dim");
-    weighted_rows::<L>(p.len(), out, |t| p[t], |t, cols| load_f16(&values[t * d..][cols]));
+    weighted_rows::<L>(
+        p.len(),
+        out,
+        VALUE_COLS,
+        |t, _| p[t],
+        |t, cols| load_f16(&values[t * d..][cols]),
+    );
 }

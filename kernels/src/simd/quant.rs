@@ -2,6 +2,8 @@
 //! type. Quantization is bit-exact with [`crate::scalar`]: the same scale, the same products
 //! and the same rounding (half away from zero).
 
+use core::ops::Range;
+
 use half::f16;
 
 use super::lanes::Lanes;
@@ -62,16 +64,15 @@ pub(crate) fn attn_values_q8<L: Lanes>(p: &[f32], values: &[BlockQ8_0], out: &mu
     let nb = out.len() / QK;
     assert_eq!(out.len(), nb * QK, "head_dim is not a multiple of QK");
     assert_eq!(values.len(), p.len() * nb, "values are not p.len() × blocks");
-    // Pass b covers block b of every row; row t weighs p[t]·d[t][b], as in the reference.
-    for (b, ob) in out.chunks_exact_mut(QK).enumerate() {
-        let block = |t: usize| &values[t * nb + b];
-        let weight = |t: usize| p[t] * f16::from_bits(block(t).d).to_f32();
-        weighted_rows::<L>(p.len(), ob, weight, |t, cols| L::load_i8(&block(t).qs[cols]));
-    }
+    let block = |t: usize, c: usize| &values[t * nb + c / QK];
+    let weight = |t, c| p[t] * L::f16_to_f32(block(t, c).d);
+    let row = |t, cols: Range<usize>| L::load_i8(&block(t, cols.start).qs[cols.start % QK..]);
+    weighted_rows::<L>(p.len(), out, QK, weight, row);
 }
 
 /// See [`crate::scalar::attn_scores_q8`]. `block(acc, key, query)` adds one block's
-/// `d_k · d_q · Σ k·q` into a vector accumulator; `finish` sums its lanes.
+/// `d_k · d_q · Σ k·q` into a vector accumulator; `finish` sums the lanes of four
+/// accumulators at once (one score each).
 #[inline(always)]
 pub(crate) fn attn_scores_q8<A: Copy>(
     q: &[BlockQ8Act],
@@ -80,15 +81,23 @@ pub(crate) fn attn_scores_q8<A: Copy>(
     out: &mut [f32],
     zero: A,
     block: impl Fn(A, &BlockQ8_0, &BlockQ8Act) -> A,
-    finish: impl Fn(A) -> f32,
+    finish: impl Fn([A; SCORE_KEYS]) -> [f32; SCORE_KEYS],
 ) {
     let nb = q.len();
     assert_eq!(keys.len(), out.len() * nb, "keys are not out.len() × blocks");
     if nb == 0 {
         return out.fill(0.0);
     }
-    for (o, k) in out.iter_mut().zip(keys.chunks_exact(nb)) {
-        let acc = k.iter().zip(q).fold(zero, |acc, (kb, qb)| block(acc, kb, qb));
-        *o = scale * finish(acc);
+    // Four keys per step: four accumulator chains, and one horizontal reduction for four.
+    let mut tiles = out.chunks_mut(SCORE_KEYS);
+    for (o, k) in (&mut tiles).zip(keys.chunks(SCORE_KEYS * nb)) {
+        let mut acc = [zero; SCORE_KEYS];
+        for (a, key) in acc.iter_mut().zip(k.chunks_exact(nb)) {
+            *a = key.iter().zip(q).fold(*a, |a, (kb, qb)| block(a, kb, qb));
+        }
+        o.iter_mut().zip(finish(acc)).for_each(|(o, s)| *o = scale * s);
     }
 }
+
+/// Keys per step of [`attn_scores_q8`].
+pub(crate) const SCORE_KEYS: usize = 4;

@@ -9,7 +9,6 @@ pub(crate) mod matmul;
 
 use core::arch::x86_64::*;
 
-use half::f16;
 use kquant::{block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k};
 use lanes::F32x8;
 use matmul::{GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, prefetch_ahead};
@@ -95,11 +94,18 @@ entries! { "avx2,fma,f16c";
     }
     fn attn_scores_q8_avx2(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         let block = |acc, kb: &BlockQ8_0, qb: &BlockQ8Act| {
-            let d = _mm256_set1_ps(f16::from_bits(kb.d).to_f32() * qb.d);
+            let d = _mm256_set1_ps(F32x8::f16_to_f32(kb.d) * qb.d);
             _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(block_dot_q8(&kb.qs, &qb.qs)), acc)
         };
-        quant::attn_scores_q8(q, keys, scale, out, _mm256_setzero_ps(), block, |acc| {
-            F32x8::from_raw(acc).reduce_sum()
+        quant::attn_scores_q8(q, keys, scale, out, _mm256_setzero_ps(), block, |[a, b, c, d]| {
+            // Pairwise sums of four vectors: lanes 0-3 and 4-7 of `abcd` hold halves of the
+            // four totals.
+            let abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+            let sums = _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps::<1>(abcd));
+            let mut out = [0.0; 4];
+            // SAFETY: `out` holds 4 f32.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+            out
         })
     }
 }

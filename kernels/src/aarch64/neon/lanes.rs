@@ -57,6 +57,12 @@ impl Lanes for F32x4 {
     }
 
     #[inline(always)]
+    fn f16_to_f32(bits: u16) -> f32 {
+        // SAFETY: neon functions only (see the type); as in `load_f16`, no FEAT_FP16 needed.
+        unsafe { vgetq_lane_f32::<0>(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(bits)))) }
+    }
+
+    #[inline(always)]
     fn store_f16(self, dst: &mut [u16]) {
         let dst = &mut dst[..4];
         // SAFETY: `dst` holds 4 u16; neon functions only (see the type). Rounds to nearest

