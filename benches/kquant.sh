@@ -7,7 +7,8 @@
 # Speed against llama-bench: benches/compare-llamacpp.sh with TYPES="Q4_K_M Q5_K_M Q6_K" (and
 # MODEL=gemma3).
 #
-# Usage: benches/kquant.sh        Env: TYPES="Q4_K_M Q5_K_M Q6_K"  CTX=256  THREADS=2
+# Usage: benches/kquant.sh        Env: TYPES="Q4_K_M Q5_K_M Q6_K"  CTX=256  THREADS=2  GEMMA=1
+# (a TYPES entry such as Q2_K-pure is llama-quantize --pure: see smollm2_gguf; GEMMA=0 skips Gemma)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -23,7 +24,7 @@ work=$PEERS/kquant
 mkdir -p "$work"
 files=()
 for ty in ${TYPES:-Q4_K_M Q5_K_M Q6_K}; do files+=("smollm2-$ty=$(smollm2_gguf "$ty")"); done
-files+=("gemma3-Q4_K_M=$MODELS/gemma3/gemma-3-270m-q4_k_m.gguf")
+[ "${GEMMA:-1}" = 0 ] || files+=("gemma3-Q4_K_M=$MODELS/gemma3/gemma-3-270m-q4_k_m.gguf")
 printf 'file\ttypes\tgguf_bytes\tpacked_bytes\tratio\tpacked_weights\tllama_ppl\tedgelm_ppl\tdiff\n'
 for entry in "${files[@]}"; do
   name=${entry%%=*} gguf=${entry#*=}

@@ -53,9 +53,10 @@ llamacpp_build() {
 
 # Path of SmolLM2 at a llama.cpp type: the shipped Q4_1, or F16/Q8_0/Q4_0 derived from it with
 # llama-quantize --allow-requantize (llama.cpp's default mix: token_embd stays Q8_0 under Q4_*);
-# the K-quant mixes (Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K, ...) from that F16, as a user would.
+# the K-quant mixes (Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K, ...) from that F16, as a user would
+# (TYPE-pure, e.g. Q2_K-pure: with --pure, every tensor of that type where its rows allow).
 smollm2_gguf() {
-  local ty=$1 out src
+  local ty=$1 out src pure=()
   if [ "$ty" = Q4_1 ]; then echo "$SMOLLM2_Q4_1"; return; fi
   out=$PEER_MODELS/SmolLM2-135M-Instruct.$ty.gguf
   if [ ! -s "$out" ]; then
@@ -66,7 +67,9 @@ smollm2_gguf() {
     llamacpp_build llama-quantize
     mkdir -p "$PEER_MODELS"
     llamacpp_log "llama-quantize --allow-requantize $(basename "$src") -> $ty"
-    "$LLAMA_BIN/llama-quantize" --allow-requantize "$src" "$out.tmp.$$" "$ty" 2 >"$out.log" 2>&1 ||
+    # TYPE-pure: llama-quantize --pure (every tensor of the type, bar fallbacks for short rows).
+    case $ty in *-pure) pure=(--pure) ;; esac
+    "$LLAMA_BIN/llama-quantize" --allow-requantize "${pure[@]}" "$src" "$out.tmp.$$" "${ty%-pure}" 2 >"$out.log" 2>&1 ||
       { tail -20 "$out.log" >&2; return 1; }
     mv "$out.tmp.$$" "$out"
   fi

@@ -6,7 +6,7 @@
   in the target's input format (u16 config length, config.json, safetensors bytes);
 - gguf: the quantized tiny-llama GGUF fixtures (tests/fixtures/tiny-llama-gguf), and tiny-llama
   widened 4x (rows of 256 and 512 values) with its matrices in the K-quant and 5-bit types
-  (Q4_K, Q5_K, Q6_K, Q5_0, Q5_1: random blocks with small f16 scales);
+  (Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, Q3_K, Q2_K: random blocks with small f16 scales);
 - wav: small WAV files of every encoding the reader takes (8/16/24/32-bit PCM, 32/64-bit float,
   WAVE_FORMAT_EXTENSIBLE, stereo, 44.1 kHz, an odd-sized LIST chunk) and an A-law one it refuses;
 - packed_header: those GGUFs converted by edgelm-convert (path given as the first argument,
@@ -97,7 +97,7 @@ def bert(rng):
 
 # GGML type code -> (values per block, bytes per block, byte offsets of f16 scales in a block).
 KQUANTS = {12: (256, 144, (0, 2)), 13: (256, 176, (0, 2)), 14: (256, 210, (208,)), 6: (32, 22, (0,)),
-           7: (32, 24, (0, 2))}
+           7: (32, 24, (0, 2)), 11: (256, 110, (108,)), 10: (256, 84, (80, 82))}
 
 
 def kquant_gguf(src, rng):

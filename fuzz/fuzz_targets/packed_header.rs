@@ -8,8 +8,8 @@ use edgelm::format::spec::{CHECKSUM_FIELD, PREAMBLE_SIZE};
 use edgelm::format::{DType, PackedFile};
 use edgelm::tokenizer::{EncodeOptions, Tokenizer};
 use edgelm_kernels::layout::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, TileQ4K,
-    TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, dequantize_row,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK,
+    TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, dequantize_row,
 };
 
 /// Byte range of the file-size field in the preamble.
@@ -87,6 +87,8 @@ fn check(data: &[u8]) {
             DType::Q4K => last_row!(BlockQ4K, TileQ4K),
             DType::Q5K => last_row!(BlockQ5K, TileQ5K),
             DType::Q6K => last_row!(BlockQ6K, TileQ6K),
+            DType::Q3K => last_row!(BlockQ3K, TileQ3K),
+            DType::Q2K => last_row!(BlockQ2K, TileQ2K),
         }
     }
 }

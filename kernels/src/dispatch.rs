@@ -1,6 +1,8 @@
 //! One table of kernel function pointers per instruction-set path, chosen once at run time.
 
-use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0};
+use crate::layout::{
+    BlockQ8_0, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0,
+};
 use crate::scalar;
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 
@@ -92,6 +94,10 @@ pub struct Kernels {
     pub matmul_q5_k: MatmulQuantFn<TileQ5K>,
     /// See [`scalar::matmul_q6_k`].
     pub matmul_q6_k: MatmulQuantFn<TileQ6K>,
+    /// See [`scalar::matmul_q3_k`].
+    pub matmul_q3_k: MatmulQuantFn<TileQ3K>,
+    /// See [`scalar::matmul_q2_k`].
+    pub matmul_q2_k: MatmulQuantFn<TileQ2K>,
     /// See [`scalar::matmul_f16`].
     pub matmul_f16: MatmulFloatFn<u16>,
     /// See [`scalar::matmul_f32`].
@@ -144,6 +150,8 @@ pub static SCALAR: Kernels = Kernels {
     matmul_q4_k: scalar::matmul_q4_k,
     matmul_q5_k: scalar::matmul_q5_k,
     matmul_q6_k: scalar::matmul_q6_k,
+    matmul_q3_k: scalar::matmul_q3_k,
+    matmul_q2_k: scalar::matmul_q2_k,
     matmul_f16: scalar::matmul_f16,
     matmul_f32: scalar::matmul_f32,
     matmul_f32_t: scalar::matmul_f32_t,

@@ -2,8 +2,8 @@
 //! Always compiled, portable, f32 accumulation.
 
 use crate::layout::{
-    BlockQ8_0, QK, SUB_BLOCKS, TILE_ROWS, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K,
-    TileQ8_0,
+    BlockQ8_0, QK, SUB_BLOCKS, TILE_ROWS, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1,
+    TileQ5K, TileQ6K, TileQ8_0, plane_bits,
 };
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 use half::f16;
@@ -157,29 +157,73 @@ fn act_sum(a: &BlockQ8Act, range: core::ops::Range<usize>) -> i32 {
     a.qs[range].iter().map(|&q| i32::from(q)).sum()
 }
 
+/// Per sub-block `j` of a tile with a signed scale per 16 values (Q6_K, Q3_K), exact in
+/// integers: `Σ_h sc_jh · (Σ q·a − offset · Σ a)` over its halves of 16 (`q` the unsigned
+/// quants `quants(j)`), then `d · d_a ·` that.
+fn sixteens_dot(
+    d: u16,
+    sc: &[i8],
+    offset: i32,
+    r: usize,
+    a: &[BlockQ8Act],
+    quants: impl Fn(usize) -> [u8; QK],
+) -> f32 {
+    let d = h2f(d);
+    let mut acc = 0.0;
+    for (j, aj) in a.iter().enumerate() {
+        let q = quants(j);
+        let isum: i32 = [0..16, 16..32]
+            .into_iter()
+            .enumerate()
+            .map(|(h, half)| {
+                let sc = i32::from(sc[j * 16 + r * 2 + h]);
+                sc * (idot(&q, aj, half.clone()) - offset * act_sum(aj, half))
+            })
+            .sum();
+        acc += d * aj.d * isum as f32;
+    }
+    acc
+}
+
 impl TileDot for TileQ6K {
     const ACTS: usize = SUB_BLOCKS;
-    /// Per sub-block `j`, exact in integers: `Σ_h sc_jh · (Σ q·a − 32 Σ a)` over its halves
-    /// of 16, then `d · d_a ·` that.
     fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
-        let d = h2f(self.d[r]);
+        sixteens_dot(self.d[r], &self.sc, 32, r, a, |j| {
+            let qh = &self.qh[j * 64..][..64];
+            sub_block_quants(&self.ql[j * 128..][..128], r, |i| plane_bits(qh, r, i) << 4)
+        })
+    }
+}
+
+impl TileDot for TileQ3K {
+    const ACTS: usize = SUB_BLOCKS;
+    /// Quants `q` in 0..8 (value `d·sc·(q − 4)`): two plane bits and the third bit.
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        sixteens_dot(self.d[r], &self.sc, 4, r, a, |j| {
+            let (qs, qh) = (&self.qs[j * 64..][..64], &self.qh[j * 8..][..8]);
+            core::array::from_fn(|i| plane_bits(qs, r, i) | (fifth_bit(qh, r, i) >> 2))
+        })
+    }
+}
+
+impl TileDot for TileQ2K {
+    const ACTS: usize = SUB_BLOCKS;
+    /// Per sub-block `j`, exact in integers `Σ_h sc_h·(Σ q·a)` and `Σ_h m_h·(Σ a)` over its
+    /// halves, then `d·d_a·` the first `− dmin·d_a·` the second.
+    fn dot(&self, r: usize, a: &[BlockQ8Act]) -> f32 {
+        let (d, dmin) = (h2f(self.d[r]), h2f(self.dmin[r]));
         let mut acc = 0.0;
         for (j, aj) in a.iter().enumerate() {
-            let qh = &self.qh[j * 64..][..64];
-            let high = |i: usize| {
-                let (c, p) = ((i % 16) / 4, r * 4 + i % 4);
-                ((qh[(c / 2) * 32 + p] >> (4 * (c % 2) + 2 * (i / 16))) & 3) << 4
-            };
-            let q = sub_block_quants(&self.ql[j * 128..][..128], r, high);
-            let isum: i32 = [0..16, 16..32]
-                .into_iter()
-                .enumerate()
-                .map(|(h, half)| {
-                    let sc = i32::from(self.sc[j * 16 + r * 2 + h]);
-                    sc * (idot(&q, aj, half.clone()) - 32 * act_sum(aj, half))
-                })
-                .sum();
+            let qs = &self.qs[j * 64..][..64];
+            let q: [u8; QK] = core::array::from_fn(|i| plane_bits(qs, r, i));
+            let (mut isum, mut msum) = (0, 0);
+            for (h, half) in [0..16, 16..32].into_iter().enumerate() {
+                let s = i32::from(self.sc[j * 16 + r * 2 + h]);
+                isum += (s & 15) * idot(&q, aj, half.clone());
+                msum += (s >> 4) * act_sum(aj, half);
+            }
             acc += d * aj.d * isum as f32;
+            acc -= dmin * aj.d * msum as f32;
         }
         acc
     }
@@ -243,6 +287,16 @@ pub fn matmul_q5_k(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
 
 /// As [`matmul_q4_k`] for Q6_K weights.
 pub fn matmul_q6_k(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// As [`matmul_q4_k`] for Q3_K weights.
+pub fn matmul_q3_k(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+    matmul_tiled(w, x, out)
+}
+
+/// As [`matmul_q4_k`] for Q2_K weights.
+pub fn matmul_q2_k(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
     matmul_tiled(w, x, out)
 }
 

@@ -1,5 +1,5 @@
 //! Every SIMD matmul against the scalar reference: q8_0, q4_0, q4_1, q5_0, q5_1 tiles and the
-//! K-quant q4_k, q5_k, q6_k super-block tiles with q8 activations, f16 and f32 weights; shapes
+//! K-quant q4_k, q5_k, q6_k, q3_k, q2_k super-block tiles with q8 activations, f16 and f32 weights; shapes
 //! with tails (rows not a multiple of 8, one block, n = 1..=9 tokens) and outputs split by
 //! columns as threads split them.
 
@@ -8,8 +8,8 @@ mod common;
 use common::{U, assert_bits_eq, assert_within, rng, simd_paths, uniform};
 use edgelm_kernels::dispatch::MatmulQuantFn;
 use edgelm_kernels::layout::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, QuantBlock,
-    TILE_ROWS, pack_tiles, tiles_for, unpack_row, unpack_scales_k4,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
+    QK, QuantBlock, TILE_ROWS, pack_tiles, tiles_for, unpack_row, unpack_scales_k4,
 };
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, SCALAR, Tiled};
 use half::f16;
@@ -193,6 +193,44 @@ impl TestBlock for BlockQ6K {
     }
 }
 
+impl TestBlock for BlockQ3K {
+    fn random(rng: &mut StdRng) -> Self {
+        // Every packed scale byte random: the scales span −32..=31.
+        BlockQ3K {
+            hmask: random_bytes(rng),
+            qs: random_bytes(rng),
+            scales: random_bytes(rng),
+            d: f16::from_f32(rng.random_range(1e-4..1e-3)).to_bits(),
+        }
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q3_k
+    }
+}
+
+impl TestBlock for BlockQ2K {
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ2K {
+            scales: random_bytes(rng),
+            qs: random_bytes(rng),
+            d: f16::from_f32(rng.random_range(1e-4..1e-3)).to_bits(),
+            dmin: f16::from_f32(rng.random_range(1e-4..1e-3)).to_bits(),
+        }
+    }
+    fn abs_values(&self) -> Vec<f64> {
+        // |d·sc·q| + |dmin·m|: the kernels round both terms.
+        let mut vals = vec![0.0f32; 256];
+        BlockQ2K { dmin: 0, ..*self }.dequantize(&mut vals);
+        vals.into_iter()
+            .enumerate()
+            .map(|(e, v)| f64::from(v).abs() + h2f(self.dmin) * f64::from(self.scales[e / 16] >> 4))
+            .collect()
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q2_k
+    }
+}
+
 /// Random `n × cols` activations, quantized by the scalar reference.
 fn activations(rng: &mut StdRng, n: usize, bpr: usize) -> Vec<BlockQ8Act> {
     let x = uniform(rng, n * bpr * QK, -2.0, 2.0);
@@ -322,6 +360,16 @@ fn q6_k_matches_scalar() {
     check_quant::<BlockQ6K>(66);
 }
 
+#[test]
+fn q3_k_matches_scalar() {
+    check_quant::<BlockQ3K>(33);
+}
+
+#[test]
+fn q2_k_matches_scalar() {
+    check_quant::<BlockQ2K>(22);
+}
+
 /// Extreme quants: all weights -128 or 15 with activations at ±127 stay exact (no i16
 /// saturation anywhere in the SIMD dots).
 #[test]
@@ -388,8 +436,39 @@ fn extreme_quants_do_not_saturate() {
             };
             8
         ];
+        // Q3_K: scale −32 (packed 0) times quant 0 − 4; Q2_K: 15·3 − 15 with dmin = d = 1.
+        let q3k = vec![
+            BlockQ3K {
+                hmask: [0; 32],
+                qs: [0; 64],
+                scales: [0; 12],
+                d: one,
+            };
+            8
+        ];
+        let q2k = vec![
+            BlockQ2K {
+                scales: [0xff; 16],
+                qs: [0xff; 64],
+                d: one,
+                dmin: one,
+            };
+            8
+        ];
         let s = f32::from(sign);
         for k in &paths {
+            assert_eq!(
+                product(k.matmul_q3_k, &q3k, 1, &x8),
+                [128.0 * 127.0 * 256.0 * s; 8],
+                "{}",
+                k.isa
+            );
+            assert_eq!(
+                product(k.matmul_q2_k, &q2k, 1, &x8),
+                [30.0 * 127.0 * 256.0 * s; 8],
+                "{}",
+                k.isa
+            );
             assert_eq!(
                 product(k.matmul_q8_0, &q8, bpr, &x),
                 [-128.0 * 127.0 * 64.0 * s; 8],

@@ -114,11 +114,15 @@ pub enum DType {
     Q5K,
     /// Super-blocks of 256 6-bit values with int8 scales per 16 (GGUF Q6_K values).
     Q6K,
+    /// Super-blocks of 256 3-bit values with 6-bit scales per 16 (GGUF Q3_K values).
+    Q3K,
+    /// Super-blocks of 256 2-bit values with 4-bit scales and minimums per 16 (GGUF Q2_K values).
+    Q2K,
 }
 
 impl DType {
     /// Every type, in code order.
-    pub const ALL: [DType; 13] = [
+    pub const ALL: [DType; 15] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -132,6 +136,8 @@ impl DType {
         DType::Q4K,
         DType::Q5K,
         DType::Q6K,
+        DType::Q3K,
+        DType::Q2K,
     ];
 
     /// The code stored in the directory.
@@ -160,6 +166,8 @@ impl DType {
             DType::Q4K => "q4_k",
             DType::Q5K => "q5_k",
             DType::Q6K => "q6_k",
+            DType::Q3K => "q3_k",
+            DType::Q2K => "q2_k",
         }
     }
 
@@ -175,7 +183,7 @@ impl DType {
     /// (1 for a plain type).
     pub fn block_values(self) -> usize {
         match self {
-            DType::Q4K | DType::Q5K | DType::Q6K => QK_K,
+            DType::Q4K | DType::Q5K | DType::Q6K | DType::Q3K | DType::Q2K => QK_K,
             t if t.is_quantized() => QK,
             _ => 1,
         }
@@ -195,6 +203,8 @@ impl DType {
             DType::Q4K => 144,
             DType::Q5K => 176,
             DType::Q6K => 210,
+            DType::Q3K => 110,
+            DType::Q2K => 84,
         }
     }
 
@@ -210,6 +220,9 @@ impl DType {
             DType::Q4K => Some(1184),
             DType::Q5K => Some(1440),
             DType::Q6K => Some(1680),
+            // Q3_K's 6-bit scales unpacked to a byte each: 4 bytes more per row and super-block.
+            DType::Q3K => Some(912),
+            DType::Q2K => Some(672),
             _ => None,
         }
     }
@@ -364,7 +377,8 @@ mod tests {
         for t in DType::ALL.into_iter().filter(|t| t.is_quantized()) {
             let tile = t.tile_size().unwrap();
             assert_eq!(tile % 4, 0, "{t}: tiles of u32 fields stay aligned");
-            assert!(tile as f64 <= 1.03 * (TILE_ROWS * t.unit_size()) as f64, "{t}");
+            // At most Q3_K's unpacked 6-bit scales: 3.6 % over the GGUF's blocks.
+            assert!(tile as f64 <= 1.037 * (TILE_ROWS * t.unit_size()) as f64, "{t}");
         }
         assert_eq!(
             tensor_size(DType::F32, Layout::Tiled8, &[8]),

@@ -1,8 +1,8 @@
 //! Weight matrices as the kernels see them, and their products split across threads.
 
 use edgelm_kernels::layout::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, QK_K, TILE_ROWS,
-    TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, dequantize_row,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
+    QK, QK_K, TILE_ROWS, TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, dequantize_row,
 };
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, Tiled};
 
@@ -21,6 +21,8 @@ macro_rules! tiled {
             Matrix::Q4K($t) => $body,
             Matrix::Q5K($t) => $body,
             Matrix::Q6K($t) => $body,
+            Matrix::Q3K($t) => $body,
+            Matrix::Q2K($t) => $body,
             Matrix::F16 { .. } | Matrix::F32 { .. } => unreachable!("float matrices are matched first"),
         }
     };
@@ -46,6 +48,10 @@ pub enum Matrix<'a> {
     Q5K(Tiled<'a, TileQ5K>),
     /// Tiled Q6_K super-blocks.
     Q6K(Tiled<'a, TileQ6K>),
+    /// Tiled Q3_K super-blocks.
+    Q3K(Tiled<'a, TileQ3K>),
+    /// Tiled Q2_K super-blocks.
+    Q2K(Tiled<'a, TileQ2K>),
     /// Row-major f16 bits.
     F16 {
         /// The values.
@@ -92,6 +98,8 @@ impl<'a> Matrix<'a> {
             (DType::Q4K, Layout::Tiled8) => Matrix::Q4K(v.tiled(DType::Q4K)?),
             (DType::Q5K, Layout::Tiled8) => Matrix::Q5K(v.tiled(DType::Q5K)?),
             (DType::Q6K, Layout::Tiled8) => Matrix::Q6K(v.tiled(DType::Q6K)?),
+            (DType::Q3K, Layout::Tiled8) => Matrix::Q3K(v.tiled(DType::Q3K)?),
+            (DType::Q2K, Layout::Tiled8) => Matrix::Q2K(v.tiled(DType::Q2K)?),
             (DType::F16, _) => Matrix::F16 {
                 w: v.f16_bits()?,
                 cols,
@@ -129,6 +137,8 @@ impl<'a> Matrix<'a> {
             Matrix::Q4K(t) => t.blocks_per_row() * QK_K,
             Matrix::Q5K(t) => t.blocks_per_row() * QK_K,
             Matrix::Q6K(t) => t.blocks_per_row() * QK_K,
+            Matrix::Q3K(t) => t.blocks_per_row() * QK_K,
+            Matrix::Q2K(t) => t.blocks_per_row() * QK_K,
             m => tiled!(m, t => t.blocks_per_row() * QK),
         }
     }
@@ -159,6 +169,8 @@ impl<'a> Matrix<'a> {
             Matrix::Q4K(t) => Matrix::Q4K(t.tile_rows_range(t0, t1)),
             Matrix::Q5K(t) => Matrix::Q5K(t.tile_rows_range(t0, t1)),
             Matrix::Q6K(t) => Matrix::Q6K(t.tile_rows_range(t0, t1)),
+            Matrix::Q3K(t) => Matrix::Q3K(t.tile_rows_range(t0, t1)),
+            Matrix::Q2K(t) => Matrix::Q2K(t.tile_rows_range(t0, t1)),
             Matrix::F16 { w, cols } => Matrix::F16 {
                 w: &w[r0 * cols..r1 * cols],
                 cols,
@@ -181,6 +193,8 @@ impl<'a> Matrix<'a> {
             Matrix::Q4K(t) => (k.matmul_q4_k)(t, x.q8, out),
             Matrix::Q5K(t) => (k.matmul_q5_k)(t, x.q8, out),
             Matrix::Q6K(t) => (k.matmul_q6_k)(t, x.q8, out),
+            Matrix::Q3K(t) => (k.matmul_q3_k)(t, x.q8, out),
+            Matrix::Q2K(t) => (k.matmul_q2_k)(t, x.q8, out),
             Matrix::F16 { w, .. } => (k.matmul_f16)(w, x.f32, out),
             Matrix::F32 { w, .. } => (k.matmul_f32)(w, x.f32, out),
         }
@@ -214,6 +228,8 @@ impl<'a> Matrix<'a> {
             Matrix::Q4K(t) => dequantize_row::<BlockQ4K>(t.tiles(), t.blocks_per_row(), row, out),
             Matrix::Q5K(t) => dequantize_row::<BlockQ5K>(t.tiles(), t.blocks_per_row(), row, out),
             Matrix::Q6K(t) => dequantize_row::<BlockQ6K>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q3K(t) => dequantize_row::<BlockQ3K>(t.tiles(), t.blocks_per_row(), row, out),
+            Matrix::Q2K(t) => dequantize_row::<BlockQ2K>(t.tiles(), t.blocks_per_row(), row, out),
             Matrix::F16 { w, cols } => {
                 for (o, &h) in out.iter_mut().zip(&w[row * cols..(row + 1) * cols]) {
                     *o = half::f16::from_bits(h).to_f32();

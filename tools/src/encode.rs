@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use anyhow::{Context, Result, bail, ensure};
 use edgelm::format::DType;
 use edgelm_kernels::layout::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
 };
 
 use zerocopy::FromBytes;
@@ -188,6 +188,8 @@ fn tiled(dtype: DType, raw: Vec<u8>, cols: usize) -> Result<Vec<u8>> {
         DType::Q4K => tile(&blocks::<BlockQ4K>(&raw)?, per_row),
         DType::Q5K => tile(&blocks::<BlockQ5K>(&raw)?, per_row),
         DType::Q6K => tile(&blocks::<BlockQ6K>(&raw)?, per_row),
+        DType::Q3K => tile(&blocks::<BlockQ3K>(&raw)?, per_row),
+        DType::Q2K => tile(&blocks::<BlockQ2K>(&raw)?, per_row),
         _ => raw,
     })
 }

@@ -585,18 +585,21 @@ pub(crate) mod tests {
 
     #[test]
     fn k_quant_tables_of_the_wrong_length_or_row_size_name_the_tensor() {
-        // Q6_K (code 14): 256 values in 210 bytes; two rows of 256.
-        let whole = build(&[], &[("w", vec![256, 2], 14, vec![0; 420])]);
-        assert_eq!(parse(&whole).unwrap().2[0].range.len(), 420);
-        // One block's bytes short of the table, at the end of the file.
-        let short = &whole[..whole.len() - 28 - 210];
-        let err = parse(short).unwrap_err().to_string();
-        assert!(
-            err.contains("tensor \"w\"") && err.contains("runs past the end"),
-            "{err}"
-        );
-        // Rows of 288 values are not whole super-blocks (Q4_K, Q5_K, Q6_K alike).
-        for code in [12, 13, 14] {
+        // Q2_K, Q3_K, Q6_K (codes 10, 11, 14): 256 values in 84, 110, 210 bytes; two rows of 256.
+        for (code, size) in [(10, 84), (11, 110), (14, 210)] {
+            let whole = build(&[], &[("w", vec![256, 2], code, vec![0; 2 * size])]);
+            assert_eq!(parse(&whole).unwrap().2[0].range.len(), 2 * size);
+            // One block's bytes short of the table, at the end of the file (padded to 32).
+            let padding = (2 * size).next_multiple_of(32) - 2 * size;
+            let short = &whole[..whole.len() - padding - size];
+            let err = parse(short).unwrap_err().to_string();
+            assert!(
+                err.contains("tensor \"w\"") && err.contains("runs past the end"),
+                "{err}"
+            );
+        }
+        // Rows of 288 values are not whole super-blocks (Q2_K … Q6_K alike).
+        for code in [10, 11, 12, 13, 14] {
             let b = build(&[], &[("w", vec![288, 2], code, vec![0; 1024])]);
             let err = parse(&b).unwrap_err().to_string();
             assert!(

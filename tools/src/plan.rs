@@ -27,8 +27,8 @@ pub use mix::Mix;
 pub enum Target {
     /// This type.
     Type(DType),
-    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,
-    /// f16, f32; the quantized ones bit for bit); anything else as q8_0.
+    /// The source's own type if edgelm stores it (q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,
+    /// q5_k, q6_k, f16, f32; the quantized ones bit for bit); anything else (bf16) as q8_0.
     Keep,
     /// A K-quant mix: each tensor quantized into the GGUF type llama.cpp's rule of that name
     /// gives it ([`mix::tensor_type`]).
@@ -148,6 +148,8 @@ pub fn ggml_equivalent(d: DType) -> Option<GgmlType> {
         DType::Q4K => GgmlType::Q4K,
         DType::Q5K => GgmlType::Q5K,
         DType::Q6K => GgmlType::Q6K,
+        DType::Q3K => GgmlType::Q3K,
+        DType::Q2K => GgmlType::Q2K,
         DType::U8 | DType::U32 => return None,
     })
 }
@@ -238,7 +240,6 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
     let mut dtypes = Vec::with_capacity(wanted.len());
     let mut quants = Vec::with_capacity(wanted.len());
     let mut fallbacks = Vec::new();
-    let mut widened: Vec<(GgmlType, String)> = Vec::new();
     for e in &wanted {
         let Some(src) = model.tensors.get(&e.name) else {
             let why = model
@@ -269,11 +270,6 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
         quants.push(quant);
         if fell_back {
             fallbacks.push(e.name.clone());
-        }
-        let kept = o.quant == Target::Keep && e.role != Role::Float;
-        let src_quantized = src.ty.block().is_some_and(|(per_block, _)| per_block > 1);
-        if kept && src_quantized && ggml_equivalent(dtype) != Some(src.ty) {
-            widened.push((src.ty, e.name.clone()));
         }
         dtypes.push(dtype);
     }
@@ -354,25 +350,6 @@ pub fn plan(model: &Model, o: &Options) -> Result<Plan> {
             abbreviate(&fallbacks)
         ));
     }
-    let mut types: Vec<GgmlType> = Vec::new();
-    for (ty, _) in &widened {
-        if !types.contains(ty) {
-            types.push(*ty);
-        }
-    }
-    for ty in types {
-        let names: Vec<String> = widened
-            .iter()
-            .filter(|w| w.0 == ty)
-            .map(|w| w.1.clone())
-            .collect();
-        warnings.push(format!(
-            "{} tensor(s) of type {ty} are stored as {} (edgelm has no {ty} kernels): {}",
-            names.len(),
-            resolve(Target::Keep, ty),
-            abbreviate(&names)
-        ));
-    }
     consumed.insert(gguf_model::ROPE_FREQS.into());
     if c.tied_embeddings {
         consumed.insert("output.weight".into());
@@ -446,7 +423,8 @@ mod tests {
         assert_eq!(resolve(Target::Keep, GgmlType::Q5K), DType::Q5K);
         assert_eq!(resolve(Target::Keep, GgmlType::Q5_0), DType::Q5_0);
         assert_eq!(resolve(Target::Keep, GgmlType::Q5_1), DType::Q5_1);
-        assert_eq!(resolve(Target::Keep, GgmlType::Q3K), DType::Q8_0);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q3K), DType::Q3K);
+        assert_eq!(resolve(Target::Keep, GgmlType::Q2K), DType::Q2K);
         assert_eq!(resolve(Target::Keep, GgmlType::BF16), DType::Q8_0);
         let o = Options {
             quant: Target::Type(DType::Q4_0),

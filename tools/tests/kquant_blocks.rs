@@ -1,4 +1,4 @@
-//! GGUF Q5_0, Q5_1, Q4_K, Q5_K and Q6_K blocks as the converter stores them (tiled by
+//! GGUF Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K blocks as the converter stores them (tiled by
 //! `quantize::tile`) mean what ggml means by them: the kernels' scalar reference product, and
 //! the tiles' own dequantization, against `dequant::dequantize` (a transcription of ggml's
 //! `dequantize_row_*`) on random blocks. The SIMD kernels are held to the scalar one in
@@ -6,7 +6,7 @@
 
 use edgelm_kernels::dispatch::MatmulQuantFn;
 use edgelm_kernels::layout::{
-    BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, QK, QuantBlock, dequantize_row,
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, QK, QuantBlock, dequantize_row,
 };
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, SCALAR, Tiled};
 use edgelm_tools::dequant::dequantize;
@@ -118,4 +118,14 @@ fn q5_k_blocks_mean_what_ggml_means() {
 #[test]
 fn q6_k_blocks_mean_what_ggml_means() {
     check::<BlockQ6K>(GgmlType::Q6K, &[208], |k| k.matmul_q6_k);
+}
+
+#[test]
+fn q3_k_blocks_mean_what_ggml_means() {
+    check::<BlockQ3K>(GgmlType::Q3K, &[108], |k| k.matmul_q3_k);
+}
+
+#[test]
+fn q2_k_blocks_mean_what_ggml_means() {
+    check::<BlockQ2K>(GgmlType::Q2K, &[80, 82], |k| k.matmul_q2_k);
 }

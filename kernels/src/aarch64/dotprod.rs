@@ -14,7 +14,9 @@ use super::neon::matmul::{
 };
 use super::neon::{NEON_KERNELS, attn_scores_q8_with, kquant_kernel, tile_kernel};
 use crate::dispatch::{Isa, Kernels};
-use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0};
+use crate::layout::{
+    BlockQ8_0, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0,
+};
 use crate::simd::entries;
 use crate::simd::tiles::{matmul, super_blocks};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
@@ -30,6 +32,8 @@ pub(crate) const DOTPROD_KERNELS: Kernels = Kernels {
     matmul_q4_k: matmul_q4_k_dotprod,
     matmul_q5_k: matmul_q5_k_dotprod,
     matmul_q6_k: matmul_q6_k_dotprod,
+    matmul_q3_k: matmul_q3_k_dotprod,
+    matmul_q2_k: matmul_q2_k_dotprod,
     attn_scores_q8: attn_scores_q8_dotprod,
     ..NEON_KERNELS
 };
@@ -176,6 +180,12 @@ entries! { "neon,dotprod";
     }
     fn matmul_q6_k_dotprod(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q6_k, half_dots_sdot))
+    }
+    fn matmul_q3_k_dotprod(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q3_k, half_dots_sdot))
+    }
+    fn matmul_q2_k_dotprod(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q2_k, half_dots_sdot))
     }
     fn attn_scores_q8_dotprod(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         attn_scores_q8_with!(block_dot_q8_sdot, q, keys, scale, out)

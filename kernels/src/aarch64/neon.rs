@@ -14,7 +14,9 @@ use lanes::F32x4;
 use matmul::{Acc, GROUP, block_dot_q8, nibble_dots, q8_dots, scale_q4_0, scale_q4_1, scale_q8_0};
 
 use crate::dispatch::{Isa, Kernels};
-use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0};
+use crate::layout::{
+    BlockQ8_0, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0,
+};
 use crate::simd::tiles::{matmul, super_blocks};
 use crate::simd::{entries, lanes_table};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
@@ -29,6 +31,8 @@ lanes_table! { "neon", F32x4,
     matmul_q4_k: matmul_q4_k_neon,
     matmul_q5_k: matmul_q5_k_neon,
     matmul_q6_k: matmul_q6_k_neon,
+    matmul_q3_k: matmul_q3_k_neon,
+    matmul_q2_k: matmul_q2_k_neon,
     attn_scores_q8: attn_scores_q8_neon,
 }
 
@@ -124,6 +128,12 @@ entries! { "neon";
     }
     fn matmul_q6_k_neon(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q6_k, kquant::half_dots_neon))
+    }
+    fn matmul_q3_k_neon(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q3_k, kquant::half_dots_neon))
+    }
+    fn matmul_q2_k_neon(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, kquant_kernel!(kquant::block_q2_k, kquant::half_dots_neon))
     }
     fn attn_scores_q8_neon(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         attn_scores_q8_with!(block_dot_q8, q, keys, scale, out)

@@ -16,10 +16,17 @@
 //!   (`sc[j * 8 + r]`), so eight rows' scales are one 8-byte load. This costs Q4_K and Q5_K
 //!   4 bytes per 256 values (2.8% and 2.3%); everything else is the GGUF bytes rearranged, and
 //!   `extract` gives back the GGUF block bit for bit.
+//!
+//! The 2- and 3-bit types (Q2_K, Q3_K, in [`q2_q3`]) have no nibbles: their low two bits are
+//! stored as Q6_K's high two bits are (a *2-bit plane*, [`plane_bits`]), Q3_K's third bit as
+//! the fifth-bit words.
 
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use super::{GROUP, QK, QuantBlock, TILE_ROWS, extract_bytes, f16_to_f32, interleave_bytes};
+
+mod q2_q3;
+pub use q2_q3::*;
 
 /// Values per K-quant super-block.
 pub const QK_K: usize = 256;
@@ -108,7 +115,8 @@ macro_rules! zero_default {
     )*};
 }
 zero_default!(
-    BlockQ4K, BlockQ5K, BlockQ6K, TileQ4K, TileQ5K, TileQ6K, TileQ5_0, TileQ5_1
+    BlockQ4K, BlockQ5K, BlockQ6K, BlockQ3K, BlockQ2K, TileQ4K, TileQ5K, TileQ6K, TileQ3K, TileQ2K, TileQ5_0,
+    TileQ5_1
 );
 
 /// Eight rows × one block of Q5_0 weights, interleaved (see the module docs).
@@ -230,6 +238,35 @@ fn row_high_bits(words: &[u32], r: usize) -> u32 {
         let (c, p) = chunk_pos(r, i);
         bits | (((words[(i / 16) * 4 + c] >> p) & 1) << i)
     })
+}
+
+/// Byte (of a sub-block's 64) and shift of element `i` (0..32) of row `r` in a 2-bit plane
+/// (module docs: byte `k * 32 + r * 4 + j`, chunk `c = 2k + s`).
+fn plane_pos(r: usize, i: usize) -> (usize, usize) {
+    let (c, p) = chunk_pos(r, i);
+    ((c / 2) * 32 + p, 4 * (c % 2) + 2 * (i / 16))
+}
+
+/// The two bits of element `i` (0..32) of row `r` in a sub-block's 64-byte 2-bit plane.
+pub fn plane_bits(plane: &[u8], r: usize, i: usize) -> u8 {
+    let (at, shift) = plane_pos(r, i);
+    (plane[at] >> shift) & 3
+}
+
+/// A sub-block's 2-bit plane of the eight rows' values `q(r, i)` (low two bits used).
+fn interleave_plane(q: impl Fn(usize, usize) -> u8, plane: &mut [u8]) {
+    for r in 0..TILE_ROWS {
+        for i in 0..QK {
+            let (at, shift) = plane_pos(r, i);
+            plane[at] |= (q(r, i) & 3) << shift;
+        }
+    }
+}
+
+/// Index in a tile's `sc` of the scale of group `g` (16 values) of a super-block of row `r`:
+/// `sc[j * 16 + r * 2 + h]` for half `h` of sub-block `j`.
+fn group_scale_pos(r: usize, g: usize) -> usize {
+    (g / 2) * 16 + r * 2 + g % 2
 }
 
 impl QuantBlock for BlockQ5_0 {
@@ -508,20 +545,14 @@ impl QuantBlock for BlockQ6K {
         };
         for (r, b) in blocks.iter().enumerate() {
             for (g, &s) in b.scales.iter().enumerate() {
-                t.sc[(g / 2) * 16 + r * 2 + g % 2] = s;
+                t.sc[group_scale_pos(r, g)] = s;
             }
         }
         for j in 0..SUB_BLOCKS {
             let subs = blocks.map(|b| q4_bytes(|i| b.quant(32 * j + i)));
             interleave_q4(&subs, &mut t.ql[j * 128..][..128]);
-            let qh = &mut t.qh[j * 64..][..64];
-            for (r, b) in blocks.iter().enumerate() {
-                for i in 0..QK {
-                    let (c, p) = chunk_pos(r, i);
-                    let shift = 4 * (c % 2) + 2 * (i / 16);
-                    qh[(c / 2) * 32 + p] |= (b.quant(32 * j + i) >> 4) << shift;
-                }
-            }
+            let high = |r: usize, i: usize| blocks[r].quant(32 * j + i) >> 4;
+            interleave_plane(high, &mut t.qh[j * 64..][..64]);
         }
         t
     }
@@ -532,15 +563,13 @@ impl QuantBlock for BlockQ6K {
             ..BlockQ6K::default()
         };
         for (g, s) in b.scales.iter_mut().enumerate() {
-            *s = t.sc[(g / 2) * 16 + r * 2 + g % 2];
+            *s = t.sc[group_scale_pos(r, g)];
         }
         for j in 0..SUB_BLOCKS {
             let bytes = extract_q4(&t.ql[j * 128..][..128], r);
             let qh = &t.qh[j * 64..][..64];
             for i in 0..QK {
-                let (c, p) = chunk_pos(r, i);
-                let shift = 4 * (c % 2) + 2 * (i / 16);
-                let high = (qh[(c / 2) * 32 + p] >> shift) & 3;
+                let high = plane_bits(qh, r, i);
                 b.set_quant(32 * j + i, q4_value(&bytes, i) | (high << 4));
             }
         }
@@ -603,11 +632,15 @@ mod tests {
         assert_eq!(size_of::<BlockQ4K>(), 144);
         assert_eq!(size_of::<BlockQ5K>(), 176);
         assert_eq!(size_of::<BlockQ6K>(), 210);
+        assert_eq!(size_of::<BlockQ3K>(), 110);
+        assert_eq!(size_of::<BlockQ2K>(), 84);
         assert_eq!(size_of::<TileQ5_0>(), 8 * 22);
         assert_eq!(size_of::<TileQ5_1>(), 8 * 24);
         assert_eq!(size_of::<TileQ4K>(), 8 * 148);
         assert_eq!(size_of::<TileQ5K>(), 8 * 180);
         assert_eq!(size_of::<TileQ6K>(), 8 * 210);
+        assert_eq!(size_of::<TileQ3K>(), 8 * 114);
+        assert_eq!(size_of::<TileQ2K>(), 8 * 84);
     }
 
     #[test]
@@ -617,6 +650,8 @@ mod tests {
         round_trip::<BlockQ4K>(3);
         round_trip::<BlockQ5K>(4);
         round_trip::<BlockQ6K>(5);
+        round_trip::<BlockQ3K>(6);
+        round_trip::<BlockQ2K>(7);
     }
 
     #[test]
@@ -625,6 +660,16 @@ mod tests {
             let q: [u8; 12] = noise(12, seed).try_into().unwrap();
             let (sc, m) = unpack_scales_k4(&q);
             assert_eq!(pack_scales_k4(&sc, &m), q);
+        }
+    }
+
+    #[test]
+    fn q3_k_scales_round_trip() {
+        for seed in 0..50 {
+            let q: [u8; 12] = noise(12, seed).try_into().unwrap();
+            let sc = unpack_scales_q3k(&q);
+            assert!(sc.iter().all(|s| (-32..32).contains(s)));
+            assert_eq!(pack_scales_q3k(&sc), q);
         }
     }
 

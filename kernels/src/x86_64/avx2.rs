@@ -9,12 +9,14 @@ pub(crate) mod matmul;
 
 use core::arch::x86_64::*;
 
-use kquant::{block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k};
+use kquant::{block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k};
 use lanes::F32x8;
 use matmul::{GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, prefetch_ahead};
 
 use crate::dispatch::{Isa, Kernels};
-use crate::layout::{BlockQ8_0, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0};
+use crate::layout::{
+    BlockQ8_0, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0,
+};
 use crate::simd::lanes::Lanes;
 use crate::simd::tiles::{TileKernel, matmul, super_blocks};
 use crate::simd::{entries, lanes_table, quant};
@@ -30,6 +32,8 @@ lanes_table! { "avx2,fma,f16c", F32x8,
     matmul_q4_k: matmul_q4_k_avx2,
     matmul_q5_k: matmul_q5_k_avx2,
     matmul_q6_k: matmul_q6_k_avx2,
+    matmul_q3_k: matmul_q3_k_avx2,
+    matmul_q2_k: matmul_q2_k_avx2,
     attn_scores_q8: attn_scores_q8_avx2,
 }
 
@@ -81,6 +85,12 @@ entries! { "avx2,fma,f16c";
     }
     fn matmul_q6_k_avx2(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, super_blocks(x), out, tile_kernel!(block_q6_k))
+    }
+    fn matmul_q3_k_avx2(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, tile_kernel!(block_q3_k))
+    }
+    fn matmul_q2_k_avx2(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+        matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
     }
     fn attn_scores_q8_avx2(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         let block = |acc, kb: &BlockQ8_0, qb: &BlockQ8Act| {

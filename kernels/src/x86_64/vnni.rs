@@ -19,10 +19,13 @@ macro_rules! vnni_path {
             use zerocopy::IntoBytes;
 
             use crate::dispatch::Kernels;
-            use crate::layout::{SUB_BLOCKS, TileQ4_0, TileQ4_1, TileQ4K, TileQ8_0};
+            use crate::layout::{SUB_BLOCKS, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5K, TileQ6K, TileQ8_0};
             use crate::simd::entries;
             use crate::simd::tiles::{TileKernel, matmul, super_blocks};
-            use crate::x86_64::avx2::kquant::block_q4_k_with;
+            use crate::x86_64::avx2::kquant::{
+                QuantChunks, block_q2_k_with, block_q3_k_with, block_q4_k_with, block_q5_k_with, block_q6_k_with,
+                word_bits,
+            };
             use crate::view::{BlockQ8Act, OutCols, Tiled};
             use crate::x86_64::avx2::matmul::{
                 GROUP, finish, group4, load32, nibbles, prefetch_ahead, scale_into, scale_q4_0,
@@ -37,6 +40,10 @@ macro_rules! vnni_path {
                 matmul_q4_0: matmul_q4_0_vnni,
                 matmul_q4_1: matmul_q4_1_vnni,
                 matmul_q4_k: matmul_q4_k_vnni,
+                matmul_q5_k: matmul_q5_k_vnni,
+                matmul_q6_k: matmul_q6_k_vnni,
+                matmul_q3_k: matmul_q3_k_vnni,
+                matmul_q2_k: matmul_q2_k_vnni,
                 ..AVX2_KERNELS
             };
 
@@ -87,6 +94,77 @@ macro_rules! vnni_path {
                 block_q4_k_with(tile, a, acc, |qs, aj| nibble_dots(qs, aj));
             }
 
+            /// Per token, eight i32 lanes: row `r`'s 5-bit quants (0..=31) dotted with the block.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn q5_dots<const NT: usize>(qs: &[u8; 128], qh: &[u32; 8], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+                let mut acc = [_mm256_setzero_si256(); NT];
+                for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
+                    let (lo, hi) = nibbles(chunk);
+                    let lo = _mm256_or_si256(lo, word_bits(qh[c], 0x10));
+                    let hi = _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10));
+                    for (s, at) in acc.iter_mut().zip(a) {
+                        *s = dot_u8_i8(*s, lo, group4(&at.qs, c));
+                        *s = dot_u8_i8(*s, hi, group4(&at.qs, 4 + c));
+                    }
+                }
+                acc
+            }
+
+            /// Per token, eight i32 lanes: `Σ_h s_h · Σ q·a` over the halves of a sub-block (the
+            /// AVX2 `scaled_half_dots`): each half's dot in its own accumulator, then times the
+            /// half's scale (the i16 pairs of `s` sign-extended to i32). Range: a half's dot is
+            /// <= 16·63·127 (6-bit quants), times |s| <= 128: below 2^24.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn scaled_half_dots<const NT: usize>(
+                q: &QuantChunks,
+                s: __m256i,
+                a: [&BlockQ8Act; NT],
+            ) -> [__m256i; NT] {
+                let s_lo = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(s));
+                let s_hi = _mm256_srai_epi32::<16>(s);
+                let mut lo = [_mm256_setzero_si256(); NT];
+                let mut hi = [_mm256_setzero_si256(); NT];
+                for (c, &(ql, qh)) in q.iter().enumerate() {
+                    for ((l, h), at) in lo.iter_mut().zip(hi.iter_mut()).zip(a) {
+                        *l = dot_u8_i8(*l, ql, group4(&at.qs, c));
+                        *h = dot_u8_i8(*h, qh, group4(&at.qs, 4 + c));
+                    }
+                }
+                core::array::from_fn(|t| {
+                    _mm256_add_epi32(_mm256_mullo_epi32(lo[t], s_lo), _mm256_mullo_epi32(hi[t], s_hi))
+                })
+            }
+
+            /// One Q5_K tile times `NT` tokens' super-blocks (the AVX2 scaling, VNNI dots).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn block_q5_k<const NT: usize>(tile: &TileQ5K, a: [&[BlockQ8Act; SUB_BLOCKS]; NT], acc: &mut [__m256; NT]) {
+                block_q5_k_with(tile, a, acc, |qs, qh, aj| q5_dots(qs, qh, aj));
+            }
+
+            /// One Q6_K tile times `NT` tokens' super-blocks (the AVX2 scaling, VNNI dots).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn block_q6_k<const NT: usize>(tile: &TileQ6K, a: [&[BlockQ8Act; SUB_BLOCKS]; NT], acc: &mut [__m256; NT]) {
+                block_q6_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+            }
+
+            /// One Q3_K tile times `NT` tokens' super-blocks (the AVX2 scaling, VNNI dots).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn block_q3_k<const NT: usize>(tile: &TileQ3K, a: [&[BlockQ8Act; SUB_BLOCKS]; NT], acc: &mut [__m256; NT]) {
+                block_q3_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+            }
+
+            /// One Q2_K tile times `NT` tokens' super-blocks (the AVX2 scaling, VNNI dots).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn block_q2_k<const NT: usize>(tile: &TileQ2K, a: [&[BlockQ8Act; SUB_BLOCKS]; NT], acc: &mut [__m256; NT]) {
+                block_q2_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+            }
+
             /// One Q8_0 tile times `NT` tokens. The signed weights are biased to unsigned
             /// (`w + 128`, an xor of the sign bit, once per chunk for every token); the bias
             /// comes back out as `128·sum(a)`. Range: |Σ| <= 32·255·127 fits an i32.
@@ -119,6 +197,18 @@ macro_rules! vnni_path {
                 }
                 fn matmul_q4_k_vnni(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     matmul(w, super_blocks(x), out, tile_kernel!(block_q4_k))
+                }
+                fn matmul_q5_k_vnni(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    matmul(w, super_blocks(x), out, tile_kernel!(block_q5_k))
+                }
+                fn matmul_q6_k_vnni(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    matmul(w, super_blocks(x), out, tile_kernel!(block_q6_k))
+                }
+                fn matmul_q3_k_vnni(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    matmul(w, super_blocks(x), out, tile_kernel!(block_q3_k))
+                }
+                fn matmul_q2_k_vnni(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
                 }
             }
         }

@@ -7,7 +7,7 @@
 use core::arch::aarch64::*;
 
 use super::matmul::{Acc, Dots, chunks, group4, halves_f16, load_chunk, rows4, scale_f32_into};
-use crate::layout::{SUB_BLOCKS, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
+use crate::layout::{SUB_BLOCKS, TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
 use crate::view::BlockQ8Act;
 
 /// Four chunks of a sub-block as byte registers: `w[c][h]` is chunk `c`, rows `4h..4h + 4`.
@@ -45,11 +45,11 @@ fn nibbles(qs: &[u8]) -> ([[uint8x16_t; 2]; 4], [[uint8x16_t; 2]; 4]) {
     )
 }
 
-/// Byte `p` is `0x10` where bit `p` of `word` is set: a fifth-bit word (see `layout::kquant`)
-/// lined up with a chunk's two registers.
+/// Byte `p` is `value` where bit `p` of `word` is set, else 0: a fifth-bit word (see
+/// `layout::kquant`) lined up with a chunk's two registers.
 #[target_feature(enable = "neon")]
 #[inline]
-fn fifth_bits(word: u32) -> [uint8x16_t; 2] {
+fn word_bits(word: u32, value: u8) -> [uint8x16_t; 2] {
     const INDEX: [[u8; 16]; 2] = [
         [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
         [2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3],
@@ -61,7 +61,7 @@ fn fifth_bits(word: u32) -> [uint8x16_t; 2] {
     INDEX.map(|index| {
         // SAFETY: a 16-byte array.
         let index = unsafe { vld1q_u8(index.as_ptr()) };
-        vandq_u8(vtstq_u8(vqtbl1q_u8(bytes, index), bits), vdupq_n_u8(0x10))
+        vandq_u8(vtstq_u8(vqtbl1q_u8(bytes, index), bits), vdupq_n_u8(value))
     })
 }
 
@@ -78,7 +78,7 @@ fn q5_dots<const NT: usize>(
     let (lo, hi) = nibbles(qs);
     let with = |n: [[uint8x16_t; 2]; 4], words: usize| -> Chunks {
         core::array::from_fn(|c| {
-            let bits = fifth_bits(qh[words + c]);
+            let bits = word_bits(qh[words + c], 0x10);
             [0, 1].map(|h| vreinterpretq_s8_u8(vorrq_u8(n[c][h], bits[h])))
         })
     };
@@ -221,6 +221,42 @@ pub(crate) fn block_q5_k<const NT: usize>(
     }
 }
 
+/// Sums of a block's activation quants 0..16 and 16..32.
+#[target_feature(enable = "neon")]
+#[inline]
+fn half_sums(a: &BlockQ8Act) -> [i32; 2] {
+    // SAFETY: `qs` is 32 readable bytes.
+    let low = i32::from(vaddlvq_s8(unsafe { vld1q_s8(a.qs.as_ptr()) }));
+    [low, a.sum - low]
+}
+
+/// Eight i8 lanes widened to i32, split like [`Dots`].
+#[target_feature(enable = "neon")]
+#[inline]
+fn widen(v: int8x8_t) -> [int32x4_t; 2] {
+    let w = vmovl_s8(v);
+    [vmovl_s16(vget_low_s16(w)), vmovl_high_s16(w)]
+}
+
+/// Per token, `Σ_h s_h·(dot_h − offset·Σ_h a)` for one sub-block, exact in i32 (|Σ| < 2^24):
+/// the dots of its two halves `dots[h]` and each row's scale of each half `s[h]`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn scaled_halves<const NT: usize>(
+    dots: [[Dots; NT]; 2],
+    s: [[int32x4_t; 2]; 2],
+    offset: i32,
+    a: [&BlockQ8Act; NT],
+) -> [Dots; NT] {
+    core::array::from_fn(|t| {
+        let sums = half_sums(a[t]).map(|v| vdupq_n_s32(offset * v));
+        [0, 1].map(|r| {
+            let v = vmulq_s32(s[0][r], vsubq_s32(dots[0][t][r], sums[0]));
+            vmlaq_s32(v, s[1][r], vsubq_s32(dots[1][t][r], sums[1]))
+        })
+    })
+}
+
 /// One Q6_K tile times `NT` tokens' super-blocks: per sub-block, each half's dots of the
 /// 6-bit quants, `Σ_h sc_h·(dot_h − 32·sum_h)` in i32 (exact: |Σ| < 2^24), then `d·d_t·` that.
 #[target_feature(enable = "neon")]
@@ -242,11 +278,6 @@ pub(crate) fn block_q6_k<const NT: usize>(
         let aj = a.map(|x| &x[j]);
         // SAFETY: a 16-byte array; vld2 deinterleaves it into the low and high halves' scales.
         let s = unsafe { vld2_s8(sc[j].as_ptr()) };
-        let widen = |v: int8x8_t| {
-            let w = vmovl_s8(v);
-            [vmovl_s16(vget_low_s16(w)), vmovl_high_s16(w)]
-        };
-        let (sc_lo, sc_hi) = (widen(s.0), widen(s.1));
         let high = chunks(&qh[j]);
         let high = [load_chunk(&high[0]), load_chunk(&high[1])];
         let (lo, hi) = nibbles(&ql[j]);
@@ -267,16 +298,104 @@ pub(crate) fn block_q6_k<const NT: usize>(
                 [0, 1].map(|h| vreinterpretq_s8_u8(vorrq_u8(n[c][h], b[h])))
             })
         };
-        let (dl, dh) = (half(&six(lo, false), 0, aj), half(&six(hi, true), 4, aj));
-        let isum: [Dots; NT] = core::array::from_fn(|i| {
-            // SAFETY: `qs` is 32 readable bytes.
-            let low = i32::from(vaddlvq_s8(unsafe { vld1q_s8(aj[i].qs.as_ptr()) }));
-            let (sl, sh) = (vdupq_n_s32(32 * low), vdupq_n_s32(32 * (aj[i].sum - low)));
-            [0, 1].map(|h| {
-                let v = vmulq_s32(sc_lo[h], vsubq_s32(dl[i][h], sl));
-                vmlaq_s32(v, sc_hi[h], vsubq_s32(dh[i][h], sh))
-            })
-        });
+        let dots = [half(&six(lo, false), 0, aj), half(&six(hi, true), 4, aj)];
+        let isum = scaled_halves(dots, [widen(s.0), widen(s.1)], 32, aj);
         scale_f32_into(d, aj, isum, acc);
+    }
+}
+
+/// A sub-block's 2-bit plane (see `layout::kquant`) as the chunks of values 0..=3 of its low
+/// (`false`) or high (`true`) half, with `extra(c, h)` OR-ed into chunk `c`'s register `h`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn plane_half(plane: &[u8; 64], upper: bool, extra: impl Fn(usize, usize) -> uint8x16_t) -> Chunks {
+    let mask = vdupq_n_u8(3);
+    let p = chunks(plane);
+    let p = [load_chunk(&p[0]), load_chunk(&p[1])];
+    core::array::from_fn(|c| {
+        [0, 1].map(|h| {
+            let v = p[c / 2][h];
+            let v = match (c % 2, upper) {
+                (0, false) => v,
+                (0, true) => vshrq_n_u8::<2>(v),
+                (_, false) => vshrq_n_u8::<4>(v),
+                (_, true) => vshrq_n_u8::<6>(v),
+            };
+            vreinterpretq_s8_u8(vorrq_u8(vandq_u8(v, mask), extra(c, h)))
+        })
+    })
+}
+
+/// One Q3_K tile times `NT` tokens' super-blocks: the 3-bit quants (0..=7) are the plane's two
+/// bits with the third OR-ed in; then as [`block_q6_k`] with −4 for −32.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn block_q3_k<const NT: usize>(
+    t: &TileQ3K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [Acc; NT],
+    half: impl Fn(&Chunks, usize, [&BlockQ8Act; NT]) -> [Dots; NT],
+) {
+    let d = halves_f16(&t.d);
+    let (qs, qh, sc) = (
+        t.qs.as_chunks::<64>().0,
+        t.qh.as_chunks::<8>().0,
+        t.sc.as_chunks::<16>().0,
+    );
+    for j in 0..SUB_BLOCKS {
+        let aj = a.map(|x| &x[j]);
+        // SAFETY: a 16-byte array; vld2 deinterleaves it into the low and high halves' scales.
+        let s = unsafe { vld2_s8(sc[j].as_ptr()) };
+        let third = |words: usize| {
+            let bits: [[uint8x16_t; 2]; 4] = core::array::from_fn(|c| word_bits(qh[j][words + c], 4));
+            move |c: usize, h: usize| bits[c][h]
+        };
+        let lo = plane_half(&qs[j], false, third(0));
+        let hi = plane_half(&qs[j], true, third(4));
+        let dots = [half(&lo, 0, aj), half(&hi, 4, aj)];
+        let isum = scaled_halves(dots, [widen(s.0), widen(s.1)], 4, aj);
+        scale_f32_into(d, aj, isum, acc);
+    }
+}
+
+/// One Q2_K tile times `NT` tokens' super-blocks: per sub-block, `d·d_t·Σ_h sc_h·dot_h` less
+/// `dmin·d_t·Σ_h m_h·sum_h`, both sums exact in i32.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn block_q2_k<const NT: usize>(
+    t: &TileQ2K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [Acc; NT],
+    half: impl Fn(&Chunks, usize, [&BlockQ8Act; NT]) -> [Dots; NT],
+) {
+    let (d, dmin) = (halves_f16(&t.d), halves_f16(&t.dmin));
+    let (qs, sc) = (t.qs.as_chunks::<64>().0, t.sc.as_chunks::<16>().0);
+    let none = |_: usize, _: usize| vdupq_n_u8(0);
+    for j in 0..SUB_BLOCKS {
+        let aj = a.map(|x| &x[j]);
+        // SAFETY: a 16-byte array; vld2 deinterleaves it into the low and high halves' bytes.
+        let s = unsafe { vld2_u8(sc[j].as_ptr()) };
+        let nib = |v: uint8x8_t, shift: bool| {
+            let v = if shift {
+                vshr_n_u8::<4>(v)
+            } else {
+                vand_u8(v, vdup_n_u8(15))
+            };
+            widen(vreinterpret_s8_u8(v))
+        };
+        let dots = [
+            half(&plane_half(&qs[j], false, none), 0, aj),
+            half(&plane_half(&qs[j], true, none), 4, aj),
+        ];
+        let isum = scaled_halves(dots, [nib(s.0, false), nib(s.1, false)], 0, aj);
+        scale_f32_into(d, aj, isum, acc);
+        let mins = [nib(s.0, true), nib(s.1, true)];
+        for (acc, at) in acc.iter_mut().zip(aj) {
+            let sums = half_sums(at).map(|v| vdupq_n_s32(v));
+            for r in 0..2 {
+                let m = vmlaq_s32(vmulq_s32(mins[0][r], sums[0]), mins[1][r], sums[1]);
+                acc[r] = vfmsq_f32(acc[r], vmulq_n_f32(dmin[r], at.d), vcvtq_f32_s32(m));
+            }
+        }
     }
 }

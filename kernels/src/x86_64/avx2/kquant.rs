@@ -5,14 +5,14 @@
 use core::arch::x86_64::*;
 
 use super::matmul::{group4, load32, nibble_dots, nibbles, scale_into, scales};
-use crate::layout::{SUB_BLOCKS, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
+use crate::layout::{SUB_BLOCKS, TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
 use crate::view::BlockQ8Act;
 
-/// Byte `p` is `0x10` where bit `p` of `word` is set: a fifth-bit word (see `layout::kquant`)
-/// lined up with a 32-byte chunk register.
+/// Byte `p` is `value` where bit `p` of `word` is set, else 0: a fifth-bit word (see
+/// `layout::kquant`) lined up with a 32-byte chunk register.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn fifth_bits(word: u32) -> __m256i {
+pub(crate) fn word_bits(word: u32, value: i8) -> __m256i {
     let spread = _mm256_set_epi64x(
         0x0303_0303_0303_0303,
         0x0202_0202_0202_0202,
@@ -22,7 +22,7 @@ fn fifth_bits(word: u32) -> __m256i {
     let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(word as i32), spread);
     let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
     let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+    _mm256_and_si256(set, _mm256_set1_epi8(value))
 }
 
 /// Per token, eight i32 lanes: row `r`'s 5-bit quants (0..=31) dotted with the block.
@@ -34,8 +34,8 @@ pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&BlockQ8Act; N
     let mut acc = [_mm256_setzero_si256(); NT];
     for (c, chunk) in qs.as_chunks::<32>().0.iter().take(4).enumerate() {
         let (lo, hi) = nibbles(chunk);
-        let lo = _mm256_or_si256(lo, fifth_bits(qh[c]));
-        let hi = _mm256_or_si256(hi, fifth_bits(qh[4 + c]));
+        let lo = _mm256_or_si256(lo, word_bits(qh[c], 0x10));
+        let hi = _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10));
         for (s, at) in acc.iter_mut().zip(a) {
             let p = _mm256_add_epi16(
                 _mm256_maddubs_epi16(lo, group4(&at.qs, c)),
@@ -132,12 +132,24 @@ pub(crate) fn block_q5_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
+    block_q5_k_with(tile, a, acc, |qs, qh, aj| q5_dots(qs, qh, aj));
+}
+
+/// One Q5_K tile times `NT` tokens' super-blocks, with the 5-bit dots `dots` of an ISA.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q5_k_with<const NT: usize>(
+    tile: &TileQ5K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+    dots: impl Fn(&[u8; 128], &[u32; 8], [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
     let ds = (scales(&tile.d), scales(&tile.dmin));
     let (sc, m) = (tile.sc.as_chunks::<8>().0, tile.m.as_chunks::<8>().0);
     let qh = tile.qh.as_chunks::<8>().0;
     for (j, qs) in tile.qs.as_chunks::<128>().0.iter().enumerate() {
         let aj = a.map(|x| &x[j]);
-        scale_k4_sub(ds, (&sc[j], &m[j]), aj, q5_dots(qs, &qh[j], aj), acc);
+        scale_k4_sub(ds, (&sc[j], &m[j]), aj, dots(qs, &qh[j], aj), acc);
     }
 }
 
@@ -151,12 +163,74 @@ fn low_half_sum(a: &BlockQ8Act) -> i32 {
     _mm_cvtsi128_si32(sad) + _mm_extract_epi16::<4>(sad) - 16 * 128
 }
 
-/// One Q6_K tile times `NT` tokens' super-blocks. Per sub-block the 6-bit quants are the
-/// nibbles with two high bits OR-ed in; `madd` with each row's two scales (as i16 pairs) both
-/// widens and scales, and the −32 folds in as `−32·(sc_lo·sum_lo + sc_hi·sum_hi)`.
+/// Chunk registers of a sub-block's unsigned quants: `(lo, hi)` for chunk `c` hold, per row
+/// lane, the quants of activations `4c..4c + 4` and `16 + 4c..16 + 4c + 4` (as q4 nibbles).
+pub(crate) type QuantChunks = [(__m256i, __m256i); 4];
+
+/// Per token, eight i32 lanes: `Σ_h s_h · Σ q·a` over the two halves (16 values) of a
+/// sub-block, for quants `q` and each row's scale pair `s` (lane `r`: `(s_lo, s_hi)` as i16).
 ///
-/// Range: a `maddubs` lane is <= 2·63·127 = 16002; times a scale (|sc| <= 128) and summed over
-/// four chunks, each i32 lane stays below 2^24.
+/// Range: a `maddubs` lane is <= 2·63·127 = 16002 (6-bit quants); times |s| <= 128 and summed
+/// over four chunks and both halves, each i32 lane stays below 2^24.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn scaled_half_dots<const NT: usize>(q: &QuantChunks, s: __m256i, a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+    // Lane r holds (s_lo, s_hi) of row r; duplicate each into both i16 halves.
+    let s_lo = _mm256_shufflehi_epi16::<0xA0>(_mm256_shufflelo_epi16::<0xA0>(s));
+    let s_hi = _mm256_shufflehi_epi16::<0xF5>(_mm256_shufflelo_epi16::<0xF5>(s));
+    let mut dots = [_mm256_setzero_si256(); NT];
+    for (c, &(lo, hi)) in q.iter().enumerate() {
+        for (d, at) in dots.iter_mut().zip(a) {
+            let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, group4(&at.qs, c)), s_lo);
+            let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)), s_hi);
+            *d = _mm256_add_epi32(*d, _mm256_add_epi32(pl, ph));
+        }
+    }
+    dots
+}
+
+/// Per token, eight i32 lanes: `Σ_h s_h · Σ a` over the halves of the block, for each row's
+/// scale pair `s` (as in [`scaled_half_dots`]).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn scaled_half_sums<const NT: usize>(s: __m256i, a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+    a.map(|at| {
+        let lo = low_half_sum(at);
+        _mm256_madd_epi16(s, _mm256_set1_epi32(((at.sum - lo) << 16) | (lo & 0xffff)))
+    })
+}
+
+/// The signed group scales of a sub-block (16 bytes at `layout::kquant`'s `group_scale_pos`)
+/// as i16 pairs, lane `r` holding row `r`'s.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn signed_pairs(sc: &[i8; 16]) -> __m256i {
+    // SAFETY: a 16-byte array; loadu has no alignment requirement.
+    _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(sc.as_ptr().cast()) })
+}
+
+/// `acc[t] += d·d_t·Σ_h s_h·(Σ q·a − 2^shift · Σ a)` for one sub-block of a tile with signed
+/// scales per 16 values and quants offset by `2^SHIFT` (Q6_K: 32, Q3_K: 4).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn offset_sub<const SHIFT: i32, const NT: usize>(
+    d: __m256,
+    sc: &[i8; 16],
+    q: &QuantChunks,
+    a: [&BlockQ8Act; NT],
+    acc: &mut [__m256; NT],
+    half_dots: &impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
+    let s = signed_pairs(sc);
+    let mut dots = half_dots(q, s, a);
+    for (d, sums) in dots.iter_mut().zip(scaled_half_sums(s, a)) {
+        *d = _mm256_sub_epi32(*d, _mm256_slli_epi32::<SHIFT>(sums));
+    }
+    scale_into(d, a, dots, acc);
+}
+
+/// One Q6_K tile times `NT` tokens' super-blocks: per sub-block the 6-bit quants are the
+/// nibbles with two high bits OR-ed in, and the −32 folds in as `−32·(sc_lo·sum_lo + sc_hi·sum_hi)`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 pub(crate) fn block_q6_k<const NT: usize>(
@@ -164,40 +238,133 @@ pub(crate) fn block_q6_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
+    block_q6_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+}
+
+/// [`block_q6_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q6_k_with<const NT: usize>(
+    tile: &TileQ6K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+    half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
     let d = scales(&tile.d);
     let mask = _mm256_set1_epi8(0x30);
     let (ql, qh) = (tile.ql.as_chunks::<128>().0, tile.qh.as_chunks::<64>().0);
-    let sc_all = tile.sc.as_chunks::<16>().0;
+    let sc = tile.sc.as_chunks::<16>().0;
     for j in 0..SUB_BLOCKS {
-        let aj = a.map(|x| &x[j]);
-        // SAFETY: a 16-byte array; loadu has no alignment requirement.
-        let sc = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(sc_all[j].as_ptr().cast()) });
-        // Lane r holds (sc_lo, sc_hi) of row r; duplicate each into both i16 halves.
-        let sc_lo = _mm256_shufflehi_epi16::<0xA0>(_mm256_shufflelo_epi16::<0xA0>(sc));
-        let sc_hi = _mm256_shufflehi_epi16::<0xF5>(_mm256_shufflelo_epi16::<0xF5>(sc));
         let high = qh[j].as_chunks::<32>().0;
         let high = [load32(&high[0]), load32(&high[1])];
-        let mut dots = [_mm256_setzero_si256(); NT];
-        for (c, chunk) in ql[j].as_chunks::<32>().0.iter().enumerate() {
-            let (lo, hi) = nibbles(chunk);
+        let low = ql[j].as_chunks::<32>().0;
+        let q: QuantChunks = core::array::from_fn(|c| {
+            let (lo, hi) = nibbles(&low[c]);
             let h = high[c / 2];
             let (hl, hh) = match c % 2 {
                 0 => (_mm256_slli_epi16::<4>(h), _mm256_slli_epi16::<2>(h)),
                 _ => (h, _mm256_srli_epi16::<2>(h)),
             };
-            let lo = _mm256_or_si256(lo, _mm256_and_si256(hl, mask));
-            let hi = _mm256_or_si256(hi, _mm256_and_si256(hh, mask));
-            for (s, at) in dots.iter_mut().zip(aj) {
-                let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, group4(&at.qs, c)), sc_lo);
-                let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)), sc_hi);
-                *s = _mm256_add_epi32(*s, _mm256_add_epi32(pl, ph));
-            }
+            (
+                _mm256_or_si256(lo, _mm256_and_si256(hl, mask)),
+                _mm256_or_si256(hi, _mm256_and_si256(hh, mask)),
+            )
+        });
+        offset_sub::<5, NT>(d, &sc[j], &q, a.map(|x| &x[j]), acc, &half_dots);
+    }
+}
+
+/// A sub-block's 2-bit plane (see `layout::kquant`) as quant chunks of values 0..=3.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn plane_chunks(plane: &[u8; 64]) -> QuantChunks {
+    let mask = _mm256_set1_epi8(3);
+    let p = plane.as_chunks::<32>().0;
+    let p = [load32(&p[0]), load32(&p[1])];
+    core::array::from_fn(|c| {
+        let v = p[c / 2];
+        let (lo, hi) = match c % 2 {
+            0 => (v, _mm256_srli_epi16::<2>(v)),
+            _ => (_mm256_srli_epi16::<4>(v), _mm256_srli_epi16::<6>(v)),
+        };
+        (_mm256_and_si256(lo, mask), _mm256_and_si256(hi, mask))
+    })
+}
+
+/// One Q3_K tile times `NT` tokens' super-blocks: the 3-bit quants (0..=7) are the plane's two
+/// bits with the third OR-ed in, and the −4 folds in as in [`block_q6_k`].
+///
+/// Range: a `maddubs` lane is <= 2·7·128; times |sc| <= 32: far inside i32.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q3_k<const NT: usize>(
+    tile: &TileQ3K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+) {
+    block_q3_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+}
+
+/// [`block_q3_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q3_k_with<const NT: usize>(
+    tile: &TileQ3K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+    half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
+    let d = scales(&tile.d);
+    let (qs, qh) = (tile.qs.as_chunks::<64>().0, tile.qh.as_chunks::<8>().0);
+    let sc = tile.sc.as_chunks::<16>().0;
+    for j in 0..SUB_BLOCKS {
+        let q = plane_chunks(&qs[j]);
+        let q: QuantChunks = core::array::from_fn(|c| {
+            (
+                _mm256_or_si256(q[c].0, word_bits(qh[j][c], 4)),
+                _mm256_or_si256(q[c].1, word_bits(qh[j][4 + c], 4)),
+            )
+        });
+        offset_sub::<2, NT>(d, &sc[j], &q, a.map(|x| &x[j]), acc, &half_dots);
+    }
+}
+
+/// One Q2_K tile times `NT` tokens' super-blocks: per sub-block, the dots scaled by the
+/// groups' 4-bit scales (`d·d_t·Σ_h sc_h·Σ q·a`) less the minimums' share
+/// (`dmin·d_t·Σ_h m_h·Σ a`).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q2_k<const NT: usize>(
+    tile: &TileQ2K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+) {
+    block_q2_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+}
+
+/// [`block_q2_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q2_k_with<const NT: usize>(
+    tile: &TileQ2K,
+    a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
+    acc: &mut [__m256; NT],
+    half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
+    let (d, dmin) = (scales(&tile.d), scales(&tile.dmin));
+    let (qs, sc) = (tile.qs.as_chunks::<64>().0, tile.sc.as_chunks::<16>().0);
+    for j in 0..SUB_BLOCKS {
+        let aj = a.map(|x| &x[j]);
+        // SAFETY: a 16-byte array; loadu has no alignment requirement.
+        let s = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sc[j].as_ptr().cast()) });
+        let (scale, min) = (
+            _mm256_and_si256(s, _mm256_set1_epi16(15)),
+            _mm256_srli_epi16::<4>(s),
+        );
+        scale_into(d, aj, half_dots(&plane_chunks(&qs[j]), scale, aj), acc);
+        for ((acc, at), m) in acc.iter_mut().zip(aj).zip(scaled_half_sums(min, aj)) {
+            let dm = _mm256_mul_ps(dmin, _mm256_set1_ps(at.d));
+            *acc = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(m), *acc);
         }
-        for (s, at) in dots.iter_mut().zip(aj) {
-            let lo = low_half_sum(at);
-            let sums = _mm256_set1_epi32(((at.sum - lo) << 16) | (lo & 0xffff));
-            *s = _mm256_sub_epi32(*s, _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc, sums)));
-        }
-        scale_into(d, aj, dots, acc);
     }
 }
