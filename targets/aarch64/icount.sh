@@ -13,7 +13,7 @@
 #
 # Usage: targets/aarch64/icount.sh          (Debian 12 host with setup-cross.sh's toolchain,
 #                                            g++-aarch64-linux-gnu and cmake; ~25 min on 2 busy cores)
-# Env:   TYPES="Q8_0 Q4_0"  LEVELS="neon:cortex-a72 dotprod:cortex-a76 i8mm:max"  PP=128  TG=32
+# Env:   TYPES="Q8_0 Q4_0"  LEVELS="neon:cortex-a72 dotprod:cortex-a76 i8mm:max"  PP=64  TG=16
 #        OUT=benches/results/icount-DATE   raw counts (per symbol) and summary.md
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,8 +24,8 @@ cd "$root"
 . targets/aarch64/llamacpp-cross.sh
 TYPES=${TYPES:-Q8_0 Q4_0}
 LEVELS=${LEVELS:-neon:cortex-a72 dotprod:cortex-a76 i8mm:max}
-PP=${PP:-128}
-TG=${TG:-32}
+PP=${PP:-64}
+TG=${TG:-16}
 OUT=${OUT:-benches/results/icount-$(date +%Y%m%d-%H%M)}
 work=$PEERS/arm
 mkdir -p "$work" "$OUT/raw"
@@ -66,8 +66,10 @@ for ty in $TYPES; do
     llama=$(llamacpp_arm_bench "$level")
     for r in 1 2; do
       EDGELM_ISA=$level count "$ty.$level.edgelm.pp.r$r" "$cpu" "$edgelm" bench "$packed" -t 1 -r $r -p "$PP" -n 0
-      EDGELM_ISA=$level count "$ty.$level.edgelm.tg.r$r" "$cpu" "$edgelm" bench "$packed" -t 1 -r $r -p 0 -n "$TG"
       count "$ty.$level.llama.pp.r$r" "$cpu" "$llama" -m "$gguf" -t 1 -r $r --no-warmup -p "$PP" -n 0
+    done
+    for r in 1 2; do
+      EDGELM_ISA=$level count "$ty.$level.edgelm.tg.r$r" "$cpu" "$edgelm" bench "$packed" -t 1 -r $r -p 0 -n "$TG"
       count "$ty.$level.llama.tg.r$r" "$cpu" "$llama" -m "$gguf" -t 1 -r $r --no-warmup -p 0 -n "$TG"
     done
   done

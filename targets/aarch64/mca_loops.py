@@ -10,7 +10,7 @@ dependencies) and cycles per 32 multiply-adds (one 32-value block of one row and
 the multiply-adds counted from the instructions: sdot 16, smmla 32, smull/smlal (8-bit) 8,
 16-bit widening multiplies 4.
 
-Usage: mca_loops.py BINARY LABEL=FUNCTION[,FUNCTION...] ... [--cpus cortex-a72,neoverse-n1]
+Usage: mca_loops.py BINARY LABEL=FUNCTION[,FUNCTION...] ... [--cpus cortex-a72,neoverse-n1] [--mca PATH]
 Prints one markdown row per (label, function, loop, cpu). A model, not a measurement: no cache
 misses, no front-end limits beyond llvm-mca's model.
 """
