@@ -12,7 +12,8 @@
 # (llama.cpp's Q4_0 repacking) and warm-up cancel. Instructions, not cycles: see docs/BENCHMARKS.md.
 #
 # Usage: targets/aarch64/icount.sh          (Debian 12 host with setup-cross.sh's toolchain,
-#                                            g++-aarch64-linux-gnu and cmake; ~25 min on 2 busy cores)
+#                                            g++-aarch64-linux-gnu and cmake; 48 emulated runs of 1-5 min each:
+#                                            1-2 h on 2 busy cores, plus ~40 min of builds the first time)
 # Env:   TYPES="Q8_0 Q4_0"  LEVELS="neon:cortex-a72 dotprod:cortex-a76 i8mm:max"  PP=64  TG=16
 #        OUT=benches/results/icount-DATE   raw counts (per symbol) and summary.md
 set -euo pipefail
