@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::{Tiny, command, runner};
 
@@ -216,17 +215,8 @@ fn chat_survives_bad_lines_and_ends_on_eof() {
     let dir = tempfile::tempdir().unwrap();
     let model = model_file(dir.path(), Tiny::default());
     let chat = |input: &[u8]| {
-        let mut child = command()
-            .arg("chat")
-            .arg(&model)
-            .args(["-n", "2", "--temp", "0", "--verbose"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        let args = ["-n", "2", "--temp", "0", "--verbose"];
+        common::output_with_stdin(command().arg("chat").arg(&model).args(args), input)
     };
     let out = chat(b"hi\n\xff\xfe bad\nbye\n");
     let err = stderr(&out);
@@ -251,18 +241,10 @@ fn a_long_chat_with_keep_slides_instead_of_failing() {
     let model = model_file(dir.path(), Tiny::default());
     let lines: String = (0..40).map(|i| format!("line number {i}\n")).collect();
     let run = |keep: &[&str]| {
-        let mut child = command()
-            .arg("chat")
-            .arg(&model)
-            .args(["-n", "4", "--temp", "0", "--verbose", "--loop-guard", "off"])
-            .args(keep)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        let args = ["-n", "4", "--temp", "0", "--verbose", "--loop-guard", "off"];
+        let mut chat = command();
+        chat.arg("chat").arg(&model).args(args).args(keep);
+        common::output_with_stdin(&mut chat, lines.as_bytes())
     };
     let out = run(&["--keep", "8"]);
     let err = stderr(&out);

@@ -236,17 +236,7 @@ fn edgelm(args: &[&str]) -> (Vec<u8>, String) {
 
 /// Runs `edgelm` with `args` and `input` on stdin; it must succeed. Returns stdout and stderr.
 fn edgelm_with_input(args: &[&str], input: &[u8]) -> (Vec<u8>, String) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = common::command()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(common::command().args(args), input);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{args:?}: {err}");
     (out.stdout, err)

@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use edgelm_tools::convert::{Input, convert_to_bytes, load};
@@ -55,18 +54,7 @@ fn packed(input: &Path, quant: &str) -> Arc<Vec<u8>> {
 
 /// Runs `edgelm ARGS` with `input` on its stdin.
 fn edgelm(args: &[&str], input: &[u8]) -> Output {
-    let mut child = common::command()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    // The command may stop reading early (an error): what it says is checked below.
-    let _ = stdin.write_all(input);
-    drop(stdin);
-    child.wait_with_output().unwrap()
+    common::output_with_stdin(common::command().args(args), input)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -330,6 +330,30 @@ pub fn command() -> std::process::Command {
     }
 }
 
+/// Runs `command` with `input` on its stdin (written from a thread, so a command that writes a
+/// lot before reading all of it cannot block) and returns what it printed. A command that stops
+/// reading early closes the pipe: that write error is left to the caller's checks of the output;
+/// any other fails the test.
+pub fn output_with_stdin(command: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || match stdin.write_all(&input) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("writing stdin: {e}"),
+        _ => {}
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("stdin writer");
+    out
+}
+
 /// `$EDGELM_MODELS/REL` (default `~/.cache/edgelm/models`) if it exists. A missing file skips the
 /// test (with a note on stderr) unless `EDGELM_REQUIRE_MODELS` is set, in which case it fails.
 pub fn fetched(rel: &str) -> Option<std::path::PathBuf> {
