@@ -32,6 +32,8 @@ pub(crate) trait Lanes: Copy {
     /// one in this `no_std` crate: a score kernel doing it per block spent a quarter of its
     /// time there).
     fn f16_to_f32(bits: u16) -> f32;
+    /// One f32 narrowed to f16 bits by the vector unit, rounded to nearest even (as `half`).
+    fn f32_to_f16(x: f32) -> u16;
     /// Loads `src[..N]`, int8, converted to f32.
     fn load_i8(src: &[i8]) -> Self;
     /// Stores lanes holding integers in `-128..=127` into `dst[..N]`.

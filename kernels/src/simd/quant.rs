@@ -4,8 +4,6 @@
 
 use core::ops::Range;
 
-use half::f16;
-
 use super::lanes::Lanes;
 use super::ops::weighted_rows;
 use crate::layout::{BlockQ8_0, QK};
@@ -51,9 +49,9 @@ pub(crate) fn quantize_q8_act<L: Lanes>(x: &[f32], out: &mut [BlockQ8Act]) {
 pub(crate) fn quantize_q8_kv<L: Lanes>(src: &[f32], dst: &mut [BlockQ8_0]) {
     assert_eq!(src.len(), dst.len() * QK, "cache row length is not blocks × QK");
     for (chunk, block) in src.chunks_exact(QK).zip(dst.iter_mut()) {
-        let d = f16::from_f32(abs_max::<L>(chunk) / 127.0);
-        let id = if d.to_f32() > 0.0 { 1.0 / d.to_f32() } else { 0.0 };
-        block.d = d.to_bits();
+        block.d = L::f32_to_f16(abs_max::<L>(chunk) / 127.0);
+        let d = L::f16_to_f32(block.d);
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
         round_block::<L>(chunk, id, (-127.0, 127.0), &mut block.qs);
     }
 }

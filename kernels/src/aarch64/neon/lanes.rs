@@ -63,6 +63,12 @@ impl Lanes for F32x4 {
     }
 
     #[inline(always)]
+    fn f32_to_f16(x: f32) -> u16 {
+        // SAFETY: neon functions only (see the type); rounds to nearest even, as `store_f16`.
+        unsafe { vget_lane_u16::<0>(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(x)))) }
+    }
+
+    #[inline(always)]
     fn store_f16(self, dst: &mut [u16]) {
         let dst = &mut dst[..4];
         // SAFETY: `dst` holds 4 u16; neon functions only (see the type). Rounds to nearest

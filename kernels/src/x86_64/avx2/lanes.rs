@@ -70,6 +70,12 @@ impl Lanes for F32x8 {
     }
 
     #[inline(always)]
+    fn f32_to_f16(x: f32) -> u16 {
+        // SAFETY: f16c functions only (see the type).
+        unsafe { _mm_extract_epi16::<0>(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(x))) as u16 }
+    }
+
+    #[inline(always)]
     fn store_f16(self, dst: &mut [u16]) {
         let dst = &mut dst[..8];
         // SAFETY: `dst` holds 8 u16 (16 bytes); f16c functions only (see the type).
