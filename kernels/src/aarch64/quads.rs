@@ -131,7 +131,8 @@ macro_rules! quad_kernel {
 pub(crate) use quad_kernel;
 
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]): whole quads of
-/// tokens through `quad`, the rest through `tail`'s one-token kernel.
+/// tokens through `quad`, the rest through `tail`'s one-token kernel (its group kernel is not
+/// used).
 #[inline(always)]
 pub(crate) fn matmul<T, K, F, BG, B1, FT>(
     w: Tiled<'_, T>,
@@ -181,6 +182,16 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT>(
         }
     }
     if whole < out.n() {
-        tiles::matmul(w, &x[whole * bpr..], out.tokens_from(whole), tail);
+        // One token at a time: `tail`'s group kernel would never see a whole group.
+        let TileKernel {
+            zero, single, finish, ..
+        } = tail;
+        let one = TileKernel {
+            zero,
+            group: &single,
+            single: &single,
+            finish,
+        };
+        tiles::matmul(w, &x[whole * bpr..], out.tokens_from(whole), one);
     }
 }
