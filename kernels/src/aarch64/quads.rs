@@ -131,8 +131,7 @@ macro_rules! quad_kernel {
 pub(crate) use quad_kernel;
 
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]): whole quads of
-/// tokens through `quad`, the rest through `tail`'s one-token kernel (its group kernel is not
-/// used).
+/// tokens through `quad`, the rest (fewer than a group) through `tail`'s one-token kernel.
 #[inline(always)]
 pub(crate) fn matmul<T, K, F, BG, B1, FT>(
     w: Tiled<'_, T>,
@@ -182,16 +181,6 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT>(
         }
     }
     if whole < out.n() {
-        // One token at a time: `tail`'s group kernel would never see a whole group.
-        let TileKernel {
-            zero, single, finish, ..
-        } = tail;
-        let one = TileKernel {
-            zero,
-            group: &single,
-            single: &single,
-            finish,
-        };
-        tiles::matmul(w, &x[whole * bpr..], out.tokens_from(whole), one);
+        tiles::matmul(w, &x[whole * bpr..], out.tokens_from(whole), tail);
     }
 }
