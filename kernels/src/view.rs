@@ -149,6 +149,26 @@ impl<'a> OutCols<'a> {
         )
     }
 
+    /// Rows (tokens) `[t0, n)` of this view.
+    ///
+    /// # Panics
+    /// If `t0 > n`.
+    pub fn tokens_from(self, t0: usize) -> Self {
+        assert!(t0 <= self.n, "token {t0} past {}", self.n);
+        // SAFETY: for `t0 < n` row `t0` starts inside the view's buffer; an empty view keeps
+        // its pointer (it addresses no row).
+        let ptr = if t0 < self.n {
+            unsafe { self.ptr.add(t0 * self.stride) }
+        } else {
+            self.ptr
+        };
+        Self {
+            ptr,
+            n: self.n - t0,
+            ..self
+        }
+    }
+
     /// Row `t` of this view: `width` values.
     ///
     /// # Panics

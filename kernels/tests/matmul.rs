@@ -15,10 +15,11 @@ use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, SCALAR, Tiled};
 use half::f16;
 use rand::RngExt;
 use rand::rngs::StdRng;
+use std::ops::RangeInclusive;
 
 const ROWS: [usize; 7] = [1, 7, 8, 9, 17, 24, 33];
 const BLOCKS: [usize; 4] = [1, 2, 3, 18];
-const TOKENS: std::ops::RangeInclusive<usize> = 1..=9;
+const TOKENS: RangeInclusive<usize> = 1..=9;
 
 /// A weight block type under test: random blocks, and `Σ_k |w_k|·|x_k|` for the budget.
 trait TestBlock: QuantBlock {
@@ -240,22 +241,32 @@ fn activations(rng: &mut StdRng, n: usize, bpr: usize) -> Vec<BlockQ8Act> {
 }
 
 fn check_quant<B: TestBlock>(seed: u64) {
-    let paths = simd_paths();
-    let mut rng = rng(seed);
     // Super-block types get fewer blocks per row: each is eight activation blocks.
     let blocks_per_row = if B::VALUES == QK {
         &BLOCKS[..]
     } else {
         &[1, 2, 3][..]
     };
-    for rows in ROWS {
+    check_shapes::<B>(seed, &ROWS, blocks_per_row, TOKENS);
+}
+
+/// [`check_quant`] for the given shapes.
+fn check_shapes<B: TestBlock>(
+    seed: u64,
+    row_counts: &[usize],
+    blocks_per_row: &[usize],
+    tokens: RangeInclusive<usize>,
+) {
+    let paths = simd_paths();
+    let mut rng = rng(seed);
+    for &rows in row_counts {
         for &bpr in blocks_per_row {
             let blocks: Vec<B> = (0..rows * bpr).map(|_| B::random(&mut rng)).collect();
             let mut tiles =
                 vec![B::interleave(&[B::default(); TILE_ROWS]); tiles_for::<B>(rows, bpr * B::VALUES)];
             pack_tiles(&blocks, bpr, &mut tiles);
             let w = Tiled::new(&tiles, rows, bpr).expect("tile count");
-            for n in TOKENS {
+            for n in tokens.clone() {
                 let x = activations(&mut rng, n, bpr * B::VALUES / QK);
                 let mut want = vec![0.0; n * rows];
                 B::kernel(&SCALAR)(w, &x, OutCols::new(&mut want, n, rows));
@@ -368,6 +379,15 @@ fn q3_k_matches_scalar() {
 #[test]
 fn q2_k_matches_scalar() {
     check_quant::<BlockQ2K>(22);
+}
+
+/// Rows longer than the blocks the aarch64 prompt kernels interleave at a time (32): the
+/// later chunks add into the output.
+#[test]
+fn long_rows_match_scalar() {
+    check_shapes::<BlockQ8_0>(81, &[9], &[70], 4..=5);
+    check_shapes::<BlockQ4_0>(41, &[9], &[70], 4..=5);
+    check_shapes::<BlockQ4_1>(11, &[9], &[70], 4..=5);
 }
 
 /// Extreme quants: all weights -128 or 15 with activations at ±127 stay exact (no i16

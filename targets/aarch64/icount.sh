@@ -15,6 +15,7 @@
 #                                            g++-aarch64-linux-gnu and cmake; 48 emulated runs of 1-5 min each:
 #                                            1-2 h on 2 busy cores, plus ~40 min of builds the first time)
 # Env:   TYPES="Q8_0 Q4_0"  LEVELS="neon:cortex-a72 dotprod:cortex-a76 i8mm:max"  PP=64  TG=16
+#        TESTS="pp tg" (prompt and generation; either alone for a partial table)
 #        OUT=benches/results/icount-DATE   raw counts (per symbol) and summary.md
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,6 +28,7 @@ TYPES=${TYPES:-Q8_0 Q4_0}
 LEVELS=${LEVELS:-neon:cortex-a72 dotprod:cortex-a76 i8mm:max}
 PP=${PP:-64}
 TG=${TG:-16}
+TESTS=${TESTS:-pp tg}
 OUT=${OUT:-benches/results/icount-$(date +%Y%m%d-%H%M)}
 work=$PEERS/arm
 mkdir -p "$work" "$OUT/raw"
@@ -65,13 +67,16 @@ for ty in $TYPES; do
     level=${entry%%:*}
     cpu=${entry#*:}
     llama=$(llamacpp_arm_bench "$level")
-    for r in 1 2; do
-      EDGELM_ISA=$level count "$ty.$level.edgelm.pp.r$r" "$cpu" "$edgelm" bench "$packed" -t 1 -r $r -p "$PP" -n 0
-      count "$ty.$level.llama.pp.r$r" "$cpu" "$llama" -m "$gguf" -t 1 -r $r --no-warmup -p "$PP" -n 0
-    done
-    for r in 1 2; do
-      EDGELM_ISA=$level count "$ty.$level.edgelm.tg.r$r" "$cpu" "$edgelm" bench "$packed" -t 1 -r $r -p 0 -n "$TG"
-      count "$ty.$level.llama.tg.r$r" "$cpu" "$llama" -m "$gguf" -t 1 -r $r --no-warmup -p 0 -n "$TG"
+    for test in $TESTS; do
+      case $test in
+        pp) args=(-p "$PP" -n 0) ;;
+        tg) args=(-p 0 -n "$TG") ;;
+        *) echo "unknown test $test (pp, tg)" >&2; exit 1 ;;
+      esac
+      for r in 1 2; do
+        EDGELM_ISA=$level count "$ty.$level.edgelm.$test.r$r" "$cpu" "$edgelm" bench "$packed" -t 1 -r $r "${args[@]}"
+        count "$ty.$level.llama.$test.r$r" "$cpu" "$llama" -m "$gguf" -t 1 -r $r --no-warmup "${args[@]}"
+      done
     done
   done
 done

@@ -3,16 +3,21 @@
 //! of a tile chunk) by one group of four activation quants and adds into i32 lanes: a tile
 //! chunk and a 16-byte activation register take four instructions, no widening steps.
 //!
-//! Everything but the integer dots is the NEON path's.
+//! Prefill runs quads of four tokens ([`super::quads`]): one activation register serves two
+//! tokens by element, the four tokens' scales are one vector, and Q4_0's offset starts each
+//! dot instead of being subtracted. Decode is the NEON loop nest with SDOT dots; everything
+//! but the integer dots is the NEON path's.
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
 use super::neon::kquant::{self, Chunks};
 use super::neon::matmul::{
-    Acc, Dots, GROUP, Nibbles, chunks, load_act, load_chunk, scale_q4_0, scale_q4_1, scale_q8_0,
+    Acc, Dots, GROUP, Nibbles, chunks, finish, halves_f16, load_act, load_chunk, scale_q4_0, scale_q4_1,
+    scale_q8_0,
 };
 use super::neon::{NEON_KERNELS, attn_scores_q8_with, kquant_kernel, tile_kernel};
+use super::quads::{self, QUAD, Quad, QuadAcc, quad_kernel};
 use crate::dispatch::{Isa, Kernels};
 use crate::layout::{
     BlockQ8_0, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0,
@@ -131,6 +136,153 @@ pub(crate) fn nibble_dots_sdot<const NT: usize>(t: &impl Nibbles, a: [&BlockQ8Ac
     })
 }
 
+/// A tile's quants as 4-element groups: `[g][h]` holds elements `4g..4g + 4` of rows
+/// `4h..4h + 4`, one row per 32-bit lane (SDOT's by-element operand).
+pub(crate) type Quartets = [[int8x16_t; 2]; 8];
+
+/// A Q8 tile's quartets: its chunks as they are.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn q8_quartets(t: &TileQ8_0) -> Quartets {
+    use zerocopy::IntoBytes;
+    core::array::from_fn(|c| load_chunk(&chunks(t.qs.as_bytes())[c]).map(|v| vreinterpretq_s8_u8(v)))
+}
+
+/// A Q4 tile's quartets: the low nibbles of chunks 0-3 are elements 0-15, the high ones 16-31.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn nibble_quartets(t: &impl Nibbles) -> Quartets {
+    let mask = vdupq_n_u8(0x0f);
+    let raw: [[uint8x16_t; 2]; 4] = core::array::from_fn(|c| load_chunk(&chunks(t.nibbles())[c]));
+    core::array::from_fn(|g| {
+        raw[g % 4].map(|v| {
+            vreinterpretq_s8_u8(if g < 4 {
+                vandq_u8(v, mask)
+            } else {
+                vshrq_n_u8::<4>(v)
+            })
+        })
+    })
+}
+
+/// `acc += w0 · (lane 2I of a) + w1 · (lane 2I + 1 of a)`: two `sdot` by element.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn sdot_lanes<const I: usize>(acc: int32x4_t, w0: int8x16_t, w1: int8x16_t, a: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: sdot is enabled for this function; the asm only reads and writes registers.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {w0:v}.16b, {a:v}.4b[{l0}]",
+            "sdot {acc:v}.4s, {w1:v}.16b, {a:v}.4b[{l1}]",
+            acc = inout(vreg) acc,
+            w0 = in(vreg) w0,
+            w1 = in(vreg) w1,
+            a = in(vreg) a,
+            l0 = const 2 * I,
+            l1 = const 2 * I + 1,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// The dots of a quad (registers `a`), token `t` from `init[t]`: octet `o` of the activations
+/// is quartets `2o` and `2o + 1`, register `2o + p` holds it for tokens `2p` and `2p + 1`.
+/// Octet by octet, so that only two quartets' registers are live at a time.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn quad_dots(w: &Quartets, a: &[int8x16_t; 8], init: [int32x4_t; QUAD]) -> [Dots; QUAD] {
+    let mut dots = init.map(|i| [i; 2]);
+    for o in 0..4 {
+        for h in 0..2 {
+            let (w0, w1) = (w[2 * o][h], w[2 * o + 1][h]);
+            dots[0][h] = sdot_lanes::<0>(dots[0][h], w0, w1, a[2 * o]);
+            dots[1][h] = sdot_lanes::<1>(dots[1][h], w0, w1, a[2 * o]);
+            dots[2][h] = sdot_lanes::<0>(dots[2][h], w0, w1, a[2 * o + 1]);
+            dots[3][h] = sdot_lanes::<1>(dots[3][h], w0, w1, a[2 * o + 1]);
+        }
+    }
+    dots
+}
+
+/// `acc[2t + h] += (d_w · d_t) · dots[t][h]`: the per-block scaling of a quad, token `T`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn scale_token<const T: i32>(dw: [float32x4_t; 2], da: float32x4_t, dots: Dots, acc: &mut QuadAcc) {
+    for h in 0..2 {
+        let a = &mut acc[2 * T as usize + h];
+        *a = vfmaq_f32(*a, vmulq_laneq_f32::<T>(dw[h], da), vcvtq_f32_s32(dots[h]));
+    }
+}
+
+/// One tile times a quad: the integer dots (each token's from `init[t]`) scaled by the eight
+/// row scales `d` into `acc`.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn quad_sdot(w: &Quartets, d: &[u16; 8], q: &Quad, init: [int32x4_t; QUAD], acc: &mut QuadAcc) {
+    let dots = quad_dots(w, &q.regs(), init);
+    let (dw, da) = (halves_f16(d), q.scales());
+    scale_token::<0>(dw, da, dots[0], acc);
+    scale_token::<1>(dw, da, dots[1], acc);
+    scale_token::<2>(dw, da, dots[2], acc);
+    scale_token::<3>(dw, da, dots[3], acc);
+}
+
+/// Q4_0's offset −8 folded into each token's starting dot: `−8 · sum(a)`.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn q4_0_offsets(q: &Quad) -> int32x4_t {
+    vmulq_n_s32(q.sums(), -8)
+}
+
+/// Q4_1's minimums: `acc[2t + h] += m · d_t · sum_t`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn quad_minimums(m: &[u16; 8], q: &Quad, acc: &mut QuadAcc) {
+    let m = halves_f16(m);
+    let ds = vmulq_f32(q.scales(), vcvtq_f32_s32(q.sums()));
+    for h in 0..2 {
+        acc[h] = vfmaq_laneq_f32::<0>(acc[h], m[h], ds);
+        acc[2 + h] = vfmaq_laneq_f32::<1>(acc[2 + h], m[h], ds);
+        acc[4 + h] = vfmaq_laneq_f32::<2>(acc[4 + h], m[h], ds);
+        acc[6 + h] = vfmaq_laneq_f32::<3>(acc[6 + h], m[h], ds);
+    }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn quad_q8_0_sdot(t: &TileQ8_0, q: &Quad, acc: &mut QuadAcc) {
+    quad_sdot(&q8_quartets(t), &t.d, q, [vdupq_n_s32(0); QUAD], acc);
+}
+
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn quad_q4_0_sdot(t: &TileQ4_0, q: &Quad, acc: &mut QuadAcc) {
+    let c = q4_0_offsets(q);
+    let init = [
+        vdupq_laneq_s32::<0>(c),
+        vdupq_laneq_s32::<1>(c),
+        vdupq_laneq_s32::<2>(c),
+        vdupq_laneq_s32::<3>(c),
+    ];
+    quad_sdot(&nibble_quartets(t), &t.d, q, init, acc);
+}
+
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn quad_q4_1_sdot(t: &TileQ4_1, q: &Quad, acc: &mut QuadAcc) {
+    quad_sdot(&nibble_quartets(t), &t.d, q, [vdupq_n_s32(0); QUAD], acc);
+    quad_minimums(&t.m, q, acc);
+}
+
+/// The four tokens' row sums of an SDOT quad accumulator (token `t` in `acc[2t..2t + 2]`).
+#[target_feature(enable = "neon")]
+#[inline]
+fn finish_sdot(acc: QuadAcc) -> [[f32; 8]; QUAD] {
+    core::array::from_fn(|t| finish([acc[2 * t], acc[2 * t + 1]]))
+}
+
 /// Per token, the eight rows' dots of the unsigned bytes `w` with activation groups
 /// `first..first + 4` (see [`kquant`]): one `sdot` by element per chunk register.
 #[target_feature(enable = "neon,dotprod")]
@@ -158,13 +310,16 @@ fn block_dot_q8_sdot(k: &[i8; 32], q: &[i8; 32]) -> int32x4_t {
 
 entries! { "neon,dotprod";
     fn matmul_q8_0_dotprod(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, x, out, tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0))
+        let tail = tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0);
+        quads::matmul(w, x, out, quad_kernel!(quad_q8_0_sdot, finish_sdot), tail)
     }
     fn matmul_q4_0_dotprod(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, x, out, tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0))
+        let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0);
+        quads::matmul(w, x, out, quad_kernel!(quad_q4_0_sdot, finish_sdot), tail)
     }
     fn matmul_q4_1_dotprod(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, x, out, tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1))
+        let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1);
+        quads::matmul(w, x, out, quad_kernel!(quad_q4_1_sdot, finish_sdot), tail)
     }
     fn matmul_q5_0_dotprod(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, kquant_kernel!(kquant::block_q5_0, half_dots_sdot))

@@ -5,3 +5,4 @@
 pub(crate) mod dotprod;
 pub(crate) mod i8mm;
 pub(crate) mod neon;
+pub(crate) mod quads;
