@@ -1,5 +1,7 @@
 //! Quantized matmul throughput per kernel path, at the matrix shapes of SmolLM2-135M and of a
-//! 1.1B Llama (TinyLlama): decode (n = 1, a matrix-vector product) and prefill (n = 128).
+//! 1.1B Llama (TinyLlama): decode (n = 1, a matrix-vector product) and prefill (n = 128). The
+//! 5-bit and K-quant types (q5_0, q4_k, q6_k, q2_k) are timed in cache only (`hot`), at the
+//! shapes whose rows are whole blocks of theirs.
 //!
 //! Each result shows elements/s = int8 operations/s (2 per multiply-add) and bytes/s of
 //! weights read. `hot` runs one matrix again and again (it stays in cache: compute-bound);
@@ -22,7 +24,8 @@ use cpu_time::ThreadCpuTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use edgelm_kernels::dispatch::MatmulQuantFn;
 use edgelm_kernels::layout::{
-    BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QuantBlock, TILE_ROWS, pack_tiles, tile_count,
+    BlockQ2K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, QK, QuantBlock, TILE_ROWS,
+    pack_tiles,
 };
 use edgelm_kernels::{BlockQ8Act, Isa, Kernels, OutCols, SCALAR, Tiled};
 use half::f16;
@@ -95,11 +98,72 @@ impl Weight for BlockQ4_1 {
     }
 }
 
-fn tiles<B: Weight>(rng: &mut StdRng, rows: usize, cols: usize) -> Vec<B::Tile> {
-    let blocks: Vec<B> = (0..rows * cols / QK).map(|_| B::random(rng)).collect();
-    let mut tiles = vec![B::interleave(&[B::default(); TILE_ROWS]); tile_count(rows, cols)];
-    pack_tiles(&blocks, cols / QK, &mut tiles);
-    tiles
+impl Weight for BlockQ5_0 {
+    const NAME: &str = "q5_0";
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ5_0 {
+            d: scale(rng),
+            qh: rng.random(),
+            qs: rng.random(),
+        }
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q5_0
+    }
+}
+
+impl Weight for BlockQ4K {
+    const NAME: &str = "q4_k";
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ4K {
+            d: scale(rng),
+            dmin: scale(rng),
+            scales: rng.random(),
+            qs: std::array::from_fn(|_| rng.random()),
+        }
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q4_k
+    }
+}
+
+impl Weight for BlockQ6K {
+    const NAME: &str = "q6_k";
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ6K {
+            ql: std::array::from_fn(|_| rng.random()),
+            qh: std::array::from_fn(|_| rng.random()),
+            scales: rng.random(),
+            d: scale(rng),
+        }
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q6_k
+    }
+}
+
+impl Weight for BlockQ2K {
+    const NAME: &str = "q2_k";
+    fn random(rng: &mut StdRng) -> Self {
+        BlockQ2K {
+            scales: rng.random(),
+            qs: std::array::from_fn(|_| rng.random()),
+            d: scale(rng),
+            dmin: scale(rng),
+        }
+    }
+    fn kernel(k: &Kernels) -> MatmulQuantFn<Self::Tile> {
+        k.matmul_q2_k
+    }
+}
+
+/// `rows × cols` random weights as tiles, and the blocks per row.
+fn tiles<B: Weight>(rng: &mut StdRng, rows: usize, cols: usize) -> (Vec<B::Tile>, usize) {
+    let bpr = cols / B::VALUES;
+    let blocks: Vec<B> = (0..rows * bpr).map(|_| B::random(rng)).collect();
+    let mut tiles = vec![B::interleave(&[B::default(); TILE_ROWS]); rows.div_ceil(TILE_ROWS) * bpr];
+    pack_tiles(&blocks, bpr, &mut tiles);
+    (tiles, bpr)
 }
 
 fn activations(rng: &mut StdRng, n: usize, cols: usize) -> Vec<BlockQ8Act> {
@@ -125,11 +189,12 @@ fn throughput(rows: usize, cols: usize, n: usize, bytes: usize) -> Throughput {
     }
 }
 
-fn bench_type<B: Weight>(c: &mut Criterion<ThreadCpuTime>) {
+/// `stream`: also time decode from DRAM (see [`bench_stream`]).
+fn bench_type<B: Weight>(c: &mut Criterion<ThreadCpuTime>, stream: bool) {
     let mut rng = StdRng::seed_from_u64(7);
-    for (name, rows, cols) in SHAPES {
-        let tiles = tiles::<B>(&mut rng, rows, cols);
-        let w = Tiled::new(&tiles, rows, cols / QK).expect("tile count");
+    for (name, rows, cols) in SHAPES.into_iter().filter(|s| s.2 % B::VALUES == 0) {
+        let (tiles, bpr) = tiles::<B>(&mut rng, rows, cols);
+        let w = Tiled::new(&tiles, rows, bpr).expect("tile count");
         let bytes = size_of_val(tiles.as_slice());
         for n in [1, PREFILL] {
             // Prefill of the output head does not happen (only the last token's logits).
@@ -148,7 +213,9 @@ fn bench_type<B: Weight>(c: &mut Criterion<ThreadCpuTime>) {
             }
             group.finish();
         }
-        bench_stream::<B>(c, name, &tiles, rows, cols, &mut rng);
+        if stream {
+            bench_stream::<B>(c, name, &tiles, rows, cols, &mut rng);
+        }
     }
 }
 
@@ -182,9 +249,13 @@ fn bench_stream<B: Weight>(
 }
 
 fn matmul(c: &mut Criterion<ThreadCpuTime>) {
-    bench_type::<BlockQ4_0>(c);
-    bench_type::<BlockQ8_0>(c);
-    bench_type::<BlockQ4_1>(c);
+    bench_type::<BlockQ4_0>(c, true);
+    bench_type::<BlockQ8_0>(c, true);
+    bench_type::<BlockQ4_1>(c, true);
+    bench_type::<BlockQ5_0>(c, false);
+    bench_type::<BlockQ4K>(c, false);
+    bench_type::<BlockQ6K>(c, false);
+    bench_type::<BlockQ2K>(c, false);
 }
 
 criterion_group! {

@@ -27,20 +27,25 @@ pub(crate) fn word_bits(word: u32, value: i8) -> __m256i {
 
 /// Per token, eight i32 lanes: row `r`'s 5-bit quants (0..=31) dotted with the block.
 ///
-/// Range: a `maddubs` lane is <= 2·31·127 = 7874, low plus high <= 15748 in i16; widened per chunk.
+/// Range: a `maddubs` lane is <= 2·31·127 = 7874, so the low and high halves of two chunks sum
+/// to <= 31496 in i16; widened once per two chunks (half the `madd`s of widening every chunk).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
     let mut acc = [_mm256_setzero_si256(); NT];
-    for (c, chunk) in qs.as_chunks::<32>().0.iter().take(4).enumerate() {
-        let (lo, hi) = nibbles(chunk);
-        let lo = _mm256_or_si256(lo, word_bits(qh[c], 0x10));
-        let hi = _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10));
-        for (s, at) in acc.iter_mut().zip(a) {
-            let p = _mm256_add_epi16(
-                _mm256_maddubs_epi16(lo, group4(&at.qs, c)),
-                _mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)),
-            );
+    let chunks = qs.as_chunks::<32>().0;
+    for pair in 0..2 {
+        let mut p = [_mm256_setzero_si256(); NT];
+        for c in 2 * pair..2 * pair + 2 {
+            let (lo, hi) = nibbles(&chunks[c]);
+            let lo = _mm256_or_si256(lo, word_bits(qh[c], 0x10));
+            let hi = _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10));
+            for (p, at) in p.iter_mut().zip(a) {
+                *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(lo, group4(&at.qs, c)));
+                *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)));
+            }
+        }
+        for (s, p) in acc.iter_mut().zip(p) {
             *s = _mm256_add_epi32(*s, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
         }
     }
@@ -169,21 +174,35 @@ pub(crate) type QuantChunks = [(__m256i, __m256i); 4];
 
 /// Per token, eight i32 lanes: `Σ_h s_h · Σ q·a` over the two halves (16 values) of a
 /// sub-block, for quants `q` and each row's scale pair `s` (lane `r`: `(s_lo, s_hi)` as i16).
+/// Half by half, the `maddubs` products of `SPAN` consecutive chunks are summed in i16, then
+/// widened and scaled by one `madd` (fewer `madd`s the larger `SPAN`; one i16 sum per token live).
 ///
-/// Range: a `maddubs` lane is <= 2·63·127 = 16002 (6-bit quants); times |s| <= 128 and summed
-/// over four chunks and both halves, each i32 lane stays below 2^24.
+/// Range: a `maddubs` lane is <= 2·q_max·127; `SPAN` of them must stay <= 32767 in i16: `SPAN`
+/// 2 for 6-bit quants (2·2·63·127 = 32004), 4 for 3-bit ones (4·2·7·127 = 7112). Times |s| <= 128
+/// and summed over four chunks and both halves, each i32 lane stays below 2^24.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn scaled_half_dots<const NT: usize>(q: &QuantChunks, s: __m256i, a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+fn scaled_half_dots<const SPAN: usize, const NT: usize>(
+    q: &QuantChunks,
+    s: __m256i,
+    a: [&BlockQ8Act; NT],
+) -> [__m256i; NT] {
     // Lane r holds (s_lo, s_hi) of row r; duplicate each into both i16 halves.
     let s_lo = _mm256_shufflehi_epi16::<0xA0>(_mm256_shufflelo_epi16::<0xA0>(s));
     let s_hi = _mm256_shufflehi_epi16::<0xF5>(_mm256_shufflelo_epi16::<0xF5>(s));
     let mut dots = [_mm256_setzero_si256(); NT];
-    for (c, &(lo, hi)) in q.iter().enumerate() {
-        for (d, at) in dots.iter_mut().zip(a) {
-            let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, group4(&at.qs, c)), s_lo);
-            let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)), s_hi);
-            *d = _mm256_add_epi32(*d, _mm256_add_epi32(pl, ph));
+    for (half, scale) in [(0, s_lo), (1, s_hi)] {
+        for first in (0..4).step_by(SPAN) {
+            let mut p = [_mm256_setzero_si256(); NT];
+            for (c, &(lo, hi)) in q.iter().enumerate().skip(first).take(SPAN) {
+                let quants = if half == 0 { lo } else { hi };
+                for (p, at) in p.iter_mut().zip(a) {
+                    *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(quants, group4(&at.qs, 4 * half + c)));
+                }
+            }
+            for (d, p) in dots.iter_mut().zip(p) {
+                *d = _mm256_add_epi32(*d, _mm256_madd_epi16(p, scale));
+            }
         }
     }
     dots
@@ -238,7 +257,7 @@ pub(crate) fn block_q6_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    block_q6_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+    block_q6_k_with(tile, a, acc, |q, s, aj| scaled_half_dots::<2, NT>(q, s, aj));
 }
 
 /// [`block_q6_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
@@ -302,7 +321,7 @@ pub(crate) fn block_q3_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    block_q3_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+    block_q3_k_with(tile, a, acc, |q, s, aj| scaled_half_dots::<4, NT>(q, s, aj));
 }
 
 /// [`block_q3_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
@@ -339,7 +358,7 @@ pub(crate) fn block_q2_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    block_q2_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+    block_q2_k_with(tile, a, acc, |q, s, aj| scaled_half_dots::<4, NT>(q, s, aj));
 }
 
 /// [`block_q2_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
