@@ -331,6 +331,39 @@ fn check_split<B: TestBlock>(
     }
 }
 
+/// Many tokens of long rows: the quantized matmuls take tokens in chunks of ~96 KiB of
+/// activations (about 25 tokens here), so 70 tokens cross several chunk boundaries, partial
+/// groups and a partial last tile row; every output must be written and within the budget.
+fn check_chunks<B: TestBlock>(seed: u64, bpr: usize) {
+    let mut rng = rng(seed);
+    let (rows, n) = (17, 70);
+    let blocks: Vec<B> = (0..rows * bpr).map(|_| B::random(&mut rng)).collect();
+    let mut tiles = vec![B::interleave(&[B::default(); TILE_ROWS]); tiles_for::<B>(rows, bpr * B::VALUES)];
+    pack_tiles(&blocks, bpr, &mut tiles);
+    let w = Tiled::new(&tiles, rows, bpr).expect("tile count");
+    let x = activations(&mut rng, n, bpr * B::VALUES / QK);
+    let mut want = vec![f32::NAN; n * rows];
+    B::kernel(&SCALAR)(w, &x, OutCols::new(&mut want, n, rows));
+    let budget = budgets::<B>(&tiles, rows, bpr, &x, n);
+    for k in simd_paths() {
+        let mut got = vec![f32::NAN; n * rows];
+        B::kernel(k)(w, &x, OutCols::new(&mut got, n, rows));
+        let what = format!(
+            "{} {} chunks: {rows}x{} n={n}",
+            k.isa,
+            std::any::type_name::<B>(),
+            bpr * B::VALUES
+        );
+        assert_within(&what, &got, &want, |i| budget[i]);
+    }
+}
+
+#[test]
+fn many_tokens_go_in_chunks() {
+    check_chunks::<BlockQ8_0>(81, 96);
+    check_chunks::<BlockQ4K>(45, 12);
+}
+
 #[test]
 fn q8_0_matches_scalar() {
     check_quant::<BlockQ8_0>(80);

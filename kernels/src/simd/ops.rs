@@ -138,7 +138,7 @@ pub(crate) fn softmax<L: Lanes>(x: &mut [f32]) {
     let max = L::splat(mx.reduce_max());
     let mut sum = L::zero();
     for r in chunks::<L>(x.len()) {
-        let e = math::exp(load_pad::<L>(&x[r.clone()], f32::NEG_INFINITY).sub(max));
+        let e = math::exp_nonpositive(load_pad::<L>(&x[r.clone()], f32::NEG_INFINITY).sub(max));
         sum = sum.add(e);
         store(e, &mut x[r]);
     }

@@ -3,12 +3,19 @@
 //! For each tile row (eight weight rows), tokens go in groups of `G`: a group's kernel reads
 //! each weight tile once, unpacks it once and multiplies it with all `G` tokens' activation
 //! blocks (this is where prefill speed comes from); leftover tokens go one by one. A tile
-//! row (at most a few tens of KiB) stays in cache while all tokens pass over it. Each
-//! accumulator `A` holds one token's eight row sums; lane `r` is row `r`, so nothing is
-//! reduced across lanes.
+//! row (at most a few tens of KiB) stays in cache while the tokens pass over it. Many tokens
+//! (an encoder's 1500 audio frames, a long prompt) go in chunks of about
+//! [`CHUNK_BYTES`] of activations, each chunk over every tile row: the chunk stays in L2
+//! while the weights stream past it, instead of all the activations (megabytes) streaming
+//! from L3 once per tile row. Each accumulator `A` holds one token's eight row sums; lane
+//! `r` is row `r`, so nothing is reduced across lanes.
 
 use crate::layout::{SUB_BLOCKS, TILE_ROWS};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
+
+/// Activation bytes of one chunk of tokens (see the module's doc): well inside a core's L2
+/// (256 KiB on the smallest targeted cores), with room for the weights passing through.
+const CHUNK_BYTES: usize = 96 * 1024;
 
 /// The per-ISA parts of a quantized matmul over tiles `T` with accumulators `A`.
 pub(crate) struct TileKernel<A, BG, B1, F> {
@@ -42,23 +49,47 @@ pub(crate) fn matmul<T, X, A, BG, B1, F, const G: usize>(
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
     let n = out.n();
     let token = |t: usize| &x[t * bpr..][..bpr];
-    for tr in 0..w.tile_rows() {
-        let tiles = w.tile_row(tr);
-        let rows = tr * TILE_ROWS..(tr * TILE_ROWS + TILE_ROWS).min(w.rows());
-        let mut store = |t: usize, acc: A| {
-            out.row(t)[rows.clone()].copy_from_slice(&(k.finish)(acc)[..rows.len()]);
-        };
-        let mut t = 0;
-        while n - t >= G {
-            let acc = tile_row(tiles, core::array::from_fn(|i| token(t + i)), k.zero, &k.group);
-            acc.into_iter().enumerate().for_each(|(i, a)| store(t + i, a));
-            t += G;
-        }
-        for t in t..n {
-            let [acc] = tile_row(tiles, [token(t)], k.zero, &k.single);
-            store(t, acc);
+    let chunk = (CHUNK_BYTES / size_of_val(token(0)).max(1))
+        .max(1)
+        .next_multiple_of(G);
+    for t0 in (0..n).step_by(chunk) {
+        let t1 = (t0 + chunk).min(n);
+        for tr in 0..w.tile_rows() {
+            let tiles = w.tile_row(tr);
+            let r0 = tr * TILE_ROWS;
+            let mut store = |t: usize, acc: A| store_sums(&mut out.row(t)[r0..], (k.finish)(acc));
+            let mut t = t0;
+            while t1 - t >= G {
+                let acc = tile_row(tiles, core::array::from_fn(|i| token(t + i)), k.zero, &k.group);
+                for (i, &a) in acc.iter().enumerate() {
+                    store(t + i, a);
+                }
+                t += G;
+            }
+            for t in t..t1 {
+                let [acc] = tile_row(tiles, [token(t)], k.zero, &k.single);
+                store(t, acc);
+            }
         }
     }
+}
+
+/// Writes a tile row's sums at the start of `row` (all of it for a last, partial tile row).
+#[inline(always)]
+fn store_sums(row: &mut [f32], sums: [f32; TILE_ROWS]) {
+    match row.first_chunk_mut::<TILE_ROWS>() {
+        Some(whole) => *whole = sums,
+        None => store_tail(row, &sums),
+    }
+}
+
+/// The sums of a last, partial tile row. Out of line, so that the whole rows' store stays
+/// eight fixed lanes (merged with this copy of a computed length, it became a call to memcpy
+/// per token and tile row).
+#[cold]
+#[inline(never)]
+fn store_tail(row: &mut [f32], sums: &[f32; TILE_ROWS]) {
+    row.copy_from_slice(&sums[..row.len()]);
 }
 
 /// The activations of a K-quant matmul grouped by super-block (eight blocks each).
