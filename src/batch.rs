@@ -655,7 +655,14 @@ impl Block<'_> {
         layer
             .gate_up
             .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.ffn, chunks);
-        mlp::gated(k, c.activation, ff, &s.ffn[..n * 2 * ff], &mut s.act[..n * ff]);
+        mlp::gated_par(
+            k,
+            c.activation,
+            ff,
+            &s.ffn[..n * 2 * ff],
+            &mut s.act[..n * ff],
+            chunks,
+        );
         observe(Product::Down, &s.act[..n * ff]);
         layer
             .down

@@ -289,7 +289,10 @@ impl<'a> Linear<'a> {
     ) {
         let q8: &[BlockQ8Act] = if self.needs_q8() {
             let blocks = &mut xq[..x.len() / QK];
-            (k.quantize_q8_act)(x, blocks);
+            let cols = self.in_dim();
+            crate::nn::par_rows(x, cols, blocks, cols / QK, chunks, &|x, q| {
+                (k.quantize_q8_act)(x, q)
+            });
             blocks
         } else {
             &[]

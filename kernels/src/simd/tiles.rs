@@ -46,7 +46,13 @@ pub(crate) fn matmul<T, X, A, BG, B1, F, const G: usize>(
         let tiles = w.tile_row(tr);
         let rows = tr * TILE_ROWS..(tr * TILE_ROWS + TILE_ROWS).min(w.rows());
         let mut store = |t: usize, acc: A| {
-            out.row(t)[rows.clone()].copy_from_slice(&(k.finish)(acc)[..rows.len()]);
+            let sums = (k.finish)(acc);
+            let row = &mut out.row(t)[rows.clone()];
+            // A whole tile row is one fixed-size store, not a `memcpy` call per token.
+            match <&mut [f32; TILE_ROWS]>::try_from(&mut *row) {
+                Ok(full) => *full = sums,
+                Err(_) => row.copy_from_slice(&sums[..row.len()]),
+            }
         };
         let mut t = 0;
         while n - t >= G {
