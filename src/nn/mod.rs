@@ -8,6 +8,12 @@ pub mod mlp;
 pub mod norm;
 pub mod rope;
 
+/// Pieces per thread that the work of a pass over several tokens is cut into. With one piece
+/// per thread, a thread that starts late (woken from sleep, or preempted on a busy machine)
+/// finds its half already taken back by the thread that ran the other one, which then does
+/// both; smaller pieces are stolen as they come.
+pub const PIECES_PER_THREAD: usize = 4;
+
 /// `f(x_part, out_part)` on up to `parts` pieces of whole rows run in parallel (rayon `join`,
 /// which neither allocates nor leaves the current thread pool): `x` holds rows of `x_row`
 /// values, `out` as many rows of `out_row`. The steps between matrix products (activation
