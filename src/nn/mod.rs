@@ -39,3 +39,27 @@ pub fn par_rows<A: Sync, B: Send>(
         || par_rows(xb, x_row, ob, out_row, parts - left, f),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn par_rows_hands_every_row_to_exactly_one_piece() {
+        let x: Vec<u32> = (0..7 * 3).collect();
+        let want: Vec<u32> = x.chunks(3).flat_map(|r| [r[0], r.iter().sum()]).collect();
+        for parts in [1, 2, 3, 7, 8, 32] {
+            let mut out = vec![0u32; 7 * 2];
+            super::par_rows(&x, 3, &mut out, 2, parts, &|x, o| {
+                assert_eq!(
+                    x.len() / 3,
+                    o.len() / 2,
+                    "a piece's rows differ between x and out"
+                );
+                for (r, o) in x.chunks(3).zip(o.chunks_mut(2)) {
+                    o[0] += r[0];
+                    o[1] += r.iter().sum::<u32>();
+                }
+            });
+            assert_eq!(out, want, "{parts} parts");
+        }
+    }
+}
