@@ -25,7 +25,7 @@ use crate::kv_cache::{KvCache, KvType};
 use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
 use crate::nn::attention::{self, CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
-use crate::nn::{mlp, norm};
+use crate::nn::{PIECES_PER_THREAD, mlp, norm};
 use crate::prompt_cache::{self, CacheError};
 use crate::session::{SessionError, SessionOptions};
 
@@ -655,7 +655,15 @@ impl Block<'_> {
         layer
             .gate_up
             .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.ffn, chunks);
-        mlp::gated(k, c.activation, ff, &s.ffn[..n * 2 * ff], &mut s.act[..n * ff]);
+        let pieces = chunks * PIECES_PER_THREAD;
+        mlp::gated_par(
+            k,
+            c.activation,
+            ff,
+            &s.ffn[..n * 2 * ff],
+            &mut s.act[..n * ff],
+            pieces,
+        );
         observe(Product::Down, &s.act[..n * ff]);
         layer
             .down
@@ -744,7 +752,8 @@ impl Block<'_> {
             if seg.n == 1 {
                 job.decode(out, &mut s.scores, &mut s.qq, self.chunks);
             } else {
-                job.heads(0, c.num_heads, out, &mut s.scores, &mut s.qq, self.chunks);
+                let pieces = self.chunks * PIECES_PER_THREAD;
+                job.heads(0, c.num_heads, out, &mut s.scores, &mut s.qq, pieces);
             }
         }
     }

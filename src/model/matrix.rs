@@ -7,6 +7,7 @@ use edgelm_kernels::layout::{
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, Tiled};
 
 use crate::format::{DType, FormatError, Layout, TensorView};
+use crate::nn::{PIECES_PER_THREAD, par_rows};
 
 /// `$body` with `$t` bound to the tiled view of any quantized variant of `$m` (float variants
 /// must be matched before).
@@ -289,7 +290,10 @@ impl<'a> Linear<'a> {
     ) {
         let q8: &[BlockQ8Act] = if self.needs_q8() {
             let blocks = &mut xq[..x.len() / QK];
-            (k.quantize_q8_act)(x, blocks);
+            let cols = self.in_dim();
+            par_rows(x, cols, blocks, cols / QK, chunks * PIECES_PER_THREAD, &|x, q| {
+                (k.quantize_q8_act)(x, q)
+            });
             blocks
         } else {
             &[]
@@ -300,9 +304,11 @@ impl<'a> Linear<'a> {
     /// `out = x · Wᵀ (+ bias)` for `n` tokens; `out` holds `n × out_dim` values.
     pub fn forward(&self, k: &Kernels, x: Input<'_>, n: usize, out: &mut [f32], chunks: usize) {
         let mut rest = OutCols::new(&mut out[..n * self.out_dim], n, self.out_dim);
+        // A single token's product is memory-bound and short: one piece per thread.
+        let pieces = if n > 1 { chunks * PIECES_PER_THREAD } else { chunks };
         for (m, _) in &self.parts {
             let (mine, tail) = rest.split_at(m.rows());
-            m.matmul_par(k, x, mine, chunks);
+            m.matmul_par(k, x, mine, pieces);
             rest = tail;
         }
         let mut col = 0;

@@ -20,6 +20,11 @@ pub fn gated(k: &Kernels, act: Activation, ff: usize, gate_up: &[f32], out: &mut
     }
 }
 
+/// [`gated`] with the rows split into `parts` pieces run in parallel.
+pub fn gated_par(k: &Kernels, act: Activation, ff: usize, gate_up: &[f32], out: &mut [f32], parts: usize) {
+    super::par_rows(gate_up, 2 * ff, out, ff, parts, &|g, o| gated(k, act, ff, g, o));
+}
+
 /// `act(x)` in place.
 pub fn plain(k: &Kernels, act: Activation, x: &mut [f32]) {
     match act {

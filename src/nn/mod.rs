@@ -7,3 +7,59 @@ pub mod bidirectional;
 pub mod mlp;
 pub mod norm;
 pub mod rope;
+
+/// Pieces per thread that the work of a pass over several tokens is cut into. With one piece
+/// per thread, a thread that starts late (woken from sleep, or preempted on a busy machine)
+/// finds its half already taken back by the thread that ran the other one, which then does
+/// both; smaller pieces are stolen as they come.
+pub const PIECES_PER_THREAD: usize = 4;
+
+/// `f(x_part, out_part)` on up to `parts` pieces of whole rows run in parallel (rayon `join`,
+/// which neither allocates nor leaves the current thread pool): `x` holds rows of `x_row`
+/// values, `out` as many rows of `out_row`. The steps between matrix products (activation
+/// quantization, gated activations) are per row, so they split like the products do.
+pub fn par_rows<A: Sync, B: Send>(
+    x: &[A],
+    x_row: usize,
+    out: &mut [B],
+    out_row: usize,
+    parts: usize,
+    f: &(impl Fn(&[A], &mut [B]) + Sync),
+) {
+    let rows = x.len() / x_row.max(1);
+    if parts <= 1 || rows < 2 {
+        return f(x, out);
+    }
+    let left = parts / 2;
+    let split = (rows * left / parts).max(1);
+    let (xa, xb) = x.split_at(split * x_row);
+    let (oa, ob) = out.split_at_mut(split * out_row);
+    rayon::join(
+        || par_rows(xa, x_row, oa, out_row, left, f),
+        || par_rows(xb, x_row, ob, out_row, parts - left, f),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn par_rows_hands_every_row_to_exactly_one_piece() {
+        let x: Vec<u32> = (0..7 * 3).collect();
+        let want: Vec<u32> = x.chunks(3).flat_map(|r| [r[0], r.iter().sum()]).collect();
+        for parts in [1, 2, 3, 7, 8, 32] {
+            let mut out = vec![0u32; 7 * 2];
+            super::par_rows(&x, 3, &mut out, 2, parts, &|x, o| {
+                assert_eq!(
+                    x.len() / 3,
+                    o.len() / 2,
+                    "a piece's rows differ between x and out"
+                );
+                for (r, o) in x.chunks(3).zip(o.chunks_mut(2)) {
+                    o[0] += r[0];
+                    o[1] += r.iter().sum::<u32>();
+                }
+            });
+            assert_eq!(out, want, "{parts} parts");
+        }
+    }
+}
