@@ -427,8 +427,9 @@ mod tests {
 
     #[test]
     fn dtw_follows_the_ridge_of_high_values() {
-        // 3 tokens over 6 positions: token 0 at 0-1, token 1 at 2-3, token 2 at 4-5.
-        let mut x = vec![0.0f32; 18];
+        // 3 tokens over 6 positions: token 0 at 0-1, token 1 at 2-3, token 2 at 4-5 (high);
+        // elsewhere low, so that no other path ties.
+        let mut x = vec![-1.0f32; 18];
         for (i, j) in [(0, 0), (0, 1), (1, 2), (1, 3), (2, 4), (2, 5)] {
             x[i * 6 + j] = 1.0;
         }
