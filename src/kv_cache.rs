@@ -180,6 +180,23 @@ impl LayerKv {
         }
     }
 
+    /// Copies the key at value offset `off` into `out` (its length), as f32.
+    pub fn read_key(&self, off: usize, out: &mut [f32]) {
+        let n = out.len();
+        match self {
+            LayerKv::F32 { k, .. } => out.copy_from_slice(&k[off..off + n]),
+            LayerKv::F16 { k, .. } => out
+                .iter_mut()
+                .zip(&k[off..off + n])
+                .for_each(|(d, &h)| *d = half::f16::from_bits(h).to_f32()),
+            LayerKv::Q8 { k, .. } => {
+                for (b, dst) in k[off / QK..(off + n) / QK].iter().zip(out.chunks_exact_mut(QK)) {
+                    b.dequantize(dst);
+                }
+            }
+        }
+    }
+
     /// The bytes of the keys, then of the values.
     pub fn as_bytes(&self) -> [&[u8]; 2] {
         match self {

@@ -81,6 +81,11 @@ pub struct TranscribeArgs {
     /// Decode each window once, at the first temperature (no fallback).
     #[arg(long)]
     pub no_fallback: bool,
+    /// Time each word from the cross-attention of the model's alignment heads, as
+    /// faster-whisper's word_timestamps=True (`--json`: start, end and probability per word;
+    /// the segments' start and end follow their words).
+    #[arg(long, conflicts_with = "stream")]
+    pub word_timestamps: bool,
 }
 
 /// `h:mm:ss.mmm` (or with a comma for SRT).
@@ -100,12 +105,12 @@ fn secs(x: f32) -> f64 {
     (f64::from(x) * 100.0).round() / 100.0
 }
 
-fn json(t: &Transcript) -> serde_json::Value {
+fn json(t: &Transcript, words: bool) -> serde_json::Value {
     let segments: Vec<_> = t
         .segments
         .iter()
         .map(|s| {
-            serde_json::json!({
+            let mut segment = serde_json::json!({
                 "start": secs(s.start),
                 "end": secs(s.end),
                 "text": s.text,
@@ -114,7 +119,22 @@ fn json(t: &Transcript) -> serde_json::Value {
                 "no_speech_prob": s.no_speech_prob,
                 "temperature": s.temperature,
                 "compression_ratio": s.compression_ratio,
-            })
+            });
+            if words {
+                segment["words"] = s
+                    .words
+                    .iter()
+                    .map(|w| {
+                        serde_json::json!({
+                            "word": w.word,
+                            "start": secs(w.start),
+                            "end": secs(w.end),
+                            "probability": w.probability,
+                        })
+                    })
+                    .collect();
+            }
+            segment
         })
         .collect();
     serde_json::json!({"language": t.language, "text": t.text(), "segments": segments})
@@ -181,6 +201,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         },
         beam_size: args.beam,
         temperatures,
+        word_timestamps: args.word_timestamps,
         ..defaults
     };
     if args.stream {
@@ -203,7 +224,11 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let t = transcribe(&mut whisper, &mel, frames, frames.saturating_sub(1), &options)?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&json(&t))?)?;
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&json(&t, args.word_timestamps))?
+        )?;
     } else if args.srt || args.vtt {
         write!(stdout, "{}", subtitles(&t, args.vtt))?;
     } else {

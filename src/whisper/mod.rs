@@ -8,6 +8,7 @@
 //! caches side by side (beam search's hypotheses, sampled candidates: [`beam`]), all reading
 //! the one cross-attention cache of the window.
 
+pub mod align;
 pub mod beam;
 mod encoder;
 pub mod stream;
@@ -289,7 +290,7 @@ impl<'m> Whisper<'m> {
     /// positions' keys and values must be in its cache from earlier calls) and returns the
     /// logits of the last one.
     pub fn decode(&mut self, tokens: &[u32], pos0: usize) -> Result<&mut [f32], WhisperError> {
-        self.run_decoder(tokens, &[0], pos0)
+        self.run_decoder(tokens, &[0], pos0, None)
     }
 
     /// Runs one decoder step for several sequences side by side: `tokens[i]` at position `pos`
@@ -308,7 +309,7 @@ impl<'m> Whisper<'m> {
                 slots.len()
             )));
         }
-        self.run_decoder(tokens, slots, pos)
+        self.run_decoder(tokens, slots, pos, None)
     }
 
     /// Sequence slots (self-attention caches) held.
@@ -338,14 +339,84 @@ impl<'m> Whisper<'m> {
         Ok(())
     }
 
+    /// The alignment pass of word timestamps: runs the decoder over `tokens` from position 0
+    /// (sequence slot 0), writes the cross-attention scores (`q·k / √head_dim`, before the
+    /// softmax) of the `heads` (`(layer, head)` pairs) over the first `frames` encoder positions
+    /// into `scores` (`[head][token][frame]`), and hands `row_logits` each token's logits, in
+    /// order, computed `logits.len() / vocab` rows at a time in `logits`.
+    pub fn align_pass(
+        &mut self,
+        tokens: &[u32],
+        heads: &[(u32, u32)],
+        frames: usize,
+        scores: &mut [f32],
+        logits: &mut [f32],
+        mut row_logits: impl FnMut(usize, &[f32]),
+    ) -> Result<(), WhisperError> {
+        let c = self.model.config();
+        let (vocab, h) = (c.vocab_size, c.hidden_size);
+        let n = tokens.len();
+        let rows = logits.len() / vocab;
+        if frames > self.encoded
+            || scores.len() != heads.len() * n * frames
+            || rows == 0
+            || heads
+                .iter()
+                .any(|&(l, g)| l as usize >= c.num_layers || g as usize >= c.num_heads)
+        {
+            return Err(WhisperError::Input(format!(
+                "alignment of {n} tokens over {frames} of {} encoded positions: heads {heads:?} \
+                 (of {} layers × {} heads), {} scores, {} logits",
+                self.encoded,
+                c.num_layers,
+                c.num_heads,
+                scores.len(),
+                logits.len()
+            )));
+        }
+        let mut keys = vec![0.0f32; frames * c.head_dim];
+        let capture = Capture {
+            heads,
+            frames,
+            scores,
+            keys: &mut keys,
+        };
+        self.run_decoder(tokens, &[0], 0, Some(capture))?;
+        let weights = self.model.whisper()?;
+        let k = self.engine.kernels;
+        let Whisper { engine, dec, xq, .. } = self;
+        let nh = n * h;
+        norm::layer_rows(
+            k,
+            &dec.x[..nh],
+            weights.output_norm,
+            c.norm_eps,
+            &mut dec.xn[..nh],
+        );
+        for r0 in (0..n).step_by(rows) {
+            let m = rows.min(n - r0);
+            let (xn, out) = (&dec.xn[r0 * h..(r0 + m) * h], &mut logits[..m * vocab]);
+            engine.install(|| {
+                weights
+                    .output
+                    .apply(k, xn, xq, m, out, rayon::current_num_threads())
+            });
+            for (i, row) in out.chunks_exact(vocab).enumerate() {
+                row_logits(r0 + i, row);
+            }
+        }
+        Ok(())
+    }
+
     /// Runs the decoder on `slots.len()` sequences of `tokens.len() / slots.len()` tokens each
     /// (laid out sequence after sequence) at positions `pos0..`; returns each sequence's last
-    /// logits.
+    /// logits. `capture` keeps cross-attention scores (the alignment pass).
     fn run_decoder(
         &mut self,
         tokens: &[u32],
         slots: &[usize],
         pos0: usize,
+        capture: Option<Capture<'_>>,
     ) -> Result<&mut [f32], WhisperError> {
         let c = self.model.config();
         let n = tokens.len();
@@ -383,7 +454,11 @@ impl<'m> Whisper<'m> {
             ..
         } = self;
         let cross = (&*cross_kv, *encoded);
-        engine.install(|| decoder_forward(k, c, weights, tokens, slots, pos0, dec, xq, self_kv, cross));
+        engine.install(|| {
+            decoder_forward(
+                k, c, weights, tokens, slots, pos0, dec, xq, self_kv, cross, capture,
+            )
+        });
         Ok(&mut self.dec.logits[..seqs * c.vocab_size])
     }
 }
@@ -393,6 +468,44 @@ fn whisper_config(c: &ModelConfig) -> &WhisperConfig {
     c.whisper
         .as_ref()
         .expect("validated whisper models have an audio configuration")
+}
+
+/// Where the alignment pass keeps cross-attention scores.
+struct Capture<'a> {
+    /// `(layer, head)` pairs.
+    heads: &'a [(u32, u32)],
+    /// Encoder positions scored.
+    frames: usize,
+    /// `[head][token][frame]`.
+    scores: &'a mut [f32],
+    /// One head's keys as f32, `frames × head_dim`.
+    keys: &'a mut [f32],
+}
+
+impl Capture<'_> {
+    /// Scores the query rows `q` (`n` rows of `heads · head_dim`) of layer `l` against the
+    /// cached keys of its alignment heads.
+    fn score(&mut self, l: usize, q: &[f32], n: usize, kv: &KvCache, audio_ctx: usize, hd: usize) {
+        let scale = 1.0 / (hd as f32).sqrt();
+        let q_dim = q.len() / n;
+        let per_head = n * self.frames;
+        for (i, &(layer, g)) in self.heads.iter().enumerate() {
+            if layer as usize != l {
+                continue;
+            }
+            let g = g as usize;
+            for (p, key) in self.keys.chunks_exact_mut(hd).enumerate() {
+                kv.layer(l).read_key((g * audio_ctx + p) * hd, key);
+            }
+            let out = &mut self.scores[i * per_head..(i + 1) * per_head];
+            for (row, scores) in out.chunks_exact_mut(self.frames).enumerate() {
+                let qh = &q[row * q_dim + g * hd..row * q_dim + (g + 1) * hd];
+                for (s, key) in scores.iter_mut().zip(self.keys.chunks_exact(hd)) {
+                    *s = scale * qh.iter().zip(key).map(|(a, b)| a * b).sum::<f32>();
+                }
+            }
+        }
+    }
 }
 
 /// One decoder pass over the sequences of `tokens` (`slots.len()` runs of equal length, each
@@ -410,6 +523,7 @@ fn decoder_forward(
     xq: &mut [BlockQ8Act],
     self_kv: &mut [KvCache],
     (cross_kv, audio_ctx): (&KvCache, usize),
+    mut capture: Option<Capture<'_>>,
 ) {
     let chunks = rayon::current_num_threads();
     let (n, h, ff, hd, eps) = (
@@ -476,6 +590,9 @@ fn decoder_forward(
         // Cross-attention over the encoded window.
         norm::layer_rows(k, &s.x[..nh], layer.cross_norm, eps, &mut s.xn[..nh]);
         layer.cross_q.apply(k, &s.xn[..nh], xq, n, &mut s.qkv, chunks);
+        if let Some(cap) = capture.as_mut() {
+            cap.score(l, &s.qkv[..nh], n, cross_kv, audio_ctx, hd);
+        }
         let job = CrossAttention {
             k,
             shape,

@@ -6,6 +6,7 @@
 //! temperature), timestamp tokens into segments, 30 s windows with seeking to the last
 //! complete segment, and the no-speech skip.
 
+use super::align::{self, Piece, Word};
 use super::beam::{Decoder, Strategy, log_sum_exp};
 use super::{Whisper, WhisperError, whisper_config};
 use crate::format::meta::WhisperTokens;
@@ -65,6 +66,8 @@ pub struct TranscribeOptions {
     pub prompt_reset_on_temperature: f32,
     /// Seed of the sampling.
     pub seed: u64,
+    /// Time each word ([`super::align`]); a window then resumes after its last word.
+    pub word_timestamps: bool,
 }
 
 /// faster-whisper's temperature fallback.
@@ -88,6 +91,7 @@ impl Default for TranscribeOptions {
             compression_ratio_threshold: Some(2.4),
             prompt_reset_on_temperature: 0.5,
             seed: 0x5eed,
+            word_timestamps: false,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct Segment {
     pub temperature: f32,
     /// The zlib compression ratio of the window's text.
     pub compression_ratio: f32,
+    /// Its words, with [`TranscribeOptions::word_timestamps`] (else none).
+    pub words: Vec<Word>,
 }
 
 /// A whole transcription.
@@ -368,9 +374,12 @@ fn decode_window(
     Ok(window)
 }
 
-/// Timed pieces of one window's tokens (faster-whisper's `_split_segments_by_timestamps`), and
-/// the frames to move forward.
-fn split(tokens: &[u32], tb: u32, time_offset: f32, size: usize) -> (Vec<(f32, f32, Vec<u32>)>, usize) {
+/// A window's timed pieces: start, end (seconds), tokens.
+type Pieces = Vec<(f32, f32, Vec<u32>)>;
+
+/// Timed pieces of one window's tokens (faster-whisper's `_split_segments_by_timestamps`), the
+/// frames to move forward, and whether the tokens end with a single timestamp.
+fn split(tokens: &[u32], tb: u32, time_offset: f32, size: usize) -> (Pieces, usize, bool) {
     let is_ts = |x: u32| x >= tb;
     let single_ending =
         tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
@@ -383,7 +392,11 @@ fn split(tokens: &[u32], tb: u32, time_offset: f32, size: usize) -> (Vec<(f32, f
             Some(&last) if last != tb => (last - tb) as f32 * TIME_PRECISION,
             _ => size as f32 * FRAME_SECONDS,
         };
-        return (vec![(time_offset, time_offset + duration, tokens.to_vec())], size);
+        return (
+            vec![(time_offset, time_offset + duration, tokens.to_vec())],
+            size,
+            single_ending,
+        );
     }
     if single_ending {
         slices.push(tokens.len());
@@ -400,7 +413,7 @@ fn split(tokens: &[u32], tb: u32, time_offset: f32, size: usize) -> (Vec<(f32, f
     } else {
         (tokens[last - 1] - tb) as usize * INPUT_STRIDE
     };
-    (out, advance)
+    (out, advance, single_ending)
 }
 
 /// Transcribes a log-mel spectrogram: `mel` holds `n_mels` rows of `frames` values, of which
@@ -482,6 +495,8 @@ pub fn transcribe(
     let mut dec = Decoder::new(w, t.eot);
     let mut samplers: Vec<Option<Sampler>> = o.temperatures.iter().map(|_| None).collect();
     let mut seek = 0;
+    // End of the speech so far (word timestamps).
+    let mut last_speech = 0.0f64;
     let mut encoded_at = (o.language.is_none()).then_some(0);
     while seek < content_frames {
         let size = window.min(content_frames - seek);
@@ -520,8 +535,37 @@ pub fn transcribe(
                 continue;
             }
         }
-        let (pieces, advance) = split(&result.tokens, t.timestamp_begin, time_offset, size);
-        for (start, end, piece) in pieces {
+        let (mut pieces, advance, single_ending) =
+            split(&result.tokens, t.timestamp_begin, time_offset, size);
+        let mut words = vec![Vec::new(); pieces.len()];
+        let mut next_seek = seek + advance.max(1);
+        if o.word_timestamps {
+            let mut timed: Vec<Piece<'_>> = pieces
+                .iter_mut()
+                .zip(&mut words)
+                .map(|((start, end, tokens), words)| Piece {
+                    start,
+                    end,
+                    tokens,
+                    words,
+                })
+                .collect();
+            let sot = [t.sot, lang, task];
+            align::add_word_timestamps(w, &mut timed, &sot, &out.language, size, time_offset, last_speech)?;
+            // faster-whisper's get_end: the last word's end, else the last piece's.
+            let last_end = words
+                .iter()
+                .rev()
+                .find_map(|ws| ws.last().map(|x| f64::from(x.end)))
+                .or(pieces.last().map(|p| f64::from(p.1)));
+            if let Some(end) = last_end {
+                if !single_ending && end > f64::from(time_offset) {
+                    next_seek = (end / f64::from(FRAME_SECONDS)).round() as usize;
+                }
+                last_speech = end;
+            }
+        }
+        for ((start, end, piece), words) in pieces.into_iter().zip(words) {
             let text = text_of(w, &piece, t.eot);
             if start == end || text.trim().is_empty() {
                 continue;
@@ -536,12 +580,13 @@ pub fn transcribe(
                 no_speech_prob: result.no_speech_prob,
                 temperature: result.temperature,
                 compression_ratio: result.compression_ratio,
+                words,
             });
         }
         if result.temperature > o.prompt_reset_on_temperature {
             prompt_from = all_tokens.len();
         }
-        seek += advance.max(1);
+        seek = next_seek.max(seek + 1);
     }
     Ok(out)
 }
@@ -629,13 +674,15 @@ mod tests {
     fn timestamps_split_segments_and_seek() {
         // <|0.00|> a b <|1.00|><|1.00|> c <|2.00|>: two segments, the window is done.
         let tokens = [16, 1, 2, 66, 66, 3, 116];
-        let (pieces, advance) = split(&tokens, 16, 10.0, 3000);
+        let (pieces, advance, single) = split(&tokens, 16, 10.0, 3000);
+        assert!(single);
         assert_eq!(pieces.len(), 2);
         assert_eq!((pieces[0].0, pieces[0].1), (10.0, 11.0));
         assert_eq!(pieces[1].2, [66, 3, 116]);
         assert_eq!(advance, 3000);
         // An unfinished last segment: seek to the last complete one's end.
-        let (pieces, advance) = split(&[16, 1, 66, 66, 3], 16, 0.0, 3000);
+        let (pieces, advance, single) = split(&[16, 1, 66, 66, 3], 16, 0.0, 3000);
+        assert!(!single);
         assert_eq!(pieces.len(), 1);
         assert_eq!(advance, 100);
     }

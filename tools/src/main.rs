@@ -8,7 +8,7 @@ use clap::Parser;
 use edgelm::format::writer;
 use edgelm_tools::calibrate::{calibrate, data_free_importance};
 use edgelm_tools::convert::{Input, check_output, convert, load};
-use edgelm_tools::plan::{Options, Target};
+use edgelm_tools::plan::{Options, Target, TensorType};
 use edgelm_tools::source::synthetic::PRESETS;
 
 /// Convert a Hugging Face model folder or a GGUF file into a packed edgelm file.
@@ -29,6 +29,11 @@ struct Args {
     /// Type of the embedding table and output head (default: q8_0 under q4_*, else --quant).
     #[arg(long)]
     embed_type: Option<Target>,
+    /// Store the tensors whose packed name contains PATTERN as TYPE (q8_0, q4_0, q4_1, f16, f32,
+    /// keep), before --quant and --embed-type; repeatable, the first match wins. E.g.
+    /// `--tensor-type cross_kv=f16`; `-v` lists the names.
+    #[arg(long, value_name = "PATTERN=TYPE")]
+    tensor_type: Vec<TensorType>,
     /// Write random weights at the shapes of a real model instead (tinyllama-1.1b, smollm2-135m).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(PRESETS), requires = "tokenizer_from")]
     synthetic: Option<String>,
@@ -75,6 +80,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         importance: None,
         calibrated: args.calibrate.is_some(),
         simulate: args.simulate,
+        tensor_types: args.tensor_type,
     };
     check_output(&input, &args.output)?;
     for stale in writer::remove_stale_temporaries(&args.output).unwrap_or_default() {

@@ -83,6 +83,48 @@ pub struct Options {
     /// Store a mix's quantized values decoded to f32 (their quality, measured apart from the
     /// kernels that run them).
     pub simulate: bool,
+    /// Per-tensor types that override the others: the first whose pattern is part of a
+    /// tensor's packed name (`blk.3.cross_k`, `token_embd`) gives its type.
+    pub tensor_types: Vec<TensorType>,
+}
+
+/// One `--tensor-type PATTERN=TYPE`: the tensors whose packed name contains `pattern` are
+/// stored as `target`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorType {
+    /// Part of a packed tensor name.
+    pub pattern: String,
+    /// Their type.
+    pub target: Target,
+}
+
+impl FromStr for TensorType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TensorType, String> {
+        let (pattern, ty) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not PATTERN=TYPE (e.g. cross_k=f16)"))?;
+        if pattern.is_empty() {
+            return Err(format!("{s:?}: the pattern before '=' is empty"));
+        }
+        let target = ty.parse()?;
+        if matches!(target, Target::Mix(_)) {
+            return Err(format!("{s:?}: a tensor gets one type, not a mix"));
+        }
+        Ok(TensorType {
+            pattern: pattern.to_string(),
+            target,
+        })
+    }
+}
+
+/// The type `--tensor-type` gives the tensor `name`, if any.
+fn tensor_type(name: &str, o: &Options) -> Option<Target> {
+    o.tensor_types
+        .iter()
+        .find(|t| name.contains(&t.pattern))
+        .map(|t| t.target)
 }
 
 impl Default for Options {
@@ -94,6 +136,7 @@ impl Default for Options {
             importance: None,
             calibrated: false,
             simulate: false,
+            tensor_types: Vec::new(),
         }
     }
 }
@@ -190,7 +233,8 @@ fn mix_dtype(e: &Needed, ty: GgmlType, o: &Options) -> Result<DType> {
 /// The GGUF type a mix gives a quantized tensor, if it has whole blocks of it.
 fn mix_type(e: &Needed, c: &ModelConfig, o: &Options) -> Option<GgmlType> {
     let Target::Mix(mix) = o.quant else { return None };
-    if e.role == Role::Float || (e.role == Role::Embedding && o.embed.is_some()) {
+    let overridden = tensor_type(&e.name, o).is_some();
+    if e.role == Role::Float || (e.role == Role::Embedding && o.embed.is_some()) || overridden {
         return None;
     }
     let cols = e.shape[e.shape.len() - 1] as usize;
@@ -201,11 +245,12 @@ fn mix_type(e: &Needed, c: &ModelConfig, o: &Options) -> Option<GgmlType> {
 
 /// Type of one tensor, and whether it fell back to f16 for want of whole blocks.
 fn dtype_for(e: &Needed, src: GgmlType, o: &Options) -> (DType, bool) {
-    let want = match e.role {
-        Role::Float => return (DType::F32, false),
-        Role::Matmul if matches!(o.quant, Target::Mix(_)) => return (DType::F16, true),
-        Role::Matmul => resolve(o.quant, src),
-        Role::Embedding => match (o.embed, o.quant) {
+    let want = match (e.role, tensor_type(&e.name, o)) {
+        (Role::Float, _) => return (DType::F32, false),
+        (_, Some(t)) => resolve(t, src),
+        (Role::Matmul, None) if matches!(o.quant, Target::Mix(_)) => return (DType::F16, true),
+        (Role::Matmul, None) => resolve(o.quant, src),
+        (Role::Embedding, None) => match (o.embed, o.quant) {
             (Some(t), _) => resolve(t, src),
             (None, Target::Type(DType::Q4_0 | DType::Q4_1)) => DType::Q8_0,
             (None, Target::Mix(_)) => return (DType::F16, true),
@@ -455,5 +500,37 @@ mod tests {
             dtype_for(&e(Role::Float, 64), GgmlType::Q4_0, &o),
             (DType::F32, false)
         );
+    }
+
+    /// `--tensor-type` overrides --quant and --embed-type for the names it matches (the first
+    /// match wins), never a float tensor; malformed specs are refused.
+    #[test]
+    fn tensor_types_override_by_name() {
+        let o = Options {
+            tensor_types: vec![
+                "cross_k=f16".parse().unwrap(),
+                "cross_=q4_0".parse().unwrap(),
+                "token_embd=f32".parse().unwrap(),
+            ],
+            ..Options::default()
+        };
+        let e = |name: &str, role| Needed {
+            name: name.into(),
+            gguf: name.into(),
+            hf: name.into(),
+            shape: vec![8, 64],
+            role,
+            fused: None,
+            hf_plus_one: false,
+        };
+        let ty = |name: &str, role| dtype_for(&e(name, role), GgmlType::F16, &o).0;
+        assert_eq!(ty("blk.0.cross_k.weight", Role::Matmul), DType::F16);
+        assert_eq!(ty("blk.0.cross_v.weight", Role::Matmul), DType::Q4_0);
+        assert_eq!(ty("blk.0.attn_k.weight", Role::Matmul), DType::Q8_0);
+        assert_eq!(ty("token_embd.weight", Role::Embedding), DType::F32);
+        assert_eq!(ty("blk.0.cross_k.bias", Role::Float), DType::F32);
+        for bad in ["cross_k", "=f16", "cross_k=q9", "cross_k=q4_k_m"] {
+            assert!(bad.parse::<TensorType>().is_err(), "{bad}");
+        }
     }
 }

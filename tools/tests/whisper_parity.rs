@@ -318,3 +318,93 @@ fn tiny_whisper_transcribes_in_windows() {
     let again = transcribe(&mut w, &mel, frames, frames - 1, &opts).unwrap();
     assert_eq!(again.segments, t.segments);
 }
+
+/// Word timestamps of Whisper base at f16 (beam 5, language detected) against faster-whisper
+/// float32 with `word_timestamps=True` (tests/fixtures/whisper/word_timestamps.json) on JFK and
+/// four espeak-ng sentences: the same words, their start and end within `WORD_TIME_MEAN` s on
+/// average and `WORD_TIME_MAX` s (one encoder position) at most, their probabilities within
+/// 0.01, the segments' times (which follow their words) the same. Measured on all 15 files
+/// (benches/whisper/words.py): every time equal, probabilities 0.0002 apart on average.
+#[test]
+fn whisper_base_word_timestamps_match_faster_whisper() {
+    use edgelm::audio::LogMel;
+    use edgelm::audio::mel::FASTER_WHISPER_PADDING;
+    use edgelm::whisper::{TranscribeOptions, transcribe};
+    const WORD_TIME_MEAN: f64 = 0.005;
+    const WORD_TIME_MAX: f64 = 0.02;
+    let Some(dir) = optional_model("whisper-base") else {
+        return;
+    };
+    let names = [
+        "jfk.wav",
+        "sentences/01.wav",
+        "sentences/05.wav",
+        "sentences/09.wav",
+        "sentences/12.wav",
+    ];
+    let Some(wavs) = names
+        .iter()
+        .map(|n| optional_model(&format!("audio/{n}")))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let model = Model::from_packed(common::convert_path(&dir, "f16")).unwrap();
+    let mut w = Whisper::new(
+        &model,
+        &WhisperOptions {
+            threads: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let filters = model.whisper().unwrap().mel_filters.to_vec();
+    let mut logmel = LogMel::with_filters(filters, 80).unwrap();
+    let options = TranscribeOptions {
+        word_timestamps: true,
+        ..TranscribeOptions::default()
+    };
+    let reference = common::fixture_json("whisper/word_timestamps.json");
+    let (mut sum, mut count, mut worst) = (0.0f64, 0usize, 0.0f64);
+    for (name, wav) in names.iter().zip(&wavs) {
+        let samples = edgelm::audio::load_audio(wav).unwrap();
+        let mut mel = Vec::new();
+        let frames = logmel.compute(&samples, FASTER_WHISPER_PADDING, &mut mel);
+        let t = transcribe(&mut w, &mel, frames, frames - 1, &options).unwrap();
+        let want: Vec<&Value> = reference["results"][name]["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["words"].as_array().unwrap())
+            .collect();
+        let got: Vec<_> = t.segments.iter().flat_map(|s| &s.words).collect();
+        let texts = |v: &[&Value]| {
+            v.iter()
+                .map(|x| x["word"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            got.iter().map(|x| x.word.clone()).collect::<Vec<_>>(),
+            texts(&want),
+            "{name}"
+        );
+        for (g, r) in got.iter().zip(&want) {
+            let f = |k: &str| r[k].as_f64().unwrap();
+            for d in [f64::from(g.start) - f("start"), f64::from(g.end) - f("end")] {
+                sum += d.abs();
+                count += 1;
+                worst = worst.max(d.abs());
+            }
+            assert!(
+                (f64::from(g.probability) - f("probability")).abs() < 0.05,
+                "{name}: {g:?} vs {r}"
+            );
+        }
+    }
+    let mean = sum / count as f64;
+    eprintln!("word times vs faster-whisper: mean |Δ| {mean:.4} s, max {worst:.3} s over {count} times");
+    assert!(
+        mean <= WORD_TIME_MEAN && worst <= WORD_TIME_MAX,
+        "mean {mean} s, max {worst} s"
+    );
+}
