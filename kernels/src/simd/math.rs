@@ -18,21 +18,27 @@ const EXP_HI: f32 = 88.73;
 /// normal factors, so that overflow and subnormal results round once, as libm's do.
 #[inline(always)]
 pub(crate) fn exp<L: Lanes>(x: L) -> L {
+    let (n, er) = exp_reduced(x.min(L::splat(EXP_HI)).max(L::splat(EXP_LO)));
+    // n is in [-150, 128], so both halves are in [-75, 64]: normal powers of two.
+    let n1 = n.mul(L::splat(0.5)).trunc();
+    let scaled = er.mul(n1.pow2i()).mul(n.sub(n1).pow2i());
+    L::select(x.lt(L::splat(EXP_LO)), L::zero(), scaled)
+}
+
+/// The shared core of [`exp`] and [`exp_nonpositive`] for an argument already clamped to
+/// their range: `(n, e^r)` with `x = n ln2 + r` (see [`exp`]), so `e^x = e^r · 2^n`.
+#[inline(always)]
+fn exp_reduced<L: Lanes>(x: L) -> (L, L) {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let xc = x.min(L::splat(EXP_HI)).max(L::splat(EXP_LO));
-    let n = xc.mul(L::splat(core::f32::consts::LOG2_E)).round_even();
-    let r = n.mul_add(L::splat(-LN2_HI), xc);
+    let n = x.mul(L::splat(core::f32::consts::LOG2_E)).round_even();
+    let r = n.mul_add(L::splat(-LN2_HI), x);
     let r = n.mul_add(L::splat(-LN2_LO), r);
     let mut p = L::splat(1.987_569_1e-4);
     for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
         p = p.mul_add(r, L::splat(c));
     }
-    let er = p.mul_add(r.mul(r), r).add(L::splat(1.0));
-    // n is in [-150, 128], so both halves are in [-75, 64]: normal powers of two.
-    let n1 = n.mul(L::splat(0.5)).trunc();
-    let scaled = er.mul(n1.pow2i()).mul(n.sub(n1).pow2i());
-    L::select(x.lt(L::splat(EXP_LO)), L::zero(), scaled)
+    (n, p.mul_add(r.mul(r), r).add(L::splat(1.0)))
 }
 
 /// `e^x` for arguments of at most 0 (softmax after the max, erf's `e^{-x²}`): [`exp`]'s value
@@ -42,17 +48,7 @@ pub(crate) fn exp<L: Lanes>(x: L) -> L {
 /// supported.
 #[inline(always)]
 pub(crate) fn exp_nonpositive<L: Lanes>(x: L) -> L {
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let xc = x.max(L::splat(EXP_NORMAL_LO));
-    let n = xc.mul(L::splat(core::f32::consts::LOG2_E)).round_even();
-    let r = n.mul_add(L::splat(-LN2_HI), xc);
-    let r = n.mul_add(L::splat(-LN2_LO), r);
-    let mut p = L::splat(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
-        p = p.mul_add(r, L::splat(c));
-    }
-    let er = p.mul_add(r.mul(r), r).add(L::splat(1.0));
+    let (n, er) = exp_reduced(x.max(L::splat(EXP_NORMAL_LO)));
     // n is in [-126, 0]: one normal power of two.
     L::select(x.lt(L::splat(EXP_NORMAL_LO)), L::zero(), er.mul(n.pow2i()))
 }
