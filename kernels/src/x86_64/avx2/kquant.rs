@@ -4,7 +4,7 @@
 
 use core::arch::x86_64::*;
 
-use super::matmul::{group4, load32, nibble_dots, nibbles, scale_into, scales};
+use super::matmul::{group4, load32, nibble_dots, nibbles, prefetch_sub_block, scale_into, scales};
 use crate::layout::{SUB_BLOCKS, TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
 use crate::view::BlockQ8Act;
 
@@ -83,6 +83,17 @@ fn u8x8(v: &[u8; 8]) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
 }
 
+/// In decode (one token), prefetches sub-block `j`'s share of the weights ahead of a K-quant
+/// tile (see `matmul::BURST_BYTES`); token groups read each tile from cache for four tokens and
+/// prefetch nothing.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn decode_prefetch<T, const NT: usize>(tile: &T, j: usize) {
+    if NT == 1 {
+        prefetch_sub_block(tile, j);
+    }
+}
+
 /// `acc[t] +=` sub-block `j` of a Q4_K / Q5_K tile times token `t`, from its integer dots:
 /// `(d·sc_j)·d_a·dot − (dmin·m_j)·d_a·sum(a)`.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -113,6 +124,7 @@ pub(crate) fn block_q4_k_with<const NT: usize>(
     let ds = (scales(&tile.d), scales(&tile.dmin));
     let (sc, m) = (tile.sc.as_chunks::<8>().0, tile.m.as_chunks::<8>().0);
     for (j, qs) in tile.qs.as_chunks::<128>().0.iter().enumerate() {
+        decode_prefetch::<_, NT>(tile, j);
         let aj = a.map(|x| &x[j]);
         scale_k4_sub(ds, (&sc[j], &m[j]), aj, dots(qs, aj), acc);
     }
@@ -153,6 +165,7 @@ pub(crate) fn block_q5_k_with<const NT: usize>(
     let (sc, m) = (tile.sc.as_chunks::<8>().0, tile.m.as_chunks::<8>().0);
     let qh = tile.qh.as_chunks::<8>().0;
     for (j, qs) in tile.qs.as_chunks::<128>().0.iter().enumerate() {
+        decode_prefetch::<_, NT>(tile, j);
         let aj = a.map(|x| &x[j]);
         scale_k4_sub(ds, (&sc[j], &m[j]), aj, dots(qs, &qh[j], aj), acc);
     }
@@ -291,6 +304,7 @@ pub(crate) fn block_q6_k_with<const NT: usize>(
     let sc = tile.sc.as_chunks::<16>().0;
     let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
+        decode_prefetch::<_, NT>(tile, j);
         let high = qh[j].as_chunks::<32>().0;
         let high = [load32(&high[0]), load32(&high[1])];
         let low = ql[j].as_chunks::<32>().0;
@@ -356,6 +370,7 @@ pub(crate) fn block_q3_k_with<const NT: usize>(
     let sc = tile.sc.as_chunks::<16>().0;
     let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
+        decode_prefetch::<_, NT>(tile, j);
         let q = plane_chunks(&qs[j]);
         let q: QuantChunks = core::array::from_fn(|c| {
             (
@@ -394,6 +409,7 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
     let (qs, sc) = (tile.qs.as_chunks::<64>().0, tile.sc.as_chunks::<16>().0);
     let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
+        decode_prefetch::<_, NT>(tile, j);
         let aj = a.map(|x| &x[j]);
         // SAFETY: a 16-byte array; loadu has no alignment requirement.
         let s = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sc[j].as_ptr().cast()) });
