@@ -106,6 +106,10 @@ fn meaningless_numbers_are_refused_by_name() {
         ),
         (&["--repeat-penalty", "inf"], "--repeat-penalty inf"),
         (&["-t", "0"], "-t 0: must be at least 1"),
+        (
+            &["-t", "100000", "--force-threads"],
+            "-t 100000: must be at most 1024",
+        ),
         (&["-c", "0"], "-c 0: must be between 1 and 96"),
         (&["-c", "97"], "-c 97: must be between 1 and 96"),
         (&["-b", "0"], "-b 0: must be at least 1"),
@@ -130,6 +134,10 @@ fn meaningless_numbers_are_refused_by_name() {
         &["--chunks 0: must be at least 1"],
     );
     fails_with(&edgelm(&["bench", m, "-r", "0"]), &["-r 0: must be at least 1"]);
+    fails_with(
+        &edgelm(&["bench", m, "-t", "1,100000"]),
+        &["-t 100000: must be at most 1024"],
+    );
     // Checked before the (encoder) model is opened.
     for (args, message) in [
         (&["-t", "0"][..], "-t 0: must be at least 1"),

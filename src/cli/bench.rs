@@ -83,6 +83,10 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
     if args.repetitions == 0 {
         return Err(super::common::invalid("-r", 0, "at least 1"));
     }
+    // Every count checked before the first test runs (the time to first token uses the most).
+    for &t in &args.threads {
+        super::common::threads("-t", Some(t), true)?;
+    }
     let (model, ttft) = time_to_first_token(&args, process_start)?;
     let session_args = |threads| SessionArgs {
         threads: Some(threads),
