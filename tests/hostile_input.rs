@@ -158,6 +158,10 @@ fn meaningless_numbers_are_refused_by_name() {
         &edgelm(&["bench", m, "-t", "1,100000"]),
         &["-t 100000: must be at most 1024"],
     );
+    fails_with(
+        &edgelm(&["bench", m, "-p", "100", "-n", "0"]),
+        &["-p 100 and -n 0: together at most 95 (the model's context is 96)"],
+    );
     // Checked before the (encoder) model is opened.
     for (args, message) in [
         (&["-t", "0"][..], "-t 0: must be at least 1"),
