@@ -271,6 +271,16 @@ fn bad_inputs_are_clear_errors() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("unknown instruction-set path"), "{err}");
+    // Batches too big for memory, or for a byte count: an error, not an abort.
+    for batch_tokens in [100_000_000_000, usize::MAX] {
+        let opts = EmbedOptions {
+            batch_tokens,
+            ..EmbedOptions::default()
+        };
+        let err = Embedder::new(&bert, &opts).unwrap_err().to_string();
+        let message = format!("not enough memory for a batch of {batch_tokens} tokens");
+        assert!(err.contains(&message), "{err}");
+    }
 
     let cls_sep = [101u32, 102];
     let too_long = vec![101u32; 257];
