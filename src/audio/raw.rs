@@ -153,13 +153,13 @@ pub fn read_raw(reader: impl Read, format: RawFormat, rate: u32) -> Result<Pcm, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Hands out its bytes `step` at a time, splitting samples.
-    struct Trickle<'a> {
-        bytes: &'a [u8],
-        step: usize,
+    pub(crate) struct Trickle<'a> {
+        pub bytes: &'a [u8],
+        pub step: usize,
     }
 
     impl Read for Trickle<'_> {

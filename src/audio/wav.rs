@@ -8,8 +8,8 @@ use super::{AudioError, Pcm};
 /// Channel counts above this are not audio anyone records.
 pub const MAX_CHANNELS: u16 = 256;
 
-const PCM: u16 = 0x0001;
-const IEEE_FLOAT: u16 = 0x0003;
+pub(crate) const PCM: u16 = 0x0001;
+pub(crate) const IEEE_FLOAT: u16 = 0x0003;
 const EXTENSIBLE: u16 = 0xFFFE;
 /// The tail every `KSDATAFORMAT_SUBTYPE_*` GUID of a WAVE format code shares.
 const SUBTYPE_TAIL: [u8; 14] = [
@@ -137,8 +137,21 @@ pub fn read_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
 /// stream: chunks before `data` other than `fmt ` are skipped; a `data` chunk before `fmt ` is
 /// remembered (its samples are then inside `bytes`).
 pub fn scan_header(bytes: &[u8]) -> Result<HeaderScan, AudioError> {
+    if bytes.len() >= 4 {
+        match &bytes[0..4] {
+            b"RIFF" => {}
+            b"RF64" | b"BW64" => return Err(AudioError::Unsupported("RF64/BW64 (WAV over 4 GiB)".into())),
+            b"RIFX" => return Err(AudioError::Unsupported("big-endian RIFX".into())),
+            other => {
+                return Err(AudioError::NotWav(format!(
+                    "starts with {:?}, not \"RIFF\"",
+                    ascii(other)
+                )));
+            }
+        }
+    }
     if bytes.len() < 12 {
-        return if bytes.starts_with(b"RIFF") || b"RIFF".starts_with(bytes) {
+        return if b"RIFF".starts_with(&bytes[..bytes.len().min(4)]) {
             Ok(HeaderScan::Short(format!(
                 "{} bytes, shorter than the 12-byte RIFF header",
                 bytes.len()
@@ -149,17 +162,6 @@ pub fn scan_header(bytes: &[u8]) -> Result<HeaderScan, AudioError> {
                 bytes.len()
             )))
         };
-    }
-    match &bytes[0..4] {
-        b"RIFF" => {}
-        b"RF64" | b"BW64" => return Err(AudioError::Unsupported("RF64/BW64 (WAV over 4 GiB)".into())),
-        b"RIFX" => return Err(AudioError::Unsupported("big-endian RIFX".into())),
-        other => {
-            return Err(AudioError::NotWav(format!(
-                "starts with {:?}, not \"RIFF\"",
-                ascii(other)
-            )));
-        }
     }
     if &bytes[8..12] != b"WAVE" {
         return Err(AudioError::NotWav(format!(
@@ -372,7 +374,7 @@ fn ascii(id: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A WAV file: `fmt` body as given, then the chunks `extra` (id, body) and the data.
@@ -408,7 +410,7 @@ mod tests {
         f
     }
 
-    fn extensible(code: u16, channels: u16, rate: u32, bits: u16, valid: u16) -> Vec<u8> {
+    pub(crate) fn extensible(code: u16, channels: u16, rate: u32, bits: u16, valid: u16) -> Vec<u8> {
         let mut f = fmt(EXTENSIBLE, channels, rate, bits);
         f.extend_from_slice(&22u16.to_le_bytes());
         f.extend_from_slice(&valid.to_le_bytes());
@@ -418,7 +420,7 @@ mod tests {
         f
     }
 
-    fn s16(v: &[i16]) -> Vec<u8> {
+    pub(crate) fn s16(v: &[i16]) -> Vec<u8> {
         v.iter().flat_map(|s| s.to_le_bytes()).collect()
     }
 
