@@ -4,7 +4,8 @@
 //! ```text
 //! bytes ──► wav::read_wav / raw::read_raw ──► Pcm (mono f32, any rate)
 //!             ──► resample::resample (to 16 kHz) ──► mel::LogMel ──► [n_mels][frames] for the encoder
-//! stream ──► raw::RawReader ──► vad::Vad (utterance boundaries: silence costs no encoder pass)
+//! stream ──► stream::AudioStream (WAV header or raw; raw::RawReader, resample::StreamResampler)
+//!             ──► vad::Vad (utterance boundaries: silence costs no encoder pass)
 //! ```
 //!
 //! `load_audio` is the whole path from a file name (or `-` for stdin) to 16 kHz samples.
@@ -12,6 +13,7 @@
 pub mod mel;
 pub mod raw;
 pub mod resample;
+pub mod stream;
 pub mod vad;
 pub mod wav;
 
@@ -20,9 +22,10 @@ use std::path::Path;
 
 pub use mel::{LogMel, mel_filters};
 pub use raw::{RawFormat, RawReader, read_raw};
-pub use resample::resample;
+pub use resample::{StreamResampler, resample};
+pub use stream::AudioStream;
 pub use vad::{Vad, VadConfig, VadEvent};
-pub use wav::read_wav;
+pub use wav::{Encoding, Format, read_wav};
 
 /// The sample rate Whisper's front end works at.
 pub const WHISPER_RATE: u32 = 16_000;
