@@ -137,11 +137,12 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
         })?;
         (bytes, what)
     };
-    let pcm = read_wav(&bytes).map_err(|e| AudioError::In {
-        what,
+    let named = |e| AudioError::In {
+        what: what.clone(),
         cause: Box::new(e),
-    })?;
-    resample(&pcm.samples, pcm.rate, WHISPER_RATE)
+    };
+    let pcm = read_wav(&bytes).map_err(named)?;
+    resample(&pcm.samples, pcm.rate, WHISPER_RATE).map_err(named)
 }
 
 #[cfg(test)]
@@ -180,6 +181,10 @@ mod tests {
             }
             text
         };
+        bytes[24..28].copy_from_slice(&1u32.to_le_bytes()); // the header's sample rate
+        std::fs::write(&path, &bytes).unwrap();
+        let e = chain(load_audio(&path).unwrap_err());
+        assert!(e.contains("tone.wav") && e.contains("sample rate 1 Hz"), "{e}");
         std::fs::write(&path, b"not audio at all").unwrap();
         let e = chain(load_audio(&path).unwrap_err());
         assert!(
