@@ -128,6 +128,11 @@ impl CorpusIndex {
         };
         let texts: Vec<&str> = lines.iter().map(|(_, t)| &t[..]).collect();
         let embeddings = embedder.embed(&texts)?;
+        // A pipe or device (`/dev/stdin`, `/dev/null`) has no place beside it for a cache.
+        if !std::fs::metadata(corpus).is_ok_and(|m| m.is_file()) {
+            let reason = format!("{} is not a regular file", corpus.display());
+            return Ok((CorpusIndex { lines, embeddings }, CacheStatus::NotSaved(reason)));
+        }
         let status = match (save(&cache, key, &embeddings), stale) {
             (Err(e), _) => CacheStatus::NotSaved(format!("{}: {e}", cache.display())),
             (Ok(()), None) => CacheStatus::Created,

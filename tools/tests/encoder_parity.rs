@@ -313,4 +313,14 @@ fn bad_inputs_are_clear_errors() {
     std::fs::write(&binary, b"fine\nnot \xc3\x28 text\n").unwrap();
     let err = CorpusIndex::open(&mut e, &binary).unwrap_err();
     assert!(err.to_string().contains("line 2 is not UTF-8"), "{err}");
+
+    // A device or pipe as the corpus: searched, but no cache is written beside it.
+    let null = Path::new("/dev/null");
+    let (index, status) = CorpusIndex::open(&mut e, null).unwrap();
+    assert!(index.is_empty());
+    assert!(
+        matches!(&status, CacheStatus::NotSaved(r) if r.contains("not a regular file")),
+        "{status:?}"
+    );
+    assert!(!CorpusIndex::cache_path(null).exists());
 }
