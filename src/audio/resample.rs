@@ -26,15 +26,10 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
     }
     check_samples(samples, 0, from, to)?;
     let (mut resampler, _) = fft(from, to)?;
-    let failed = |e: &dyn std::fmt::Display| AudioError::Resample {
-        from,
-        to,
-        message: e.to_string(),
-    };
-    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| failed(&e))?;
+    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| failure(from, to, e))?;
     let output = resampler
         .process_all(&input, samples.len(), None)
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failure(from, to, e))?;
     Ok(output.take_data())
 }
 
@@ -128,27 +123,23 @@ impl StreamResampler {
     /// One block from `input[at..]` (`partial`: the valid frames of a short one).
     fn process(&mut self, at: usize, partial: Option<usize>, out: &mut Vec<f32>) -> Result<(), AudioError> {
         let (from, to) = (self.from, self.to);
-        let failed = |e: &dyn std::fmt::Display| AudioError::Resample {
-            from,
-            to,
-            message: e.to_string(),
-        };
         let fft = self.fft.as_mut().expect("only called when resampling");
         let frames = if partial.is_some() {
             self.input.len() - at
         } else {
             self.block
         };
-        let input = InterleavedSlice::new(&self.input[at..], 1, frames).map_err(|e| failed(&e))?;
+        let input = InterleavedSlice::new(&self.input[at..], 1, frames).map_err(|e| failure(from, to, e))?;
         let len = self.output.len();
-        let mut output = InterleavedSlice::new_mut(&mut self.output, 1, len).map_err(|e| failed(&e))?;
+        let mut output =
+            InterleavedSlice::new_mut(&mut self.output, 1, len).map_err(|e| failure(from, to, e))?;
         let indexing = Indexing {
             partial_len: partial,
             ..Indexing::default()
         };
         let (_, produced) = fft
             .process_into_buffer(&input, &mut output, Some(&indexing))
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| failure(from, to, e))?;
         let skip = self.delay.min(produced);
         self.delay -= skip;
         out.extend_from_slice(&self.output[skip..produced]);
@@ -170,15 +161,15 @@ fn check_rates(from: u32, to: u32) -> Result<(), AudioError> {
 /// wav fuzz target with a float WAV of 1e38-size samples). `first` is the index of `samples[0]`.
 fn check_samples(samples: &[f32], first: u64, from: u32, to: u32) -> Result<(), AudioError> {
     match samples.iter().position(|s| s.is_nan() || s.abs() > MAX_MAGNITUDE) {
-        Some(i) => Err(AudioError::Resample {
+        Some(i) => Err(failure(
             from,
             to,
-            message: format!(
+            format!(
                 "sample {} is {}, beyond ±{MAX_MAGNITUDE:e}",
                 first + i as u64,
                 samples[i]
             ),
-        }),
+        )),
         None => Ok(()),
     }
 }
@@ -198,12 +189,17 @@ fn fft(from: u32, to: u32) -> Result<(Fft<f32>, usize), AudioError> {
         WindowFunction::BlackmanHarris2,
         FixedSync::Input,
     )
-    .map_err(|e| AudioError::Resample {
+    .map_err(|e| failure(from, to, e))?;
+    Ok((fft, block))
+}
+
+/// The resampler refused `from` → `to` Hz input, for the reason `message`.
+fn failure(from: u32, to: u32, message: impl std::fmt::Display) -> AudioError {
+    AudioError::Resample {
         from,
         to,
-        message: e.to_string(),
-    })?;
-    Ok((fft, block))
+        message: message.to_string(),
+    }
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
