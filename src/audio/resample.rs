@@ -18,23 +18,19 @@ const MAX_MAGNITUDE: f32 = 1e20;
 const CHUNK: usize = 1024;
 
 /// Converts mono `samples` from `from` Hz to `to` Hz; `ceil(len * to / from)` samples come out.
-/// Equal rates return the samples unchanged.
+/// Equal rates return the samples unchanged. One [`StreamResampler`] push of the whole input.
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
-    check_rates(from, to)?;
-    if from == to || samples.is_empty() {
-        return Ok(samples.to_vec());
-    }
-    check_samples(samples, 0, from, to)?;
-    let (mut resampler, _) = fft(from, to)?;
-    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| failure(from, to, e))?;
-    let output = resampler
-        .process_all(&input, samples.len(), None)
-        .map_err(|e| failure(from, to, e))?;
-    Ok(output.take_data())
+    let mut resampler = StreamResampler::new(from, to)?;
+    let expected = samples.len() as u64 * u64::from(to) / u64::from(from) + 1;
+    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+    resampler.push(samples, &mut out)?;
+    resampler.finish(&mut out)?;
+    Ok(out)
 }
 
-/// [`resample`] for a stream that arrives in pieces: the same resampler fed the same blocks, so
-/// the output is the same whatever the pieces (up to one FFT block of input is held back).
+/// Resampling of a stream that arrives in pieces: the FFT resampler is fed the same blocks
+/// whatever the pieces, so the output is the same for every split (up to one FFT block of input
+/// is held back). [`resample`] is one push of the whole input.
 pub struct StreamResampler {
     from: u32,
     to: u32,
@@ -86,15 +82,28 @@ impl StreamResampler {
         }
         check_samples(samples, self.pushed, self.from, self.to)?;
         self.pushed += samples.len() as u64;
-        self.input.extend_from_slice(samples);
-        // As `process_all` does: a full block only while more than a block is waiting, so
-        // that the last (possibly full) block goes through `finish` in either case.
-        let mut done = 0;
-        while self.input.len() - done > self.block {
-            self.process(done, None, out)?;
-            done += self.block;
+        // As rubato's `process_all` does: a full block only while more than a block is
+        // waiting, so that the last (possibly full) block goes through `finish` in either case.
+        // Blocks are read from `samples` where they lie, and only the rest is held.
+        let mut rest = samples;
+        if !self.input.is_empty() {
+            let take = (self.block - self.input.len()).min(rest.len());
+            self.input.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if rest.is_empty() {
+                return Ok(());
+            }
+            let held = std::mem::take(&mut self.input);
+            self.process(&held, false, out)?;
+            self.input = held;
+            self.input.clear();
         }
-        self.input.drain(..done);
+        while rest.len() > self.block {
+            let (block, after) = rest.split_at(self.block);
+            self.process(block, false, out)?;
+            rest = after;
+        }
+        self.input.extend_from_slice(rest);
         Ok(())
     }
 
@@ -106,13 +115,13 @@ impl StreamResampler {
         };
         let expected = (fft.resample_ratio() * self.pushed as f64).ceil() as u64;
         let start = out.len();
-        if !self.input.is_empty() {
-            self.process(0, Some(self.input.len()), out)?;
-            self.input.clear();
+        let held = std::mem::take(&mut self.input);
+        if !held.is_empty() {
+            self.process(&held, true, out)?;
         }
         // The resampler's delay still holds output: pump silence through.
         while self.emitted < expected {
-            self.process(0, Some(0), out)?;
+            self.process(&[], true, out)?;
         }
         let extra = (self.emitted - expected) as usize;
         out.truncate(out.len() - extra.min(out.len() - start));
@@ -120,21 +129,17 @@ impl StreamResampler {
         Ok(())
     }
 
-    /// One block from `input[at..]` (`partial`: the valid frames of a short one).
-    fn process(&mut self, at: usize, partial: Option<usize>, out: &mut Vec<f32>) -> Result<(), AudioError> {
+    /// One block: `input` is a full block, or with `partial` the valid frames of a short one.
+    fn process(&mut self, input: &[f32], partial: bool, out: &mut Vec<f32>) -> Result<(), AudioError> {
         let (from, to) = (self.from, self.to);
         let fft = self.fft.as_mut().expect("only called when resampling");
-        let frames = if partial.is_some() {
-            self.input.len() - at
-        } else {
-            self.block
-        };
-        let input = InterleavedSlice::new(&self.input[at..], 1, frames).map_err(|e| failure(from, to, e))?;
+        let frames = input.len();
+        let input = InterleavedSlice::new(input, 1, frames).map_err(|e| failure(from, to, e))?;
         let len = self.output.len();
         let mut output =
             InterleavedSlice::new_mut(&mut self.output, 1, len).map_err(|e| failure(from, to, e))?;
         let indexing = Indexing {
-            partial_len: partial,
+            partial_len: partial.then_some(frames),
             ..Indexing::default()
         };
         let (_, produced) = fft
@@ -272,10 +277,25 @@ mod tests {
         out
     }
 
+    /// rubato's own one-shot path: `process_all` over the whole input, delay trimmed by rubato
+    /// (equal rates: the input).
+    fn process_all(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
+        if from == to {
+            return samples.to_vec();
+        }
+        let (mut resampler, _) = fft(from, to).unwrap();
+        let input = InterleavedSlice::new(samples, 1, samples.len()).unwrap();
+        resampler
+            .process_all(&input, samples.len(), None)
+            .unwrap()
+            .take_data()
+    }
+
     #[test]
-    fn streaming_equals_the_one_shot_resampler_whatever_the_pieces() {
+    fn streaming_equals_rubatos_one_shot_path_whatever_the_pieces() {
         // Bound: none. The stream feeds the same FFT blocks to the same resampler and trims the
-        // same delay, so the output is bit-identical, in length and in value.
+        // same delay as rubato's `process_all`, so the output is bit-identical, in length and in
+        // value, for every split (and for `resample`, which is one push).
         let mut state = 5u64;
         let mut noise = |n: usize| -> Vec<f32> {
             (0..n)
@@ -295,7 +315,11 @@ mod tests {
             (16_000, 999),
         ] {
             let samples = noise(len);
-            let whole = resample(&samples, from, 16_000).unwrap();
+            let whole = process_all(&samples, from, 16_000);
+            assert!(
+                resample(&samples, from, 16_000).unwrap() == whole,
+                "{from} Hz, {len} samples"
+            );
             for sizes in [
                 &[len][..],
                 &[1],

@@ -4,7 +4,6 @@
 use super::ModelError;
 use super::matrix::{Linear, Matrix};
 use super::tensors::Tensors;
-use crate::arch;
 use crate::format::PackedFile;
 use crate::format::meta::ModelConfig;
 
@@ -50,8 +49,7 @@ pub struct DecoderWeights<'a> {
 impl<'a> DecoderWeights<'a> {
     /// Looks up every weight the architecture's table names and checks it against `c`.
     pub fn load(file: &'a PackedFile, c: &ModelConfig) -> Result<Self, ModelError> {
-        let def = arch::def(c.architecture);
-        let t = Tensors { file, def, config: c };
+        let t = Tensors::new(file, c);
         let (h, vocab) = (c.hidden_size, c.vocab_size);
         let embed = t.matrix("token_embd.weight", vocab, h)?;
         let output = if c.tied_embeddings {
@@ -61,17 +59,13 @@ impl<'a> DecoderWeights<'a> {
         };
         let layer = |i: usize| -> Result<DecoderLayer<'a>, ModelError> {
             Ok(DecoderLayer {
-                attn_norm: t
-                    .block_vector(i, "attn_norm")?
-                    .ok_or_else(|| t.lacks("attn_norm"))?,
+                attn_norm: t.required_block_vector(i, "attn_norm")?,
                 qkv: t.block_linear(i, "attn_qkv")?,
                 q_norm: t.block_vector(i, "attn_q_norm")?,
                 k_norm: t.block_vector(i, "attn_k_norm")?,
                 attn_out: t.block_linear(i, "attn_output")?,
                 post_attn_norm: t.block_vector(i, "post_attention_norm")?,
-                ffn_norm: t
-                    .block_vector(i, "ffn_norm")?
-                    .ok_or_else(|| t.lacks("ffn_norm"))?,
+                ffn_norm: t.required_block_vector(i, "ffn_norm")?,
                 gate_up: t.block_linear(i, "ffn_gate_up")?,
                 down: t.block_linear(i, "ffn_down")?,
                 post_ffn_norm: t.block_vector(i, "post_ffw_norm")?,

@@ -3,7 +3,6 @@
 use super::ModelError;
 use super::matrix::{Linear, Matrix};
 use super::tensors::Tensors;
-use crate::arch;
 use crate::format::PackedFile;
 use crate::format::meta::ModelConfig;
 
@@ -51,26 +50,16 @@ pub struct EncoderWeights<'a> {
 impl<'a> EncoderWeights<'a> {
     /// Looks up every weight and checks it against `c`.
     pub fn load(file: &'a PackedFile, c: &ModelConfig) -> Result<Self, ModelError> {
-        let t = Tensors {
-            file,
-            def: arch::def(c.architecture),
-            config: c,
-        };
+        let t = Tensors::new(file, c);
         let h = c.hidden_size;
-        let norm = |name: &str| -> Result<LayerNorm<'a>, ModelError> {
-            Ok(LayerNorm {
-                weight: t.vector(&format!("{name}.weight"), h)?,
-                bias: t.vector(&format!("{name}.bias"), h)?,
-            })
-        };
         let layer = |i: usize| -> Result<EncoderLayer<'a>, ModelError> {
             Ok(EncoderLayer {
                 qkv: t.block_linear(i, "attn_qkv")?,
                 attn_out: t.block_linear(i, "attn_output")?,
-                attn_norm: norm(&format!("blk.{i}.attn_output_norm"))?,
+                attn_norm: t.layer_norm(&format!("blk.{i}.attn_output_norm"))?,
                 up: t.block_linear(i, "ffn_up")?,
                 down: t.block_linear(i, "ffn_down")?,
-                out_norm: norm(&format!("blk.{i}.layer_output_norm"))?,
+                out_norm: t.layer_norm(&format!("blk.{i}.layer_output_norm"))?,
             })
         };
         let token_types = match c.type_vocab_size {
@@ -81,7 +70,7 @@ impl<'a> EncoderWeights<'a> {
             token_embd: t.matrix("token_embd.weight", c.vocab_size, h)?,
             position_embd: t.matrix("position_embd.weight", c.max_context, h)?,
             token_types,
-            embd_norm: norm("token_embd_norm")?,
+            embd_norm: t.layer_norm("token_embd_norm")?,
             layers: (0..c.num_layers).map(layer).collect::<Result<_, _>>()?,
         })
     }

@@ -2,10 +2,11 @@
 //! the architecture's tensor table.
 
 use super::ModelError;
+use super::encoder::LayerNorm;
 use super::matrix::{Linear, Matrix};
-use crate::arch::{ArchDef, Shape};
+use crate::arch::{self, ArchDef, Shape};
 use crate::format::meta::ModelConfig;
-use crate::format::{FormatError, PackedFile};
+use crate::format::{FormatError, PackedFile, TensorView};
 
 /// Typed, shape-checked access to a packed file's tensors.
 pub(super) struct Tensors<'a, 'c> {
@@ -21,23 +22,47 @@ fn shape_error(name: &str, got: &[u64], want: &[usize]) -> ModelError {
     })
 }
 
-impl<'a> Tensors<'a, '_> {
+impl<'a, 'c> Tensors<'a, 'c> {
+    /// The tensors of `file` through the table of `config`'s architecture.
+    pub fn new(file: &'a PackedFile, config: &'c ModelConfig) -> Self {
+        Tensors {
+            file,
+            def: arch::def(config.architecture),
+            config,
+        }
+    }
+
+    /// The tensor `name`, which must have the shape `want`.
+    fn shaped(&self, name: &str, want: &[usize]) -> Result<TensorView<'a>, ModelError> {
+        let v = self.file.tensor(name)?;
+        if !v.info.shape.iter().copied().eq(want.iter().map(|&d| d as u64)) {
+            return Err(shape_error(name, &v.info.shape, want));
+        }
+        Ok(v)
+    }
+
     /// An f32 vector of `len` values.
     pub fn vector(&self, name: &str, len: usize) -> Result<&'a [f32], ModelError> {
-        let v = self.file.tensor(name)?;
-        if v.info.shape != [len as u64] {
-            return Err(shape_error(name, &v.info.shape, &[len]));
-        }
-        Ok(v.f32s()?)
+        Ok(self.shaped(name, &[len])?.f32s()?)
+    }
+
+    /// An f32 `rows × cols` matrix, as its values.
+    pub fn floats(&self, name: &str, rows: usize, cols: usize) -> Result<&'a [f32], ModelError> {
+        Ok(self.shaped(name, &[rows, cols])?.f32s()?)
+    }
+
+    /// The LayerNorm `name` (`name.weight`, `name.bias`) over the hidden size.
+    pub fn layer_norm(&self, name: &str) -> Result<LayerNorm<'a>, ModelError> {
+        let h = self.config.hidden_size;
+        Ok(LayerNorm {
+            weight: self.vector(&format!("{name}.weight"), h)?,
+            bias: self.vector(&format!("{name}.bias"), h)?,
+        })
     }
 
     /// A `rows × cols` matrix.
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix<'a>, ModelError> {
-        let v = self.file.tensor(name)?;
-        if v.info.shape != [rows as u64, cols as u64] {
-            return Err(shape_error(name, &v.info.shape, &[rows, cols]));
-        }
-        Ok(Matrix::from_view(v)?)
+        Ok(Matrix::from_view(self.shaped(name, &[rows, cols])?)?)
     }
 
     /// The error for a block tensor the architecture's table does not have.
@@ -55,6 +80,11 @@ impl<'a> Tensors<'a, '_> {
         };
         self.vector(&format!("blk.{i}.{slot}.weight"), len.size(self.config))
             .map(Some)
+    }
+
+    /// Block `i`'s vector `slot`, which the architecture must have.
+    pub fn required_block_vector(&self, i: usize, slot: &str) -> Result<&'a [f32], ModelError> {
+        self.block_vector(i, slot)?.ok_or_else(|| self.lacks(slot))
     }
 
     /// Block `i`'s linear layer `slot`: the table's tensor of that name, or the parts it fuses

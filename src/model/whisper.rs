@@ -4,9 +4,9 @@ use super::ModelError;
 use super::encoder::LayerNorm;
 use super::matrix::{Linear, Matrix};
 use super::tensors::Tensors;
-use crate::arch::{self, WHISPER_FFT_BINS};
+use crate::arch::WHISPER_FFT_BINS;
+use crate::format::PackedFile;
 use crate::format::meta::{ModelConfig, WhisperConfig};
-use crate::format::{FormatError, PackedFile};
 
 /// One pre-LayerNorm encoder block: `x += attn(LN(x))`, then `x += mlp(LN(x))`.
 #[derive(Debug)]
@@ -85,28 +85,8 @@ impl<'a> WhisperWeights<'a> {
             .whisper
             .as_ref()
             .ok_or_else(|| ModelError::Config("a whisper model without its audio configuration".into()))?;
-        let t = Tensors {
-            file,
-            def: arch::def(c.architecture),
-            config: c,
-        };
+        let t = Tensors::new(file, c);
         let h = c.hidden_size;
-        let norm = |name: &str| -> Result<LayerNorm<'a>, ModelError> {
-            Ok(LayerNorm {
-                weight: t.vector(&format!("{name}.weight"), h)?,
-                bias: t.vector(&format!("{name}.bias"), h)?,
-            })
-        };
-        let floats = |name: &str, rows: usize, cols: usize| -> Result<&'a [f32], ModelError> {
-            let v = file.tensor(name)?;
-            if v.info.shape != [rows as u64, cols as u64] {
-                return Err(ModelError::Format(FormatError::Tensor {
-                    name: name.to_owned(),
-                    problem: format!("has shape {:?}, the config needs [{rows}, {cols}]", v.info.shape),
-                }));
-            }
-            Ok(v.f32s()?)
-        };
         let conv = |name: &str, cols: usize| -> Result<Linear<'a>, ModelError> {
             let m = t.matrix(&format!("{name}.weight"), h, cols)?;
             Ok(Linear::new(vec![(
@@ -116,41 +96,41 @@ impl<'a> WhisperWeights<'a> {
         };
         let enc = |i: usize| -> Result<WhisperEncoderLayer<'a>, ModelError> {
             Ok(WhisperEncoderLayer {
-                attn_norm: norm(&format!("blk.{i}.enc_attn_norm"))?,
+                attn_norm: t.layer_norm(&format!("blk.{i}.enc_attn_norm"))?,
                 qkv: t.block_linear(i, "enc_attn_qkv")?,
                 attn_out: t.block_linear(i, "enc_attn_output")?,
-                ffn_norm: norm(&format!("blk.{i}.enc_ffn_norm"))?,
+                ffn_norm: t.layer_norm(&format!("blk.{i}.enc_ffn_norm"))?,
                 up: t.block_linear(i, "enc_ffn_up")?,
                 down: t.block_linear(i, "enc_ffn_down")?,
             })
         };
         let dec = |i: usize| -> Result<WhisperDecoderLayer<'a>, ModelError> {
             Ok(WhisperDecoderLayer {
-                attn_norm: norm(&format!("blk.{i}.attn_norm"))?,
+                attn_norm: t.layer_norm(&format!("blk.{i}.attn_norm"))?,
                 qkv: t.block_linear(i, "attn_qkv")?,
                 attn_out: t.block_linear(i, "attn_output")?,
-                cross_norm: norm(&format!("blk.{i}.cross_norm"))?,
+                cross_norm: t.layer_norm(&format!("blk.{i}.cross_norm"))?,
                 cross_q: t.block_linear(i, "cross_q")?,
                 cross_kv: t.block_linear(i, "cross_kv")?,
                 cross_out: t.block_linear(i, "cross_output")?,
-                ffn_norm: norm(&format!("blk.{i}.ffn_norm"))?,
+                ffn_norm: t.layer_norm(&format!("blk.{i}.ffn_norm"))?,
                 up: t.block_linear(i, "ffn_up")?,
                 down: t.block_linear(i, "ffn_down")?,
             })
         };
         let token_embd = t.matrix("token_embd.weight", c.vocab_size, h)?;
         Ok(WhisperWeights {
-            mel_filters: floats("mel_filters.weight", w.n_mels, WHISPER_FFT_BINS)?,
+            mel_filters: t.floats("mel_filters.weight", w.n_mels, WHISPER_FFT_BINS)?,
             conv1: conv("enc_conv1", 3 * w.n_mels)?,
             conv2: conv("enc_conv2", 3 * h)?,
-            enc_pos: floats("enc_pos.weight", w.audio_ctx, h)?,
+            enc_pos: t.floats("enc_pos.weight", w.audio_ctx, h)?,
             encoder: (0..c.num_layers).map(enc).collect::<Result<_, _>>()?,
-            enc_norm: norm("enc_norm")?,
+            enc_norm: t.layer_norm("enc_norm")?,
             output: Linear::new(vec![(token_embd, None)]),
             token_embd,
-            dec_pos: floats("dec_pos.weight", c.max_context, h)?,
+            dec_pos: t.floats("dec_pos.weight", c.max_context, h)?,
             decoder: (0..c.num_layers).map(dec).collect::<Result<_, _>>()?,
-            output_norm: norm("output_norm")?,
+            output_norm: t.layer_norm("output_norm")?,
         })
     }
 }

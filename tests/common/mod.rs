@@ -5,10 +5,10 @@
 use edgelm::format::meta::*;
 use edgelm::format::writer::to_bytes;
 use edgelm::format::{DType, Layout, PackedFile, TensorPlan};
-use edgelm::kernels::layout::{BlockQ4_0, BlockQ8_0, QK, TILE_ROWS, pack_tiles};
+use edgelm::kernels::layout::{BlockQ4_0, BlockQ8_0, QK, QuantBlock, TILE_ROWS, pack_tiles};
 use edgelm::model::Model;
 use half::f16;
-use zerocopy::IntoBytes;
+use zerocopy::{FromZeros, Immutable, IntoBytes};
 
 /// Shape and types of a random test model.
 #[derive(Clone, Debug)]
@@ -96,6 +96,17 @@ fn quant_q4(row: &[f32]) -> Vec<BlockQ4_0> {
         .collect()
 }
 
+/// The `rows × cols` matrix `w`, each row quantized by `quant`, packed in tiles of [`TILE_ROWS`] rows.
+fn tiled<B: QuantBlock>(w: &[f32], rows: usize, cols: usize, quant: fn(&[f32]) -> Vec<B>) -> (Layout, Vec<u8>)
+where
+    B::Tile: FromZeros + IntoBytes + Immutable,
+{
+    let blocks: Vec<B> = w.chunks(cols).flat_map(quant).collect();
+    let mut tiles = vec![B::Tile::new_zeroed(); rows.div_ceil(TILE_ROWS) * cols / QK];
+    pack_tiles(&blocks, cols / QK, &mut tiles);
+    (Layout::Tiled8, tiles.as_bytes().to_vec())
+}
+
 /// A matrix tensor of the requested type.
 fn matrix(name: &str, rows: usize, cols: usize, ty: DType, noise: &mut Noise) -> (TensorPlan, Vec<u8>) {
     let w = noise.vec(rows * cols, 0.3);
@@ -106,30 +117,8 @@ fn matrix(name: &str, rows: usize, cols: usize, ty: DType, noise: &mut Noise) ->
             Layout::RowMajor,
             w.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
         ),
-        DType::Q8_0 => {
-            let blocks: Vec<BlockQ8_0> = w.chunks(cols).flat_map(quant_q8).collect();
-            let mut tiles = vec![
-                edgelm::kernels::layout::TileQ8_0 {
-                    d: [0; 8],
-                    qs: [0; 256]
-                };
-                rows.div_ceil(TILE_ROWS) * cols / QK
-            ];
-            pack_tiles(&blocks, cols / QK, &mut tiles);
-            (Layout::Tiled8, tiles.as_bytes().to_vec())
-        }
-        DType::Q4_0 => {
-            let blocks: Vec<BlockQ4_0> = w.chunks(cols).flat_map(quant_q4).collect();
-            let mut tiles = vec![
-                edgelm::kernels::layout::TileQ4_0 {
-                    d: [0; 8],
-                    qs: [0; 128]
-                };
-                rows.div_ceil(TILE_ROWS) * cols / QK
-            ];
-            pack_tiles(&blocks, cols / QK, &mut tiles);
-            (Layout::Tiled8, tiles.as_bytes().to_vec())
-        }
+        DType::Q8_0 => tiled(&w, rows, cols, quant_q8),
+        DType::Q4_0 => tiled(&w, rows, cols, quant_q4),
         other => panic!("test models do not use {other}"),
     };
     (
