@@ -18,6 +18,9 @@ pub enum Isa {
     /// AVX2 plus AVX512-VNNI and AVX512VL, used on 256-bit registers (Ice Lake and later
     /// Xeons, Zen 4).
     Avx512Vnni,
+    /// [`Isa::Avx512Vnni`] plus AVX512-BF16 (Cooper Lake, Sapphire Rapids and later Xeons,
+    /// Zen 4): adds the bfloat16 products of [`Kernels::bf16`].
+    Avx512Bf16,
     /// aarch64 baseline NEON (Cortex-A72, Raspberry Pi 4).
     Neon,
     /// aarch64 NEON with SDOT (Cortex-A76 / Pi 5, Cortex-A78AE / Jetson Orin).
@@ -28,11 +31,12 @@ pub enum Isa {
 
 impl Isa {
     /// Every path, in order of preference from slowest to fastest.
-    pub const ALL: [Isa; 7] = [
+    pub const ALL: [Isa; 8] = [
         Isa::Scalar,
         Isa::Avx2,
         Isa::AvxVnni,
         Isa::Avx512Vnni,
+        Isa::Avx512Bf16,
         Isa::Neon,
         Isa::NeonDotprod,
         Isa::NeonI8mm,
@@ -45,6 +49,7 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::AvxVnni => "avxvnni",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Avx512Bf16 => "avx512bf16",
             Isa::Neon => "neon",
             Isa::NeonDotprod => "dotprod",
             Isa::NeonI8mm => "i8mm",
@@ -69,6 +74,17 @@ pub type MatmulQuantFn<T> = fn(w: Tiled<'_, T>, x: &[BlockQ8Act], out: OutCols<'
 pub type MatmulFloatFn<W> = fn(w: &[W], x: &[f32], out: OutCols<'_>);
 /// Layer normalization with weight and bias: `(x, w, b, eps, out)`.
 pub type LayerNormFn = fn(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]);
+
+/// Products on bfloat16 pairs (`u32`s holding two bfloat16, the even element in the low
+/// half), for the paths whose CPU multiplies them natively. They round, so a model opts in
+/// where its accuracy allows (Whisper's encoder attention).
+#[derive(Debug)]
+pub struct Bf16Kernels {
+    /// See [`scalar::matmul_bf16_t`].
+    pub matmul_t: fn(b: &[u32], x: &[u32], out: OutCols<'_>),
+    /// See [`scalar::softmax_bf16`].
+    pub softmax: fn(x: &mut [f32], out: &mut [u32]),
+}
 
 /// The kernels of one instruction-set path. Every entry has the semantics of the
 /// function of the same name in [`crate::scalar`].
@@ -136,6 +152,9 @@ pub struct Kernels {
     pub attn_scores_q8: fn(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]),
     /// See [`scalar::attn_values_q8`].
     pub attn_values_q8: fn(p: &[f32], values: &[BlockQ8_0], out: &mut [f32]),
+    /// Bfloat16 products, on paths with native ones (their scalar twins are
+    /// [`scalar::matmul_bf16_t`] and [`scalar::softmax_bf16`]).
+    pub bf16: Option<&'static Bf16Kernels>,
 }
 
 /// The scalar reference table.
@@ -171,6 +190,7 @@ pub static SCALAR: Kernels = Kernels {
     quantize_q8_kv: scalar::quantize_q8_kv,
     attn_scores_q8: scalar::attn_scores_q8,
     attn_values_q8: scalar::attn_values_q8,
+    bf16: None,
 };
 
 impl Isa {
@@ -178,7 +198,7 @@ impl Isa {
     pub const fn compiled(self) -> bool {
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => cfg!(target_arch = "x86_64"),
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni | Isa::Avx512Bf16 => cfg!(target_arch = "x86_64"),
             Isa::Neon | Isa::NeonDotprod | Isa::NeonI8mm => cfg!(target_arch = "aarch64"),
         }
     }
@@ -194,17 +214,18 @@ impl Isa {
         ));
         let neon = cfg!(all(target_arch = "aarch64", target_feature = "neon"));
         let dotprod = neon && cfg!(target_feature = "dotprod");
+        let avx512vnni = avx2
+            && cfg!(all(
+                target_feature = "avx512f",
+                target_feature = "avx512vl",
+                target_feature = "avx512vnni"
+            ));
         match self {
             Isa::Scalar => true,
             Isa::Avx2 => avx2,
             Isa::AvxVnni => avx2 && cfg!(target_feature = "avxvnni"),
-            Isa::Avx512Vnni => {
-                avx2 && cfg!(all(
-                    target_feature = "avx512f",
-                    target_feature = "avx512vl",
-                    target_feature = "avx512vnni"
-                ))
-            }
+            Isa::Avx512Vnni => avx512vnni,
+            Isa::Avx512Bf16 => avx512vnni && cfg!(all(target_feature = "avx512bw", target_feature = "avx512bf16")),
             Isa::Neon => neon,
             Isa::NeonDotprod => dotprod,
             Isa::NeonI8mm => dotprod && cfg!(target_feature = "i8mm"),
@@ -221,10 +242,12 @@ impl Isa {
     fn detected(self) -> bool {
         use std::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+        let avx512vnni = avx2 && has!("avx512f") && has!("avx512vl") && has!("avx512vnni");
         match self {
             Isa::Avx2 => avx2,
             Isa::AvxVnni => avx2 && has!("avxvnni"),
-            Isa::Avx512Vnni => avx2 && has!("avx512f") && has!("avx512vl") && has!("avx512vnni"),
+            Isa::Avx512Vnni => avx512vnni,
+            Isa::Avx512Bf16 => avx512vnni && has!("avx512bw") && has!("avx512bf16"),
             _ => false,
         }
     }
@@ -388,6 +411,8 @@ impl Kernels {
             Isa::AvxVnni => Some(&crate::x86_64::vnni::avx_vnni::AVX_VNNI),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Some(&crate::x86_64::vnni::avx512_vnni::AVX512_VNNI),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Bf16 => Some(&crate::x86_64::bf16::AVX512_BF16),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => Some(&crate::aarch64::neon::NEON),
             #[cfg(target_arch = "aarch64")]
