@@ -84,6 +84,8 @@ pub struct Bf16Kernels {
     pub matmul_t: fn(b: &[u32], x: &[u32], out: OutCols<'_>),
     /// See [`scalar::softmax_bf16`].
     pub softmax: fn(x: &mut [f32], out: &mut [u32]),
+    /// See [`scalar::bf16_pairs`].
+    pub pairs: fn(src: &[f32], dst: &mut [u32]),
 }
 
 /// The kernels of one instruction-set path. Every entry has the semantics of the
@@ -153,7 +155,7 @@ pub struct Kernels {
     /// See [`scalar::attn_values_q8`].
     pub attn_values_q8: fn(p: &[f32], values: &[BlockQ8_0], out: &mut [f32]),
     /// Bfloat16 products, on paths with native ones (their scalar twins are
-    /// [`scalar::matmul_bf16_t`] and [`scalar::softmax_bf16`]).
+    /// [`scalar::matmul_bf16_t`], [`scalar::softmax_bf16`] and [`scalar::bf16_pairs`]).
     pub bf16: Option<&'static Bf16Kernels>,
 }
 

@@ -138,6 +138,39 @@ fn matmul_matches_scalar() {
 }
 
 #[test]
+fn pairs_match_scalar_exactly() {
+    let paths = bf16_paths();
+    let mut rng = rng(25);
+    for n in [0, 1, 2, 31, 32, 33, 64, 100, 1501] {
+        let mut x = uniform(&mut rng, n, -4.0, 4.0);
+        // Ties, subnormals, infinities, a NaN and large values among them.
+        let specials = [
+            f32::from_bits(0x3f80_8000),
+            f32::from_bits(0x3f81_8000),
+            f32::from_bits(0x0000_1234),
+            -f32::from_bits(0x0040_0000),
+            f32::INFINITY,
+            f32::NAN,
+            f32::from_bits(0xff80_0001), // a signalling NaN
+            f32::MAX,
+            -1e30,
+        ];
+        for (v, s) in x.iter_mut().step_by(3).zip(specials) {
+            *v = s;
+        }
+        let mut want = vec![0; n.div_ceil(2)];
+        bf16_pairs(&x, &mut want);
+        for (isa, kern) in &paths {
+            let mut got = vec![u32::MAX; n.div_ceil(2)];
+            (kern.pairs)(&x, &mut got);
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(g == w, "{isa} pairs n={n} pair {j}: got {g:#010x}, want {w:#010x}");
+            }
+        }
+    }
+}
+
+#[test]
 fn softmax_matches_scalar() {
     let paths = bf16_paths();
     let mut rng = rng(24);

@@ -22,6 +22,7 @@ pub(crate) static AVX512_BF16: Kernels = Kernels {
 static BF16: Bf16Kernels = Bf16Kernels {
     matmul_t: matmul_bf16_t,
     softmax: softmax_bf16,
+    pairs: bf16_pairs,
 };
 
 /// Output columns per register.
@@ -38,6 +39,9 @@ entries! { "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni,avx512bf16";
     }
     fn softmax_bf16(x: &mut [f32], out: &mut [u32]) {
         softmax(x, out)
+    }
+    fn bf16_pairs(src: &[f32], dst: &mut [u32]) {
+        pairs(src, dst)
     }
 }
 
@@ -99,15 +103,21 @@ fn tile<const MR: usize>(b: &[u32], x: &[u32], out: &mut OutCols<'_>, t0: usize,
     }
 }
 
-/// See [`scalar::softmax_bf16`]: the f32 softmax of the other paths, then 32 values per
-/// `vcvtne2ps2bf16`.
+/// See [`scalar::softmax_bf16`]: the f32 softmax of the other paths, then [`pairs`].
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512bf16")]
 fn softmax(x: &mut [f32], out: &mut [u32]) {
-    assert_eq!(out.len(), x.len().div_ceil(2), "out is not x.len() / 2 pairs");
     ops::softmax::<F32x8>(x);
-    let full = x.len() / (2 * LANES);
-    let (x, x_tail) = x.split_at(full * 2 * LANES);
-    let (out, out_tail) = out.split_at_mut(full * LANES);
+    pairs(x, out);
+}
+
+/// See [`scalar::bf16_pairs`]: 32 values per `vcvtne2ps2bf16`, the tail in scalar code (the same
+/// rounding).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+fn pairs(src: &[f32], dst: &mut [u32]) {
+    assert_eq!(dst.len(), src.len().div_ceil(2), "dst is not src.len() / 2 pairs");
+    let full = src.len() / (2 * LANES);
+    let (x, x_tail) = src.split_at(full * 2 * LANES);
+    let (out, out_tail) = dst.split_at_mut(full * LANES);
     for (s, d) in x.chunks_exact(2 * LANES).zip(out.chunks_exact_mut(LANES)) {
         // SAFETY: `s` holds 32 f32 and `d` 16 u32, the widths loaded and stored.
         unsafe {
