@@ -418,8 +418,6 @@ fn forward(model: &Model, w: &EncoderWeights<'_>, k: &Kernels, s: &mut Scratch) 
             spans,
             heads: c.num_heads,
             head_dim: c.head_dim,
-            // f32: the embedding tests' bounds were set on it.
-            bf16: None,
         };
         job.run(&mut attn[..n * q_dim], heads, chunks);
         layer.attn_out.apply(k, &attn[..n * q_dim], xq, n, tmp, chunks);

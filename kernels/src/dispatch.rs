@@ -227,7 +227,9 @@ impl Isa {
             Isa::Avx2 => avx2,
             Isa::AvxVnni => avx2 && cfg!(target_feature = "avxvnni"),
             Isa::Avx512Vnni => avx512vnni,
-            Isa::Avx512Bf16 => avx512vnni && cfg!(all(target_feature = "avx512bw", target_feature = "avx512bf16")),
+            Isa::Avx512Bf16 => {
+                avx512vnni && cfg!(all(target_feature = "avx512bw", target_feature = "avx512bf16"))
+            }
             Isa::Neon => neon,
             Isa::NeonDotprod => dotprod,
             Isa::NeonI8mm => dotprod && cfg!(target_feature = "i8mm"),
@@ -414,7 +416,7 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Some(&crate::x86_64::vnni::avx512_vnni::AVX512_VNNI),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Bf16 => Some(&crate::x86_64::bf16::AVX512_BF16),
+            Isa::Avx512Bf16 => Some(&crate::x86_64::avx512_bf16::AVX512_BF16),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => Some(&crate::aarch64::neon::NEON),
             #[cfg(target_arch = "aarch64")]

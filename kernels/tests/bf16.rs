@@ -164,7 +164,10 @@ fn pairs_match_scalar_exactly() {
             let mut got = vec![u32::MAX; n.div_ceil(2)];
             (kern.pairs)(&x, &mut got);
             for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!(g == w, "{isa} pairs n={n} pair {j}: got {g:#010x}, want {w:#010x}");
+                assert!(
+                    g == w,
+                    "{isa} pairs n={n} pair {j}: got {g:#010x}, want {w:#010x}"
+                );
             }
         }
     }
@@ -186,10 +189,16 @@ fn softmax_matches_scalar() {
         let mut f32_softmax = x.clone();
         (SCALAR.softmax)(&mut f32_softmax);
         // The scalar twin is the f32 softmax rounded (subnormals flushed to 0).
-        assert_within(&format!("scalar softmax_bf16 n={n}"), &want[..n], &f32_softmax, |i| {
-            BF16_ULP / 2.0 * f64::from(f32_softmax[i]) + f64::from(f32::MIN_POSITIVE)
-        });
-        assert!(want[n..].iter().all(|&v| v == 0.0), "padding of n={n} is not zero");
+        assert_within(
+            &format!("scalar softmax_bf16 n={n}"),
+            &want[..n],
+            &f32_softmax,
+            |i| BF16_ULP / 2.0 * f64::from(f32_softmax[i]) + f64::from(f32::MIN_POSITIVE),
+        );
+        assert!(
+            want[n..].iter().all(|&v| v == 0.0),
+            "padding of n={n} is not zero"
+        );
         for (isa, kern) in &paths {
             let mut got = vec![u32::MAX; n.div_ceil(2)];
             (kern.softmax)(&mut x.clone(), &mut got);

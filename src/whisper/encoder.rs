@@ -84,7 +84,6 @@ pub(super) fn forward(
             spans: span,
             heads: c.num_heads,
             head_dim: c.head_dim,
-            bf16: k.bf16,
         };
         job.run(&mut s.attn[..a * q_dim], &mut s.heads, chunks);
         layer
