@@ -76,8 +76,9 @@ pub type MatmulFloatFn<W> = fn(w: &[W], x: &[f32], out: OutCols<'_>);
 pub type LayerNormFn = fn(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]);
 
 /// Products on bfloat16 pairs (`u32`s holding two bfloat16, the even element in the low
-/// half), for the paths whose CPU multiplies them natively. They round, so a model opts in
-/// where its accuracy allows (Whisper's encoder attention).
+/// half), for the paths whose CPU multiplies them natively. They round both operands, so a
+/// model opts in where its accuracy allows (none does yet: Whisper's encoder attention in
+/// bfloat16 broke its parity budgets, docs/BENCHMARKS.md).
 #[derive(Debug)]
 pub struct Bf16Kernels {
     /// See [`scalar::matmul_bf16_t`].
