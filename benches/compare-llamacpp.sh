@@ -7,7 +7,8 @@
 #     the GGUF as shipped; K-quant mixes such as Q4_K_M, Q5_K_M, Q6_K are made from SmolLM2's F16);
 #   - llama-bench and `edgelm bench` interleaved (A B A B ...), pp128 and tg64 at 1 and 2 threads;
 #   - time to first token and peak RSS of a short generation, each program as a fresh process.
-# Prints a table of ratios (edgelm / llama.cpp) and writes benches/results/compare-<date>.json.
+# Prints a table of ratios (edgelm / llama.cpp) and writes benches/results/compare-<date-time>.json
+# (to the second: back-to-back runs keep their own files).
 #
 # Usage: benches/compare-llamacpp.sh [ROUNDS]     (default 5)
 # Env:   MODEL=smollm2|gemma3  TYPES="Q8_0 Q4_0 Q4_1" (SmolLM2 types; "gemma3" in the list adds
@@ -50,7 +51,7 @@ for ty in $TYPES; do
   pairs+=("$ty=$gguf=$packed")
 done
 
-out=benches/results/compare-${MODEL:-smollm2}-$(date +%Y%m%d-%H%M).json
+out=benches/results/compare-${MODEL:-smollm2}-$(date +%Y%m%d-%H%M%S).json
 python3 benches/compare_llamacpp.py --rounds "$ROUNDS" --threads "${THREADS:-1,2}" --pp "${PP:-128}" \
   --tg "${TG:-64}" --depth "${DEPTH:-0}" --kv "${KV:-f16}" --llama-bin "$LLAMA_BIN" --edgelm "$bin/edgelm" \
   --llama-commit "$(llamacpp_commit)" --out "$out" $([ "$STARTUP" = 0 ] && echo --no-startup) "${pairs[@]}"

@@ -4,7 +4,8 @@
 //! ```text
 //! bytes ──► wav::read_wav / raw::read_raw ──► Pcm (mono f32, any rate)
 //!             ──► resample::resample (to 16 kHz) ──► mel::LogMel ──► [n_mels][frames] for the encoder
-//! stream ──► raw::RawReader ──► vad::Vad (utterance boundaries: silence costs no encoder pass)
+//! stream ──► stream::AudioStream (WAV header or raw; raw::RawReader, resample::StreamResampler)
+//!             ──► vad::Vad (utterance boundaries: silence costs no encoder pass)
 //! ```
 //!
 //! `load_audio` is the whole path from a file name (or `-` for stdin) to 16 kHz samples.
@@ -12,6 +13,7 @@
 pub mod mel;
 pub mod raw;
 pub mod resample;
+pub mod stream;
 pub mod vad;
 pub mod wav;
 
@@ -20,9 +22,10 @@ use std::path::Path;
 
 pub use mel::{LogMel, mel_filters};
 pub use raw::{RawFormat, RawReader, read_raw};
-pub use resample::resample;
+pub use resample::{StreamResampler, resample};
+pub use stream::AudioStream;
 pub use vad::{Vad, VadConfig, VadEvent};
-pub use wav::read_wav;
+pub use wav::{Encoding, Format, read_wav};
 
 /// The sample rate Whisper's front end works at.
 pub const WHISPER_RATE: u32 = 16_000;
@@ -134,11 +137,12 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
         })?;
         (bytes, what)
     };
-    let pcm = read_wav(&bytes).map_err(|e| AudioError::In {
-        what,
+    let named = |e| AudioError::In {
+        what: what.clone(),
         cause: Box::new(e),
-    })?;
-    resample(&pcm.samples, pcm.rate, WHISPER_RATE)
+    };
+    let pcm = read_wav(&bytes).map_err(named)?;
+    resample(&pcm.samples, pcm.rate, WHISPER_RATE).map_err(named)
 }
 
 #[cfg(test)]
@@ -177,6 +181,10 @@ mod tests {
             }
             text
         };
+        bytes[24..28].copy_from_slice(&1u32.to_le_bytes()); // the header's sample rate
+        std::fs::write(&path, &bytes).unwrap();
+        let e = chain(load_audio(&path).unwrap_err());
+        assert!(e.contains("tone.wav") && e.contains("sample rate 1 Hz"), "{e}");
         std::fs::write(&path, b"not audio at all").unwrap();
         let e = chain(load_audio(&path).unwrap_err());
         assert!(

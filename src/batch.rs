@@ -216,7 +216,7 @@ pub(crate) fn context_of(model: &Model, opts: &SessionOptions) -> Result<usize, 
 
 /// `n` copies of `value`, allocated fallibly: an error, not an abort, where the memory is
 /// not there.
-fn filled<T: Clone>((n, value): (usize, T)) -> Result<Vec<T>, std::collections::TryReserveError> {
+pub(crate) fn filled<T: Clone>((n, value): (usize, T)) -> Result<Vec<T>, std::collections::TryReserveError> {
     let mut v = Vec::new();
     v.try_reserve_exact(n)?;
     v.resize(n, value);

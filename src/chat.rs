@@ -177,9 +177,10 @@ impl ChatTemplate {
     }
 
     /// The prompt ids of `messages`. The template's own text is tokenized with special tokens
-    /// parsed; unless `opts.special_in_messages`, each stretch of message text that spells a
-    /// special token is rendered as a placeholder (so that the template's string methods see
-    /// an ordinary word) and put back afterwards as plain text.
+    /// parsed; unless `opts.special_in_messages`, each stretch of message text (role and
+    /// content: both may come from a client) that spells a special token is rendered as a
+    /// placeholder (so that the template's string methods see an ordinary word) and put back
+    /// afterwards as plain text.
     pub fn encode_with(
         &self,
         tok: &Tokenizer,
@@ -199,7 +200,7 @@ impl ChatTemplate {
         let escaped: Vec<Message> = messages
             .iter()
             .map(|m| Message {
-                role: m.role.clone(),
+                role: escape(tok, &m.role, &mut stash),
                 content: escape(tok, &m.content, &mut stash),
             })
             .collect();

@@ -25,6 +25,7 @@ use std::ops::Range;
 use edgelm_kernels::layout::QK;
 use edgelm_kernels::{BlockQ8Act, Isa, Kernels};
 
+use crate::batch::filled;
 use crate::engine::Engine;
 use crate::format::meta::{Activation, Pooling, PoolingMode};
 use crate::model::{EncoderWeights, LayerNorm, Model, ModelError};
@@ -212,20 +213,40 @@ impl<'m> Embedder<'m> {
         let (h, ff) = (c.hidden_size, c.intermediate_size);
         let qkv_dim = w.layers.first().map_or(0, |l| l.qkv.out_dim());
         let widest = h.max(ff).max(c.num_heads * c.head_dim);
+        // Bytes per token of the batch buffers below: checked, and allocated fallibly, so that
+        // a huge `batch_tokens` is an error naming it, not an overflow or an abort.
+        let per_token = 4 * (3 * h + c.num_heads * c.head_dim + qkv_dim + ff)
+            + widest.div_ceil(QK) * size_of::<BlockQ8Act>()
+            + size_of::<u32>()
+            + size_of::<Range<usize>>();
+        let oom = || {
+            EmbedError::Options(format!(
+                "not enough memory for a batch of {cap} tokens ({} MiB of buffers); a smaller \
+batch (-b) needs less",
+                cap.saturating_mul(per_token) >> 20
+            ))
+        };
+        if cap.checked_mul(per_token).is_none() {
+            return Err(oom());
+        }
+        let f = |n: usize| filled((cap * n, 0.0f32)).map_err(|_| oom());
+        let (mut ids, mut spans) = (Vec::new(), Vec::new());
+        ids.try_reserve_exact(cap).map_err(|_| oom())?;
+        spans.try_reserve_exact(cap).map_err(|_| oom())?;
         let s = Scratch {
             capacity: cap,
-            ids: Vec::with_capacity(cap),
-            spans: Vec::with_capacity(cap),
-            x: vec![0.0; cap * h],
-            tmp: vec![0.0; cap * h],
-            attn: vec![0.0; cap * c.num_heads * c.head_dim],
-            qkv: vec![0.0; cap * qkv_dim],
-            ffn: vec![0.0; cap * ff],
-            xq: vec![BlockQ8Act::default(); cap * widest / QK],
+            ids,
+            spans,
+            x: f(h)?,
+            tmp: f(h)?,
+            attn: f(c.num_heads * c.head_dim)?,
+            qkv: f(qkv_dim)?,
+            ffn: f(ff)?,
+            xq: filled((cap * widest / QK, BlockQ8Act::default())).map_err(|_| oom())?,
             heads: (0..engine.threads())
                 .map(|_| bidirectional::HeadScratch::new(max_length, c.head_dim))
                 .collect(),
-            pooled: vec![0.0; cap * h],
+            pooled: f(h)?,
         };
         let pooling = c.pooling.unwrap_or(Pooling {
             // sentence-transformers' default for a plain transformer folder.

@@ -64,6 +64,9 @@ pub enum CacheError {
     /// The file does not start with [`MAGIC`].
     #[error("not a prompt cache file")]
     BadMagic,
+    /// Saving would replace a file that is not a prompt cache (a model, a text).
+    #[error("{0} exists and is not a prompt cache file: not overwritten")]
+    NotOverwritten(String),
     /// Another format version.
     #[error("format version {0}, this edgelm reads version {VERSION}")]
     Version(u32),
@@ -177,7 +180,8 @@ fn used_rows(
 }
 
 /// Saves the state of `tokens` (the first positions of `kv`) to `path`, atomically: a
-/// temporary file in the same folder, synced, then renamed over `path`.
+/// temporary file in the same folder, synced, then renamed over `path`. An existing file is
+/// replaced only when it is empty or a prompt cache (a mistyped path never costs a model).
 pub fn save(model: &Model, kv: &KvCache, tokens: &[u32], path: &Path) -> Result<(), CacheError> {
     if tokens.len() > kv.context() {
         return Err(CacheError::Invalid(format!(
@@ -186,6 +190,7 @@ pub fn save(model: &Model, kv: &KvCache, tokens: &[u32], path: &Path) -> Result<
             kv.context()
         )));
     }
+    check_replaceable(path)?;
     let mut h = header(model, kv, tokens.len());
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -298,6 +303,23 @@ pub fn load(model: &Model, like: &KvCache, path: &Path) -> Result<(KvCache, Vec<
         return Err(CacheError::DataChecksum);
     }
     Ok((kv, tokens))
+}
+
+/// Refuses to save over an existing `path` that is neither empty nor a prompt cache.
+fn check_replaceable(path: &Path) -> Result<(), CacheError> {
+    let mut file = match File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        opened => opened?,
+    };
+    if !file.metadata()?.is_file() {
+        return Err(CacheError::NotOverwritten(path.display().to_string()));
+    }
+    let mut magic = [0u8; MAGIC.len()];
+    match read_up_to(&mut file, &mut magic)? {
+        0 => Ok(()),
+        _ if magic == MAGIC => Ok(()),
+        _ => Err(CacheError::NotOverwritten(path.display().to_string())),
+    }
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.

@@ -214,6 +214,32 @@ fn saving_is_atomic_and_sparse() {
     }
 }
 
+#[test]
+fn saving_never_replaces_a_file_that_is_not_a_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Tiny::default().model(1);
+    let o = opts(KvType::F16, None);
+    let mut s = Session::new(&model, &o).unwrap();
+    s.feed(&PROMPT).unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "precious").unwrap();
+    let err = s.save_prompt_cache(&text, 5).unwrap_err().to_string();
+    assert!(
+        err.contains("notes.txt exists and is not a prompt cache"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&text).unwrap(), b"precious");
+    let err = s.save_prompt_cache(dir.path(), 5).unwrap_err().to_string();
+    assert!(err.contains("is not a prompt cache"), "{err}");
+    // Empty files (`mktemp`) and older caches are replaced.
+    let path = dir.path().join("p.cache");
+    std::fs::write(&path, b"").unwrap();
+    s.save_prompt_cache(&path, 5).unwrap();
+    s.save_prompt_cache(&path, 20).unwrap();
+    let mut again = Session::new(&model, &o).unwrap();
+    assert_eq!(again.load_prompt_cache(&path).unwrap(), 20);
+}
+
 /// Tiny's token 258 opens a turn, 259 ends one.
 const TEMPLATE: &str = "{% for m in messages %}<|s258|>{{ m.role }}\n{{ m.content }}<|s259|>\n{% endfor %}\
 {% if add_generation_prompt %}<|s258|>assistant\n{% endif %}";
@@ -280,6 +306,31 @@ fn run_twice_with_a_prompt_cache_gives_the_same_text() {
         err.contains("prompt cache ignored: the header is corrupted"),
         "{err}"
     );
+}
+
+#[test]
+fn a_mistyped_prompt_cache_path_keeps_the_file_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path());
+    let before = std::fs::read(&model).unwrap();
+    let args = ["run", &model, "-p", "hi", "-n", "1", "--prompt-cache", &model];
+    let (_, err) = edgelm(&args);
+    assert!(
+        err.contains("prompt cache ignored: not a prompt cache file"),
+        "{err}"
+    );
+    assert!(err.contains("prompt cache not saved: "), "{err}");
+    assert!(
+        err.contains("m.edgelm exists and is not a prompt cache file"),
+        "{err}"
+    );
+    assert!(std::fs::read(&model).unwrap() == before, "the model is intact");
+    let out = common::command()
+        .args(["cache-prompt", &model, "--system", &model, "-o", &model])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(std::fs::read(&model).unwrap() == before, "the model is intact");
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! Live speech through the `edgelm` command: `transcribe --stream` on a raw stream built from
 //! espeak-ng sentences (benches/whisper/make_speech.sh) and silence gives one line per sentence,
 //! with faster-whisper's text (tests/fixtures/whisper/transcripts.json); `assist` transcribes,
-//! answers each utterance with SmolLM2 and hands the answers to its --tts command; hostile streams
-//! (noise, a cut sample, NaN) end cleanly with the tiny random Whisper. The models are converted
+//! answers each utterance with SmolLM2 and hands the answers to its --tts command; WAV streams at
+//! 44.1 kHz stereo and 48 kHz float (capture tools' placeholder sizes) give the 16 kHz original's
+//! utterances and text; hostile streams (noise, a cut sample, NaN, bad WAV headers) end cleanly
+//! with the tiny random Whisper. The models are converted
 //! here; the real ones are skipped when not fetched (unless EDGELM_REQUIRE_MODELS is set) and
 //! under an emulator (too slow there).
 
@@ -144,6 +146,113 @@ fn stream_prints_one_line_per_utterance() {
         stderr.contains("2 utterance(s)") && stderr.contains("real-time factor"),
         "{stderr}"
     );
+}
+
+/// A WAV stream as a capture tool writes it to a pipe: `fmt ` (format code, channels, rate,
+/// bits), then `data` with a placeholder size (`arecord`: 0x7fffff00, `ffmpeg`: 0xffffffff).
+fn wav_stream(code: u16, channels: u16, rate: u32, bits: u16, size: u32, data: &[u8]) -> Vec<u8> {
+    let align = channels * bits / 8;
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&size.wrapping_add(36).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt \x10\0\0\0");
+    for field in [code, channels] {
+        out.extend_from_slice(&field.to_le_bytes());
+    }
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(align)).to_le_bytes());
+    out.extend_from_slice(&align.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn wav_streams_at_44k_stereo_and_48k_float_transcribe_as_the_16k_original() {
+    use edgelm::audio::{AudioStream, RawFormat, resample};
+    use edgelm::whisper::stream::{Stream, StreamEvent, StreamOptions};
+    use edgelm::whisper::{TranscribeOptions, Whisper, WhisperOptions};
+    let names = ["sentences/01.wav", "sentences/03.wav"];
+    let Some((whisper, wavs)) = speech(&names) else {
+        return;
+    };
+    let file = edgelm::format::PackedFile::from_bytes(&packed(&whisper, "q8_0")).unwrap();
+    let model = edgelm::model::Model::from_packed(file).unwrap();
+    let silence = |seconds: f32| vec![0.0f32; (seconds * 16000.0) as usize];
+    let mut samples = silence(0.5);
+    for wav in &wavs {
+        samples.extend(edgelm::audio::load_audio(wav).unwrap());
+        samples.extend(silence(1.0));
+    }
+    // The 16 kHz mono original as raw s16le, as `sox -r 44100 -c 2 -t wav -` and `ffmpeg -ar
+    // 48000 -c:a pcm_f32le -f wav -` would send it.
+    let at44 = resample(&samples, 16_000, 44_100).unwrap();
+    let stereo: Vec<f32> = at44.iter().flat_map(|&s| [s, s]).collect();
+    let at48 = resample(&samples, 16_000, 48_000).unwrap();
+    let floats: Vec<u8> = at48.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let streams = [
+        ("16 kHz raw", s16le(&samples)),
+        (
+            "44.1 kHz stereo WAV",
+            wav_stream(1, 2, 44_100, 16, 0x7fff_ff00, &s16le(&stereo)),
+        ),
+        (
+            "48 kHz float WAV",
+            wav_stream(3, 1, 48_000, 32, u32::MAX, &floats),
+        ),
+    ];
+    let raw = edgelm::audio::Format {
+        encoding: RawFormat::S16Le.encoding(),
+        channels: 1,
+        rate: 16_000,
+    };
+    // Greedy, no partial text: the utterances and their text are what is compared.
+    let options = StreamOptions {
+        transcribe: TranscribeOptions {
+            language: Some("en".into()),
+            beam_size: 1,
+            ..Default::default()
+        },
+        partial_every: 0,
+        ..StreamOptions::default()
+    };
+    let mut runs = Vec::new();
+    for (what, bytes) in &streams {
+        let runner = Whisper::new(&model, &WhisperOptions::default()).unwrap();
+        let mut stream = Stream::new(runner, options.clone()).unwrap();
+        let mut audio = AudioStream::open(bytes.as_slice(), raw, 1600).unwrap();
+        let (mut chunk, mut events) = (Vec::new(), Vec::new());
+        while audio.read_into(&mut chunk).unwrap() > 0 {
+            stream.push(&chunk, false, &mut events).unwrap();
+            chunk.clear();
+        }
+        stream.finish(&mut events).unwrap();
+        let finals: Vec<(f64, f64, String)> = events
+            .into_iter()
+            .filter_map(|e| match e {
+                StreamEvent::Final { start, end, text, .. } => Some((start, end, normalize(&text))),
+                StreamEvent::Partial { .. } => None,
+            })
+            .collect();
+        runs.push((what, finals));
+    }
+    let (_, original) = &runs[0];
+    assert_eq!(original.len(), 2, "{original:?}");
+    for ((start, end, text), name) in original.iter().zip(names) {
+        assert_eq!(*text, normalize(&reference(name)), "{name} at {start}..{end}");
+    }
+    // The gate works on 20 ms frames: resampled audio may move a boundary by a frame or two.
+    for (what, finals) in &runs[1..] {
+        assert_eq!(finals.len(), original.len(), "{what}: {finals:?} vs {original:?}");
+        for (a, b) in finals.iter().zip(original) {
+            assert_eq!(a.2, b.2, "{what}");
+            assert!(
+                (a.0 - b.0).abs() <= 0.06 && (a.1 - b.1).abs() <= 0.06,
+                "{what}: {a:?} vs {b:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -371,4 +480,42 @@ fn hostile_streams_end_cleanly() {
         stderr.contains("sample 4 is NaN") && !stderr.contains("panicked"),
         "{stderr}"
     );
+    // The same noise as a 44.1 kHz stereo WAV stream with arecord's placeholder sizes: read
+    // from its header, whatever --raw-format says.
+    let stereo: Vec<u8> = noise.chunks(2).flat_map(|s| [s, s].concat()).collect();
+    let out = transcribe("f32le", &wav_stream(1, 2, 44_100, 16, 0x7fff_ff00, &stereo));
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success()
+            && stderr.contains("WAV, 16-bit integer, 44100 Hz, 2 channel(s), resampled")
+            && stderr.contains("1 utterance(s)"),
+        "{stderr}"
+    );
+    // Hostile WAV streams and layouts: an error that names the problem.
+    let header = wav_stream(1, 1, 16_000, 16, u32::MAX, &[]);
+    for (input, problem) in [
+        (&header[..30], "the stream ends inside its header"),
+        (&wav_stream(6, 1, 8_000, 8, u32::MAX, &[0; 8])[..], "A-law"),
+        (&wav_stream(1, 0, 16_000, 16, u32::MAX, &[0; 8])[..], "0 channels"),
+        (
+            &wav_stream(1, 1, 9_000_000, 16, u32::MAX, &[0; 8])[..],
+            "9000000 Hz",
+        ),
+    ] {
+        let out = transcribe("s16le", input);
+        let stderr = text(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(problem) && !stderr.contains("panicked"),
+            "{problem}: {stderr}"
+        );
+    }
+    for (option, value, problem) in [
+        ("--rate", "0", "--rate 0: must be 1000..=768000 Hz"),
+        ("--channels", "0", "--channels 0: must be 1..=256"),
+    ] {
+        let out = edgelm(&["transcribe", model, "--stream", "-", option, value], b"");
+        assert!(text(&out.stderr).contains(problem), "{}", text(&out.stderr));
+    }
+    let out = edgelm(&["transcribe", model, "x.wav", "--rate", "8000"], b"");
+    assert!(text(&out.stderr).contains("--rate describes a stream"));
 }

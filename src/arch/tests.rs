@@ -1,5 +1,7 @@
 use super::*;
-use crate::format::meta::{Activation, AttentionConfig, ModelConfig, NormKind, Rope, RopeLayout};
+use crate::format::meta::{
+    Activation, AttentionConfig, ModelConfig, NormKind, Rope, RopeLayout, RopeScaling,
+};
 
 fn config(arch: Architecture) -> ModelConfig {
     ModelConfig {
@@ -197,5 +199,30 @@ fn validation_names_the_problem() {
             .contains("1 sliding-window layer flags for 2 layers")
     );
     assert!(err(&|c| c.rope = None).contains("rotary"));
+    let scaled = |scaling| move |c: &mut ModelConfig| c.rope.as_mut().unwrap().scaling = Some(scaling);
+    let llama3 = |factor, low_freq_factor, high_freq_factor, original_max_position| {
+        scaled(RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position,
+        })
+    };
+    let linear = |factor| scaled(RopeScaling::Linear { factor });
+    for (f, message) in [
+        (linear(f32::INFINITY), "RoPE scaling factor inf is not a finite"),
+        (linear(0.0), "RoPE scaling factor 0 is not a finite"),
+        (llama3(f32::INFINITY, 1.0, 4.0, 64), "factor inf"),
+        (llama3(8.0, 1.0, f32::INFINITY, 64), "low 1 and high inf"),
+        (llama3(8.0, 0.0, 4.0, 64), "low 0 and high 4"),
+        (llama3(8.0, 4.0, 4.0, 64), "low 4 and high 4"),
+        (llama3(8.0, 1.0, 4.0, 0), "original context is 0"),
+    ] {
+        let e = err(&f);
+        assert!(e.contains(message), "{e}");
+    }
+    let mut c = ok.clone();
+    llama3(8.0, 1.0, 4.0, 64)(&mut c);
+    validate(&c).unwrap();
     assert!(err(&|c| c.final_softcap = Some(f32::INFINITY)).contains("soft-capping"));
 }

@@ -4,7 +4,7 @@
 
 use edgelm_kernels::layout::QK;
 
-use crate::format::meta::{Architecture, ModelConfig, NormKind, Rope};
+use crate::format::meta::{Architecture, ModelConfig, NormKind, Rope, RopeScaling};
 
 /// A configuration the runtime cannot build.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +161,32 @@ fn check_rope(rope: &Rope, head_dim: usize) -> Result<(), ConfigError> {
     }
     if !(rope.theta.is_finite() && rope.theta > 0.0) {
         return Err(ConfigError(format!("RoPE theta {} is not positive", rope.theta)));
+    }
+    // Infinite values would also be written as JSON `null`, and the file would not load.
+    let factor = match rope.scaling {
+        None => return Ok(()),
+        Some(RopeScaling::Linear { factor }) => factor,
+        Some(RopeScaling::Llama3 {
+            factor,
+            low_freq_factor: low,
+            high_freq_factor: high,
+            original_max_position,
+        }) => {
+            if !(low.is_finite() && high.is_finite() && 0.0 < low && low < high) {
+                return Err(ConfigError(format!(
+                    "RoPE llama3 frequency factors low {low} and high {high}: need 0 < low < high"
+                )));
+            }
+            if original_max_position == 0 {
+                return Err(ConfigError("RoPE llama3 original context is 0".into()));
+            }
+            factor
+        }
+    };
+    if !(factor.is_finite() && factor >= 1.0) {
+        return Err(ConfigError(format!(
+            "RoPE scaling factor {factor} is not a finite number of at least 1"
+        )));
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
-//! Headerless PCM, as `arecord -t raw` or `sox -t raw` write it: the caller names the sample format
-//! and the rate. [`RawReader`] decodes a stream piece by piece (a sample split across two reads is
-//! carried over); [`read_raw`] reads everything.
+//! Headerless PCM, as `arecord -t raw` or `sox -t raw` write it: the caller names the sample format,
+//! the channels and the rate. [`RawReader`] decodes a stream piece by piece (a frame split across
+//! two reads is carried over), also the samples after a WAV stream's header; [`read_raw`] reads
+//! mono PCM whole.
 
 use std::io::{ErrorKind, Read};
 
+use super::wav::{Encoding, Format};
 use super::{AudioError, Pcm};
 
 /// Sample format of headerless mono PCM.
@@ -18,9 +20,14 @@ pub enum RawFormat {
 impl RawFormat {
     /// Bytes per sample.
     pub fn bytes(self) -> usize {
+        self.encoding().bytes()
+    }
+
+    /// The sample encoding.
+    pub fn encoding(self) -> Encoding {
         match self {
-            RawFormat::S16Le => 2,
-            RawFormat::F32Le => 4,
+            RawFormat::S16Le => Encoding::Int { bytes: 2 },
+            RawFormat::F32Le => Encoding::Float { bytes: 4 },
         }
     }
 
@@ -34,69 +41,91 @@ impl RawFormat {
     }
 }
 
-/// Decodes a stream of raw PCM samples into floats, keeping the bytes of a partial sample between
-/// reads.
+/// Decodes a stream of PCM frames into mono floats (channels averaged, as [`read_wav`] does),
+/// keeping the bytes of a partial frame between reads.
+///
+/// [`read_wav`]: super::read_wav
 pub struct RawReader<R> {
     reader: R,
-    format: RawFormat,
+    format: Format,
     bytes: Vec<u8>,
-    /// Bytes at the start of `bytes` carried over from the previous read (less than one sample).
+    /// Bytes at the start of `bytes` not decoded yet (read ahead, or less than one frame
+    /// carried over from the previous read).
     carried: usize,
-    /// Samples decoded so far, to name a bad one by its index.
+    /// Bytes still to read, when the input says how many it holds (a WAV `data` size).
+    left: Option<u64>,
+    /// Samples decoded so far (interleaved, before mixing down), to name a bad one by its index.
     decoded: usize,
 }
 
 impl<R: Read> RawReader<R> {
-    /// Reads up to `chunk` samples at a time from `reader`.
-    pub fn new(reader: R, format: RawFormat, chunk: usize) -> Self {
+    /// Reads up to `chunk` frames at a time from `reader`.
+    pub fn new(reader: R, format: Format, chunk: usize) -> Self {
+        Self::after(reader, format, chunk, &[], None)
+    }
+
+    /// As [`RawReader::new`], for the samples that follow a header: `ahead` are the bytes read
+    /// past it already, `len` how many bytes of samples there are in all (`None`: to the end).
+    pub fn after(reader: R, format: Format, chunk: usize, ahead: &[u8], len: Option<u64>) -> Self {
+        let ahead = &ahead[..len.map_or(ahead.len(), |n| ahead.len().min(n as usize))];
+        let mut bytes = vec![0; (chunk.max(1) * format.frame_bytes()).max(ahead.len())];
+        bytes[..ahead.len()].copy_from_slice(ahead);
         RawReader {
             reader,
             format,
-            bytes: vec![0; chunk.max(1) * format.bytes()],
-            carried: 0,
+            bytes,
+            carried: ahead.len(),
+            left: len.map(|n| n - ahead.len() as u64),
             decoded: 0,
         }
     }
 
-    /// Appends the samples of one read (at most `chunk`) to `out` and returns how many; 0 means
-    /// the stream ended (a trailing partial sample is dropped).
+    /// The layout of the samples.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Appends the mono samples of one read (at most `chunk`, or what was read ahead) to `out`
+    /// and returns how many; 0 means the stream ended (a trailing partial frame is dropped).
     pub fn read_into(&mut self, out: &mut Vec<f32>) -> Result<usize, AudioError> {
-        let width = self.format.bytes();
+        let width = self.format.frame_bytes();
         loop {
-            let n = match self.reader.read(&mut self.bytes[self.carried..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(cause) => {
-                    return Err(AudioError::Io {
-                        what: "raw audio input".into(),
-                        cause,
-                    });
+            let room = self.bytes.len() - self.carried;
+            let want = self.left.map_or(room, |left| room.min(left as usize));
+            let n = if self.carried >= width || want == 0 {
+                0
+            } else {
+                match self
+                    .reader
+                    .read(&mut self.bytes[self.carried..self.carried + want])
+                {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(cause) => {
+                        return Err(AudioError::Io {
+                            what: "raw audio input".into(),
+                            cause,
+                        });
+                    }
                 }
             };
-            if n == 0 {
-                return Ok(0);
+            if let Some(left) = &mut self.left {
+                *left -= n as u64;
             }
             let filled = self.carried + n;
             let whole = filled / width * width;
+            if whole == 0 && n == 0 {
+                return Ok(0);
+            }
             let before = out.len();
-            for s in self.bytes[..whole].chunks_exact(width) {
-                let v = match *s {
-                    [a, b] => f32::from(i16::from_le_bytes([a, b])) / 32_768.0,
-                    [a, b, c, d] => f32::from_le_bytes([a, b, c, d]),
-                    _ => unreachable!("chunks_exact of the format's width"),
-                };
-                if !v.is_finite() {
-                    return Err(AudioError::NotFinite {
-                        index: self.decoded + out.len() - before,
-                        value: v.into(),
-                    });
-                }
-                out.push(v);
+            for frame in self.bytes[..whole].chunks_exact(width) {
+                let first = self.decoded + (out.len() - before) * usize::from(self.format.channels);
+                out.push(self.format.mix(frame, first)?);
             }
             self.bytes.copy_within(whole..filled, 0);
             self.carried = filled - whole;
             let count = out.len() - before;
-            self.decoded += count;
+            self.decoded += count * usize::from(self.format.channels);
             if count > 0 {
                 return Ok(count);
             }
@@ -109,6 +138,11 @@ pub fn read_raw(reader: impl Read, format: RawFormat, rate: u32) -> Result<Pcm, 
     if rate == 0 {
         return Err(AudioError::Rate(rate));
     }
+    let format = Format {
+        encoding: format.encoding(),
+        channels: 1,
+        rate,
+    };
     let mut raw = RawReader::new(reader, format, 1 << 16);
     let mut samples = Vec::new();
     while raw.read_into(&mut samples)? > 0 {}
@@ -119,13 +153,13 @@ pub fn read_raw(reader: impl Read, format: RawFormat, rate: u32) -> Result<Pcm, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Hands out its bytes `step` at a time, splitting samples.
-    struct Trickle<'a> {
-        bytes: &'a [u8],
-        step: usize,
+    pub(crate) struct Trickle<'a> {
+        pub bytes: &'a [u8],
+        pub step: usize,
     }
 
     impl Read for Trickle<'_> {
@@ -149,12 +183,17 @@ mod tests {
             assert_eq!(pcm.samples, [0.5, -1.0, 0.25], "step {step}");
         }
         let floats: Vec<u8> = [0.125f32, -0.5].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mono = Format {
+            encoding: RawFormat::F32Le.encoding(),
+            channels: 1,
+            rate: 16000,
+        };
         let mut reader = RawReader::new(
             Trickle {
                 bytes: &floats,
                 step: 3,
             },
-            RawFormat::F32Le,
+            mono,
             1,
         );
         let mut out = Vec::new();

@@ -8,36 +8,114 @@ use super::{AudioError, Pcm};
 /// Channel counts above this are not audio anyone records.
 pub const MAX_CHANNELS: u16 = 256;
 
-const PCM: u16 = 0x0001;
-const IEEE_FLOAT: u16 = 0x0003;
+pub(crate) const PCM: u16 = 0x0001;
+pub(crate) const IEEE_FLOAT: u16 = 0x0003;
 const EXTENSIBLE: u16 = 0xFFFE;
 /// The tail every `KSDATAFORMAT_SUBTYPE_*` GUID of a WAVE format code shares.
 const SUBTYPE_TAIL: [u8; 14] = [
     0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
 ];
 
-/// How the samples of the `data` chunk are stored.
+/// How the samples of the `data` chunk (or of a raw stream) are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Encoding {
+pub enum Encoding {
     /// Unsigned 8-bit, signed 16/24/32-bit little-endian integers.
-    Int { bytes: usize },
+    Int {
+        /// Bytes per sample: 1 to 4.
+        bytes: usize,
+    },
     /// IEEE float, 4 or 8 bytes.
-    Float { bytes: usize },
+    Float {
+        /// Bytes per sample: 4 or 8.
+        bytes: usize,
+    },
 }
 
 impl Encoding {
-    fn bytes(self) -> usize {
+    /// Bytes per sample.
+    pub fn bytes(self) -> usize {
         match self {
             Encoding::Int { bytes } | Encoding::Float { bytes } => bytes,
         }
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Format {
-    encoding: Encoding,
-    channels: u16,
-    rate: u32,
+/// The layout of PCM samples: encoding, interleaved channels, rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format {
+    /// How one sample is stored.
+    pub encoding: Encoding,
+    /// Interleaved channels per frame (1..=[`MAX_CHANNELS`]).
+    pub channels: u16,
+    /// Frames per second.
+    pub rate: u32,
+}
+
+impl Format {
+    /// Bytes per frame (one sample of every channel).
+    pub fn frame_bytes(&self) -> usize {
+        self.encoding.bytes() * usize::from(self.channels)
+    }
+
+    /// The mono value of one frame (`frame_bytes` bytes): its channels averaged. `first` is the
+    /// stream index of its first sample, to name a sample that is not a finite f32.
+    pub(crate) fn mix(&self, frame: &[u8], first: usize) -> Result<f32, AudioError> {
+        let mut sum = 0.0f64;
+        for (c, s) in frame.chunks_exact(self.encoding.bytes()).enumerate() {
+            let v = sample(s, self.encoding);
+            // A 64-bit float beyond f32's range would become infinite when converted.
+            if !(v as f32).is_finite() {
+                return Err(AudioError::NotFinite {
+                    index: first + c,
+                    value: v,
+                });
+            }
+            sum += v;
+        }
+        Ok((sum * (1.0 / f64::from(self.channels))) as f32)
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, bytes) = match self.encoding {
+            Encoding::Int { bytes } => ("integer", bytes),
+            Encoding::Float { bytes } => ("float", bytes),
+        };
+        write!(
+            f,
+            "{}-bit {kind}, {} Hz, {} channel(s)",
+            bytes * 8,
+            self.rate,
+            self.channels
+        )
+    }
+}
+
+/// A `data` size at or above this is a placeholder, not a length: a recorder writing to a pipe
+/// cannot seek back to fill it in (arecord writes 0x7fffff00, sox and espeak-ng 0x7ffff000,
+/// ffmpeg 0xffffffff). The samples then go on to the end of the input.
+pub const PLACEHOLDER_SIZE: u32 = 0x7FFF_0000;
+
+/// What a WAV header says: the sample format and where the samples are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The `fmt` chunk.
+    pub format: Format,
+    /// Offset of the first sample byte (the `data` chunk's body).
+    pub data_start: usize,
+    /// Bytes of samples the `data` chunk holds; `None` for a placeholder size (to the end).
+    pub data_len: Option<u32>,
+}
+
+/// How far the bytes at the start of an input got through a WAV header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderScan {
+    /// The whole header was there.
+    Done(Header),
+    /// The bytes end inside the header: what is missing (a truncated file, or a stream whose
+    /// next bytes are still to come).
+    Short(String),
 }
 
 /// Decodes a WAV file held in memory into mono samples at the file's rate.
@@ -45,26 +123,45 @@ pub fn read_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::Empty(" (empty input)"));
     }
+    let header = match scan_header(bytes)? {
+        HeaderScan::Done(header) => header,
+        HeaderScan::Short(missing) => return Err(AudioError::Truncated(missing)),
+    };
+    // A size past the end of the file: read what is there.
+    let data = &bytes[header.data_start..];
+    let len = header.data_len.map_or(data.len(), |n| data.len().min(n as usize));
+    decode(&data[..len], header.format)
+}
+
+/// Reads the WAV header at the start of `bytes`, which may be only the first part of a file or
+/// stream: chunks before `data` other than `fmt ` are skipped; a `data` chunk before `fmt ` is
+/// remembered (its samples are then inside `bytes`).
+pub fn scan_header(bytes: &[u8]) -> Result<HeaderScan, AudioError> {
+    if bytes.len() >= 4 {
+        match &bytes[0..4] {
+            b"RIFF" => {}
+            b"RF64" | b"BW64" => return Err(AudioError::Unsupported("RF64/BW64 (WAV over 4 GiB)".into())),
+            b"RIFX" => return Err(AudioError::Unsupported("big-endian RIFX".into())),
+            other => {
+                return Err(AudioError::NotWav(format!(
+                    "starts with {:?}, not \"RIFF\"",
+                    ascii(other)
+                )));
+            }
+        }
+    }
     if bytes.len() < 12 {
-        return Err(if bytes.starts_with(b"RIFF") || b"RIFF".starts_with(bytes) {
-            AudioError::Truncated(format!(
+        return if b"RIFF".starts_with(&bytes[..bytes.len().min(4)]) {
+            Ok(HeaderScan::Short(format!(
                 "{} bytes, shorter than the 12-byte RIFF header",
                 bytes.len()
-            ))
+            )))
         } else {
-            AudioError::NotWav(format!("{} bytes, no RIFF header", bytes.len()))
-        });
-    }
-    match &bytes[0..4] {
-        b"RIFF" => {}
-        b"RF64" | b"BW64" => return Err(AudioError::Unsupported("RF64/BW64 (WAV over 4 GiB)".into())),
-        b"RIFX" => return Err(AudioError::Unsupported("big-endian RIFX".into())),
-        other => {
-            return Err(AudioError::NotWav(format!(
-                "starts with {:?}, not \"RIFF\"",
-                ascii(other)
-            )));
-        }
+            Err(AudioError::NotWav(format!(
+                "{} bytes, no RIFF header",
+                bytes.len()
+            )))
+        };
     }
     if &bytes[8..12] != b"WAVE" {
         return Err(AudioError::NotWav(format!(
@@ -74,45 +171,65 @@ pub fn read_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
     }
 
     let mut format = None;
-    let mut data: Option<&[u8]> = None;
+    // A data chunk met before the format: (start, size).
+    let mut early_data: Option<(usize, u32)> = None;
     let mut pos = 12usize;
+    let missing = |format: &Option<Format>| {
+        HeaderScan::Short(
+            if format.is_none() {
+                "no fmt chunk before the end of the file"
+            } else {
+                "no data chunk"
+            }
+            .into(),
+        )
+    };
     while bytes.len() - pos >= 8 {
         let id = &bytes[pos..pos + 4];
-        let size =
-            u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let size = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
         let body_start = pos + 8;
         let available = bytes.len() - body_start;
         match id {
             b"fmt " => {
-                if size > available {
-                    return Err(AudioError::Truncated(format!(
+                if size as usize > available {
+                    return Ok(HeaderScan::Short(format!(
                         "the fmt chunk claims {size} bytes, {available} remain"
                     )));
                 }
-                format = Some(parse_fmt(&bytes[body_start..body_start + size])?);
-            }
-            b"data" => {
-                // A size past the end of the file: read what is there.
-                data = Some(&bytes[body_start..body_start + size.min(available)]);
-                if format.is_some() || size >= available {
-                    break;
+                let parsed = parse_fmt(&bytes[body_start..body_start + size as usize])?;
+                if let Some((data_start, size)) = early_data {
+                    return Ok(HeaderScan::Done(header(parsed, data_start, size)));
                 }
+                format = Some(parsed);
             }
+            b"data" => match format {
+                Some(format) => return Ok(HeaderScan::Done(header(format, body_start, size))),
+                // Samples before the format: skipped over, if they are all there.
+                None if (size as usize) < available && size < PLACEHOLDER_SIZE => {
+                    early_data = Some((body_start, size));
+                }
+                None => return Ok(missing(&format)),
+            },
             _ => {}
         }
         // Chunks are padded to an even size.
         match body_start
-            .checked_add(size)
-            .and_then(|end| end.checked_add(size & 1))
+            .checked_add(size as usize)
+            .and_then(|end| end.checked_add(size as usize & 1))
         {
             Some(next) if next <= bytes.len() => pos = next,
-            _ => break,
+            _ => return Ok(missing(&format)),
         }
     }
-    let format =
-        format.ok_or_else(|| AudioError::Truncated("no fmt chunk before the end of the file".into()))?;
-    let data = data.ok_or_else(|| AudioError::Truncated("no data chunk".into()))?;
-    decode(data, format)
+    Ok(missing(&format))
+}
+
+fn header(format: Format, data_start: usize, size: u32) -> Header {
+    Header {
+        format,
+        data_start,
+        data_len: (size < PLACEHOLDER_SIZE).then_some(size),
+    }
 }
 
 fn parse_fmt(fmt: &[u8]) -> Result<Format, AudioError> {
@@ -218,21 +335,8 @@ fn decode(data: &[u8], format: Format) -> Result<Pcm, AudioError> {
     samples
         .try_reserve_exact(frames)
         .map_err(|_| AudioError::Invalid(format!("{frames} frames do not fit in memory")))?;
-    let scale = 1.0 / channels as f64;
     for (f, bytes) in data.chunks_exact(frame).enumerate() {
-        let mut sum = 0.0f64;
-        for (c, s) in bytes.chunks_exact(width).enumerate() {
-            let v = sample(s, format.encoding);
-            // A 64-bit float beyond f32's range would become infinite when converted.
-            if !(v as f32).is_finite() {
-                return Err(AudioError::NotFinite {
-                    index: f * channels + c,
-                    value: v,
-                });
-            }
-            sum += v;
-        }
-        samples.push((sum * scale) as f32);
+        samples.push(format.mix(bytes, f * channels)?);
     }
     Ok(Pcm {
         samples,
@@ -270,7 +374,7 @@ fn ascii(id: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A WAV file: `fmt` body as given, then the chunks `extra` (id, body) and the data.
@@ -306,7 +410,7 @@ mod tests {
         f
     }
 
-    fn extensible(code: u16, channels: u16, rate: u32, bits: u16, valid: u16) -> Vec<u8> {
+    pub(crate) fn extensible(code: u16, channels: u16, rate: u32, bits: u16, valid: u16) -> Vec<u8> {
         let mut f = fmt(EXTENSIBLE, channels, rate, bits);
         f.extend_from_slice(&22u16.to_le_bytes());
         f.extend_from_slice(&valid.to_le_bytes());
@@ -316,7 +420,7 @@ mod tests {
         f
     }
 
-    fn s16(v: &[i16]) -> Vec<u8> {
+    pub(crate) fn s16(v: &[i16]) -> Vec<u8> {
         v.iter().flat_map(|s| s.to_le_bytes()).collect()
     }
 

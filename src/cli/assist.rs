@@ -10,13 +10,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edgelm::audio::RawFormat;
 use edgelm::whisper::stream::{Stream, StreamEvent, StreamOptions};
 use edgelm::whisper::{TranscribeOptions, Whisper, WhisperOptions};
 
 use super::chat::{Conversation, TurnOptions};
 use super::common::{LoopGuardArgs, SamplingArgs, SessionArgs, load};
-use super::listen::{self, Listener, Partials, Source, listen, report};
+use super::listen::{Listener, Partials, RawArgs, Source, listen, report};
 
 /// What the assistant is told before the first utterance, unless `--system` says otherwise.
 const SYSTEM: &str = "You are a voice assistant. Answer in one or two short sentences.";
@@ -30,13 +29,13 @@ pub struct AssistArgs {
     /// The packed chat model file (answers).
     #[arg(long)]
     pub llm: PathBuf,
-    /// Where to listen: `-` for raw 16 kHz mono PCM on stdin (`arecord -t raw -f S16_LE -r
-    /// 16000 -c 1`), or WAV files, played one after another with a second of silence between.
+    /// Where to listen: `-` for a live stream on stdin (a WAV stream, `arecord -f S16_LE -r
+    /// 16000 -c 1`, or headerless PCM laid out as --raw-format, --rate and --channels say), or
+    /// WAV files, played one after another with a second of silence between.
     #[arg(default_value = "-")]
     pub audio: Vec<PathBuf>,
-    /// Sample format of the raw stream: s16le or f32le.
-    #[arg(long, default_value = "s16le", value_parser = listen::parse_raw_format)]
-    pub raw_format: RawFormat,
+    #[command(flatten)]
+    pub raw: RawArgs,
     /// A shell command that speaks each answer, given as its standard input (`sh -c`), e.g.
     /// `espeak-ng --stdout | aplay`. On the live stream (`-`), what is heard while it runs (the
     /// assistant's own voice) is not transcribed.
@@ -61,6 +60,11 @@ pub struct AssistArgs {
 
 /// Listens, transcribes, answers, speaks, until the audio ends.
 pub fn run(args: AssistArgs) -> anyhow::Result<()> {
+    let live = matches!(args.audio.as_slice(), [one] if one.as_os_str() == "-");
+    if let Some(option) = args.raw.given().filter(|_| !live) {
+        anyhow::bail!("{option} describes the live stream (`-`), not WAV files");
+    }
+    let raw = args.raw.format()?;
     let (asr, _) = load(&args.asr)?;
     let (llm, _) = load(&args.llm)?;
     let whisper = Whisper::new(
@@ -87,11 +91,10 @@ pub fn run(args: AssistArgs) -> anyhow::Result<()> {
     };
     let system = Some(args.system.as_str()).filter(|s| !s.is_empty());
     let mut chat = Conversation::new(&llm, &args.session, &args.sampling, system, turn)?;
-    let live = matches!(args.audio.as_slice(), [one] if one.as_os_str() == "-");
     let source = if live {
-        Source::Raw {
+        Source::Stream {
             path: "-".into(),
-            format: args.raw_format,
+            raw,
         }
     } else {
         Source::Wavs(args.audio.clone())

@@ -83,6 +83,10 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
     if args.repetitions == 0 {
         return Err(super::common::invalid("-r", 0, "at least 1"));
     }
+    // Every count checked before the first test runs (the time to first token uses the most).
+    for &t in &args.threads {
+        super::common::threads("-t", Some(t), true)?;
+    }
     let (model, ttft) = time_to_first_token(&args, process_start)?;
     let session_args = |threads| SessionArgs {
         threads: Some(threads),
@@ -101,7 +105,17 @@ pub fn run(args: BenchArgs, process_start: Instant) -> anyhow::Result<()> {
         Vec::new()
     };
     let max_depth = args.depths.iter().copied().max().unwrap_or(0);
-    let ctx = max_depth + args.prompt + args.generate + 1;
+    let tests = args.prompt.saturating_add(args.generate).saturating_add(1);
+    if tests > model.config().max_context {
+        return Err(anyhow::anyhow!(
+            "-p {} and -n {}: together at most {} (the model's context is {})",
+            args.prompt,
+            args.generate,
+            model.config().max_context - 1,
+            model.config().max_context
+        ));
+    }
+    let ctx = max_depth.saturating_add(tests);
     if ctx > model.config().max_context {
         return Err(super::common::invalid(
             "-d",

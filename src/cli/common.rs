@@ -37,11 +37,17 @@ pub fn invalid(option: &str, value: impl std::fmt::Display, must: &str) -> anyho
     anyhow::anyhow!("{option} {value}: must be {must}")
 }
 
-/// `threads` checked: at least 1, and at most the cores this process may use unless `force`
-/// (more is capped, with a note on stderr: extra threads only contend for the same cores).
+/// Most threads `--force-threads` may ask for: far beyond any machine edgelm runs on, and
+/// below the counts whose start-up alone takes minutes (every pass waits on every thread).
+pub const MAX_THREADS: usize = 1024;
+
+/// `threads` checked: between 1 and [`MAX_THREADS`], and at most the cores this process may
+/// use unless `force` (more is capped, with a note on stderr: extra threads only contend for
+/// the same cores).
 pub fn threads(option: &str, threads: Option<usize>, force: bool) -> anyhow::Result<Option<usize>> {
     match threads {
         Some(0) => Err(invalid(option, 0, "at least 1")),
+        Some(t) if t > MAX_THREADS => Err(invalid(option, t, &format!("at most {MAX_THREADS}"))),
         Some(t) if !force => {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             if t > cores {

@@ -9,9 +9,13 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::time::Instant;
 
 use anyhow::Context;
-use edgelm::audio::{AudioError, RawFormat, RawReader, WHISPER_RATE, load_audio};
+use edgelm::audio::resample::{MAX_RATE, MIN_RATE};
+use edgelm::audio::wav::MAX_CHANNELS;
+use edgelm::audio::{AudioError, AudioStream, Format, RawFormat, WHISPER_RATE, load_audio};
 use edgelm::whisper::stream::{Stream, StreamEvent, StreamOptions};
 use edgelm::whisper::{TranscribeOptions, Whisper};
+
+use super::common::invalid;
 
 /// Samples per message from the reading thread (0.1 s).
 const CHUNK: usize = WHISPER_RATE as usize / 10;
@@ -22,19 +26,67 @@ const GAP: usize = WHISPER_RATE as usize;
 
 /// Where the audio comes from.
 pub enum Source {
-    /// Headerless 16 kHz mono PCM from a file or, for `-`, standard input (`arecord -t raw`).
-    Raw {
+    /// A stream from a file or, for `-`, standard input: a WAV stream (`arecord`, `sox -t wav -`)
+    /// or headerless PCM (`arecord -t raw`).
+    Stream {
         /// The file, or `-`.
         path: PathBuf,
-        /// Its sample format.
-        format: RawFormat,
+        /// The layout of headerless PCM.
+        raw: Format,
     },
     /// WAV files played one after another, each followed by a second of silence.
     Wavs(Vec<PathBuf>),
 }
 
+/// The layout of a headerless stream (`--raw-format`, `--rate`, `--channels`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct RawArgs {
+    /// Sample format of a headerless stream: s16le or f32le [default: s16le]. A stream that
+    /// starts with a WAV header (arecord without `-t raw`, `sox ... -t wav -`) is read as its
+    /// header says, whatever --raw-format, --rate and --channels say.
+    #[arg(long, value_parser = parse_raw_format)]
+    pub raw_format: Option<RawFormat>,
+    /// Sample rate of a headerless stream in Hz [default: 16000]; other rates are resampled to
+    /// 16 kHz as the audio arrives.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Interleaved channels of a headerless stream [default: 1]; mixed down to mono.
+    #[arg(long)]
+    pub channels: Option<u16>,
+}
+
+impl RawArgs {
+    /// The first of the options given, by name (they only apply to a stream).
+    pub fn given(&self) -> Option<&'static str> {
+        [
+            (self.raw_format.is_some(), "--raw-format"),
+            (self.rate.is_some(), "--rate"),
+            (self.channels.is_some(), "--channels"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+
+    /// The layout they describe, checked.
+    pub fn format(&self) -> anyhow::Result<Format> {
+        let rate = self.rate.unwrap_or(WHISPER_RATE);
+        if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+            return Err(invalid("--rate", rate, &format!("{MIN_RATE}..={MAX_RATE} Hz")));
+        }
+        let channels = self.channels.unwrap_or(1);
+        if !(1..=MAX_CHANNELS).contains(&channels) {
+            return Err(invalid("--channels", channels, &format!("1..={MAX_CHANNELS}")));
+        }
+        Ok(Format {
+            encoding: self.raw_format.unwrap_or(RawFormat::S16Le).encoding(),
+            channels,
+            rate,
+        })
+    }
+}
+
 /// `--raw-format`: a [`RawFormat`] by name.
-pub fn parse_raw_format(name: &str) -> Result<RawFormat, String> {
+fn parse_raw_format(name: &str) -> Result<RawFormat, String> {
     RawFormat::parse(name).ok_or_else(|| format!("unknown raw sample format {name:?} (s16le or f32le)"))
 }
 
@@ -61,7 +113,7 @@ impl Listener {
     pub fn start(source: Source) -> anyhow::Result<Listener> {
         let (tx, rx) = sync_channel(QUEUE);
         match source {
-            Source::Raw { path, format } => {
+            Source::Stream { path, raw } => {
                 let input: Box<dyn Read + Send> = if path == Path::new("-") {
                     Box::new(std::io::stdin())
                 } else {
@@ -70,7 +122,7 @@ impl Listener {
                             .with_context(|| format!("cannot open the audio stream {}", path.display()))?,
                     )
                 };
-                std::thread::spawn(move || read_raw(RawReader::new(input, format, CHUNK), &tx));
+                std::thread::spawn(move || read_stream(input, raw, &tx));
             }
             Source::Wavs(paths) => {
                 std::thread::spawn(move || read_wavs(&paths, &tx));
@@ -123,11 +175,31 @@ impl Listener {
     }
 }
 
-/// Sends raw PCM in chunks until the end, or an error (the receiver gone: stop quietly).
-fn read_raw(mut reader: RawReader<Box<dyn Read + Send>>, tx: &SyncSender<Message>) {
+/// Sends the stream's 16 kHz samples in chunks until the end, or an error (the receiver gone:
+/// stop quietly). A format other than 16 kHz mono is named on stderr.
+fn read_stream(input: Box<dyn Read + Send>, raw: Format, tx: &SyncSender<Message>) {
+    let mut stream = match AudioStream::open(input, raw, CHUNK) {
+        Ok(stream) => stream,
+        Err(e) => {
+            let _ = tx.send((Instant::now(), Err(e)));
+            return;
+        }
+    };
+    let format = stream.format();
+    if stream.is_wav() || format.rate != WHISPER_RATE || format.channels != 1 {
+        eprintln!(
+            "stream: {} {format}{}",
+            if stream.is_wav() { "WAV," } else { "raw," },
+            if format.rate == WHISPER_RATE {
+                ""
+            } else {
+                ", resampled to 16 kHz"
+            },
+        );
+    }
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
-        match reader.read_into(&mut chunk) {
+        match stream.read_into(&mut chunk) {
             Ok(0) => return,
             Ok(_) => {
                 if tx.send((Instant::now(), Ok(chunk))).is_err() {

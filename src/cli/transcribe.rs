@@ -1,18 +1,18 @@
 //! `edgelm transcribe MODEL AUDIO`: speech to text with a Whisper model. The transcript goes to
 //! stdout (plain text, or segments as JSON, SRT or WebVTT), timings to stderr. With `--stream` the
-//! audio is raw PCM read as it arrives (`cli::listen`): one line per utterance.
+//! audio (a WAV stream or raw PCM) is read as it arrives (`cli::listen`): one line per utterance.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use edgelm::audio::{LogMel, RawFormat, load_audio, mel::FASTER_WHISPER_PADDING};
+use edgelm::audio::{LogMel, load_audio, mel::FASTER_WHISPER_PADDING};
 use edgelm::whisper::{
     AudioContext, Task, TranscribeOptions, Transcript, Whisper, WhisperOptions, transcribe,
 };
 
 use super::common::{invalid, load, threads};
-use super::listen::{self, Source};
+use super::listen::{self, RawArgs, Source};
 
 /// `--task`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -38,15 +38,16 @@ pub enum AudioCtxArg {
 pub struct TranscribeArgs {
     /// The packed Whisper model file.
     pub model: PathBuf,
-    /// A WAV file (any rate, mono or stereo; `-`: standard input); with `--stream`, raw PCM.
+    /// A WAV file (any rate, mono or stereo; `-`: standard input); with `--stream`, a stream.
     pub audio: PathBuf,
-    /// AUDIO is a live stream of raw 16 kHz mono PCM (`arecord -t raw -f S16_LE -r 16000 -c 1`):
-    /// each utterance is transcribed when it ends (one line on stdout), partial text on stderr.
+    /// AUDIO is a live stream, read as it arrives: a WAV stream (`arecord -f S16_LE -r 16000 -c
+    /// 1`, `sox IN -t wav -`; any rate and channels, from its header) or headerless PCM
+    /// (`arecord -t raw`, laid out as --raw-format, --rate and --channels say). Each utterance
+    /// is transcribed when it ends (one line on stdout), partial text on stderr.
     #[arg(long, conflicts_with_all = ["json", "srt", "vtt"])]
     pub stream: bool,
-    /// Sample format of a `--stream`: s16le or f32le.
-    #[arg(long, default_value = "s16le", value_parser = listen::parse_raw_format, requires = "stream")]
-    pub raw_format: RawFormat,
+    #[command(flatten)]
+    pub raw: RawArgs,
     /// Worker threads (default: physical performance cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
@@ -175,6 +176,10 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     if args.no_fallback {
         temperatures.truncate(1);
     }
+    if let Some(option) = args.raw.given().filter(|_| !args.stream) {
+        anyhow::bail!("{option} describes a stream: give --stream too");
+    }
+    let raw = args.raw.format()?;
     let defaults = TranscribeOptions::default();
     let start = Instant::now();
     let (model, _) = load(&args.model)?;
@@ -205,9 +210,9 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         ..defaults
     };
     if args.stream {
-        let source = Source::Raw {
+        let source = Source::Stream {
             path: args.audio,
-            format: args.raw_format,
+            raw,
         };
         return listen::transcribe(whisper, options, source);
     }

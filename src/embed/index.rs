@@ -117,21 +117,26 @@ impl CorpusIndex {
             model: model_fingerprint(embedder.model()).to_le_bytes(),
             payload: 0.into(),
         };
-        let cache = Self::cache_path(corpus);
-        let stale = match std::fs::read(&cache) {
-            Ok(data) => match load(&key, &data) {
+        // A pipe or device (`/dev/stdin`, `/dev/null`) has no place beside it for a cache:
+        // none is read or written.
+        let regular = std::fs::metadata(corpus).is_ok_and(|m| m.is_file());
+        let cache = regular.then(|| Self::cache_path(corpus));
+        let stale = match cache.as_ref().map(std::fs::read) {
+            None => None,
+            Some(Ok(data)) => match load(&key, &data) {
                 Ok(embeddings) => return Ok((CorpusIndex { lines, embeddings }, CacheStatus::Hit)),
                 Err(reason) => Some(reason),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => Some(format!("unreadable ({e})")),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Some(Err(e)) => Some(format!("unreadable ({e})")),
         };
         let texts: Vec<&str> = lines.iter().map(|(_, t)| &t[..]).collect();
         let embeddings = embedder.embed(&texts)?;
-        let status = match (save(&cache, key, &embeddings), stale) {
-            (Err(e), _) => CacheStatus::NotSaved(format!("{}: {e}", cache.display())),
-            (Ok(()), None) => CacheStatus::Created,
-            (Ok(()), Some(reason)) => CacheStatus::Rebuilt(reason),
+        let status = match (cache.map(|c| (save(&c, key, &embeddings), c)), stale) {
+            (None, _) => CacheStatus::NotSaved(format!("{} is not a regular file", corpus.display())),
+            (Some((Err(e), cache)), _) => CacheStatus::NotSaved(format!("{}: {e}", cache.display())),
+            (Some((Ok(()), _)), None) => CacheStatus::Created,
+            (Some((Ok(()), _)), Some(reason)) => CacheStatus::Rebuilt(reason),
         };
         Ok((CorpusIndex { lines, embeddings }, status))
     }

@@ -16,6 +16,8 @@
 #                                            1-2 h on 2 busy cores, plus ~40 min of builds the first time)
 # Env:   TYPES="Q8_0 Q4_0"  LEVELS="neon:cortex-a72 dotprod:cortex-a76 i8mm:max"  PP=64  TG=16
 #        TESTS="pp tg" (prompt and generation; either alone for a partial table)
+#        PEER=0 counts edgelm only (llama.cpp's counts do not change while its build and the
+#        weights stay the same: reuse an earlier sitting's; the table shows "—" for them)
 #        OUT=benches/results/icount-DATE   raw counts (per symbol) and summary.md
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -66,7 +68,8 @@ for ty in $TYPES; do
   for entry in $LEVELS; do
     level=${entry%%:*}
     cpu=${entry#*:}
-    llama=$(llamacpp_arm_bench "$level")
+    llama=
+    [ "${PEER:-1}" = 0 ] || llama=$(llamacpp_arm_bench "$level")
     for test in $TESTS; do
       case $test in
         pp) args=(-p "$PP" -n 0) ;;
@@ -75,7 +78,8 @@ for ty in $TYPES; do
       esac
       for r in 1 2; do
         EDGELM_ISA=$level count "$ty.$level.edgelm.$test.r$r" "$cpu" "$edgelm" bench "$packed" -t 1 -r $r "${args[@]}"
-        count "$ty.$level.llama.$test.r$r" "$cpu" "$llama" -m "$gguf" -t 1 -r $r --no-warmup "${args[@]}"
+        [ "${PEER:-1}" = 0 ] ||
+          count "$ty.$level.llama.$test.r$r" "$cpu" "$llama" -m "$gguf" -t 1 -r $r --no-warmup "${args[@]}"
       done
     done
   done

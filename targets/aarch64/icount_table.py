@@ -60,15 +60,18 @@ def main():
                     if not (a.raw / f"{key}.r2").exists():
                         break
                     row[tool] = per_token(a.raw, key, tokens)
-                if len(row) < 2:
+                if "edgelm" not in row:
                     continue
-                e, l = row["edgelm"][0], row["llama"][0]
-                print(f"| {ty} | {level} | {label} | {e / 1e6:.2f} | {l / 1e6:.2f} | **{e / l:.2f}** |")
+                e = row["edgelm"][0]
+                if "llama" in row:
+                    l = row["llama"][0]
+                    print(f"| {ty} | {level} | {label} | {e / 1e6:.2f} | {l / 1e6:.2f} | **{e / l:.2f}** |")
+                else:
+                    print(f"| {ty} | {level} | {label} | {e / 1e6:.2f} | — | — |")
                 detail.append((ty, level, test, row))
     for ty, level, test, row in detail:
         print(f"\n{ty} {level} {test}, Minsn per token by symbol (function of each block's first instruction):\n")
-        for tool in ("edgelm", "llama"):
-            total, syms = row[tool]
+        for tool, (total, syms) in row.items():
             top = sorted(syms.items(), key=lambda kv: -kv[1])[: a.top]
             names = demangle([k for k, _ in top])
             cells = "; ".join(f"`{n}` {v / 1e6:.2f} ({100 * v / total:.0f}%)" for n, (_, v) in zip(names, top))

@@ -271,6 +271,16 @@ fn bad_inputs_are_clear_errors() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("unknown instruction-set path"), "{err}");
+    // Batches too big for memory, or for a byte count: an error, not an abort.
+    for batch_tokens in [100_000_000_000, usize::MAX] {
+        let opts = EmbedOptions {
+            batch_tokens,
+            ..EmbedOptions::default()
+        };
+        let err = Embedder::new(&bert, &opts).unwrap_err().to_string();
+        let message = format!("not enough memory for a batch of {batch_tokens} tokens");
+        assert!(err.contains(&message), "{err}");
+    }
 
     let cls_sep = [101u32, 102];
     let too_long = vec![101u32; 257];
@@ -303,4 +313,14 @@ fn bad_inputs_are_clear_errors() {
     std::fs::write(&binary, b"fine\nnot \xc3\x28 text\n").unwrap();
     let err = CorpusIndex::open(&mut e, &binary).unwrap_err();
     assert!(err.to_string().contains("line 2 is not UTF-8"), "{err}");
+
+    // A device or pipe as the corpus: searched, but no cache is written beside it.
+    let null = Path::new("/dev/null");
+    let (index, status) = CorpusIndex::open(&mut e, null).unwrap();
+    assert!(index.is_empty());
+    assert!(
+        matches!(&status, CacheStatus::NotSaved(r) if r.contains("not a regular file")),
+        "{status:?}"
+    );
+    assert!(!CorpusIndex::cache_path(null).exists());
 }

@@ -13,8 +13,8 @@ use core::arch::asm;
 
 use super::neon::kquant::{self, Chunks};
 use super::neon::matmul::{
-    Acc, Dots, GROUP, Nibbles, chunks, finish, halves_f16, load_act, load_chunk, scale_q4_0, scale_q4_1,
-    scale_q8_0,
+    Acc, Dots, GROUP, Nibbles, chunks, finish, halves_f16, load_act, load_chunk, nibble_chunks, scale_q4_0,
+    scale_q4_1, scale_q8_0,
 };
 use super::neon::{NEON_KERNELS, attn_scores_q8_with, kquant_kernel, tile_kernel};
 use super::quads::{self, QUAD, Quad, QuadAcc, quad_kernel};
@@ -120,10 +120,7 @@ pub(crate) fn q8_dots_sdot<const NT: usize>(t: &TileQ8_0, a: [&BlockQ8Act; NT]) 
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
 pub(crate) fn nibble_dots_sdot<const NT: usize>(t: &impl Nibbles, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
-    let mask = vdupq_n_u8(0x0f);
-    let raw: [[uint8x16_t; 2]; 4] = core::array::from_fn(|c| load_chunk(&chunks(t.nibbles())[c]));
-    let lo = raw.map(|w| w.map(|v| vreinterpretq_s8_u8(vandq_u8(v, mask))));
-    let hi = raw.map(|w| w.map(|v| vreinterpretq_s8_u8(vshrq_n_u8::<4>(v))));
+    let [lo, hi] = nibble_chunks(t.nibbles()).map(|n| n.map(|c| c.map(|v| vreinterpretq_s8_u8(v))));
     a.map(|at| {
         let [al, ah] = load_act(at);
         [0, 1].map(|h| {
@@ -152,17 +149,8 @@ pub(crate) fn q8_quartets(t: &TileQ8_0) -> Quartets {
 #[target_feature(enable = "neon")]
 #[inline]
 pub(crate) fn nibble_quartets(t: &impl Nibbles) -> Quartets {
-    let mask = vdupq_n_u8(0x0f);
-    let raw: [[uint8x16_t; 2]; 4] = core::array::from_fn(|c| load_chunk(&chunks(t.nibbles())[c]));
-    core::array::from_fn(|g| {
-        raw[g % 4].map(|v| {
-            vreinterpretq_s8_u8(if g < 4 {
-                vandq_u8(v, mask)
-            } else {
-                vshrq_n_u8::<4>(v)
-            })
-        })
-    })
+    let n = nibble_chunks(t.nibbles());
+    core::array::from_fn(|g| n[g / 4][g % 4].map(|v| vreinterpretq_s8_u8(v)))
 }
 
 /// `acc += w0 · (lane 2I of a) + w1 · (lane 2I + 1 of a)`: two `sdot` by element.

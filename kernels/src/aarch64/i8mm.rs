@@ -15,6 +15,7 @@ use core::arch::asm;
 use super::dotprod::{DOTPROD_KERNELS, nibble_dots_sdot, q4_0_offsets, q8_dots_sdot};
 use super::neon::matmul::{
     Acc, GROUP, Nibbles, chunks, finish, halves_f16, load_chunk, scale_q4_0, scale_q4_1, scale_q8_0,
+    split_nibbles,
 };
 use super::neon::tile_kernel;
 use super::quads::{self, QUAD, Quad, QuadAcc, quad_kernel};
@@ -87,19 +88,11 @@ fn q8_row_pairs(t: &TileQ8_0) -> RowPairs {
 #[target_feature(enable = "neon")]
 #[inline]
 fn nibble_row_pairs(t: &impl Nibbles) -> RowPairs {
-    let mask = vdupq_n_u8(0x0f);
     let raw: [[int8x16_t; 2]; 4] =
         core::array::from_fn(|c| load_chunk(&chunks(t.nibbles())[c]).map(|v| vreinterpretq_s8_u8(v)));
     let zipped = [row_pairs(raw[0], raw[1]), row_pairs(raw[2], raw[3])];
     core::array::from_fn(|o| {
-        zipped[o % 2].map(|v| {
-            let v = vreinterpretq_u8_s8(v);
-            vreinterpretq_s8_u8(if o < 2 {
-                vandq_u8(v, mask)
-            } else {
-                vshrq_n_u8::<4>(v)
-            })
-        })
+        zipped[o % 2].map(|v| vreinterpretq_s8_u8(split_nibbles(vreinterpretq_u8_s8(v))[o / 2]))
     })
 }
 

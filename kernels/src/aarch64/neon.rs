@@ -7,6 +7,7 @@
 pub(crate) mod kquant;
 pub(crate) mod lanes;
 pub(crate) mod matmul;
+pub(crate) mod quant;
 
 use core::arch::aarch64::*;
 
@@ -36,8 +37,12 @@ lanes_table! { "neon", F32x4,
     attn_scores_q8: attn_scores_q8_neon,
 }
 
-/// The NEON kernels, as a constant the SDOT and SMMLA tables start from.
-pub(crate) const NEON_KERNELS: Kernels = TABLE;
+/// The NEON kernels, as a constant the SDOT and SMMLA tables start from: the generic table
+/// with NEON's own activation quantization.
+pub(crate) const NEON_KERNELS: Kernels = Kernels {
+    quantize_q8_act: quantize_q8_act_neon,
+    ..TABLE
+};
 
 /// The NEON table.
 pub(crate) static NEON: Kernels = NEON_KERNELS;
@@ -105,6 +110,9 @@ macro_rules! attn_scores_q8_with {
 pub(crate) use attn_scores_q8_with;
 
 entries! { "neon";
+    fn quantize_q8_act_neon(x: &[f32], out: &mut [BlockQ8Act]) {
+        quant::quantize_q8_act(x, out)
+    }
     fn matmul_q8_0_neon(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, tile_kernel!(q8_dots, q8_dots, scale_q8_0))
     }

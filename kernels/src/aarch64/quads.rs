@@ -167,11 +167,11 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT>(
                     for (tile, q) in tiles.iter().zip(quads.iter()) {
                         (quad.tile)(tile, q, &mut acc);
                     }
-                    let rows = tr * TILE_ROWS..(tr * TILE_ROWS + TILE_ROWS).min(w.rows());
-                    for (i, sums) in (quad.finish)(acc).iter().enumerate() {
-                        let dst = &mut out.row(t0 + i)[rows.clone()];
+                    let r0 = tr * TILE_ROWS;
+                    for (i, sums) in (quad.finish)(acc).into_iter().enumerate() {
+                        let dst = &mut out.row(t0 + i)[r0..];
                         if b0 == 0 {
-                            dst.copy_from_slice(&sums[..dst.len()]);
+                            tiles::store_sums(dst, sums);
                         } else {
                             dst.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
                         }

@@ -76,7 +76,7 @@ pub(crate) fn matmul<T, X, A, BG, B1, F, const G: usize>(
 
 /// Writes a tile row's sums at the start of `row` (all of it for a last, partial tile row).
 #[inline(always)]
-fn store_sums(row: &mut [f32], sums: [f32; TILE_ROWS]) {
+pub(crate) fn store_sums(row: &mut [f32], sums: [f32; TILE_ROWS]) {
     match row.first_chunk_mut::<TILE_ROWS>() {
         Some(whole) => *whole = sums,
         None => store_tail(row, &sums),

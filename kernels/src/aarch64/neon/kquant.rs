@@ -6,7 +6,9 @@
 
 use core::arch::aarch64::*;
 
-use super::matmul::{Acc, Dots, chunks, group4, halves_f16, load_chunk, rows4, scale_f32_into};
+use super::matmul::{
+    Acc, Dots, chunks, group4, halves_f16, load_chunk, nibble_chunks, rows4, scale_f32_into,
+};
 use crate::layout::{SUB_BLOCKS, TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
 use crate::view::BlockQ8Act;
 
@@ -31,18 +33,6 @@ pub(crate) fn half_dots_neon<const NT: usize>(w: &Chunks, first: usize, a: [&Blo
         }
     }
     s16.map(|s| [rows4(s[0], s[1]), rows4(s[2], s[3])])
-}
-
-/// The low and high nibbles of a sub-block's 128 q4 bytes.
-#[target_feature(enable = "neon")]
-#[inline]
-fn nibbles(qs: &[u8]) -> ([[uint8x16_t; 2]; 4], [[uint8x16_t; 2]; 4]) {
-    let mask = vdupq_n_u8(0x0f);
-    let raw: [[uint8x16_t; 2]; 4] = core::array::from_fn(|c| load_chunk(&chunks(qs)[c]));
-    (
-        raw.map(|w| w.map(|v| vandq_u8(v, mask))),
-        raw.map(|w| w.map(|v| vshrq_n_u8::<4>(v))),
-    )
 }
 
 /// Byte `p` is `value` where bit `p` of `word` is set, else 0: a fifth-bit word (see
@@ -70,12 +60,12 @@ fn word_bits(word: u32, value: u8) -> [uint8x16_t; 2] {
 #[target_feature(enable = "neon")]
 #[inline]
 fn q5_dots<const NT: usize>(
-    qs: &[u8],
+    qs: &[u8; 128],
     qh: &[u32],
     a: [&BlockQ8Act; NT],
     half: impl Fn(&Chunks, usize, [&BlockQ8Act; NT]) -> [Dots; NT],
 ) -> [Dots; NT] {
-    let (lo, hi) = nibbles(qs);
+    let [lo, hi] = nibble_chunks(qs);
     let with = |n: [[uint8x16_t; 2]; 4], words: usize| -> Chunks {
         core::array::from_fn(|c| {
             let bits = word_bits(qh[words + c], 0x10);
@@ -90,11 +80,11 @@ fn q5_dots<const NT: usize>(
 #[target_feature(enable = "neon")]
 #[inline]
 fn q4_dots<const NT: usize>(
-    qs: &[u8],
+    qs: &[u8; 128],
     a: [&BlockQ8Act; NT],
     half: impl Fn(&Chunks, usize, [&BlockQ8Act; NT]) -> [Dots; NT],
 ) -> [Dots; NT] {
-    let (lo, hi) = nibbles(qs);
+    let [lo, hi] = nibble_chunks(qs);
     let signed = |n: [[uint8x16_t; 2]; 4]| n.map(|w| w.map(|v| vreinterpretq_s8_u8(v)));
     let (dl, dh) = (half(&signed(lo), 0, a), half(&signed(hi), 4, a));
     core::array::from_fn(|t| [0, 1].map(|h| vaddq_s32(dl[t][h], dh[t][h])))
@@ -280,7 +270,7 @@ pub(crate) fn block_q6_k<const NT: usize>(
         let s = unsafe { vld2_s8(sc[j].as_ptr()) };
         let high = chunks(&qh[j]);
         let high = [load_chunk(&high[0]), load_chunk(&high[1])];
-        let (lo, hi) = nibbles(&ql[j]);
+        let [lo, hi] = nibble_chunks(&ql[j]);
         let bits = |c: usize, upper: bool| -> [uint8x16_t; 2] {
             high[c / 2].map(|h| {
                 let v = match (c % 2, upper) {

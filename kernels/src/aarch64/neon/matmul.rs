@@ -92,6 +92,27 @@ pub(crate) fn rows4(a: int16x8_t, b: int16x8_t) -> int32x4_t {
     vpaddq_s32(vpaddlq_s16(a), vpaddlq_s16(b))
 }
 
+/// The low and high nibbles (0..=15) of the bytes of `v`. `#[inline(always)]` (no
+/// `#[target_feature]` of its own: NEON is part of every aarch64 target), so that every kernel
+/// splitting nibbles compiles as if the two instructions were written in place.
+#[inline(always)]
+pub(crate) fn split_nibbles(v: uint8x16_t) -> [uint8x16_t; 2] {
+    // SAFETY: NEON is part of every aarch64 target.
+    unsafe { [vandq_u8(v, vdupq_n_u8(0x0f)), vshrq_n_u8::<4>(v)] }
+}
+
+/// The 128 nibble bytes of a Q4 tile (or K-quant sub-block) as chunk registers (see
+/// [`load_chunk`]), split by [`split_nibbles`]: `[0][c]` the low nibbles of chunk `c`, `[1][c]`
+/// the high ones.
+#[inline(always)]
+pub(crate) fn nibble_chunks(qs: &[u8; TILE_ROWS * 16]) -> [[[uint8x16_t; 2]; 4]; 2] {
+    let raw: [[[uint8x16_t; 2]; 2]; 4] = core::array::from_fn(|c| {
+        // SAFETY: NEON is part of every aarch64 target.
+        unsafe { load_chunk(&chunks(qs)[c]) }.map(split_nibbles)
+    });
+    [0, 1].map(|n| raw.map(|c| c.map(|v| v[n])))
+}
+
 /// The Q4 tiles' nibbles.
 pub(crate) trait Nibbles {
     /// The interleaved nibbles.
@@ -210,12 +231,10 @@ pub(crate) fn finish(acc: Acc) -> [f32; TILE_ROWS] {
 #[target_feature(enable = "neon")]
 #[inline]
 pub(crate) fn nibble_dots<const NT: usize>(t: &impl Nibbles, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
-    let mask = vdupq_n_u8(0x0f);
     let mut s16 = [[vdupq_n_s16(0); 4]; NT];
     for (c, chunk) in chunks(t.nibbles()).iter().enumerate() {
-        let w = load_chunk(chunk);
-        let lo = w.map(|v| vreinterpretq_s8_u8(vandq_u8(v, mask)));
-        let hi = w.map(|v| vreinterpretq_s8_u8(vshrq_n_u8::<4>(v)));
+        let [w0, w1] = load_chunk(chunk).map(|v| split_nibbles(v).map(|n| vreinterpretq_s8_u8(n)));
+        let (lo, hi) = ([w0[0], w1[0]], [w0[1], w1[1]]);
         for (s, at) in s16.iter_mut().zip(a) {
             let (al, ah) = (group4(&at.qs, c), group4(&at.qs, 4 + c));
             for h in 0..2 {

@@ -10,7 +10,7 @@ use core::arch::x86_64::*;
 
 use zerocopy::IntoBytes;
 
-use crate::layout::{TILE_ROWS, TileQ4_0, TileQ4_1, TileQ8_0};
+use crate::layout::{SUB_BLOCKS, TILE_ROWS, TileQ4_0, TileQ4_1, TileQ8_0};
 use crate::view::BlockQ8Act;
 
 /// Tokens per group in the matmuls (see `simd::tiles`).
@@ -91,14 +91,39 @@ pub(crate) fn scale_into<const NT: usize>(
 /// How far ahead of the tile being multiplied to prefetch weights.
 const PREFETCH_BYTES: usize = 2048;
 
-/// Prefetches the cache lines `PREFETCH_BYTES` past `tile` (the tiles are read in order).
-/// Out-of-order execution alone keeps too few lines in flight to stream weights at full
-/// memory bandwidth in decode, where each tile takes tens of instructions.
+/// Tiles larger than this (the K-quant super-block tiles, 672 to 1,680 bytes) are prefetched
+/// by their kernels a sub-block's share at a time ([`prefetch_sub_block`]), not all at once
+/// here: a Q6_K tile's 27 prefetches in a row stall decode (one thread streamed q6_k at
+/// ~9 GB/s with them, ~16 GB/s spread over the sub-blocks).
+const BURST_BYTES: usize = 512;
+
+/// Prefetches the cache lines `PREFETCH_BYTES` past `tile` (the tiles are read in order) for
+/// tiles up to [`BURST_BYTES`]. Out-of-order execution alone keeps too few lines in flight to
+/// stream weights at full memory bandwidth in decode, where each tile takes tens of instructions.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) fn prefetch_ahead<T>(tile: &T) {
+    if size_of::<T>() > BURST_BYTES {
+        return;
+    }
     let ahead = (tile as *const T).cast::<i8>().wrapping_add(PREFETCH_BYTES);
     for line in (0..size_of::<T>()).step_by(64) {
+        // A hint: it never faults, whatever the address.
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
+    }
+}
+
+/// For a tile over [`BURST_BYTES`] of `SUB_BLOCKS` sub-blocks: prefetches sub-block `j`'s share
+/// (an eighth) of the bytes `PREFETCH_BYTES` past `tile`. The shares of consecutive `j` and
+/// tiles are contiguous, so every line is fetched once a share starts in or before it.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn prefetch_sub_block<T>(tile: &T, j: usize) {
+    let share = size_of::<T>().div_ceil(SUB_BLOCKS);
+    let ahead = (tile as *const T)
+        .cast::<i8>()
+        .wrapping_add(PREFETCH_BYTES + j * share);
+    for line in (0..share).step_by(64) {
         // A hint: it never faults, whatever the address.
         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
     }
