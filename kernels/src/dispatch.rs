@@ -18,9 +18,9 @@ pub enum Isa {
     /// AVX2 plus AVX512-VNNI and AVX512VL, used on 256-bit registers (Ice Lake and later
     /// Xeons, Zen 4).
     Avx512Vnni,
-    /// [`Isa::Avx512Vnni`] plus AVX512-BF16 (Cooper Lake, Sapphire Rapids and later Xeons,
-    /// Zen 4): adds the bfloat16 products of [`Kernels::bf16`].
-    Avx512Bf16,
+    /// [`Isa::Avx512Vnni`] plus AVX512BW, on 512-bit registers where that pays (Ice Lake and
+    /// later Xeons, Zen 4): the prompt's q8_0 products, the attention products, softmax and GELU.
+    Avx512,
     /// aarch64 baseline NEON (Cortex-A72, Raspberry Pi 4).
     Neon,
     /// aarch64 NEON with SDOT (Cortex-A76 / Pi 5, Cortex-A78AE / Jetson Orin).
@@ -36,7 +36,7 @@ impl Isa {
         Isa::Avx2,
         Isa::AvxVnni,
         Isa::Avx512Vnni,
-        Isa::Avx512Bf16,
+        Isa::Avx512,
         Isa::Neon,
         Isa::NeonDotprod,
         Isa::NeonI8mm,
@@ -49,7 +49,7 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::AvxVnni => "avxvnni",
             Isa::Avx512Vnni => "avx512vnni",
-            Isa::Avx512Bf16 => "avx512bf16",
+            Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
             Isa::NeonDotprod => "dotprod",
             Isa::NeonI8mm => "i8mm",
@@ -74,20 +74,6 @@ pub type MatmulQuantFn<T> = fn(w: Tiled<'_, T>, x: &[BlockQ8Act], out: OutCols<'
 pub type MatmulFloatFn<W> = fn(w: &[W], x: &[f32], out: OutCols<'_>);
 /// Layer normalization with weight and bias: `(x, w, b, eps, out)`.
 pub type LayerNormFn = fn(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]);
-
-/// Products on bfloat16 pairs (`u32`s holding two bfloat16, the even element in the low
-/// half), for the paths whose CPU multiplies them natively. They round both operands, so a
-/// model opts in where its accuracy allows (none does yet: Whisper's encoder attention in
-/// bfloat16 broke its parity budgets, docs/BENCHMARKS.md).
-#[derive(Debug)]
-pub struct Bf16Kernels {
-    /// See [`scalar::matmul_bf16_t`].
-    pub matmul_t: fn(b: &[u32], x: &[u32], out: OutCols<'_>),
-    /// See [`scalar::softmax_bf16`].
-    pub softmax: fn(x: &mut [f32], out: &mut [u32]),
-    /// See [`scalar::bf16_pairs`].
-    pub pairs: fn(src: &[f32], dst: &mut [u32]),
-}
 
 /// The kernels of one instruction-set path. Every entry has the semantics of the
 /// function of the same name in [`crate::scalar`].
@@ -155,9 +141,6 @@ pub struct Kernels {
     pub attn_scores_q8: fn(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]),
     /// See [`scalar::attn_values_q8`].
     pub attn_values_q8: fn(p: &[f32], values: &[BlockQ8_0], out: &mut [f32]),
-    /// Bfloat16 products, on paths with native ones (their scalar twins are
-    /// [`scalar::matmul_bf16_t`], [`scalar::softmax_bf16`] and [`scalar::bf16_pairs`]).
-    pub bf16: Option<&'static Bf16Kernels>,
 }
 
 /// The scalar reference table.
@@ -193,7 +176,6 @@ pub static SCALAR: Kernels = Kernels {
     quantize_q8_kv: scalar::quantize_q8_kv,
     attn_scores_q8: scalar::attn_scores_q8,
     attn_values_q8: scalar::attn_values_q8,
-    bf16: None,
 };
 
 impl Isa {
@@ -201,7 +183,7 @@ impl Isa {
     pub const fn compiled(self) -> bool {
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni | Isa::Avx512Bf16 => cfg!(target_arch = "x86_64"),
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni | Isa::Avx512 => cfg!(target_arch = "x86_64"),
             Isa::Neon | Isa::NeonDotprod | Isa::NeonI8mm => cfg!(target_arch = "aarch64"),
         }
     }
@@ -228,9 +210,7 @@ impl Isa {
             Isa::Avx2 => avx2,
             Isa::AvxVnni => avx2 && cfg!(target_feature = "avxvnni"),
             Isa::Avx512Vnni => avx512vnni,
-            Isa::Avx512Bf16 => {
-                avx512vnni && cfg!(all(target_feature = "avx512bw", target_feature = "avx512bf16"))
-            }
+            Isa::Avx512 => avx512vnni && cfg!(target_feature = "avx512bw"),
             Isa::Neon => neon,
             Isa::NeonDotprod => dotprod,
             Isa::NeonI8mm => dotprod && cfg!(target_feature = "i8mm"),
@@ -252,7 +232,7 @@ impl Isa {
             Isa::Avx2 => avx2,
             Isa::AvxVnni => avx2 && has!("avxvnni"),
             Isa::Avx512Vnni => avx512vnni,
-            Isa::Avx512Bf16 => avx512vnni && has!("avx512bw") && has!("avx512bf16"),
+            Isa::Avx512 => avx512vnni && has!("avx512bw"),
             _ => false,
         }
     }
@@ -417,7 +397,7 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Some(&crate::x86_64::vnni::avx512_vnni::AVX512_VNNI),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Bf16 => Some(&crate::x86_64::avx512_bf16::AVX512_BF16),
+            Isa::Avx512 => Some(&crate::x86_64::avx512::AVX512),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => Some(&crate::aarch64::neon::NEON),
             #[cfg(target_arch = "aarch64")]

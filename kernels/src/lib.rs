@@ -23,5 +23,5 @@ mod simd;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-pub use dispatch::{Bf16Kernels, Isa, IsaSet, Kernels, SCALAR, SelectError};
+pub use dispatch::{Isa, IsaSet, Kernels, SCALAR, SelectError};
 pub use view::{BlockQ8Act, OutCols, Tiled};

@@ -329,67 +329,6 @@ pub fn matmul_f32_t(b: &[f32], x: &[f32], mut out: OutCols<'_>) {
     }
 }
 
-/// `x` as bfloat16 (the top half of its f32 bits), rounded to nearest, ties to even, as
-/// AVX512-BF16's `vcvtne2ps2bf16` rounds: subnormal inputs become a zero of their sign, a NaN
-/// stays a quiet NaN.
-pub fn bf16_from_f32(x: f32) -> u16 {
-    let bits = x.to_bits();
-    let top = (bits >> 16) as u16;
-    if x.is_nan() {
-        top | 0x40
-    } else if x.is_subnormal() {
-        top & 0x8000
-    } else {
-        // No carry out of 32 bits: only NaNs lie above 0xff80_0000.
-        ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
-    }
-}
-
-/// The f32 value of a bfloat16.
-pub fn bf16_to_f32(h: u16) -> f32 {
-    f32::from_bits(u32::from(h) << 16)
-}
-
-/// Two values as a pair of bfloat16 (see [`bf16_from_f32`]): `lo` in the low half.
-pub fn bf16_pair(lo: f32, hi: f32) -> u32 {
-    u32::from(bf16_from_f32(lo)) | u32::from(bf16_from_f32(hi)) << 16
-}
-
-/// `src` as bfloat16 pairs: `dst[j]` holds `src[2j]` and `src[2j + 1]` (zero past the end).
-pub fn bf16_pairs(src: &[f32], dst: &mut [u32]) {
-    assert_eq!(dst.len(), src.len().div_ceil(2), "dst is not src.len() / 2 pairs");
-    for (d, s) in dst.iter_mut().zip(src.chunks(2)) {
-        *d = bf16_pair(s[0], s.get(1).copied().unwrap_or(0.0));
-    }
-}
-
-/// [`matmul_f32_t`] on bfloat16 pairs: `out[t][c] = Σ_j x[t][j] · b[j][c]` where `x` is `n` rows
-/// of `k` pairs and `b` is `k × width` pairs, each pair of `x` times the pair of `b` in f32
-/// (exact: 8-bit significands), high halves first, as `vdpbf16ps` adds them.
-pub fn matmul_bf16_t(b: &[u32], x: &[u32], mut out: OutCols<'_>) {
-    let (n, width) = (out.n(), out.width());
-    let k = x.len() / n.max(1);
-    assert_eq!(x.len(), n * k, "inputs are not n × k pairs");
-    assert_eq!(b.len(), k * width, "b is not k × width pairs");
-    let half = |p: u32, hi: bool| bf16_to_f32(if hi { (p >> 16) as u16 } else { p as u16 });
-    for t in 0..n {
-        let xt = &x[t * k..][..k];
-        for (c, o) in out.row(t).iter_mut().enumerate() {
-            *o = xt.iter().zip(b.chunks_exact(width)).fold(0.0, |acc, (&x, b)| {
-                let acc = acc + half(x, true) * half(b[c], true);
-                acc + half(x, false) * half(b[c], false)
-            });
-        }
-    }
-}
-
-/// [`softmax`] of `x` written to `out` as bfloat16 pairs (see [`bf16_pairs`]); `x` is left
-/// holding scratch values.
-pub fn softmax_bf16(x: &mut [f32], out: &mut [u32]) {
-    softmax(x);
-    bf16_pairs(x, out);
-}
-
 /// `out[t][r] = dot(W row r, x row t)` for row-major float weights.
 fn matmul_rows<W>(w: &[W], x: &[f32], mut out: OutCols<'_>, dot: impl Fn(&[W], &[f32]) -> f32) {
     let cols = x.len() / out.n().max(1);

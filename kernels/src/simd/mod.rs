@@ -129,7 +129,6 @@ macro_rules! lanes_table {
             attn_values_f16: generic::attn_values_f16,
             quantize_q8_kv: generic::quantize_q8_kv,
             attn_values_q8: generic::attn_values_q8,
-            bf16: None,
         };
     };
 }
