@@ -34,7 +34,6 @@ pub(super) fn matmul(
     assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
     let whole = out.n() / GROUP * GROUP;
-    let token = |t: usize| &x[t * bpr..][..bpr];
     let chunk = (CHUNK_BYTES / (bpr * size_of::<BlockQ8Act>()).max(1))
         .max(1)
         .next_multiple_of(GROUP);
@@ -46,7 +45,7 @@ pub(super) fn matmul(
             let (lo, hi) = (w.tile_row(tr), w.tile_row((tr + 1).min(last)));
             let r0 = tr * TILE_ROWS;
             for t in (t0..t1).step_by(GROUP) {
-                let acc = pair_row::<GROUP>(lo, hi, core::array::from_fn(|i| token(t + i)));
+                let acc = pair_row::<GROUP>(lo, hi, &x[t * bpr..][..GROUP * bpr]);
                 for (i, acc) in acc.into_iter().enumerate() {
                     store16(&mut out.row(t + i)[r0..], acc);
                 }
@@ -58,13 +57,18 @@ pub(super) fn matmul(
     }
 }
 
-/// Two tile rows (`lo`, `hi`) times `G` tokens' activation rows: per token, the 16 row sums.
+/// Two tile rows (`lo`, `hi`) times `G` tokens' activation rows (`a`, one after the other):
+/// per token, the 16 row sums.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 #[inline]
-fn pair_row<const G: usize>(lo: &[TileQ8_0], hi: &[TileQ8_0], a: [&[BlockQ8Act]; G]) -> [__m512; G] {
+fn pair_row<const G: usize>(lo: &[TileQ8_0], hi: &[TileQ8_0], a: &[BlockQ8Act]) -> [__m512; G] {
+    let bpr = lo.len();
     let mut acc = [_mm512_setzero_ps(); G];
     for (b, (lo, hi)) in lo.iter().zip(hi).enumerate() {
-        let blocks: [&BlockQ8Act; G] = core::array::from_fn(|i| &a[i][b]);
+        let mut blocks = [&a[b]; G];
+        for (i, block) in blocks.iter_mut().enumerate().skip(1) {
+            *block = &a[i * bpr + b];
+        }
         pair_block(lo, hi, blocks, &mut acc);
     }
     acc
@@ -78,7 +82,10 @@ fn pair_row<const G: usize>(lo: &[TileQ8_0], hi: &[TileQ8_0], a: [&[BlockQ8Act];
 #[inline]
 fn pair_block<const G: usize>(lo: &TileQ8_0, hi: &TileQ8_0, a: [&BlockQ8Act; G], acc: &mut [__m512; G]) {
     let sign = _mm512_set1_epi8(i8::MIN);
-    let mut dots: [__m512i; G] = core::array::from_fn(|i| _mm512_set1_epi32(-128 * a[i].sum));
+    let mut dots = [_mm512_setzero_si512(); G];
+    for (s, at) in dots.iter_mut().zip(a) {
+        *s = _mm512_set1_epi32(-128 * at.sum);
+    }
     let lo_chunks = lo.qs.as_bytes().as_chunks::<32>().0;
     let hi_chunks = hi.qs.as_bytes().as_chunks::<32>().0;
     for (c, (l, h)) in lo_chunks.iter().zip(hi_chunks).enumerate() {
@@ -89,7 +96,7 @@ fn pair_block<const G: usize>(lo: &TileQ8_0, hi: &TileQ8_0, a: [&BlockQ8Act; G],
         };
         let w = _mm512_xor_si512(w, sign);
         for (s, at) in dots.iter_mut().zip(a) {
-            let group = i32::from_le_bytes(core::array::from_fn(|j| at.qs[4 * c + j] as u8));
+            let group = i32::from_le_bytes(at.qs.as_bytes().as_chunks::<4>().0[c]);
             *s = _mm512_dpbusd_epi32(*s, w, _mm512_set1_epi32(group));
         }
     }
