@@ -19,7 +19,7 @@ pub enum Isa {
     /// Xeons, Zen 4).
     Avx512Vnni,
     /// [`Isa::Avx512Vnni`] plus AVX512BW, on 512-bit registers where that pays (Ice Lake and
-    /// later Xeons, Zen 4): the prompt's q8_0 products, the attention products, softmax and GELU.
+    /// later Xeons, Zen 4): the prompt's q8_0 products, the attention products and GELU.
     Avx512,
     /// aarch64 baseline NEON (Cortex-A72, Raspberry Pi 4).
     Neon,
