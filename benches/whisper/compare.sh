@@ -8,7 +8,8 @@
 # Without EDGELM_BIN the peers alone are measured. Environment: REPS (3), THREADS ("1 2"), BEAMS ("1"; "1 5" for
 # beam 5 as well), CLIPS (jfk.wav clip60.wav, under $EDGELM_MODELS/audio: tools/fetch-models.sh,
 # benches/whisper/make_speech.sh), WCPP_TYPE (whisper.cpp weights: f16, or q8_0 ... made with whisper-quantize),
-# AUTO (1: also edgelm with --audio-ctx auto, as the system "edgelm-auto"; 0: not).
+# AUTO (1: also edgelm with --audio-ctx auto, as the system "edgelm-auto"; 0: not), WCPP (1: whisper.cpp too;
+# 0: faster-whisper alone, when building whisper.cpp would take too long).
 #
 # Per run: wall time and peak RSS of the whole process (/usr/bin/time -v: load + mel + encoder + decoding, and
 # for faster-whisper the Python interpreter and imports too), plus the encoder's time where the system reports
@@ -33,6 +34,7 @@ BEAMS=${BEAMS:-1}
 AUTO=${AUTO:-1}
 CLIPS=${CLIPS:-"jfk.wav clip60.wav"}
 WCPP_TYPE=${WCPP_TYPE:-f16}
+WCPP=${WCPP:-1}
 [ -z "$EDGELM" ] || [ -x "$EDGELM" ] || { echo "$EDGELM is not an executable" >&2; exit 1; }
 [ -z "$EDGELM" ] || [ -f "$EDGELM_MODEL" ] || { echo "give the edgelm model file after the binary" >&2; exit 1; }
 for clip in $CLIPS; do
@@ -40,8 +42,12 @@ for clip in $CLIPS; do
 done
 [ -x "$WHISPER_VENV/bin/python" ] || { echo "faster-whisper venv missing: python -m venv $WHISPER_VENV && $WHISPER_VENV/bin/pip install faster-whisper" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { echo "/usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
-whispercpp_build whisper-cli
-GGML=$(whispercpp_model "$WCPP_TYPE")
+PEER_NOTE="whisper.cpp not run"
+if [ "$WCPP" = 1 ]; then
+  whispercpp_build whisper-cli
+  GGML=$(whispercpp_model "$WCPP_TYPE")
+  PEER_NOTE="whisper.cpp $WCPP_TYPE"
+fi
 
 mkdir -p benches/results
 CSV=benches/results/whisper-compare-$(date +%Y%m%d-%H%M%S).csv
@@ -86,9 +92,10 @@ print("%.3f %.3f %.3f %s" % (r["encode_s"], r["load_s"] + r["transcribe_s"], r["
     "$system" "$clip" "$t" "$beam" "$rep" "$wall" "$rss" "${encode:--}" >&2
 }
 
-systems=(faster-whisper whisper.cpp)
+systems=(faster-whisper)
+[ "$WCPP" != 1 ] || systems+=(whisper.cpp)
 [ -z "$EDGELM" ] || { [ "$AUTO" = 1 ] && systems=(edgelm edgelm-auto "${systems[@]}") || systems=(edgelm "${systems[@]}"); }
-echo "machine: $MACHINE; whisper.cpp weights $WCPP_TYPE; $CSV" >&2
+echo "machine: $MACHINE; $PEER_NOTE; $CSV" >&2
 for rep in $(seq 1 "$REPS"); do
   for clip in $CLIPS; do
     for t in $THREADS; do
@@ -100,4 +107,4 @@ for rep in $(seq 1 "$REPS"); do
 done
 MACHINE="$MACHINE, after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $MACHINE" >&2
-python3 benches/whisper/compare_summary.py "$CSV" "$MACHINE; whisper.cpp $WCPP_TYPE"
+python3 benches/whisper/compare_summary.py "$CSV" "$MACHINE; $PEER_NOTE"

@@ -18,6 +18,9 @@ pub enum Isa {
     /// AVX2 plus AVX512-VNNI and AVX512VL, used on 256-bit registers (Ice Lake and later
     /// Xeons, Zen 4).
     Avx512Vnni,
+    /// [`Isa::Avx512Vnni`] plus AVX512BW, on 512-bit registers where that pays (Ice Lake and
+    /// later Xeons, Zen 4): the prompt's q8_0 products, the attention products and GELU.
+    Avx512,
     /// aarch64 baseline NEON (Cortex-A72, Raspberry Pi 4).
     Neon,
     /// aarch64 NEON with SDOT (Cortex-A76 / Pi 5, Cortex-A78AE / Jetson Orin).
@@ -28,11 +31,12 @@ pub enum Isa {
 
 impl Isa {
     /// Every path, in order of preference from slowest to fastest.
-    pub const ALL: [Isa; 7] = [
+    pub const ALL: [Isa; 8] = [
         Isa::Scalar,
         Isa::Avx2,
         Isa::AvxVnni,
         Isa::Avx512Vnni,
+        Isa::Avx512,
         Isa::Neon,
         Isa::NeonDotprod,
         Isa::NeonI8mm,
@@ -45,6 +49,7 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::AvxVnni => "avxvnni",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
             Isa::NeonDotprod => "dotprod",
             Isa::NeonI8mm => "i8mm",
@@ -178,7 +183,7 @@ impl Isa {
     pub const fn compiled(self) -> bool {
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => cfg!(target_arch = "x86_64"),
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni | Isa::Avx512 => cfg!(target_arch = "x86_64"),
             Isa::Neon | Isa::NeonDotprod | Isa::NeonI8mm => cfg!(target_arch = "aarch64"),
         }
     }
@@ -194,17 +199,18 @@ impl Isa {
         ));
         let neon = cfg!(all(target_arch = "aarch64", target_feature = "neon"));
         let dotprod = neon && cfg!(target_feature = "dotprod");
+        let avx512vnni = avx2
+            && cfg!(all(
+                target_feature = "avx512f",
+                target_feature = "avx512vl",
+                target_feature = "avx512vnni"
+            ));
         match self {
             Isa::Scalar => true,
             Isa::Avx2 => avx2,
             Isa::AvxVnni => avx2 && cfg!(target_feature = "avxvnni"),
-            Isa::Avx512Vnni => {
-                avx2 && cfg!(all(
-                    target_feature = "avx512f",
-                    target_feature = "avx512vl",
-                    target_feature = "avx512vnni"
-                ))
-            }
+            Isa::Avx512Vnni => avx512vnni,
+            Isa::Avx512 => avx512vnni && cfg!(target_feature = "avx512bw"),
             Isa::Neon => neon,
             Isa::NeonDotprod => dotprod,
             Isa::NeonI8mm => dotprod && cfg!(target_feature = "i8mm"),
@@ -221,10 +227,12 @@ impl Isa {
     fn detected(self) -> bool {
         use std::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+        let avx512vnni = avx2 && has!("avx512f") && has!("avx512vl") && has!("avx512vnni");
         match self {
             Isa::Avx2 => avx2,
             Isa::AvxVnni => avx2 && has!("avxvnni"),
-            Isa::Avx512Vnni => avx2 && has!("avx512f") && has!("avx512vl") && has!("avx512vnni"),
+            Isa::Avx512Vnni => avx512vnni,
+            Isa::Avx512 => avx512vnni && has!("avx512bw"),
             _ => false,
         }
     }
@@ -388,6 +396,8 @@ impl Kernels {
             Isa::AvxVnni => Some(&crate::x86_64::vnni::avx_vnni::AVX_VNNI),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Some(&crate::x86_64::vnni::avx512_vnni::AVX512_VNNI),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(&crate::x86_64::avx512::AVX512),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => Some(&crate::aarch64::neon::NEON),
             #[cfg(target_arch = "aarch64")]

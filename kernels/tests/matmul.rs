@@ -11,7 +11,7 @@ use edgelm_kernels::layout::{
     BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
     QK, QuantBlock, TILE_ROWS, pack_tiles, tiles_for, unpack_row, unpack_scales_k4,
 };
-use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, SCALAR, Tiled};
+use edgelm_kernels::{BlockQ8Act, Isa, Kernels, OutCols, SCALAR, Tiled};
 use half::f16;
 use rand::RngExt;
 use rand::rngs::StdRng;
@@ -367,6 +367,36 @@ fn many_tokens_go_in_chunks() {
 #[test]
 fn q8_0_matches_scalar() {
     check_quant::<BlockQ8_0>(80);
+}
+
+/// Two and more whole groups of eight tokens (the 512-bit q8_0 kernel's unit, two tile rows
+/// a register) with odd tile-row counts; that kernel's sums are the 256-bit AVX512-VNNI
+/// kernel's bit for bit (same integer dots, same float steps).
+#[test]
+fn q8_0_groups_of_eight() {
+    check_shapes::<BlockQ8_0>(82, &[8, 13, 16, 24, 33, 40], &[1, 4], 15..=17);
+    let (Some(wide), Some(narrow)) = (Kernels::get(Isa::Avx512), Kernels::get(Isa::Avx512Vnni)) else {
+        return eprintln!("skipped the bit-for-bit check: no AVX-512 path on this CPU");
+    };
+    let mut rng = rng(83);
+    for (rows, bpr, n) in [(33, 3, 16), (40, 18, 24), (17, 96, 70)] {
+        let blocks: Vec<BlockQ8_0> = (0..rows * bpr).map(|_| BlockQ8_0::random(&mut rng)).collect();
+        let mut tiles = vec![
+            BlockQ8_0::interleave(&[BlockQ8_0::default(); TILE_ROWS]);
+            tiles_for::<BlockQ8_0>(rows, bpr * QK)
+        ];
+        pack_tiles(&blocks, bpr, &mut tiles);
+        let w = Tiled::new(&tiles, rows, bpr).expect("tile count");
+        let x = activations(&mut rng, n, bpr);
+        let [mut got, mut want] = [(); 2].map(|()| vec![f32::NAN; n * rows]);
+        (wide.matmul_q8_0)(w, &x, OutCols::new(&mut got, n, rows));
+        (narrow.matmul_q8_0)(w, &x, OutCols::new(&mut want, n, rows));
+        assert_bits_eq(
+            &format!("avx512 vs avx512vnni q8_0 {rows}x{} n={n}", bpr * QK),
+            &got,
+            &want,
+        );
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The f32 vector the generic SIMD kernels are written against.
 
-/// Most lanes any [`Lanes`] type has (AVX2: 8). Sizes the stack buffers for partial vectors.
-pub(crate) const MAX_LANES: usize = 8;
+/// Most lanes any [`Lanes`] type has (AVX-512: 16). Sizes the stack buffers for partial vectors.
+pub(crate) const MAX_LANES: usize = 16;
 
 /// A vector of `N` f32 lanes and the operations the generic kernels of [`crate::simd`] use.
 ///

@@ -83,13 +83,17 @@ pub(crate) fn tanh_abs<L: Lanes>(x: L) -> L {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::lanes::MAX_LANES;
     use super::*;
 
-    /// `f` over `xs`, `L::N` lanes at a time (the length is a multiple of 8).
+    /// `f` over `xs`, `L::N` lanes at a time (a last partial vector padded with zeros).
     fn eval<L: Lanes>(xs: &[f32], f: impl Fn(L) -> L) -> std::vec::Vec<f32> {
-        let mut out = std::vec![0.0; xs.len()];
-        for (o, x) in out.chunks_exact_mut(L::N).zip(xs.chunks_exact(L::N)) {
-            f(L::load(x)).store(o);
+        let mut out = std::vec::Vec::with_capacity(xs.len());
+        for x in xs.chunks(L::N) {
+            let mut lanes = [0.0; MAX_LANES];
+            lanes[..x.len()].copy_from_slice(x);
+            f(L::load(&lanes)).store(&mut lanes);
+            out.extend_from_slice(&lanes[..x.len()]);
         }
         out
     }

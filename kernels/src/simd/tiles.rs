@@ -15,7 +15,7 @@ use crate::view::{BlockQ8Act, OutCols, Tiled};
 
 /// Activation bytes of one chunk of tokens (see the module's doc): well inside a core's L2
 /// (256 KiB on the smallest targeted cores), with room for the weights passing through.
-const CHUNK_BYTES: usize = 96 * 1024;
+pub(crate) const CHUNK_BYTES: usize = 96 * 1024;
 
 /// The per-ISA parts of a quantized matmul over tiles `T` with accumulators `A`.
 pub(crate) struct TileKernel<A, BG, B1, F> {

@@ -4,7 +4,7 @@
 //! else is the generic code of [`crate::simd`] instantiated with eight-lane vectors.
 
 pub(crate) mod kquant;
-mod lanes;
+pub(crate) mod lanes;
 pub(crate) mod matmul;
 
 use core::arch::x86_64::*;

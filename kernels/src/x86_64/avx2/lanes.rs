@@ -10,6 +10,15 @@ pub(crate) struct F32x8(__m256);
 
 const SIGN: f32 = -0.0;
 
+impl From<__m256> for F32x8 {
+    /// Eight lanes from a register; called only inside functions compiled with the AVX2
+    /// path's features (see the type).
+    #[inline(always)]
+    fn from(v: __m256) -> Self {
+        Self(v)
+    }
+}
+
 impl Lanes for F32x8 {
     const N: usize = 8;
     type Mask = __m256;
