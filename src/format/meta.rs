@@ -464,9 +464,9 @@ pub mod tok_tensor {
     /// Optional `U32 [slots]`: text → id of the normal tokens, an open-addressing table that
     /// the runtime maps instead of building it at load time (layout in `docs/FORMAT.md`).
     pub const TEXT_INDEX: &str = "tokenizer.text_index";
-    /// Optional `U32 [slots, 4]`: `(left, right) → (rank, merged)` for every BPE merge (from
-    /// [`MERGES`], or from [`SCORES`] for SentencePiece), an open-addressing table mapped
-    /// instead of built at load time; when present, [`MERGES`] and [`SCORES`] are not read.
+    /// Optional `U32 [slots]`: `(left, right) →` rank (the row of [`MERGES`] that merges the
+    /// pair first), an open-addressing table mapped instead of built at load time. Score-ranked
+    /// SentencePiece vocabularies have none: they look merges up in [`TEXT_INDEX`].
     pub const MERGE_INDEX: &str = "tokenizer.merge_index";
 }
 

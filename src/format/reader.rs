@@ -49,7 +49,9 @@ pub enum FormatError {
         path: PathBuf,
     },
     /// A version this build does not read.
-    #[error("unsupported format version {found} (this edgelm reads version {VERSION}); reconvert the model")]
+    #[error(
+        "unsupported format version {found} (this edgelm reads version {VERSION}); reconvert the model with this edgelm's edgelm-convert"
+    )]
     Version {
         /// The file's version.
         found: u32,

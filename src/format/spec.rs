@@ -7,7 +7,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, LittleEndian, U32, 
 /// First eight bytes of every packed file.
 pub const MAGIC: [u8; 8] = *b"EDGELM\r\n";
 /// The format version this build reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of the preamble; the metadata starts right after it.
 pub const PREAMBLE_SIZE: usize = 128;
 /// Alignment of the data region and of every tensor in it.

@@ -202,6 +202,16 @@ fn rejects_bad_magic_and_version() {
     b[8] = 9;
     reseal(&mut b);
     assert!(open_err(&b).contains("unsupported format version 9"));
+    // Version 1 stored the merge index with four words per slot: refused, with the way out.
+    let mut b = sample_file();
+    b[8] = 1;
+    reseal(&mut b);
+    let err = open_err(&b);
+    assert!(err.contains("unsupported format version 1"), "{err}");
+    assert!(
+        err.contains("reconvert the model with this edgelm's edgelm-convert"),
+        "{err}"
+    );
 }
 
 #[test]

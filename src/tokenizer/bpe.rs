@@ -1,13 +1,15 @@
 //! Byte-pair encoding by merge rank, for byte-level BPE (symbols start as bytes) and for
 //! SentencePiece BPE (symbols start as characters, unknown characters as byte tokens). Score-
-//! ranked SentencePiece vocabularies are turned into merge ranks when loaded: merging the pair
-//! whose result has the highest score first, leftmost on ties, is llama.cpp's algorithm.
+//! ranked SentencePiece vocabularies merge the pair whose result has the highest score first,
+//! leftmost on ties (llama.cpp's algorithm): two normal tokens merge when their texts joined
+//! spell a normal token, found through the vocabulary's text index, so they need no table of
+//! pairs.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::TokenizerError;
-use super::index::{Merge, PairIndex, PairIndexBuilder};
+use super::index::{Merge, PairIndex};
 use super::vocab::{Vocab, table_error};
 use crate::format::Table;
 use crate::format::meta::{TokenKind, tok_tensor};
@@ -17,7 +19,7 @@ const NONE: u32 = u32::MAX;
 /// A BPE model.
 #[derive(Debug)]
 pub(crate) struct Bpe {
-    merges: PairIndex,
+    ranking: Ranking,
     /// The token of each byte: single-byte tokens (byte-level) or byte tokens (SentencePiece).
     byte_ids: Box<[u32; 256]>,
     /// Symbols start as characters (SentencePiece) rather than bytes.
@@ -25,6 +27,22 @@ pub(crate) struct Bpe {
     byte_fallback: bool,
     ignore_merges: bool,
     unk: Option<u32>,
+}
+
+/// Which pairs merge, and in which order.
+#[derive(Debug)]
+enum Ranking {
+    /// A merge table: its pairs, ranked by row.
+    Merges(PairIndex),
+    /// SentencePiece scores: pairs of normal tokens whose joined text is a normal token,
+    /// ranked by its score (see [`score_rank`]).
+    Scores {
+        /// [`tok_tensor::SCORES`], one per token, none NaN.
+        scores: Table<f32>,
+        /// Whether the unknown token takes part in merges: only if the text index finds it
+        /// (every other normal symbol comes from the index).
+        unk_merges: bool,
+    },
 }
 
 /// A symbol of the word being merged (a doubly linked list over a vector).
@@ -50,6 +68,8 @@ struct Candidate {
 pub(crate) struct BpeScratch {
     symbols: Vec<Symbol>,
     heap: BinaryHeap<Reverse<Candidate>>,
+    /// Two tokens' texts joined.
+    joined: Vec<u8>,
 }
 
 /// How a [`Bpe`] starts and what it does with unknown input.
@@ -65,7 +85,7 @@ pub(crate) struct BpeOptions {
 }
 
 impl Bpe {
-    fn new(vocab: &Vocab, merges: PairIndex, opts: BpeOptions) -> Bpe {
+    fn new(vocab: &Vocab, ranking: Ranking, opts: BpeOptions) -> Bpe {
         let mut byte_ids = Box::new([NONE; 256]);
         let byte_kind = if opts.chars {
             TokenKind::Byte
@@ -78,7 +98,7 @@ impl Bpe {
             }
         }
         Bpe {
-            merges,
+            ranking,
             byte_ids,
             chars: opts.chars,
             byte_fallback: opts.byte_fallback,
@@ -87,9 +107,8 @@ impl Bpe {
         }
     }
 
-    /// A model ranked by a merge table of `(left, right, merged)` rows.
-    pub fn from_merges(vocab: &Vocab, table: &[u32], opts: BpeOptions) -> Result<Bpe, TokenizerError> {
-        let mut merges = PairIndexBuilder::with_capacity(table.len() / 3, vocab.len());
+    /// A model ranked by a merge table of `(left, right, merged)` rows, each checked.
+    pub fn from_merges(vocab: &Vocab, table: Table<u32>, opts: BpeOptions) -> Result<Bpe, TokenizerError> {
         for (rank, row) in table.chunks_exact(3).enumerate() {
             let (l, r, m) = (row[0], row[1], row[2]);
             let problem = |p: String| table_error(tok_tensor::MERGES, format!("merge {rank}: {p}"));
@@ -103,70 +122,79 @@ impl Bpe {
                     "token {m} is not token {l} followed by token {r}"
                 )));
             }
-            // The first (lowest-ranked) merge of a pair wins, as in Hugging Face.
-            merges.insert(
-                l,
-                r,
-                Merge {
-                    rank: rank as u32,
-                    merged: m,
-                },
-            );
         }
-        Ok(Bpe::new(vocab, merges.finish(), opts))
+        let ranking = Ranking::Merges(PairIndex::build(table));
+        Ok(Bpe::new(vocab, ranking, opts))
     }
 
-    /// A model with a stored merge index (see [`PairIndex::stored`]).
-    pub fn from_index(vocab: &Vocab, index: Table<u32>, opts: BpeOptions) -> Result<Bpe, TokenizerError> {
-        Ok(Bpe::new(vocab, PairIndex::stored(index, vocab.len())?, opts))
+    /// A model ranked by a merge table with its stored index (see [`PairIndex::stored`]).
+    pub fn from_index(
+        vocab: &Vocab,
+        table: Table<u32>,
+        index: Table<u32>,
+        opts: BpeOptions,
+    ) -> Result<Bpe, TokenizerError> {
+        let ranking = Ranking::Merges(PairIndex::stored(index, table, vocab.len())?);
+        Ok(Bpe::new(vocab, ranking, opts))
     }
 
-    /// The merge index, as stored in [`tok_tensor::MERGE_INDEX`].
-    pub fn merge_index(&self) -> &[u32] {
-        self.merges.slots()
+    /// The merge index, as stored in [`tok_tensor::MERGE_INDEX`] (`None` without merges, or
+    /// when ranked by scores, which needs none).
+    pub fn merge_index(&self) -> Option<&[u32]> {
+        match &self.ranking {
+            Ranking::Merges(index) if !index.is_empty() => Some(index.slots()),
+            _ => None,
+        }
     }
 
     /// A SentencePiece model ranked by token scores (higher first).
-    pub fn from_scores(vocab: &Vocab, scores: &[f32], opts: BpeOptions) -> Result<Bpe, TokenizerError> {
+    pub fn from_scores(vocab: &Vocab, scores: Table<f32>, opts: BpeOptions) -> Result<Bpe, TokenizerError> {
         if scores.len() != vocab.len() {
             return Err(table_error(
                 tok_tensor::SCORES,
                 format!("{} scores for {} tokens", scores.len(), vocab.len()),
             ));
         }
-        if scores.iter().any(|s| s.is_nan()) {
-            return Err(table_error(tok_tensor::SCORES, "a score is NaN"));
+        if let Some(id) = scores.iter().position(|s| s.is_nan()) {
+            return Err(table_error(
+                tok_tensor::SCORES,
+                format!("the score of token {id} is NaN"),
+            ));
         }
-        // Dense ranks: equal scores share a rank, so ties fall to the leftmost pair.
-        let mut order: Vec<u32> = vocab.normal_tokens().map(|(_, id)| id).collect();
-        order.sort_unstable_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
-        let mut rank = vec![0u32; vocab.len()];
-        let mut r = 0;
-        for (i, &id) in order.iter().enumerate() {
-            if i > 0 && scores[id as usize] != scores[order[i - 1] as usize] {
-                r += 1;
-            }
-            rank[id as usize] = r;
-        }
-        let mut merges = PairIndexBuilder::with_capacity(order.len(), vocab.len());
-        for (text, id) in vocab.normal_tokens() {
-            for k in 1..text.len() {
-                if is_continuation(text[k]) {
-                    continue;
+        let unk_merges = opts.unk.is_some_and(|u| {
+            vocab
+                .normal_text(u)
+                .is_some_and(|t| vocab.normal_id(t) == Some(u))
+        });
+        Ok(Bpe::new(vocab, Ranking::Scores { scores, unk_merges }, opts))
+    }
+
+    /// The merge of `left` followed by `right` (`joined` is scratch space).
+    fn merge(&self, vocab: &Vocab, left: u32, right: u32, joined: &mut Vec<u8>) -> Option<Merge> {
+        match &self.ranking {
+            Ranking::Merges(index) => index.get(left, right),
+            Ranking::Scores { scores, unk_merges } => {
+                if !unk_merges && self.unk.is_some_and(|u| u == left || u == right) {
+                    return None;
                 }
-                if let (Some(l), Some(r)) = (vocab.normal_id(&text[..k]), vocab.normal_id(&text[k..])) {
-                    merges.insert(
-                        l,
-                        r,
-                        Merge {
-                            rank: rank[id as usize],
-                            merged: id,
-                        },
-                    );
+                let (l, r) = (vocab.normal_text(left)?, vocab.normal_text(right)?);
+                // Pairs split whole tokens at character boundaries.
+                if l.is_empty() || r.first().is_none_or(|&b| is_continuation(b)) {
+                    return None;
                 }
+                if l.len() + r.len() > vocab.max_token_len() {
+                    return None;
+                }
+                joined.clear();
+                joined.extend_from_slice(l);
+                joined.extend_from_slice(r);
+                let merged = vocab.normal_id(joined)?;
+                Some(Merge {
+                    rank: score_rank(scores[merged as usize]),
+                    merged,
+                })
             }
         }
-        Ok(Bpe::new(vocab, merges.finish(), opts))
     }
 
     /// Encodes one pre-tokenized piece, appending its ids to `out`.
@@ -210,10 +238,10 @@ impl Bpe {
         let Some(last) = syms.last_mut() else { return };
         last.next = NONE;
 
-        let heap = &mut scratch.heap;
+        let (heap, joined) = (&mut scratch.heap, &mut scratch.joined);
         heap.clear();
         for i in 1..syms.len() {
-            self.push_pair(syms, heap, i as u32 - 1, i as u32);
+            self.push_pair(vocab, syms, heap, joined, i as u32 - 1, i as u32);
         }
         while let Some(Reverse(Candidate {
             pos,
@@ -234,10 +262,10 @@ impl Bpe {
             syms[pos as usize].next = after;
             if after != NONE {
                 syms[after as usize].prev = pos;
-                self.push_pair(syms, heap, pos, after);
+                self.push_pair(vocab, syms, heap, joined, pos, after);
             }
             if s.prev != NONE {
-                self.push_pair(syms, heap, s.prev, pos);
+                self.push_pair(vocab, syms, heap, joined, s.prev, pos);
             }
         }
         let mut i = 0;
@@ -247,9 +275,17 @@ impl Bpe {
         }
     }
 
-    fn push_pair(&self, syms: &[Symbol], heap: &mut BinaryHeap<Reverse<Candidate>>, a: u32, b: u32) {
+    fn push_pair(
+        &self,
+        vocab: &Vocab,
+        syms: &[Symbol],
+        heap: &mut BinaryHeap<Reverse<Candidate>>,
+        joined: &mut Vec<u8>,
+        a: u32,
+        b: u32,
+    ) {
         let (l, r) = (syms[a as usize].id, syms[b as usize].id);
-        if let Some(m) = self.merges.get(l, r) {
+        if let Some(m) = self.merge(vocab, l, r, joined) {
             heap.push(Reverse(Candidate {
                 rank: m.rank,
                 pos: a,
@@ -264,4 +300,15 @@ impl Bpe {
 /// Whether `b` continues a UTF-8 character.
 fn is_continuation(b: u8) -> bool {
     b & 0xC0 == 0x80
+}
+
+/// The rank of a token of `score` in a score-ranked vocabulary: higher scores get lower
+/// ranks, equal scores (`-0` and `+0` included) equal ones. The scores' order, not their
+/// dense ranks, is what merging compares.
+fn score_rank(score: f32) -> u32 {
+    let bits = (score + 0.0).to_bits(); // -0 + 0 is +0
+    // The bits in the order of the scores (negatives reversed below the positives) ...
+    let ascending = if bits >> 31 == 1 { !bits } else { bits | 1 << 31 };
+    // ... then reversed, highest score first.
+    !ascending
 }

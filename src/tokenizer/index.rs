@@ -1,7 +1,9 @@
-//! Open-addressing lookup tables with linear probing: token text → id (the text lives in the
-//! vocabulary's one byte table) and token pair → merge. Built in one pass at load time, or
-//! stored in the packed file by the converter and mapped as they are (layouts and hash
-//! functions in `docs/FORMAT.md`).
+//! Open-addressing lookup tables with linear probing, one word per slot: token text → id
+//! (the slot holds the id, the text lives in the vocabulary's byte table) and token pair →
+//! merge (the slot holds the merge's rank, the pair lives in the merge table). Built in one
+//! pass at load time, or stored in the packed file by the converter and mapped as they are
+//! once every slot is checked to point into its table (layouts and hash functions in
+//! `docs/FORMAT.md`).
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -10,7 +12,7 @@ use super::vocab::table_error;
 use crate::format::Table;
 use crate::format::meta::tok_tensor;
 
-/// An empty slot (no token id or rank reaches it).
+/// A free slot (no token id or rank reaches it).
 const EMPTY: u32 = u32::MAX;
 
 /// Slots for `n` entries: a power of two at most half full, so that probes stay short.
@@ -18,89 +20,153 @@ fn slot_count(n: usize) -> usize {
     (2 * n).next_power_of_two().max(16)
 }
 
-/// Checks the size of a stored index: a power of two. Its entries are checked as lookups
-/// meet them (ids outside the vocabulary never match, probes stop after visiting every
-/// slot), so that loading it reads none of its pages.
-fn check_slots(table: &'static str, slots: usize) -> Result<(), TokenizerError> {
-    if slots.is_power_of_two() {
-        Ok(())
-    } else {
-        Err(table_error(table, format!("{slots} slots, not a power of two")))
+/// The slots of a table: each [`EMPTY`] or an entry (a number below the size of the table the
+/// entries point into).
+#[derive(Debug)]
+struct Slots(Table<u32>);
+
+impl Slots {
+    /// A stored table `name` of entries below `entries` (`what` names them in errors).
+    fn stored(
+        name: &'static str,
+        slots: Table<u32>,
+        entries: usize,
+        what: &str,
+    ) -> Result<Slots, TokenizerError> {
+        if !slots.len().is_power_of_two() {
+            return Err(table_error(
+                name,
+                format!("{} slots, not a power of two", slots.len()),
+            ));
+        }
+        // The highest entry + 1 (EMPTY wraps to 0): a scan without early exit, which vectorizes
+        // (Gemma's text index is 512k slots); the culprit is looked for only when there is one.
+        let highest = slots.iter().fold(0, |m, &e| m.max(e.wrapping_add(1)));
+        if highest as usize > entries
+            && let Some((i, &e)) = slots
+                .iter()
+                .enumerate()
+                .find(|&(_, &e)| e != EMPTY && e as usize >= entries)
+        {
+            return Err(table_error(
+                name,
+                format!("slot {i} holds {e}, outside the {entries} {what}"),
+            ));
+        }
+        Ok(Slots(slots))
     }
+
+    /// log2 of the slot count.
+    fn bits(&self) -> u32 {
+        self.0.len().trailing_zeros()
+    }
+
+    /// The first entry that `is` accepts on the probe sequence from slot `home`.
+    fn find(&self, home: usize, is: impl Fn(u32) -> bool) -> Option<u32> {
+        let slots = &*self.0;
+        let mask = slots.len() - 1;
+        let mut i = home & mask;
+        // A table without a free slot (only a damaged one) still ends every probe.
+        for _ in 0..slots.len() {
+            match slots[i] {
+                EMPTY => return None,
+                e if is(e) => return Some(e),
+                _ => i = (i + 1) & mask,
+            }
+        }
+        None
+    }
+}
+
+/// Builds [`Slots`], growing them as entries come.
+struct SlotsBuilder {
+    slots: Vec<u32>,
+    len: usize,
+}
+
+impl SlotsBuilder {
+    /// Room for `n` entries before the table grows.
+    fn with_capacity(n: usize) -> SlotsBuilder {
+        SlotsBuilder {
+            slots: vec![EMPTY; slot_count(n)],
+            len: 0,
+        }
+    }
+
+    /// Puts `entry` in the first free slot of its probe sequence, unless an entry that `same`
+    /// accepts is there first. `home(e, bits)` is the home slot of entry `e` among `2^bits`.
+    fn insert(&mut self, entry: u32, home: impl Fn(u32, u32) -> usize, same: impl Fn(u32) -> bool) {
+        if 2 * (self.len + 1) > self.slots.len() {
+            let grown = vec![EMPTY; 2 * self.slots.len()];
+            let old = std::mem::replace(&mut self.slots, grown);
+            for e in old.into_iter().filter(|&e| e != EMPTY) {
+                self.place(e, &home, |_| false);
+            }
+        }
+        self.len += usize::from(self.place(entry, &home, same));
+    }
+
+    fn place(&mut self, entry: u32, home: &impl Fn(u32, u32) -> usize, same: impl Fn(u32) -> bool) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut i = home(entry, self.slots.len().trailing_zeros()) & mask;
+        loop {
+            match self.slots[i] {
+                EMPTY => {
+                    self.slots[i] = entry;
+                    return true;
+                }
+                other if same(other) => return false,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn finish(self) -> Slots {
+        Slots(self.slots.into())
+    }
+}
+
+/// The home slot of `text`: the low bits of its XXH3.
+fn text_home(text: &[u8]) -> usize {
+    xxh3_64(text) as usize
 }
 
 /// Token text → id.
 #[derive(Debug)]
 pub(crate) struct TextIndex {
-    slots: Table<u32>,
+    slots: Slots,
 }
 
 impl TextIndex {
     /// Indexes `ids` by `text(id)`; of ids sharing a text, the first one given is kept.
     pub fn build<'a>(ids: impl Iterator<Item = u32>, text: impl Fn(u32) -> &'a [u8]) -> TextIndex {
         let (low, high) = ids.size_hint();
-        let mut slots = vec![EMPTY; slot_count(high.unwrap_or(low))];
-        let mut len = 0;
+        let mut slots = SlotsBuilder::with_capacity(high.unwrap_or(low));
         for id in ids {
-            if 2 * (len + 1) > slots.len() {
-                let grown = vec![EMPTY; 2 * slots.len()];
-                let old = std::mem::replace(&mut slots, grown);
-                for id in old.into_iter().filter(|&id| id != EMPTY) {
-                    place(&mut slots, id, &text);
-                }
-            }
-            len += usize::from(place(&mut slots, id, &text));
+            let t = text(id);
+            slots.insert(id, |e, _| text_home(text(e)), |other| text(other) == t);
         }
-        TextIndex { slots: slots.into() }
+        TextIndex {
+            slots: slots.finish(),
+        }
     }
 
-    /// A stored index (see [`check_slots`]).
-    pub fn stored(slots: Table<u32>) -> Result<TextIndex, TokenizerError> {
-        check_slots(tok_tensor::TEXT_INDEX, slots.len())?;
-        Ok(TextIndex { slots })
+    /// A stored index for a vocabulary of `vocab_size` tokens (checked: a power of two, every
+    /// slot free or a token id).
+    pub fn stored(slots: Table<u32>, vocab_size: usize) -> Result<TextIndex, TokenizerError> {
+        Ok(TextIndex {
+            slots: Slots::stored(tok_tensor::TEXT_INDEX, slots, vocab_size, "tokens")?,
+        })
     }
 
     /// The id whose `text(id)` is `t`; `text` is `None` for ids that cannot be in the index.
     pub fn get<'a>(&self, t: &[u8], text: impl Fn(u32) -> Option<&'a [u8]>) -> Option<u32> {
-        let slots = &*self.slots;
-        let mask = slots.len() - 1;
-        let mut i = xxh3_64(t) as usize & mask;
-        for _ in 0..slots.len() {
-            match slots[i] {
-                EMPTY => return None,
-                id if text(id) == Some(t) => return Some(id),
-                _ => i = (i + 1) & mask,
-            }
-        }
-        None
-    }
-
-    /// The indexed ids, in no particular order.
-    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().copied().filter(|&id| id != EMPTY)
+        self.slots.find(text_home(t), |id| text(id) == Some(t))
     }
 
     /// The slots, as stored in [`tok_tensor::TEXT_INDEX`].
     pub fn slots(&self) -> &[u32] {
-        &self.slots
-    }
-}
-
-/// Puts `id` in the first free slot of its probe sequence, unless an id with the same text is
-/// there; says whether it did.
-fn place<'a>(slots: &mut [u32], id: u32, text: &impl Fn(u32) -> &'a [u8]) -> bool {
-    let mask = slots.len() - 1;
-    let t = text(id);
-    let mut i = xxh3_64(t) as usize & mask;
-    loop {
-        match slots[i] {
-            EMPTY => {
-                slots[i] = id;
-                return true;
-            }
-            other if text(other) == t => return false,
-            _ => i = (i + 1) & mask,
-        }
+        &self.slots.0
     }
 }
 
@@ -113,18 +179,6 @@ pub(crate) struct Merge {
     pub merged: u32,
 }
 
-/// Words per slot of a [`PairIndex`]: left id, right id, rank, merged id.
-const PAIR_SLOT: usize = 4;
-
-/// Token pair → merge.
-#[derive(Debug)]
-pub(crate) struct PairIndex {
-    /// [`PAIR_SLOT`] words per slot, all [`EMPTY`] in a free slot.
-    slots: Table<u32>,
-    /// Merged ids from this on (only in a damaged stored index) are not merges.
-    vocab_size: usize,
-}
-
 /// The first slot of the probe sequence of `(left, right)` among `2^bits` slots: the high
 /// bits of `left << 32 | right` times 2^64/φ (Fibonacci hashing).
 fn pair_home(left: u32, right: u32, bits: u32) -> usize {
@@ -135,94 +189,80 @@ fn pair_home(left: u32, right: u32, bits: u32) -> usize {
         .unwrap_or(0) as usize
 }
 
-/// Puts `slot` in the first free slot of its probe sequence unless its pair is there; says
-/// whether it did.
-fn place_pair(slots: &mut [u32], slot: [u32; PAIR_SLOT]) -> bool {
-    let n = slots.len() / PAIR_SLOT;
-    let mut i = pair_home(slot[0], slot[1], n.trailing_zeros());
-    loop {
-        let s = &mut slots[i * PAIR_SLOT..(i + 1) * PAIR_SLOT];
-        if s[..2] == slot[..2] {
-            return false;
-        }
-        if s[0] == EMPTY {
-            s.copy_from_slice(&slot);
-            return true;
-        }
-        i = (i + 1) & (n - 1);
-    }
-}
-
-/// Builds a [`PairIndex`], growing it as pairs come.
-pub(crate) struct PairIndexBuilder {
-    slots: Vec<u32>,
-    len: usize,
-    vocab_size: usize,
-}
-
-impl PairIndexBuilder {
-    /// Room for `n` pairs of tokens of a `vocab_size`-token vocabulary before the table grows.
-    pub fn with_capacity(n: usize, vocab_size: usize) -> PairIndexBuilder {
-        PairIndexBuilder {
-            slots: vec![EMPTY; PAIR_SLOT * slot_count(n)],
-            len: 0,
-            vocab_size,
-        }
-    }
-
-    /// Adds `left right → merge` unless the pair is there already (the first merge of a pair
-    /// wins).
-    pub fn insert(&mut self, left: u32, right: u32, merge: Merge) {
-        if 2 * PAIR_SLOT * (self.len + 1) > self.slots.len() {
-            let grown = vec![EMPTY; 2 * self.slots.len()];
-            let old = std::mem::replace(&mut self.slots, grown);
-            for s in old.chunks_exact(PAIR_SLOT).filter(|s| s[0] != EMPTY) {
-                place_pair(&mut self.slots, [s[0], s[1], s[2], s[3]]);
-            }
-        }
-        let slot = [left, right, merge.rank, merge.merged];
-        self.len += usize::from(place_pair(&mut self.slots, slot));
-    }
-
-    /// The finished index.
-    pub fn finish(self) -> PairIndex {
-        PairIndex {
-            slots: self.slots.into(),
-            vocab_size: self.vocab_size,
-        }
-    }
+/// Token pair → merge, over a merge table of `(left, right, merged)` rows in rank order.
+#[derive(Debug)]
+pub(crate) struct PairIndex {
+    /// Each slot is a rank: a row of `merges`.
+    slots: Slots,
+    /// [`tok_tensor::MERGES`], every id in it inside the vocabulary.
+    merges: Table<u32>,
 }
 
 impl PairIndex {
-    /// A stored index (see [`check_slots`]) for a vocabulary of `vocab_size` tokens.
-    pub fn stored(slots: Table<u32>, vocab_size: usize) -> Result<PairIndex, TokenizerError> {
-        check_slots(tok_tensor::MERGE_INDEX, slots.len() / PAIR_SLOT)?;
-        Ok(PairIndex { slots, vocab_size })
+    /// Indexes every pair of `merges` (rows of ids checked to be in the vocabulary) by its
+    /// first (lowest-ranked) row, as Hugging Face does.
+    pub fn build(merges: Table<u32>) -> PairIndex {
+        let rows = merges.len() / 3;
+        let mut slots = SlotsBuilder::with_capacity(rows);
+        let pair = |rank: u32| (merges[3 * rank as usize], merges[3 * rank as usize + 1]);
+        for rank in 0..rows as u32 {
+            let (l, r) = pair(rank);
+            slots.insert(
+                rank,
+                |e, bits| {
+                    let (l, r) = pair(e);
+                    pair_home(l, r, bits)
+                },
+                |other| pair(other) == (l, r),
+            );
+        }
+        PairIndex {
+            slots: slots.finish(),
+            merges,
+        }
+    }
+
+    /// A stored index of `merges` for a vocabulary of `vocab_size` tokens (checked: every id
+    /// of `merges` in the vocabulary, the index a power of two with every slot free or a row).
+    pub fn stored(
+        slots: Table<u32>,
+        merges: Table<u32>,
+        vocab_size: usize,
+    ) -> Result<PairIndex, TokenizerError> {
+        if let Some(i) = merges.iter().position(|&id| id as usize >= vocab_size) {
+            return Err(table_error(
+                tok_tensor::MERGES,
+                format!(
+                    "merge {}: token {} is outside the {vocab_size}-token vocabulary",
+                    i / 3,
+                    merges[i]
+                ),
+            ));
+        }
+        let slots = Slots::stored(tok_tensor::MERGE_INDEX, slots, merges.len() / 3, "merges")?;
+        Ok(PairIndex { slots, merges })
     }
 
     /// The merge of `left` followed by `right`.
     pub fn get(&self, left: u32, right: u32) -> Option<Merge> {
-        let slots = &*self.slots;
-        let n = slots.len() / PAIR_SLOT;
-        let mut i = pair_home(left, right, n.trailing_zeros());
-        for _ in 0..n {
-            let s = &slots[i * PAIR_SLOT..(i + 1) * PAIR_SLOT];
-            if s[0] == left && s[1] == right {
-                return ((s[3] as usize) < self.vocab_size).then_some(Merge {
-                    rank: s[2],
-                    merged: s[3],
-                });
-            }
-            if s[0] == EMPTY {
-                return None;
-            }
-            i = (i + 1) & (n - 1);
-        }
-        None
+        let m = &*self.merges;
+        let rank = self.slots.find(pair_home(left, right, self.slots.bits()), |k| {
+            let k = 3 * k as usize;
+            m[k] == left && m[k + 1] == right
+        })?;
+        Some(Merge {
+            rank,
+            merged: m[3 * rank as usize + 2],
+        })
+    }
+
+    /// Whether there are no merges.
+    pub fn is_empty(&self) -> bool {
+        self.merges.is_empty()
     }
 
     /// The slots, as stored in [`tok_tensor::MERGE_INDEX`].
     pub fn slots(&self) -> &[u32] {
-        &self.slots
+        &self.slots.0
     }
 }

@@ -36,7 +36,7 @@ use bpe::{Bpe, BpeOptions, BpeScratch};
 use special::{Segment, Specials};
 use split::{Pieces, PreTokenizer};
 use tables::Tables;
-use vocab::Vocab;
+use vocab::{Vocab, table_error};
 use wordpiece::WordPiece;
 
 pub use stream::TokenStream;
@@ -180,12 +180,18 @@ impl Tokenizer {
                     unk,
                 ))
             }
-            _ => Model::Bpe(match (merge_index, merges, scores) {
-                (Some(index), ..) => Bpe::from_index(&vocab, index, opts)?,
-                (None, Some(merges), _) => Bpe::from_merges(&vocab, &merges, opts)?,
-                (None, None, Some(scores)) if opts.chars => Bpe::from_scores(&vocab, &scores, opts)?,
+            _ => Model::Bpe(match (merges, merge_index, scores) {
+                (Some(merges), Some(index), _) => Bpe::from_index(&vocab, merges, index, opts)?,
+                (Some(merges), None, _) => Bpe::from_merges(&vocab, merges, opts)?,
+                (None, Some(_), _) => {
+                    return Err(table_error(
+                        tok_tensor::MERGE_INDEX,
+                        format!("indexes merges, but there is no {}", tok_tensor::MERGES),
+                    ));
+                }
+                (None, None, Some(scores)) if opts.chars => Bpe::from_scores(&vocab, scores, opts)?,
                 // No merges at all: every piece stays bytes (or characters).
-                _ => Bpe::from_merges(&vocab, &[], opts)?,
+                _ => Bpe::from_merges(&vocab, Vec::new().into(), opts)?,
             }),
         };
         Ok(Tokenizer {
@@ -199,8 +205,8 @@ impl Tokenizer {
 
     /// The lookup tables of the tokenizer made of `spec` and its table `tensors` (those of
     /// [`tok_tensor`]), as tensors to store beside them ([`tok_tensor::TEXT_INDEX`], and
-    /// [`tok_tensor::MERGE_INDEX`] for BPE), so that loading the packed file maps them instead
-    /// of building them. The tables are checked as [`Tokenizer::from_packed`] checks them.
+    /// [`tok_tensor::MERGE_INDEX`] for BPE ranked by merges), so that loading the packed file
+    /// maps them instead of building them. The tables are checked as [`Tokenizer::from_packed`] checks them.
     pub fn index_tensors(
         spec: &TokenizerSpec,
         tensors: &[(TensorPlan, Vec<u8>)],
@@ -217,13 +223,10 @@ impl Tokenizer {
         };
         let text = tok.vocab.text_index();
         let mut out = vec![tensor(tok_tensor::TEXT_INDEX, vec![text.len() as u64], text)];
-        if let Model::Bpe(bpe) = &tok.model {
-            let pairs = bpe.merge_index();
-            out.push(tensor(
-                tok_tensor::MERGE_INDEX,
-                vec![pairs.len() as u64 / 4, 4],
-                pairs,
-            ));
+        if let Model::Bpe(bpe) = &tok.model
+            && let Some(pairs) = bpe.merge_index()
+        {
+            out.push(tensor(tok_tensor::MERGE_INDEX, vec![pairs.len() as u64], pairs));
         }
         Ok(out)
     }

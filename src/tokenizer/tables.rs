@@ -67,7 +67,7 @@ pub(crate) struct Tables {
     pub scores: Option<Table<f32>>,
     /// [`tok_tensor::TEXT_INDEX`].
     pub text_index: Option<Table<u32>>,
-    /// [`tok_tensor::MERGE_INDEX`], four words per slot.
+    /// [`tok_tensor::MERGE_INDEX`].
     pub merge_index: Option<Table<u32>>,
 }
 
@@ -104,7 +104,7 @@ impl Tables {
             merges: rows(MERGES, source.shaped(MERGES)?, 3)?,
             scores: source.shaped(SCORES)?.map(|(_, t)| t),
             text_index: source.shaped(TEXT_INDEX)?.map(|(_, t)| t),
-            merge_index: rows(MERGE_INDEX, source.shaped(MERGE_INDEX)?, 4)?,
+            merge_index: source.shaped(MERGE_INDEX)?.map(|(_, t)| t),
         })
     }
 }

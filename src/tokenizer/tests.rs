@@ -76,7 +76,7 @@ impl Tables {
         }
         if let Some(s) = &self.scores {
             let data = s.iter().flat_map(|x| x.to_le_bytes()).collect();
-            out.push((plan(tok_tensor::SCORES, DType::F32, &[n]), data));
+            out.push((plan(tok_tensor::SCORES, DType::F32, &[s.len() as u64]), data));
         }
         out
     }
@@ -423,7 +423,7 @@ fn damaged_lookup_tables_never_panic() {
         let mut w = words(&t[at].1);
         edit(&mut w);
         t[at].1 = bytes(&w);
-        t[at].0.shape[0] = (w.len() / if at == merge_at { 4 } else { 1 }) as u64;
+        t[at].0.shape[0] = w.len() as u64;
         load_with(s.clone(), &t)
     };
     let abc = tables.id(b"abc");
@@ -431,18 +431,16 @@ fn damaged_lookup_tables_never_panic() {
     // A size that is not a power of two is refused.
     let err = load_edited(text_at, &|w| w.truncate(w.len() - 1)).unwrap_err();
     assert!(err.to_string().contains("not a power of two"), "{err}");
-    let err = load_edited(merge_at, &|w| w.truncate(w.len() - 4)).unwrap_err();
+    let err = load_edited(merge_at, &|w| w.truncate(w.len() - 1)).unwrap_err();
     assert!(err.to_string().contains("not a power of two"), "{err}");
 
-    // Ids outside the vocabulary, or of special tokens, never match; a table without a free
-    // slot still ends every probe.
-    let tok = load_edited(text_at, &|w| w.iter_mut().for_each(|x| *x = n as u32 + 5)).unwrap();
-    assert_eq!(tok.token_id("abc"), None);
-    assert_eq!(
-        tok.encode("abc", plain()).unwrap(),
-        [abc],
-        "merges do not need the text index"
-    );
+    // A slot pointing outside its table is refused.
+    let err = load_edited(text_at, &|w| w[3] = n as u32 + 5).unwrap_err();
+    assert!(err.to_string().contains("slot 3 holds"), "{err}");
+    let err = load_edited(merge_at, &|w| w[5] = 2).unwrap_err();
+    assert!(err.to_string().contains("outside the 2 merges"), "{err}");
+
+    // Ids of special tokens never match; a table without a free slot still ends every probe.
     let tok = load_edited(text_at, &|w| w.iter_mut().for_each(|x| *x = n as u32 - 1)).unwrap();
     assert_eq!(tok.token_id("abc"), None);
     assert_eq!(
@@ -450,21 +448,49 @@ fn damaged_lookup_tables_never_panic() {
         Some(n as u32 - 1),
         "special tokens are found as such"
     );
-
-    // A merge into a token outside the vocabulary is no merge; a full table of pairs that are
-    // never asked for merges nothing.
-    let tok = load_edited(merge_at, &|w| {
-        w.chunks_exact_mut(4)
-            .filter(|s| s[3] == abc)
-            .for_each(|s| s[3] = 1 << 30)
-    })
-    .unwrap();
+    assert_eq!(
+        tok.encode("abc", plain()).unwrap(),
+        [abc],
+        "merges do not need the text index"
+    );
+    // Every slot the first merge: "ab" + "c" is never found.
+    let tok = load_edited(merge_at, &|w| w.iter_mut().for_each(|x| *x = 0)).unwrap();
     assert_eq!(
         tok.encode("abc", plain()).unwrap(),
         [tables.id(b"ab"), u32::from(b'c')]
     );
-    let tok = load_edited(merge_at, &|w| w.iter_mut().for_each(|x| *x = n as u32 + 1)).unwrap();
-    assert_eq!(tok.encode("abc", plain()).unwrap(), [97, 98, 99]);
+}
+
+#[test]
+fn score_ranked_tables() {
+    let (_, mut tables) = sentencepiece(DummyPrefix::Always);
+    let n = tables.tokens.len();
+    let mut s = spec(TokenizerModel::BpeSentencePiece, n);
+    s.byte_fallback = true;
+    // Scores rank the merges: no merge index is stored, and one without merges is refused.
+    let mut t = with_index(&s, &tables.tensors());
+    let names: Vec<&str> = t[tables.tensors().len()..]
+        .iter()
+        .map(|(p, _)| p.name.as_str())
+        .collect();
+    assert_eq!(names, [tok_tensor::TEXT_INDEX]);
+    t.push((plan(tok_tensor::MERGE_INDEX, DType::U32, &[16]), vec![0xFF; 64]));
+    let err = load_with(s.clone(), &t).unwrap_err().to_string();
+    assert!(err.contains("no tokenizer.merges"), "{err}");
+
+    let mut scores = tables.scores.clone().unwrap();
+    let mut with_scores = |scores: Vec<f32>| {
+        tables.scores = Some(scores);
+        load_with(s.clone(), &tables.tensors()).unwrap_err().to_string()
+    };
+    scores[n - 2] = f32::NAN;
+    let err = with_scores(scores);
+    assert!(
+        err.contains(&format!("the score of token {} is NaN", n - 2)),
+        "{err}"
+    );
+    let err = with_scores(vec![0.0; n - 1]);
+    assert!(err.contains(&format!("{} scores for {n} tokens", n - 1)), "{err}");
 }
 
 /// A byte-level tokenizer with ChatML's two control tokens (256, 257) and a merge across a

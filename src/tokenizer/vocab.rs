@@ -81,7 +81,7 @@ impl Vocab {
             .max()
             .unwrap_or(0);
         let normal = match index {
-            Some(slots) => TextIndex::stored(slots)?,
+            Some(slots) => TextIndex::stored(slots, vocab_size)?,
             None => {
                 let (text, starts) = (&*bytes, &*offsets);
                 let token = |id: u32| &text[starts[id as usize] as usize..starts[id as usize + 1] as usize];
@@ -141,16 +141,8 @@ impl Vocab {
     }
 
     /// The text of `id` if it is a normal token.
-    fn normal_text(&self, id: u32) -> Option<&[u8]> {
+    pub fn normal_text(&self, id: u32) -> Option<&[u8]> {
         (self.kind(id)? == TokenKind::Normal).then(|| self.token(id))
-    }
-
-    /// Every normal token in the text index and its id (of tokens sharing a text, the lowest
-    /// id), in no particular order.
-    pub fn normal_tokens(&self) -> impl Iterator<Item = (&[u8], u32)> {
-        self.normal
-            .ids()
-            .filter_map(|id| Some((self.normal_text(id)?, id)))
     }
 
     /// The text index, as stored in [`tok_tensor::TEXT_INDEX`].

@@ -191,7 +191,7 @@ mod tests {
         assert_eq!(t[4].0.name, tok_tensor::TEXT_INDEX);
         assert_eq!(t[4].0.shape, [16]);
         assert_eq!(t[5].0.name, tok_tensor::MERGE_INDEX);
-        assert_eq!(t[5].0.shape, [16, 4]);
+        assert_eq!(t[5].0.shape, [16]);
     }
 
     #[test]
