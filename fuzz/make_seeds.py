@@ -8,7 +8,8 @@
   widened 4x (rows of 256 and 512 values) with its matrices in the K-quant and 5-bit types
   (Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, Q3_K, Q2_K: random blocks with small f16 scales);
 - wav: small WAV files of every encoding the reader takes (8/16/24/32-bit PCM, 32/64-bit float,
-  WAVE_FORMAT_EXTENSIBLE, stereo, 44.1 kHz, an odd-sized LIST chunk) and an A-law one it refuses;
+  WAVE_FORMAT_EXTENSIBLE, stereo, 44.1 kHz, an odd-sized LIST chunk) and ones it refuses (A-law,
+  MP3 inside WAVE_FORMAT_EXTENSIBLE, a block align that does not match the channels);
 - packed_header: those GGUFs converted by edgelm-convert (path given as the first argument,
   default target-tools/release/edgelm-convert), if it is built.
 
@@ -166,8 +167,9 @@ def kquant_gguf(src, rng):
     return head + datas
 
 
-def wav_file(tag, channels, rate, bits, frames, rng, extensible=False, extra=b""):
-    """A WAV file of `frames` random frames; `extra` is inserted as chunks before the data."""
+def wav_file(tag, channels, rate, bits, frames, rng, extensible=False, extra=b"", align=None):
+    """A WAV file of `frames` random frames; `extra` is inserted as chunks before the data;
+    `align` overrides the block align."""
     width = bits // 8
     data = bytearray()
     for _ in range(frames * channels):
@@ -179,7 +181,7 @@ def wav_file(tag, channels, rate, bits, frames, rng, extensible=False, extra=b""
         else:
             data += int(x * (2 ** (bits - 1) - 1)).to_bytes(width, "little", signed=True)
     fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * channels * width,
-                      channels * width, bits)
+                      align if align is not None else channels * width, bits)
     if extensible:
         fmt += struct.pack("<HHI", 22, bits, 3) + struct.pack("<H", tag) + bytes.fromhex("000000001000800000aa00389b71")
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + extra
@@ -201,6 +203,8 @@ def main():
         ("extensible16", (1, 2, 16000, 16, 200), {"extensible": True}),
         ("extensible_float", (3, 1, 16000, 32, 200), {"extensible": True}),
         ("alaw", (6, 1, 8000, 8, 100), {}),
+        ("extensible_mp3", (0x55, 1, 8000, 8, 50), {"extensible": True}),
+        ("bad_align", (1, 2, 16000, 16, 50), {"align": 2}),
     ]:
         (wav_dir / f"{name}.wav").write_bytes(wav_file(*args, rng, **kw))
     st_dir = CORPUS / "safetensors_config"

@@ -63,7 +63,60 @@ impl Default for SamplingParams {
     }
 }
 
+/// A sampling setting out of its range: its name, its value and what it must be.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{name} {value}: {}must be {must}", if value.is_finite() { "" } else { "not a finite number; " })]
+pub struct InvalidSetting {
+    /// The field's name in [`SamplingParams`] (`top_p`), or the caller's for it (`--top-p`).
+    pub name: String,
+    /// The value given.
+    pub value: f32,
+    /// What it must be.
+    pub must: &'static str,
+}
+
 impl SamplingParams {
+    /// Checks every number (the one check the command line, the C API and Python share): the
+    /// first setting out of its range, named by its field, is the error.
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        let (t, p, m, r, d, b) = (
+            self.temperature,
+            self.top_p,
+            self.min_p,
+            self.repeat_penalty,
+            self.dry_multiplier,
+            self.dry_base,
+        );
+        let rules = [
+            ("temperature", t, t >= 0.0, "a finite number >= 0 (0: greedy)"),
+            ("top_p", p, p > 0.0 && p <= 1.0, "above 0 and at most 1 (1: off)"),
+            ("min_p", m, (0.0..=1.0).contains(&m), "between 0 and 1 (0: off)"),
+            ("repeat_penalty", r, r > 0.0, "a finite number > 0 (1: off)"),
+            (
+                "presence_penalty",
+                self.presence_penalty,
+                true,
+                "a finite number (0: off)",
+            ),
+            (
+                "frequency_penalty",
+                self.frequency_penalty,
+                true,
+                "a finite number (0: off)",
+            ),
+            ("dry_multiplier", d, d >= 0.0, "a finite number >= 0 (0: off)"),
+            ("dry_base", b, b >= 1.0, "a finite number >= 1"),
+        ];
+        match rules.into_iter().find(|&(_, v, ok, _)| !(v.is_finite() && ok)) {
+            Some((name, value, _, must)) => Err(InvalidSetting {
+                name: name.into(),
+                value,
+                must,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Greedy decoding.
     pub fn greedy() -> Self {
         SamplingParams {
@@ -497,6 +550,69 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn check_names_the_first_setting_out_of_range() {
+        let bad = |p: SamplingParams| p.check().unwrap_err().to_string();
+        let d = SamplingParams::default;
+        assert_eq!(d().check(), Ok(()));
+        assert_eq!(SamplingParams::greedy().check(), Ok(()));
+        let t = bad(SamplingParams {
+            temperature: "1e39".parse().unwrap(),
+            ..d()
+        });
+        assert_eq!(
+            t,
+            "temperature inf: not a finite number; must be a finite number >= 0 (0: greedy)"
+        );
+        let t = bad(SamplingParams {
+            temperature: -0.5,
+            ..d()
+        });
+        assert_eq!(t, "temperature -0.5: must be a finite number >= 0 (0: greedy)");
+        for top_p in [0.0, -1.0, 1.5, f32::NAN] {
+            assert!(
+                bad(SamplingParams { top_p, ..d() }).starts_with("top_p "),
+                "{top_p}"
+            );
+        }
+        assert!(SamplingParams { top_p: 1.0, ..d() }.check().is_ok());
+        let cases = [
+            ("min_p", SamplingParams { min_p: 1.5, ..d() }),
+            (
+                "repeat_penalty",
+                SamplingParams {
+                    repeat_penalty: 0.0,
+                    ..d()
+                },
+            ),
+            (
+                "presence_penalty",
+                SamplingParams {
+                    presence_penalty: f32::INFINITY,
+                    ..d()
+                },
+            ),
+            (
+                "frequency_penalty",
+                SamplingParams {
+                    frequency_penalty: f32::NAN,
+                    ..d()
+                },
+            ),
+            (
+                "dry_multiplier",
+                SamplingParams {
+                    dry_multiplier: -1.0,
+                    ..d()
+                },
+            ),
+            ("dry_base", SamplingParams { dry_base: 0.5, ..d() }),
+        ];
+        for (name, p) in cases {
+            assert_eq!(p.check().unwrap_err().name, name);
+        }
+    }
+
     use super::*;
 
     fn logits() -> Vec<f32> {

@@ -113,10 +113,19 @@ fn meaningless_numbers_are_refused_by_name() {
     std::fs::write(&text, "hello world ".repeat(100)).unwrap();
     let t = text.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["--temp", "nan"], "--temp NaN: must be a finite number >= 0"),
-        (&["--temp", "inf"], "--temp inf"),
+        (
+            &["--temp", "nan"],
+            "--temp NaN: not a finite number; must be a finite number >= 0",
+        ),
+        (&["--temp", "inf"], "--temp inf: not a finite number"),
+        (&["--temp", "1e39"], "--temp inf: not a finite number"),
         (&["--temp=-1"], "--temp -1"),
-        (&["--top-p", "2"], "--top-p 2: must be between 0 and 1"),
+        (&["--top-p", "2"], "--top-p 2: must be above 0 and at most 1"),
+        (&["--top-p", "0"], "--top-p 0: must be above 0 and at most 1"),
+        (
+            &["--dry-base", "0.5"],
+            "--dry-base 0.5: must be a finite number >= 1",
+        ),
         (&["--top-p", "NaN"], "--top-p NaN"),
         (&["--min-p", "2"], "--min-p 2: must be between 0 and 1"),
         (&["--min-p=-inf"], "--min-p -inf"),

@@ -75,7 +75,13 @@ impl From<SessionError> for Error {
     fn from(e: SessionError) -> Error {
         match e {
             SessionError::Model(e) => e.into(),
-            SessionError::ContextFull { .. } => Error::new(ErrorKind::ContextFull, e.to_string()),
+            // The session's own wording names the command line's options.
+            SessionError::ContextFull { needed, context } => Error::new(
+                ErrorKind::ContextFull,
+                format!(
+                    "context is full: {needed} tokens needed, the context holds {context} (open the session with a larger context)"
+                ),
+            ),
             SessionError::Options(_) | SessionError::BadToken { .. } => Error::arg(e.to_string()),
         }
     }
@@ -125,25 +131,10 @@ impl std::error::Error for Error {}
 /// the same, and the sampler's buffers stay small however large the request.
 const MAX_WINDOW: usize = 1 << 20;
 
-/// `p` if its settings are finite and its temperature is not negative, with its penalty
-/// windows capped at [`MAX_WINDOW`] tokens.
+/// `p` if [`SamplingParams::check`] passes, with its penalty windows capped at
+/// [`MAX_WINDOW`] tokens.
 pub fn checked_sampling(p: SamplingParams) -> Result<SamplingParams, Error> {
-    let floats = [
-        ("temperature", p.temperature),
-        ("top_p", p.top_p),
-        ("min_p", p.min_p),
-        ("repeat_penalty", p.repeat_penalty),
-        ("presence_penalty", p.presence_penalty),
-        ("frequency_penalty", p.frequency_penalty),
-        ("dry_multiplier", p.dry_multiplier),
-        ("dry_base", p.dry_base),
-    ];
-    if let Some((name, v)) = floats.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::arg(format!("{name} is {v}, not a finite number")));
-    }
-    if p.temperature < 0.0 {
-        return Err(Error::arg("temperature is negative"));
-    }
+    p.check().map_err(|e| Error::arg(e.to_string()))?;
     Ok(SamplingParams {
         repeat_last_n: p.repeat_last_n.min(MAX_WINDOW),
         dry_penalty_last_n: p.dry_penalty_last_n.min(MAX_WINDOW),
@@ -156,4 +147,37 @@ pub fn checked_sampling(p: SamplingParams) -> Result<SamplingParams, Error> {
 pub fn threads(requested: Option<usize>) -> Option<usize> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     requested.filter(|&n| n != 0).map(|n| n.min(cores))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_is_checked_by_the_library_and_windows_capped() {
+        let bad = SamplingParams {
+            top_p: 0.0,
+            ..SamplingParams::default()
+        };
+        let e = checked_sampling(bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.to_string().starts_with("top_p 0: must be above 0"), "{e}");
+        let long = SamplingParams {
+            repeat_last_n: usize::MAX,
+            ..SamplingParams::default()
+        };
+        assert_eq!(checked_sampling(long).unwrap().repeat_last_n, MAX_WINDOW);
+    }
+
+    #[test]
+    fn context_full_gives_the_counts_without_command_line_options() {
+        let e = Error::from(SessionError::ContextFull {
+            needed: 700,
+            context: 512,
+        });
+        assert_eq!(e.kind(), ErrorKind::ContextFull);
+        let m = e.to_string();
+        assert!(m.contains("700 tokens needed, the context holds 512"), "{m}");
+        assert!(!m.contains("-c") && !m.contains("--keep"), "{m}");
+    }
 }

@@ -1,10 +1,11 @@
 """Type stubs of edgelm's native module."""
 
 from os import PathLike
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Unpack
 
 class Error(Exception):
     """Base class of edgelm's errors."""
@@ -12,7 +13,7 @@ class Error(Exception):
 class ModelError(Error):
     """The model file cannot be read or is not a valid edgelm model."""
 
-class InvalidInputError(Error):
+class InvalidInputError(Error, ValueError):
     """An argument is out of range or an option is invalid."""
 
 class UnsupportedError(Error):
@@ -23,6 +24,29 @@ class ContextFullError(Error):
 
 class TemplateError(Error):
     """The chat template failed to render."""
+
+class Options(TypedDict, total=False):
+    """Keyword arguments of `generate` and `chat` (defaults: llama.cpp's, as the command's).
+    Out-of-range numbers (NaN, inf, temperature < 0, top_p outside (0, 1], ...) raise
+    `InvalidInputError` naming the argument."""
+
+    max_tokens: int  # 256
+    temperature: float  # 0.8; 0: greedy
+    top_k: int  # 40; 0: off
+    top_p: float  # 0.95; 1: off
+    min_p: float  # 0.05; 0: off
+    repeat_penalty: float  # 1.0: off
+    repeat_last_n: int  # 64: tokens the repetition, presence and frequency penalties look at
+    presence_penalty: float  # 0: off
+    frequency_penalty: float  # 0: off
+    dry_multiplier: float  # 0: off
+    dry_base: float  # 1.75; at least 1
+    dry_allowed_length: int  # 2
+    dry_penalty_last_n: int  # 64
+    dry_sequence_breakers: Sequence[str]  # "\n", ":", "\"", "*"
+    seed: Optional[int]
+    stop: Optional[Sequence[str]]
+    loop_guard: bool  # False
 
 class TextStream(Iterator[str]):
     """The pieces of text of one generation, as they are produced."""
@@ -55,33 +79,6 @@ class Model:
     def embedding_dim(self) -> Optional[int]: ...
     def tokenize(self, text: str, *, add_special: bool = True, special: bool = False) -> List[int]: ...
     def detokenize(self, ids: Sequence[int]) -> str: ...
-    def generate(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.8,
-        top_k: int = 40,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        repeat_penalty: float = 1.0,
-        seed: Optional[int] = None,
-        stop: Optional[Sequence[str]] = None,
-        loop_guard: bool = False,
-        special: bool = False,
-    ) -> TextStream: ...
-    def chat(
-        self,
-        messages: Sequence[Dict[str, str]],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.8,
-        top_k: int = 40,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        repeat_penalty: float = 1.0,
-        seed: Optional[int] = None,
-        stop: Optional[Sequence[str]] = None,
-        loop_guard: bool = False,
-    ) -> TextStream: ...
+    def generate(self, prompt: str, *, special: bool = False, **options: Unpack[Options]) -> TextStream: ...
+    def chat(self, messages: Sequence[Dict[str, str]], **options: Unpack[Options]) -> TextStream: ...
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...

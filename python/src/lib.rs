@@ -20,7 +20,7 @@ use edgelm::session::SessionOptions;
 use edgelm::tokenizer::EncodeOptions;
 use edgelm_ffi::{Error as CError, ErrorKind, OwnedEmbedder, OwnedSession};
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict};
 
@@ -134,34 +134,60 @@ struct Settings {
     loop_guard: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn settings(
-    max_tokens: usize,
-    temperature: f32,
-    top_k: usize,
-    top_p: f32,
-    min_p: f32,
-    repeat_penalty: f32,
-    seed: Option<u64>,
-    stop: Option<Vec<String>>,
-    loop_guard: bool,
-) -> PyResult<Settings> {
-    let defaults = SamplingParams::default();
-    Ok(Settings {
-        max_tokens,
-        sampling: edgelm_ffi::checked_sampling(SamplingParams {
-            temperature,
-            top_k,
-            top_p,
-            min_p,
-            repeat_penalty,
-            seed: seed.unwrap_or(defaults.seed),
-            ..defaults
-        })
-        .map_err(py_err)?,
-        stop: stop.unwrap_or_default(),
-        loop_guard,
+/// The value of keyword argument `key`: one out of range is an `InvalidInputError` (a
+/// `ValueError`), one of the wrong type a `TypeError`, both naming `key`.
+fn arg<'a, 'py, T: FromPyObject<'a, 'py>>(key: &str, v: &'a Bound<'py, PyAny>) -> PyResult<T> {
+    v.extract::<T>().map_err(|e| {
+        let e: PyErr = e.into();
+        let msg = format!("{key}: {}", e.value(v.py()));
+        if e.is_instance_of::<PyOverflowError>(v.py()) {
+            InvalidInputError::new_err(msg)
+        } else {
+            PyTypeError::new_err(msg)
+        }
     })
+}
+
+/// The settings in the keyword arguments of `generate` and `chat` (see `_edgelm.pyi`), checked
+/// by the library's one sampling check.
+fn settings(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Settings> {
+    let mut s = Settings {
+        max_tokens: 256,
+        sampling: SamplingParams::default(),
+        stop: Vec::new(),
+        loop_guard: false,
+    };
+    for (k, v) in kwargs.into_iter().flat_map(|d| d.iter()) {
+        let key: String = k.extract()?;
+        let p = &mut s.sampling;
+        match key.as_str() {
+            "max_tokens" => s.max_tokens = arg(&key, &v)?,
+            "temperature" => p.temperature = arg(&key, &v)?,
+            "top_k" => p.top_k = arg(&key, &v)?,
+            "top_p" => p.top_p = arg(&key, &v)?,
+            "min_p" => p.min_p = arg(&key, &v)?,
+            "repeat_penalty" => p.repeat_penalty = arg(&key, &v)?,
+            "repeat_last_n" => p.repeat_last_n = arg(&key, &v)?,
+            "presence_penalty" => p.presence_penalty = arg(&key, &v)?,
+            "frequency_penalty" => p.frequency_penalty = arg(&key, &v)?,
+            "dry_multiplier" => p.dry_multiplier = arg(&key, &v)?,
+            "dry_base" => p.dry_base = arg(&key, &v)?,
+            "dry_allowed_length" => p.dry_allowed_length = arg(&key, &v)?,
+            "dry_penalty_last_n" => p.dry_penalty_last_n = arg(&key, &v)?,
+            "dry_sequence_breakers" => p.dry_sequence_breakers = arg(&key, &v)?,
+            "seed" if !v.is_none() => p.seed = arg(&key, &v)?,
+            "stop" if !v.is_none() => s.stop = arg(&key, &v)?,
+            "loop_guard" => s.loop_guard = arg(&key, &v)?,
+            "seed" | "stop" => {}
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "unexpected keyword argument {key:?}"
+                )));
+            }
+        }
+    }
+    s.sampling = edgelm_ffi::checked_sampling(s.sampling).map_err(py_err)?;
+    Ok(s)
 }
 
 #[pymethods]
@@ -175,6 +201,12 @@ impl Model {
     fn new(py: Python<'_>, path: PathBuf, context: Option<usize>, threads: Option<usize>) -> PyResult<Model> {
         let threads = edgelm_ffi::threads(threads);
         let model = py.detach(|| EModel::open(&path)).map_err(py_err)?;
+        let max = model.config().max_context;
+        if let Some(c) = context.filter(|&c| c == 0 || c > max) {
+            return Err(InvalidInputError::new_err(format!(
+                "context {c}: must be between 1 and {max} (the model's longest)"
+            )));
+        }
         let template = ChatTemplate::for_model(&model).map_err(|e| e.to_string());
         Ok(Model {
             inner: Arc::new(Inner {
@@ -245,69 +277,29 @@ impl Model {
 
     /// Streams the continuation of `prompt` (fed as plain text unless `special`) as an
     /// iterator of text pieces.
-    #[pyo3(signature = (prompt, *, max_tokens=256, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
-        repeat_penalty=1.0, seed=None, stop=None, loop_guard=false, special=false))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (prompt, *, special=false, **options))]
     fn generate(
         &self,
         py: Python<'_>,
         prompt: &str,
-        max_tokens: usize,
-        temperature: f32,
-        top_k: usize,
-        top_p: f32,
-        min_p: f32,
-        repeat_penalty: f32,
-        seed: Option<u64>,
-        stop: Option<Vec<String>>,
-        loop_guard: bool,
         special: bool,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<TextStream> {
-        let s = settings(
-            max_tokens,
-            temperature,
-            top_k,
-            top_p,
-            min_p,
-            repeat_penalty,
-            seed,
-            stop,
-            loop_guard,
-        )?;
+        let s = settings(options)?;
         let ids = self.tokenize(py, prompt, true, special)?;
         self.stream(ids, s)
     }
 
     /// Streams the assistant's answer to `messages` (dicts with `role` and `content`),
     /// rendered with the model's chat template; message text is always plain text.
-    #[pyo3(signature = (messages, *, max_tokens=256, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
-        repeat_penalty=1.0, seed=None, stop=None, loop_guard=false))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (messages, **options))]
     fn chat(
         &self,
         py: Python<'_>,
         messages: Vec<Bound<'_, PyDict>>,
-        max_tokens: usize,
-        temperature: f32,
-        top_k: usize,
-        top_p: f32,
-        min_p: f32,
-        repeat_penalty: f32,
-        seed: Option<u64>,
-        stop: Option<Vec<String>>,
-        loop_guard: bool,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<TextStream> {
-        let s = settings(
-            max_tokens,
-            temperature,
-            top_k,
-            top_p,
-            min_p,
-            repeat_penalty,
-            seed,
-            stop,
-            loop_guard,
-        )?;
+        let s = settings(options)?;
         let field = |m: &Bound<'_, PyDict>, key: &str| -> PyResult<String> {
             m.get_item(key)?
                 .ok_or_else(|| InvalidInputError::new_err(format!("a message has no {key:?}")))?
@@ -483,7 +475,13 @@ fn _edgelm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TextStream>()?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("ModelError", py.get_type::<ModelError>())?;
-    m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
+    // Also a `ValueError`, as Python code expects of a bad argument.
+    let invalid = py.get_type::<InvalidInputError>();
+    invalid.setattr(
+        "__bases__",
+        (py.get_type::<Error>(), py.get_type::<PyValueError>()),
+    )?;
+    m.add("InvalidInputError", invalid)?;
     m.add("UnsupportedError", py.get_type::<UnsupportedError>())?;
     m.add("ContextFullError", py.get_type::<ContextFullError>())?;
     m.add("TemplateError", py.get_type::<TemplateError>())?;

@@ -93,14 +93,41 @@ def test_bad_messages_and_settings(smollm):
         smollm.chat([{"role": "user"}])
     with pytest.raises(TypeError):
         smollm.chat(["not a dict"])
-    with pytest.raises(edgelm.InvalidInputError):
-        smollm.generate("hi", temperature=-1.0)
-    with pytest.raises(edgelm.InvalidInputError):
-        smollm.generate("hi", top_p=math.nan)
+    bad = [("temperature", -1.0), ("temperature", math.nan), ("temperature", math.inf), ("temperature", 1e39),
+           ("top_p", 0.0), ("top_p", 1.5), ("min_p", -0.1), ("repeat_penalty", 0.0), ("presence_penalty", math.nan),
+           ("frequency_penalty", -math.inf), ("dry_multiplier", -1.0), ("dry_base", 0.5), ("max_tokens", 10**30)]
+    for name, value in bad:
+        for call in (lambda **kw: smollm.generate("hi", **kw), lambda **kw: smollm.chat(QUESTION, **kw)):
+            with pytest.raises(ValueError, match=f"^{name}[ :]") as e:
+                call(**{name: value})
+            assert isinstance(e.value, edgelm.InvalidInputError) and isinstance(e.value, edgelm.Error)
+    with pytest.raises(ValueError, match="not a finite number"):
+        smollm.generate("hi", temperature=1e39)
+    with pytest.raises(TypeError, match="temprature"):
+        smollm.generate("hi", temprature=0.5)
+    with pytest.raises(TypeError, match="max_tokens"):
+        smollm.generate("hi", max_tokens="many")
+
+
+def test_penalties_and_dry_change_the_answer(smollm):
+    def answer(**kw):
+        return "".join(smollm.generate("One, two, one, two, one, two,", max_tokens=24, temperature=0, **kw))
+
+    plain = answer()
+    assert answer(presence_penalty=1.5) != plain
+    assert answer(frequency_penalty=1.5) != plain
+    assert answer(dry_multiplier=2.0, dry_allowed_length=1, dry_sequence_breakers=[]) != plain
+    assert answer(seed=None, stop=None, repeat_last_n=0, presence_penalty=1.5) == plain
+
+
+def test_context_out_of_range_is_refused_at_open():
+    for context in (0, 10**9):
+        with pytest.raises(ValueError, match=f"context {context}: must be between 1 and"):
+            edgelm.Model(os.environ["EDGELM_SMOLLM"], context=context)
 
 
 def test_context_full(smollm):
-    with pytest.raises(edgelm.ContextFullError, match="context is full"):
+    with pytest.raises(edgelm.ContextFullError, match=r"context is full: \d+ tokens needed, the context holds \d+"):
         list(smollm.generate("word " * 600, max_tokens=4))
 
 

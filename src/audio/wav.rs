@@ -289,6 +289,12 @@ fn parse_fmt(fmt: &[u8]) -> Result<Format, AudioError> {
         }
         (code, _) => return Err(AudioError::Unsupported(codec_name(code))),
     };
+    let (align, frame) = (u16_at(12), usize::from(channels) * encoding.bytes());
+    if usize::from(align) != frame {
+        return Err(AudioError::Invalid(format!(
+            "block align {align} bytes, but {channels} channels of {bits} bits take {frame}"
+        )));
+    }
     Ok(Format {
         encoding,
         channels,
@@ -532,6 +538,15 @@ pub(crate) mod tests {
         let mut guid = extensible(PCM, 1, 16000, 16, 16);
         guid[30] ^= 1;
         assert!(error(&wav(&guid, &[], &[0, 0])).contains("GUID"));
+        let e = error(&wav(&extensible(0x55, 1, 8000, 8, 8), &[], &[0, 0]));
+        assert!(e.contains("unsupported") && e.contains("MP3"), "{e}");
+        let mut align = fmt(PCM, 2, 16000, 16);
+        align[12] = 2;
+        let e = error(&wav(&align, &[], &[0; 8]));
+        assert!(
+            e.contains("block align 2 bytes, but 2 channels of 16 bits take 4"),
+            "{e}"
+        );
         let e = error(&wav(&fmt(PCM, 1, 16000, 16)[..14], &[], &[0, 0]));
         assert!(e.contains("fmt chunk of 14 bytes"), "{e}");
         let no_fmt = [b"RIFF\x10\0\0\0WAVE".as_slice(), b"data\x02\0\0\0\0\0"].concat();

@@ -9,7 +9,7 @@ use edgelm::generate::LoopGuard;
 use edgelm::grammar::{Grammar, GrammarMatcher, TokenTable};
 use edgelm::kv_cache::KvType;
 use edgelm::model::Model;
-use edgelm::sampling::SamplingParams;
+use edgelm::sampling::{InvalidSetting, SamplingParams};
 use edgelm::session::{Session, SessionOptions};
 
 /// Session options on the command line.
@@ -182,40 +182,17 @@ pub struct SamplingArgs {
 impl SamplingArgs {
     /// The library's sampling parameters, every number checked.
     pub fn params(&self) -> anyhow::Result<SamplingParams> {
-        let check = |option: &str, v: f32, ok: bool, must: &str| {
-            if v.is_finite() && ok {
-                Ok(())
-            } else {
-                Err(invalid(option, v, must))
-            }
-        };
-        let t = self.temperature;
-        check("--temp", t, t >= 0.0, "a finite number >= 0 (0: greedy)")?;
-        let p = self.top_p;
-        check("--top-p", p, (0.0..=1.0).contains(&p), "between 0 and 1 (1: off)")?;
-        let m = self.min_p;
-        check("--min-p", m, (0.0..=1.0).contains(&m), "between 0 and 1 (0: off)")?;
-        let r = self.repeat_penalty;
-        check("--repeat-penalty", r, r > 0.0, "a finite number > 0 (1: off)")?;
         let seed = self.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
-        let f = self.presence_penalty;
-        check("--presence-penalty", f, true, "a finite number (0: off)")?;
-        let f = self.frequency_penalty;
-        check("--frequency-penalty", f, true, "a finite number (0: off)")?;
-        let d = self.dry_multiplier;
-        check("--dry-multiplier", d, d >= 0.0, "a finite number >= 0 (0: off)")?;
-        let b = self.dry_base;
-        check("--dry-base", b, b >= 1.0, "a finite number >= 1")?;
         let defaults = SamplingParams::default();
         let dry_sequence_breakers = match self.dry_sequence_breakers.as_slice() {
             [] => defaults.dry_sequence_breakers,
             given => given.iter().filter(|b| *b != "none").cloned().collect(),
         };
-        Ok(SamplingParams {
+        let params = SamplingParams {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
@@ -230,7 +207,15 @@ impl SamplingArgs {
             dry_penalty_last_n: self.dry_penalty_last_n,
             dry_sequence_breakers,
             seed,
-        })
+        };
+        params.check().map_err(|e| {
+            let name = match e.name.as_str() {
+                "temperature" => "--temp".into(),
+                n => format!("--{}", n.replace('_', "-")),
+            };
+            anyhow::anyhow!(InvalidSetting { name, ..e })
+        })?;
+        Ok(params)
     }
 }
 

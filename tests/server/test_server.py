@@ -312,19 +312,113 @@ def test_bad_requests_get_openai_errors(server):
     assert r.usage.prompt_tokens > plain.usage.prompt_tokens + 10
 
 
+def post_raw(port, path, body):
+    """A socket that has sent `body` (JSON) to `path` as one HTTP/1.1 request."""
+    data = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+                 + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    return sock
+
+
+@pytest.mark.parametrize("path,stream,n", [("/v1/chat/completions", False, 4), ("/v1/chat/completions", True, 4),
+                                           ("/v1/completions", False, 4), ("/v1/chat/completions", False, 120)])
+def test_a_client_that_shuts_its_sending_side_is_answered(server, path, stream, n):
+    # curl, `nc -N` and some proxies shut their sending side once the request is out; a
+    # long answer (n=120) comes after heartbeat newlines, which JSON allows.
+    body = {"model": CHAT_NAME, "stream": stream, "max_tokens": n, "temperature": 0}
+    if path.endswith("chat/completions"):
+        body["messages"] = [{"role": "user", "content": "Write a long story."}]
+    else:
+        body["prompt"] = "Once upon a time"
+    sock = post_raw(server.port, path, body)
+    sock.shutdown(socket.SHUT_WR)
+    sock.settimeout(120)
+    got = b""
+    while chunk := sock.recv(65536):
+        got += chunk
+    sock.close()
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), got[:300]
+    if stream:
+        assert b"data: [DONE]" in rest, got[-300:]
+    else:
+        if b"transfer-encoding: chunked" in head.lower():
+            size, rest = rest.split(b"\r\n", 1)
+            text = b""
+            while int(size, 16):
+                text += rest[: int(size, 16)]
+                size, rest = rest[int(size, 16) + 2:].split(b"\r\n", 1)
+            rest = text
+        answer = json.loads(rest)
+        assert answer["usage"]["completion_tokens"] > 0, answer
+
+
+def exchange(port, request, timeout=10):
+    """All the server sends back to `request` (raw bytes) until it closes the connection."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(request)
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):  # a timeout here: the connection was left open
+            got += chunk
+    except ConnectionResetError:  # closed with bytes of ours unread
+        pass
+    sock.close()
+    return got
+
+
+EMBED_BODY = json.dumps({"model": EMBED_NAME, "input": "hi"}).encode()
+SMUGGLED = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize("lengths", [(2, 3), (len(EMBED_BODY), 0)])
+def test_conflicting_content_lengths_get_400_and_close(server, lengths):
+    head = b"".join(b"Content-Length: %d\r\n" % n for n in lengths)
+    got = exchange(server.port, b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n" + EMBED_BODY + SMUGGLED)
+    assert got.startswith(b"HTTP/1.1 400 ") and got.count(b"HTTP/1.1") == 1, got
+
+
+@pytest.mark.parametrize("te_first", [False, True])
+def test_content_length_with_chunked_is_read_chunked_then_closed(server, te_first):
+    # RFC 9112 6.3: Transfer-Encoding overrides Content-Length, and the connection closes after
+    # the answer, so what follows the chunked body is never read as a second request.
+    cl, te = b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n"
+    body = b"%x\r\n" % len(EMBED_BODY) + EMBED_BODY + b"\r\n0\r\n\r\n"
+    got = exchange(server.port, b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   + (te + cl if te_first else cl + te) + b"\r\n" + body + SMUGGLED)
+    assert got.startswith(b"HTTP/1.1 200 ") and b'"embedding"' in got, got[:300]
+    assert got.count(b"HTTP/1.1") == 1, got[-300:]
+
+
+@pytest.mark.parametrize("chunks,status,words", [
+    (b"1" * 20 + b"\r\n", 400, b"malformed"),  # a chunk size past 2^64
+    (b"zz\r\n", 400, b"malformed"),
+    (b"%x\r\n" % (4 << 20) + b"x" * ((1 << 20) + 1), 413, b"over 1048576 bytes"),
+])
+def test_bad_or_oversized_chunks_are_refused_and_closed(server, chunks, status, words):
+    got = exchange(server.port, b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   + chunks)
+    assert got.startswith(b"HTTP/1.1 %d " % status) and words in got, got[:300]
+
+
 @pytest.mark.parametrize("stream", [True, False])
-def test_a_client_that_disconnects_frees_its_slot(stream):
+@pytest.mark.parametrize("half_close", [False, True])
+def test_a_client_that_disconnects_frees_its_slot(stream, half_close):
     s = Server("--parallel", "1", "--max-tokens", "4000", models=(CHAT,))
     try:
-        body = json.dumps({"model": CHAT_NAME, "stream": stream, "max_tokens": 4000, "temperature": 1.5,
-                           "messages": [{"role": "user", "content": "Write a very long story."}]}).encode()
-        sock = socket.create_connection(("127.0.0.1", s.port))
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock = post_raw(s.port, "/v1/chat/completions",
+                        {"model": CHAT_NAME, "stream": stream, "max_tokens": 4000, "temperature": 1.5,
+                         "messages": [{"role": "user", "content": "Write a very long story."}]})
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         if stream:
             got = b""
             while b"data:" not in got:
-                got += sock.recv(4096)
+                chunk = sock.recv(4096)
+                assert chunk, got  # closed before the first event
+                got += chunk
         else:
             time.sleep(1)
         sock.close()

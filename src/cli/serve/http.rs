@@ -58,6 +58,11 @@ pub struct Limits {
     pub embed_inputs: usize,
 }
 
+/// How often an answer in the making writes to its client (an SSE comment, or a newline before
+/// a JSON body): a client that went away is seen at a write (its socket answers with a reset),
+/// and its slot is freed.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// What every handler shares.
 pub struct AppState {
     pub models: Vec<Served>,
@@ -107,6 +112,11 @@ impl ApiError {
             param: Some(param.to_owned()),
             ..ApiError::new(StatusCode::BAD_REQUEST, message)
         }
+    }
+
+    /// The error object as JSON (in a body or a stream already answered 200).
+    fn json(&self) -> Value {
+        serde_json::to_value(self.body()).unwrap_or_default()
     }
 
     fn body(&self) -> ErrorBody {
@@ -193,10 +203,22 @@ async fn parse<T: DeserializeOwned>(
                 "the request body came too slowly",
             ));
         }
-        Ok(Err(_)) => {
+        Ok(Err(e)) => {
+            // hyper's errors are a malformed or cut-off body (a bad chunk size, an early end);
+            // the other is the size limit.
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(c) = cause {
+                if let Some(h) = c.downcast_ref::<hyper::Error>() {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("the request body is malformed or cut off: {h}"),
+                    ));
+                }
+                cause = c.source();
+            }
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is over {limit} bytes (or was cut off)"),
+                format!("the request body is over {limit} bytes"),
             ));
         }
         Ok(Ok(b)) => b,
@@ -344,37 +366,35 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A generation request on its way: the model and the settings.
-struct Pending {
+/// Sends the prompt to the compute thread for `model` with `settings` (and the grammar of
+/// `constraint`); returns the event stream.
+fn start(
+    state: &AppState,
     model: usize,
     prompt: Vec<u32>,
-    sampling: SamplingParams,
-    options: GenerateOptions,
+    (sampling, options): (SamplingParams, GenerateOptions),
     constraint: Option<Constraint>,
-}
-
-/// Sends `p` to the compute thread; returns the event stream.
-fn start(state: &AppState, p: Pending) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
-    let ctx = state.models[p.model].slot_context;
-    if p.prompt.len() >= ctx {
+) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
+    let ctx = state.models[model].slot_context;
+    if prompt.len() >= ctx {
         return Err(ApiError {
             param: Some("messages".into()),
             ..ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "the prompt is {} tokens; a slot's context holds {ctx} (context_length_exceeded)",
-                    p.prompt.len()
+                    prompt.len()
                 ),
             )
         });
     }
     let (events, rx) = mpsc::unbounded_channel();
     state.submit(Work::Generate(Box::new(GenerateJob {
-        model: p.model,
-        prompt: p.prompt,
-        sampling: p.sampling,
-        options: p.options,
-        grammar: p.constraint.map(|c| c.grammar),
+        model,
+        prompt,
+        sampling,
+        options,
+        grammar: constraint.map(|c| c.grammar),
         events,
     })))?;
     Ok(rx)
@@ -432,9 +452,9 @@ fn sse(
     chunk: impl Fn(&str) -> Value + Send + 'static,
     last: impl Fn(Finish, Usage, usize) -> Vec<Value> + Send + 'static,
 ) -> Response {
-    let stream = async_stream(move |tx| async move {
+    sse_values(move |tx| async move {
         if let Some(v) = opening
-            && tx.send(SseEvent::default().data(v.to_string())).is_err()
+            && !send_values(&tx, vec![v])
         {
             return;
         }
@@ -451,26 +471,83 @@ fn sse(
                     Usage::new(prompt_tokens, completion_tokens),
                     cached_tokens,
                 ),
-                Event::Error(m) => vec![
-                    serde_json::to_value(ApiError::new(StatusCode::BAD_REQUEST, m).body())
-                        .unwrap_or_default(),
-                ],
+                Event::Error(m) => vec![ApiError::new(StatusCode::BAD_REQUEST, m).json()],
             };
-            for v in out {
-                if tx.send(SseEvent::default().data(v.to_string())).is_err() {
+            if !send_values(&tx, out) {
+                return;
+            }
+        }
+    })
+}
+
+/// Server-sent events of what `body` sends, then `[DONE]`; a comment every [`HEARTBEAT`]
+/// while nothing else is sent.
+fn sse_values<F, Fut>(body: F) -> Response
+where
+    F: FnOnce(mpsc::UnboundedSender<SseEvent>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let stream = async_stream(move |tx| async move {
+        body(tx.clone()).await;
+        let _ = tx.send(SseEvent::default().data("[DONE]"));
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT))
+        .into_response()
+}
+
+/// Sends each of `values` as an event; false once the client has gone.
+fn send_values(tx: &mpsc::UnboundedSender<SseEvent>, values: Vec<Value>) -> bool {
+    values
+        .into_iter()
+        .all(|v| tx.send(SseEvent::default().data(v.to_string())).is_ok())
+}
+
+/// The JSON answer `make` builds from the whole answer of `rx`. An answer that takes longer
+/// than [`HEARTBEAT`] is answered 200 at once, its body led by a newline per heartbeat (JSON
+/// allows the whitespace) until it is done, an error then being the body's error object: so
+/// the server answers a client that shut its sending side after the request (`nc -N`) and
+/// still sees, at the next write, a client that went away, freeing its slot.
+async fn answer_json<F>(rx: mpsc::UnboundedReceiver<Event>, make: F) -> Response
+where
+    F: FnOnce(Collected) -> Value + Send + 'static,
+{
+    let mut answer = Box::pin(collect(rx));
+    if let Ok(done) = tokio::time::timeout(HEARTBEAT, &mut answer).await {
+        return match done {
+            Ok(c) => axum::Json(make(c)).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
+    let body = async_stream(move |tx| async move {
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                done = &mut answer => {
+                    let v = done.map_or_else(|e| e.json(), make);
+                    let _ = tx.send(v.to_string());
                     return;
+                }
+                _ = beat.tick() => {
+                    if tx.send("\n".to_owned()).is_err() {
+                        return;
+                    }
                 }
             }
         }
-        let _ = tx.send(SseEvent::default().data("[DONE]"));
     });
-    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// A stream of what `body` sends: the sender ends when the client goes (the stream is dropped).
-fn async_stream<F, Fut>(body: F) -> impl futures_util::Stream<Item = Result<SseEvent, Infallible>>
+fn async_stream<T, F, Fut>(body: F) -> impl futures_util::Stream<Item = Result<T, Infallible>>
 where
-    F: FnOnce(mpsc::UnboundedSender<SseEvent>) -> Fut,
+    T: Send + 'static,
+    F: FnOnce(mpsc::UnboundedSender<T>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -550,7 +627,7 @@ async fn chat_inner(state: Arc<AppState>, body: Body) -> Result<Response, Respon
     let req: ChatRequest = parse(&state, body, Some(api::CHAT_FIELDS)).await.map_err(err)?;
     let model = state.model(&req.model, true).map_err(err)?;
     let served = &state.models[model];
-    let (sampling, options) = settings(&req.sampling, &state.limits).map_err(err)?;
+    let settings = settings(&req.sampling, &state.limits).map_err(err)?;
     let mut msgs = messages(&req).map_err(err)?;
     let (Some(template), Some(tokens)) = (&served.template, &served.tokens) else {
         return Err(err(ApiError::bad("model", "this model cannot chat")));
@@ -560,24 +637,13 @@ async fn chat_inner(state: Arc<AppState>, body: Body) -> Result<Response, Respon
         .encode(served.model.tokenizer(), &msgs)
         .map_err(|e| err(ApiError::bad("messages", e.to_string())))?;
     let tools = constraint.as_ref().is_some_and(|c| c.tool_call);
-    let rx = start(
-        &state,
-        Pending {
-            model,
-            prompt,
-            sampling,
-            options,
-            constraint,
-        },
-    )
-    .map_err(err)?;
+    let rx = start(&state, model, prompt, settings, constraint).map_err(err)?;
     let (id, name, created) = (state.id("chatcmpl"), served.name.clone(), now());
     if req.stream {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         if tools {
             // A tool call is sent whole once it is complete (it must parse as a whole).
-            let c = collect(rx).await.map_err(err)?;
-            return Ok(tool_call_stream(&id, &name, created, c, include_usage));
+            return Ok(tool_call_stream(rx, id, name, created, include_usage));
         }
         let head = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": name});
         let wrap = move |delta: Value, finish: Option<&str>| {
@@ -600,25 +666,44 @@ async fn chat_inner(state: Arc<AppState>, body: Body) -> Result<Response, Respon
         };
         return Ok(sse(rx, Some(opening), chunk, last));
     }
-    let c = collect(rx).await.map_err(err)?;
-    let (message, tool_call) = if tools {
-        constrain::tool_message(&c.text, &id)
-    } else {
-        (json!({"role": "assistant", "content": c.text}), false)
-    };
-    Ok(axum::Json(json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": name,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(c.finish, tool_call)}],
-        "usage": usage_json(c.usage, c.cached),
-    }))
-    .into_response())
+    Ok(answer_json(rx, move |c| {
+        let (message, tool_call) = if tools {
+            constrain::tool_message(&c.text, &id)
+        } else {
+            (json!({"role": "assistant", "content": c.text}), false)
+        };
+        json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": name,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(c.finish, tool_call)}],
+            "usage": usage_json(c.usage, c.cached),
+        })
+    })
+    .await)
 }
 
-/// A tool-call answer as server-sent events: the message in one chunk, the finish, usage.
-fn tool_call_stream(id: &str, name: &str, created: u64, c: Collected, include_usage: bool) -> Response {
+/// A tool-call answer as server-sent events, sent once it is whole: the message in one chunk,
+/// the finish, usage (heartbeat comments while it is made).
+fn tool_call_stream(
+    rx: mpsc::UnboundedReceiver<Event>,
+    id: String,
+    name: String,
+    created: u64,
+    include_usage: bool,
+) -> Response {
+    sse_values(move |tx| async move {
+        let events = match collect(rx).await {
+            Ok(c) => tool_call_events(&id, &name, created, c, include_usage),
+            Err(e) => vec![e.json()],
+        };
+        send_values(&tx, events);
+    })
+}
+
+/// The events of a whole tool-call answer.
+fn tool_call_events(id: &str, name: &str, created: u64, c: Collected, include_usage: bool) -> Vec<Value> {
     let (message, tool_call) = constrain::tool_message(&c.text, id);
     let mut delta = message;
     if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
@@ -634,7 +719,7 @@ fn tool_call_stream(id: &str, name: &str, created: u64, c: Collected, include_us
         if let Some(u) = usage {
             v["usage"] = u;
         }
-        events.push(Ok::<_, Infallible>(SseEvent::default().data(v.to_string())));
+        events.push(v);
     };
     add(json!([{"index": 0, "delta": delta, "finish_reason": null}]), None);
     add(
@@ -644,8 +729,7 @@ fn tool_call_stream(id: &str, name: &str, created: u64, c: Collected, include_us
     if include_usage {
         add(json!([]), Some(usage_json(c.usage, c.cached)));
     }
-    events.push(Ok(SseEvent::default().data("[DONE]")));
-    Sse::new(futures_util::stream::iter(events)).into_response()
+    events
 }
 
 async fn completions(State(state): State<Arc<AppState>>, body: Body) -> Response {
@@ -668,7 +752,7 @@ async fn completions_inner(state: Arc<AppState>, body: Body) -> Result<Response,
     let [text] = prompts.as_slice() else {
         return Err(err(ApiError::bad("prompt", "give one prompt per request")));
     };
-    let (sampling, options) = settings(&req.sampling, &state.limits).map_err(err)?;
+    let settings = settings(&req.sampling, &state.limits).map_err(err)?;
     let opts = EncodeOptions {
         add_special: true,
         parse_special: false,
@@ -679,17 +763,7 @@ async fn completions_inner(state: Arc<AppState>, body: Body) -> Result<Response,
         .tokenizer()
         .encode(text, opts)
         .map_err(|e| err(ApiError::bad("prompt", e.to_string())))?;
-    let rx = start(
-        &state,
-        Pending {
-            model,
-            prompt,
-            sampling,
-            options,
-            constraint: None,
-        },
-    )
-    .map_err(err)?;
+    let rx = start(&state, model, prompt, settings, None).map_err(err)?;
     let (id, name, created) = (state.id("cmpl"), served.name.clone(), now());
     let head = json!({"id": id, "object": "text_completion", "created": created, "model": name});
     if req.stream {
@@ -710,11 +784,13 @@ async fn completions_inner(state: Arc<AppState>, body: Body) -> Result<Response,
         };
         return Ok(sse(rx, None, chunk, last));
     }
-    let c = collect(rx).await.map_err(err)?;
-    let mut v = head;
-    v["choices"] = json!([{"text": c.text, "index": 0, "logprobs": null, "finish_reason": finish_reason(c.finish, false)}]);
-    v["usage"] = usage_json(c.usage, c.cached);
-    Ok(axum::Json(v).into_response())
+    Ok(answer_json(rx, move |c| {
+        let mut v = head;
+        v["choices"] = json!([{"text": c.text, "index": 0, "logprobs": null, "finish_reason": finish_reason(c.finish, false)}]);
+        v["usage"] = usage_json(c.usage, c.cached);
+        v
+    })
+    .await)
 }
 
 async fn embeddings(State(state): State<Arc<AppState>>, body: Body) -> Response {

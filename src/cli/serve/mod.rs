@@ -185,6 +185,9 @@ async fn serve(addr: SocketAddr, state: Arc<AppState>, a: &ServeArgs) -> anyhow:
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(a.read_timeout))
+        // A client that shuts its sending side after the request (curl, `nc -N`) is answered;
+        // one that went away is seen at the answer's next write (`http::HEARTBEAT`).
+        .half_close(true)
         .max_buf_size(64 << 10);
     let graceful = GracefulShutdown::new();
     let mut signal = std::pin::pin!(shutdown_signal());
