@@ -464,13 +464,22 @@ fn damaged_weights_are_an_error_not_an_answer() {
     // The header still checks out: only the background pass over the data sees the flip.
     fails_with(
         &edgelm(&["run", m, "-p", "hi", "-n", "4", "--temp", "0"]),
-        &[tensor, "checksum mismatch", "damaged", "convert the model again"],
+        &[
+            m,
+            tensor,
+            "checksum mismatch",
+            "damaged",
+            "convert the model again",
+        ],
     );
 
-    // The library: the next forward pass after the check found it fails.
+    // The library: the next forward pass after the check found it fails, naming the file.
     let model = edgelm::model::Model::open(&model).unwrap();
     let err = model.file().wait_for_check().unwrap_err().to_string();
-    assert!(err.contains(tensor), "{err}");
+    assert!(
+        err.starts_with(&format!("{m}: ")) && err.contains(tensor),
+        "{err}"
+    );
     let mut session = edgelm::session::Session::new(&model, &Default::default()).unwrap();
     let err = session.feed(&[1, 2, 3]).unwrap_err().to_string();
     assert!(err.contains(tensor) && err.contains("damaged"), "{err}");
@@ -484,4 +493,13 @@ fn damaged_weights_are_an_error_not_an_answer() {
     model.file().wait_for_check().unwrap();
     let mut session = edgelm::session::Session::new(&model, &Default::default()).unwrap();
     session.feed(&[1, 2, 3]).unwrap();
+
+    // A damaged tokenizer table, read at load: the error names the file once.
+    let bad = dir.path().join("tok");
+    std::fs::create_dir(&bad).unwrap();
+    let model = damaged_model(&bad, "tokenizer.vocab");
+    let m = model.to_str().unwrap();
+    let out = edgelm(&["run", m, "-p", "hi", "-n", "4"]);
+    fails_with(&out, &["tokenizer.vocab", "checksum mismatch"]);
+    assert_eq!(stderr(&out).matches(m).count(), 1, "{}", stderr(&out));
 }

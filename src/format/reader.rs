@@ -83,9 +83,15 @@ pub enum FormatError {
     },
     /// A tensor's data does not match its checksum.
     #[error(
-        "tensor {0:?}: data checksum mismatch: the file is damaged (copy or convert the model again; `edgelm inspect --verify` checks a file)"
+        "{}tensor {tensor:?}: data checksum mismatch: the file is damaged (copy or convert the model again; `edgelm inspect --verify` checks a file)",
+        .file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default()
     )]
-    DataChecksum(String),
+    DataChecksum {
+        /// The file, when it was opened from one.
+        file: Option<PathBuf>,
+        /// The tensor.
+        tensor: String,
+    },
     /// A tensor the model needs is not in the file.
     #[error("missing tensor {0:?}")]
     Missing(String),
@@ -152,6 +158,8 @@ pub struct PackedFile {
     tensors: Vec<TensorInfo>,
     by_name: HashMap<String, usize>,
     check: Arc<Check>,
+    /// Where the bytes came from (`None` when held in memory): damaged data names it.
+    path: Option<PathBuf>,
 }
 
 /// What the background pass ([`PackedFile::prefault_in_background`]) has found, shared with
@@ -207,7 +215,10 @@ impl PackedFile {
         // mmap-based loader (llama.cpp, safetensors) does.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let len = map.len();
-        Self::parse(Bytes::Mapped(map), len)
+        Ok(PackedFile {
+            path: Some(path.to_owned()),
+            ..Self::parse(Bytes::Mapped(map), len)?
+        })
     }
 
     /// Validates a packed file held in memory (tests and fuzzing).
@@ -241,6 +252,7 @@ impl PackedFile {
             tensors,
             by_name,
             check: Arc::default(),
+            path: None,
         })
     }
 
@@ -338,7 +350,7 @@ impl PackedFile {
     /// atomic load.
     pub fn check_result(&self) -> Result<(), FormatError> {
         match self.check.damaged.get() {
-            Some(name) => Err(FormatError::DataChecksum(name.clone())),
+            Some(name) => Err(self.damaged(name)),
             None => Ok(()),
         }
     }
@@ -369,7 +381,15 @@ impl PackedFile {
         if got == info.checksum {
             Ok(())
         } else {
-            Err(FormatError::DataChecksum(info.name.clone()))
+            Err(self.damaged(&info.name))
+        }
+    }
+
+    /// The error for tensor `name`'s data not matching its checksum.
+    fn damaged(&self, name: &str) -> FormatError {
+        FormatError::DataChecksum {
+            file: self.path.clone(),
+            tensor: name.to_owned(),
         }
     }
 }
