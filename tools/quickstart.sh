@@ -38,6 +38,8 @@ models=${EDGELM_MODELS:-$HOME/.cache/edgelm/models}
 log "building edgelm (release)"
 cargo build --release -q -p edgelm -p edgelm-tools
 model=$models/SmolLM2-135M-Instruct.q4.edgelm
+# A file this edgelm cannot open (an older converter's format version, or damaged) is made again.
+[ ! -f "$model" ] || ./target/release/edgelm inspect "$model" >/dev/null 2>&1 || rm -f "$model"
 if [ ! -f "$model" ]; then
   # q4: 4-bit q4_0 blocks (scale-searched from the GGUF's Q4_1 values) with a q8_0 embedding
   # table, the fastest choice. `--quant keep` imports the Q4_1 weights bit-exact (lower
