@@ -7,7 +7,8 @@
 //! `enum`, `const`, `anyOf`/`oneOf`, `$ref` to `#/$defs/...` or `#/definitions/...`
 //! (recursion included), integer bounds (minimum 0 or 1, or a range of at most 1000 values),
 //! number minimum 0. Annotations (`title`, `description`, `default`, `examples`, ...) are
-//! ignored; any other keyword is an error naming it.
+//! ignored; any other keyword is an error naming it, as is a constraint that would be dropped
+//! (a sibling of `$ref`, `anyOf`, `oneOf`, `enum`, `const`; `format` with `pattern`).
 //!
 //! Choices: properties come in the order of `required`, then the optional ones in name order;
 //! `additionalProperties` defaults to false when `properties` is given (an object schema
@@ -31,6 +32,7 @@ const PRIMITIVES: &str = r#"space ::= | " " | "\n" [ \t]{0,20}
 boolean ::= ("true" | "false") space
 null ::= "null" space
 char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+dot ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\/bfrt])
 string ::= "\"" char* "\"" space
 integral-part ::= [0] | [1-9] [0-9]{0,15}
 decimal-part ::= [0-9]{1,16}
@@ -160,6 +162,23 @@ fn bounds(min: u32, max: Option<u32>) -> String {
     }
 }
 
+/// Why `s` cannot be converted faithfully, when a keyword that replaces the schema (`$ref`,
+/// `anyOf`, `oneOf`, `const`, `enum`) has a constraining sibling that would be dropped.
+fn dropped_sibling(s: &serde_json::Map<String, Value>) -> Option<String> {
+    let whole = ["$ref", "anyOf", "oneOf", "const", "enum"];
+    let key = whole.into_iter().find(|k| s.contains_key(*k))?;
+    // `type` beside `const`/`enum` is the usual spelling and adds nothing the values do not say.
+    let harmless = |k: &str| {
+        ANNOTATIONS.contains(&k)
+            || k == key
+            || k == "$defs"
+            || k == "definitions"
+            || (k == "type" && matches!(key, "const" | "enum"))
+    };
+    let other = s.keys().find(|k| !harmless(k))?;
+    Some(format!("{key} together with {other:?} is not supported"))
+}
+
 impl Converter<'_> {
     /// A new rule named after `base` (made unique), returning its name.
     fn rule(&mut self, base: &str, body: String) -> String {
@@ -187,6 +206,9 @@ impl Converter<'_> {
             .find(|k| !KEYWORDS.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str()))
         {
             return Err(error(path, format!("unsupported keyword {k:?}")));
+        }
+        if let Some(clash) = dropped_sibling(s) {
+            return Err(error(path, clash));
         }
         if let Some(r) = s.get("$ref") {
             return self.reference(r, path, depth);
@@ -408,6 +430,9 @@ fn string(s: &serde_json::Map<String, Value>, path: &str) -> Result<String, Gram
         Some(Value::String(p)) => Some(pattern(p, path)?),
         Some(_) => return Err(error(path, "pattern must be a string")),
     };
+    if format.is_some() && pattern.is_some() {
+        return Err(error(path, "format together with pattern is not supported"));
+    }
     match (format.or(pattern), min.is_some() || max.is_some()) {
         (Some(_), true) => Err(error(
             path,
@@ -580,8 +605,9 @@ impl Regex<'_> {
                 }
                 '[' => self.class()?,
                 '.' => {
+                    // Not `char`: `.` matches no newline, which `\n` and `\u000A` would give.
                     self.pos += 1;
-                    "char".into()
+                    "dot".into()
                 }
                 '\\' => {
                     self.pos += 1;

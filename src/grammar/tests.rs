@@ -348,6 +348,13 @@ fn json_schema_objects_enums_arrays_and_lengths() {
         &["{}", r#"{"b": -1.5e3}"#, r#"{"a": 1, "b": 2}"#],
         &[r#"{"a": 2}"#, r#"{,"b": 1}"#, r#"{"b": 1, "a": 1}"#],
     );
+    // A pattern's `.` is any character but a newline, escaped or not.
+    let gbnf = json_schema::to_gbnf(&json!({"type": "string", "pattern": "^a.b$"})).unwrap();
+    check(
+        &gbnf,
+        &[r#""a-b""#, r#""aéb""#, r#""a\tb""#, r#""a\"b""#],
+        &[r#""a\nb""#, r#""a\u000Ab""#, r#""ab""#],
+    );
     let any = Grammar::json_object();
     let mut m = GrammarMatcher::new(Arc::new(any), table(&[]));
     assert!(matches(&mut m, r#"{"x": [1, {"y": null}], "z": "w"}"#));
@@ -398,6 +405,28 @@ fn json_schema_errors_name_the_keyword_and_path() {
     assert!(e(json!({"type": "integer", "minimum": 5})).contains("integer bounds"));
     assert!(e(json!({"type": "object", "required": ["x"]})).contains("\"x\" is not in properties"));
     assert!(e(json!({"type": "frob"})).contains("unknown type"));
+    // A keyword that replaces the schema would silently drop its constraining siblings.
+    let any_of = json!({
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "anyOf": [{"required": ["a"]}, {"required": ["b"]}]
+    });
+    assert!(e(any_of).contains("anyOf together with \"properties\" is not supported"));
+    assert!(
+        e(json!({"$ref": "#/$defs/a", "$defs": {"a": {}}, "minimum": 1}))
+            .contains("$ref together with \"minimum\"")
+    );
+    assert!(e(json!({"enum": ["a", "bb"], "maxLength": 1})).contains("enum together with \"maxLength\""));
+    let date = json!({"type": "string", "format": "date", "pattern": "^x$"});
+    assert!(e(date).contains("format together with pattern"));
+    // The usual spellings beside them still convert.
+    for ok in [
+        json!({"type": ["string", "null"], "enum": ["a", null], "description": "d"}),
+        json!({"$ref": "#/$defs/a", "$defs": {"a": {"type": "string"}}, "title": "t"}),
+        json!({"type": "string", "format": "email", "pattern": "^[a-z]+@x$"}),
+    ] {
+        json_schema::to_gbnf(&ok).unwrap();
+    }
     // Huge bounds are refused by the grammar compiler, not expanded.
     let huge = json!({"type": "string", "maxLength": 4_000_000_000u64});
     assert!(
