@@ -155,6 +155,12 @@ def test_completions(server):
         model=CHAT_NAME, prompt="The sky is", max_tokens=8, temperature=0, stream=True
     )
     assert "".join(c.choices[0].text for c in stream) == r.choices[0].text
+    # With include_usage, usage comes last in a chunk of its own whose choices are empty.
+    chunks = list(server.client().completions.create(
+        model=CHAT_NAME, prompt="The sky is", max_tokens=8, temperature=0, stream=True,
+        stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == r.usage.completion_tokens
+    assert all(c.usage is None for c in chunks[:-1])
 
 
 def test_embeddings_match_the_command_line(server):
@@ -293,6 +299,18 @@ def test_bad_requests_get_openai_errors(server):
          "tool_choice"),
         ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER],
           "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
+         "\"image_url\" are not supported"),
+        # Siblings a schema-replacing keyword would drop, and a pattern a format would hide.
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}],
+          "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+              "type": "object", "properties": {"a": {"type": "integer"}}, "anyOf": [{"required": ["a"]}]}}}},
+         "anyOf together with"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}],
+          "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+              "type": "string", "format": "date", "pattern": "^x$"}}}},
+         "format together with pattern"),
     ]
     for body, needle in cases:
         status, _, err = raw(server, "POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})

@@ -31,8 +31,9 @@ pub enum Content {
     Parts(Vec<ContentPart>),
 }
 
+/// Other fields are let through so that an `image_url` or `input_audio` part reaches the check
+/// that names its type, instead of failing to match the untagged `Content`.
 #[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,

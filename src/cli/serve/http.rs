@@ -777,10 +777,15 @@ async fn completions_inner(state: Arc<AppState>, body: Body) -> Result<Response,
         let last = move |finish: Finish, usage: Usage, cached: usize| {
             let mut v = h2.clone();
             v["choices"] = json!([{"text": "", "index": 0, "logprobs": null, "finish_reason": finish_reason(finish, false)}]);
+            // As in chat: usage comes in a chunk of its own, with no choices.
+            let mut out = vec![v];
             if include_usage {
-                v["usage"] = usage_json(usage, cached);
+                let mut u = h2.clone();
+                u["choices"] = json!([]);
+                u["usage"] = usage_json(usage, cached);
+                out.push(u);
             }
-            vec![v]
+            out
         };
         return Ok(sse(rx, None, chunk, last));
     }
