@@ -45,7 +45,7 @@ class Options(TypedDict, total=False):
     dry_penalty_last_n: int  # 64
     dry_sequence_breakers: Sequence[str]  # "\n", ":", "\"", "*"
     seed: Optional[int]
-    stop: Optional[Sequence[str]]
+    stop: Union[None, str, Sequence[str]]
     loop_guard: bool  # False
 
 class TextStream(Iterator[str]):
@@ -64,7 +64,7 @@ class Model:
 
     def __init__(
         self,
-        path: Union[str, "PathLike[str]"],
+        path: Union[str, bytes, "PathLike[str]", "PathLike[bytes]"],
         *,
         context: Optional[int] = None,
         threads: Optional[int] = None,

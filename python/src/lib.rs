@@ -8,8 +8,9 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use edgelm::chat::{ChatTemplate, Message};
 use edgelm::embed::EmbedOptions;
@@ -22,7 +23,7 @@ use edgelm_ffi::{Error as CError, ErrorKind, OwnedEmbedder, OwnedSession};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyDict};
+use pyo3::types::{PyByteArray, PyDict, PyString};
 
 create_exception!(edgelm, Error, PyException, "Base class of edgelm's errors.");
 create_exception!(
@@ -176,6 +177,8 @@ fn settings(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Settings> {
             "dry_penalty_last_n" => p.dry_penalty_last_n = arg(&key, &v)?,
             "dry_sequence_breakers" => p.dry_sequence_breakers = arg(&key, &v)?,
             "seed" if !v.is_none() => p.seed = arg(&key, &v)?,
+            // One string is one stop string, as in the OpenAI API (not a list of characters).
+            "stop" if v.is_instance_of::<PyString>() => s.stop = vec![arg(&key, &v)?],
             "stop" if !v.is_none() => s.stop = arg(&key, &v)?,
             "loop_guard" => s.loop_guard = arg(&key, &v)?,
             "seed" | "stop" => {}
@@ -198,7 +201,14 @@ impl Model {
     /// and embedders the model makes.
     #[new]
     #[pyo3(signature = (path, *, context=None, threads=None))]
-    fn new(py: Python<'_>, path: PathBuf, context: Option<usize>, threads: Option<usize>) -> PyResult<Model> {
+    fn new(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        context: Option<usize>,
+        threads: Option<usize>,
+    ) -> PyResult<Model> {
+        // `os.fsdecode` takes what `open` takes: str, bytes and os.PathLike.
+        let path: PathBuf = py.import("os")?.call_method1("fsdecode", (path,))?.extract()?;
         let threads = edgelm_ffi::threads(threads);
         let model = py.detach(|| EModel::open(&path)).map_err(py_err)?;
         let max = model.config().max_context;
@@ -419,10 +429,26 @@ impl TextStream {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        let piece = py.detach(|| self.rx.lock().unwrap_or_else(|p| p.into_inner()).recv());
+        let piece = loop {
+            // Waits in short steps so that Ctrl-C is not held up by a long prompt.
+            let wait = || {
+                let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+                rx.recv_timeout(Duration::from_millis(50))
+            };
+            match py.detach(wait) {
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = py.check_signals() {
+                        self.cancelled.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break None,
+                Ok(piece) => break Some(piece),
+            }
+        };
         match piece {
-            Ok(Piece::Text(text)) => Ok(Some(text)),
-            Ok(Piece::End(Ok(stats))) => {
+            Some(Piece::Text(text)) => Ok(Some(text)),
+            Some(Piece::End(Ok(stats))) => {
                 let d = PyDict::new(py);
                 d.set_item("prompt_tokens", stats.prompt_tokens)?;
                 d.set_item("generated_tokens", stats.generated_tokens)?;
@@ -432,8 +458,8 @@ impl TextStream {
                 *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.unbind());
                 Ok(None)
             }
-            Ok(Piece::End(Err(e))) => Err(py_err(e)),
-            Err(_) => Ok(None),
+            Some(Piece::End(Err(e))) => Err(py_err(e)),
+            None => Ok(None),
         }
     }
 

@@ -2,6 +2,7 @@
 
 import math
 import os
+import signal
 import threading
 import time
 
@@ -33,6 +34,13 @@ def test_generate_raw_prompt_and_seeds(smollm):
 def test_stop_strings_are_not_shown(smollm):
     text = "".join(smollm.chat(QUESTION, max_tokens=24, temperature=0, stop=["Paris"]))
     assert "Paris" not in text
+
+
+def test_one_stop_string_is_not_a_list_of_characters(smollm):
+    whole = "".join(smollm.chat(QUESTION, max_tokens=24, temperature=0))
+    assert "Paris" in whole
+    text = "".join(smollm.chat(QUESTION, max_tokens=24, temperature=0, stop="Paris"))
+    assert text == whole.split("Paris")[0]
 
 
 def test_stopping_early_then_generating_again(smollm):
@@ -141,6 +149,11 @@ def test_bad_paths(tmp_path):
         edgelm.Model(not_a_model)
     with pytest.raises(edgelm.ModelError, match="folder"):
         edgelm.Model(tmp_path)
+    # Paths as bytes, as `open` takes them.
+    with pytest.raises(edgelm.ModelError, match="not an edgelm packed file"):
+        edgelm.Model(os.fsencode(not_a_model))
+    with pytest.raises(TypeError, match="int"):
+        edgelm.Model(5)
 
 
 def test_embed(minilm):
@@ -184,3 +197,21 @@ def test_gil_is_released_while_computing(minilm):
         longest, last = max(longest, now - last), now
     worker.join()
     assert longest < elapsed[0] / 2, (longest, elapsed[0])
+
+
+def test_ctrl_c_during_a_long_prompt_is_not_held_up():
+    """Waiting for the first piece, the stream still handles signals: Ctrl-C raises at once."""
+    model = edgelm.Model(os.environ["EDGELM_SMOLLM"], context=4096, threads=1)
+    prompt = " ".join(f"w{i}" for i in range(200))
+    full = model.generate(prompt, max_tokens=1)
+    list(full)
+    prefill = full.stats["prompt_seconds"]
+    assert prefill > 0.5, prefill  # long enough to tell "at once" from "after the prompt"
+    timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        next(model.generate("x " + prompt, max_tokens=1))
+    waited = time.perf_counter() - start
+    timer.join()
+    assert waited < 0.1 + prefill / 2, (waited, prefill)
