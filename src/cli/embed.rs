@@ -1,10 +1,11 @@
 //! `edgelm embed MODEL TEXT...`: sentence vectors of an encoder model as a JSON array.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use edgelm::embed::{EmbedOptions, Embedder};
+use edgelm::format::text::{read_text, read_text_file};
 use edgelm::model::Model;
 
 use super::common::{invalid, load, threads};
@@ -88,14 +89,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
 
 /// The lines of a text file, or of standard input for `-`.
 fn read_lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
-    let mut text = String::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading standard input (UTF-8 text expected)")?;
+    let (bytes, name) = if path.as_os_str() == "-" {
+        (read_text(std::io::stdin().lock()), "standard input".into())
     } else {
-        text = std::fs::read_to_string(path)
-            .with_context(|| format!("{} (UTF-8 text expected)", path.display()))?;
-    }
+        (read_text_file(path), path.display().to_string())
+    };
+    let text = String::from_utf8(bytes.with_context(|| name.clone())?)
+        .with_context(|| format!("{name}: not UTF-8 text"))?;
     Ok(text.lines().map(str::to_owned).collect())
 }
