@@ -539,3 +539,27 @@ fn endless_input_is_refused_not_read_into_memory() {
         "{err}"
     );
 }
+
+/// A text past the encoder's length is truncated, and `embed` says so (it did silently):
+/// all-MiniLM-L6-v2 keeps 256 tokens.
+#[test]
+fn embed_says_when_it_truncates() {
+    let Some(model) = common::fetched("all-MiniLM-L6-v2.q8.edgelm") else {
+        return;
+    };
+    let m = model.to_str().unwrap();
+    let long = "word ".repeat(2000);
+    let out = edgelm(&["embed", m, &long, "a short one"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let note = "1 of 2 texts longer than 256 tokens were truncated to their first 256 (--max-length)";
+    assert!(err.contains(note), "{err}");
+    let out = edgelm(&["embed", m, &long, "--max-length", "512"]);
+    assert!(
+        stderr(&out).contains("1 of 1 texts longer than 512 tokens"),
+        "{}",
+        stderr(&out)
+    );
+    let out = edgelm(&["embed", m, "a short one"]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", stderr(&out));
+}
