@@ -196,6 +196,14 @@ pub fn save(model: &Model, kv: &KvCache, tokens: &[u32], path: &Path) -> Result<
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // The temporary file's own name, in tempfile's error, would mean nothing to the user.
+    if !dir.is_dir() {
+        return Err(CacheError::Invalid(format!(
+            "{}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
     let name = path
         .file_name()
         .and_then(|n| n.to_str())

@@ -192,6 +192,7 @@ impl Sampler {
         Sampler::build(
             params,
             model.config().vocab_size,
+            model.config().max_context,
             |id| tok.token_bytes(id),
             |text| {
                 let opts = crate::tokenizer::EncodeOptions {
@@ -205,11 +206,12 @@ impl Sampler {
         )
     }
 
-    /// A sampler for a vocabulary of `vocab` tokens whose bytes are `token_bytes(id)`;
-    /// `tokenize` encodes the text of a sequence breaker's tail.
+    /// A sampler for a vocabulary of `vocab` tokens whose bytes are `token_bytes(id)`, over
+    /// at most `max_context` tokens; `tokenize` encodes the text of a sequence breaker's tail.
     fn build<'a>(
         params: SamplingParams,
         vocab: usize,
+        max_context: usize,
         token_bytes: impl Fn(u32) -> Option<&'a [u8]>,
         tokenize: impl FnMut(&[u8]) -> Vec<u32>,
     ) -> Sampler {
@@ -217,7 +219,7 @@ impl Sampler {
         let penalties = params.penalties_on();
         let window = if penalties { params.repeat_last_n } else { 0 };
         let dry = if params.dry_on() {
-            Dry::new(&params, vocab, token_bytes, tokenize)
+            Dry::new(&params, vocab, max_context, token_bytes, tokenize)
         } else {
             Dry::default()
         };
@@ -377,6 +379,7 @@ impl Dry {
     fn new<'a>(
         params: &SamplingParams,
         vocab: usize,
+        max_context: usize,
         token_bytes: impl Fn(u32) -> Option<&'a [u8]>,
         mut tokenize: impl FnMut(&[u8]) -> Vec<u32>,
     ) -> Dry {
@@ -412,7 +415,8 @@ impl Dry {
         }
         breakers.sort();
         breakers.dedup();
-        let n = params.dry_penalty_last_n;
+        // No window is longer than the context (the setting may be any number: 2^40 aborted).
+        let n = params.dry_penalty_last_n.min(max_context);
         Dry {
             breakers,
             repeat_count: Vec::with_capacity(n),
@@ -622,10 +626,13 @@ mod tests {
     /// The texts of a small test vocabulary: token `i` is `VOCAB[i]`.
     const VOCAB: [&str; 10] = ["\n", "a", "b", "c", "d", "e", "f", "g", "x:", "h"];
 
+    const MAX_CONTEXT: usize = 64;
+
     fn sampler(params: SamplingParams) -> Sampler {
         Sampler::build(
             params,
             VOCAB.len(),
+            MAX_CONTEXT,
             |id| VOCAB.get(id as usize).map(|t| t.as_bytes()),
             |text| {
                 text.iter()
@@ -767,6 +774,20 @@ mod tests {
         let history = [1, 2, 8, 9, 1, 2];
         assert_eq!(penalised(dry(&["\n"]), &history)[8], -0.8);
         assert_eq!(penalised(dry(&[":"]), &history)[8], 0.0);
+    }
+
+    /// Any window may be asked for (`--dry-penalty-last-n 999999999999` aborted on allocating
+    /// it); one beyond the context is the whole context.
+    #[test]
+    fn a_dry_window_beyond_the_context_is_the_context() {
+        let history = [3, 1, 2, 4, 3, 1, 2];
+        for last_n in [MAX_CONTEXT + 1, 1 << 40, usize::MAX] {
+            let p = SamplingParams {
+                dry_penalty_last_n: last_n,
+                ..dry(&["ba"])
+            };
+            assert_eq!(penalised(p, &history)[4], -0.8 * 1.75, "{last_n}");
+        }
     }
 
     #[test]

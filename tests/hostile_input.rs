@@ -503,3 +503,63 @@ fn damaged_weights_are_an_error_not_an_answer() {
     fails_with(&out, &["tokenizer.vocab", "checksum mismatch"]);
     assert_eq!(stderr(&out).matches(m).count(), 1, "{}", stderr(&out));
 }
+
+/// Endless input (`/dev/zero`: NUL bytes, valid UTF-8, no line end) as a text file or as the
+/// chat's standard input is refused at 64 MiB with a message naming it, instead of being read
+/// until memory runs out (chat aborted on a failed allocation of 4 GiB).
+#[cfg(target_os = "linux")]
+#[test]
+fn endless_input_is_refused_not_read_into_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let m = model.to_str().unwrap();
+    let cache = dir.path().join("cache.bin");
+    let cache = cache.to_str().unwrap();
+    let too_large = "/dev/zero: more than 64 MiB of text";
+    for args in [
+        &["perplexity", m, "/dev/zero"][..],
+        &["cache-prompt", m, "--system", "/dev/zero", "-o", cache],
+        &["run", m, "-p", "hi", "--grammar", "/dev/zero"],
+        &["chat", m, "--json-schema", "/dev/zero"],
+        &["embed", m, "-f", "/dev/zero"],
+    ] {
+        fails_with(&edgelm(args), &[too_large]);
+    }
+    let zeros = std::fs::File::open("/dev/zero").unwrap();
+    let out = command()
+        .args(["chat", m, "-n", "2"])
+        .stdin(zeros)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: standard input: more than 64 MiB of text"),
+        "{err}"
+    );
+}
+
+/// A text past the encoder's length is truncated, and `embed` says so (it did silently):
+/// all-MiniLM-L6-v2 keeps 256 tokens.
+#[test]
+fn embed_says_when_it_truncates() {
+    let Some(model) = common::fetched("all-MiniLM-L6-v2.q8.edgelm") else {
+        return;
+    };
+    let m = model.to_str().unwrap();
+    let long = "word ".repeat(2000);
+    let out = edgelm(&["embed", m, &long, "a short one"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let note = "1 of 2 texts longer than 256 tokens were truncated to their first 256 (--max-length)";
+    assert!(err.contains(note), "{err}");
+    let out = edgelm(&["embed", m, &long, "--max-length", "512"]);
+    assert!(
+        stderr(&out).contains("1 of 1 texts longer than 512 tokens"),
+        "{}",
+        stderr(&out)
+    );
+    let out = edgelm(&["embed", m, "a short one"]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", stderr(&out));
+}

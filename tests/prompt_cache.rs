@@ -184,7 +184,15 @@ fn saving_is_atomic_and_sparse() {
         s.save_prompt_cache(&path, 24),
         Err(CacheError::Invalid(_))
     ));
-    assert!(s.save_prompt_cache(&dir.path().join("no/such/dir/p"), 5).is_err());
+    let missing = dir.path().join("no/such/dir/p");
+    let err = s.save_prompt_cache(&missing, 5).unwrap_err().to_string();
+    let folder = missing.parent().unwrap();
+    let want = format!(
+        "{}: the folder {} does not exist",
+        missing.display(),
+        folder.display()
+    );
+    assert_eq!(err, want);
     s.save_prompt_cache(&path, 5).unwrap();
 
     // A session runs on the mapped cache while the file is replaced.

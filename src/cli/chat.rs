@@ -2,13 +2,14 @@
 //! with the chat template and only feeds what the KV cache does not already hold; Ctrl-C
 //! stops the answer, Ctrl-D (or /exit) ends the chat.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use edgelm::chat::{ChatTemplate, Message};
+use edgelm::format::text::read_text_line;
 use edgelm::generate::{GenerateOptions, GenerationStats, LoopGuard, StopReason, generate};
 use edgelm::model::Model;
 use edgelm::sampling::Sampler;
@@ -180,6 +181,44 @@ impl<'m> Conversation<'m> {
     }
 }
 
+/// Where the lines typed come from: a terminal (line editing and history) or a pipe or file,
+/// read with a bound on the line ([`read_text_line`]) so that endless input (`< /dev/zero`)
+/// ends the chat with an error instead of filling memory.
+enum Lines {
+    Terminal(rustyline::DefaultEditor),
+    Piped(std::io::StdinLock<'static>),
+}
+
+/// One line of input, or why there is none.
+enum Line {
+    Text(String),
+    /// Ctrl-C at the prompt.
+    Interrupted,
+    NotUtf8,
+    End,
+}
+
+impl Lines {
+    fn next(&mut self) -> anyhow::Result<Line> {
+        match self {
+            Lines::Terminal(editor) => match editor.readline("> ") {
+                Ok(line) => Ok(Line::Text(line)),
+                Err(ReadlineError::Interrupted) => Ok(Line::Interrupted),
+                Err(ReadlineError::Eof) => Ok(Line::End),
+                Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => Ok(Line::NotUtf8),
+                Err(e) => Err(e.into()),
+            },
+            Lines::Piped(stdin) => {
+                let bytes = read_text_line(stdin).map_err(|e| anyhow::anyhow!("standard input: {e}"))?;
+                if bytes.is_empty() {
+                    return Ok(Line::End);
+                }
+                Ok(String::from_utf8(bytes).map_or(Line::NotUtf8, Line::Text))
+            }
+        }
+    }
+}
+
 /// Runs the conversation loop.
 pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let grammar = args.grammar.grammar()?;
@@ -201,7 +240,11 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
-    let mut editor = rustyline::DefaultEditor::new()?;
+    let mut lines = if std::io::stdin().is_terminal() {
+        Lines::Terminal(rustyline::DefaultEditor::new()?)
+    } else {
+        Lines::Piped(std::io::stdin().lock())
+    };
     eprintln!(
         "edgelm chat: {} ({} kernels, {} threads, context {}). Ctrl-C stops an answer, Ctrl-D or /exit quits.",
         args.model.display(),
@@ -210,16 +253,15 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         chat.session.context()
     );
     loop {
-        let line = match editor.readline("> ") {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
+        let line = match lines.next()? {
+            Line::Text(line) => line,
+            Line::Interrupted => continue,
+            Line::End => break,
             // The bytes of the line are consumed; the conversation goes on.
-            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Line::NotUtf8 => {
                 eprintln!("edgelm chat: that line was not valid UTF-8 text and was skipped");
                 continue;
             }
-            Err(e) => return Err(e.into()),
         };
         let line = line.trim();
         if line.is_empty() {
@@ -228,7 +270,9 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         if line == "/exit" {
             break;
         }
-        let _ = editor.add_history_entry(line);
+        if let Lines::Terminal(editor) = &mut lines {
+            let _ = editor.add_history_entry(line);
+        }
         if let Some(g) = &grammar {
             // Each answer starts the grammar afresh.
             chat.sampler.set_grammar(Some(matcher(g, &mut table, &model)));

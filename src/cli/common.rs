@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use edgelm::format::text::read_text_file;
 use edgelm::format::{FormatError, PackedFile};
 use edgelm::generate::LoopGuard;
 use edgelm::grammar::{Grammar, GrammarMatcher, TokenTable};
@@ -234,7 +235,8 @@ impl GrammarArgs {
     /// The grammar asked for, if any; errors name the file.
     pub fn grammar(&self) -> anyhow::Result<Option<Arc<Grammar>>> {
         let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            let bytes = read_text_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8: {e}", path.display()))
         };
         let grammar = match (&self.grammar, &self.json_schema) {
             (Some(path), _) => {

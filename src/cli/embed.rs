@@ -1,19 +1,21 @@
 //! `edgelm embed MODEL TEXT...`: sentence vectors of an encoder model as a JSON array.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use edgelm::embed::{EmbedOptions, Embedder};
+use edgelm::format::text::{read_text, read_text_file};
 use edgelm::model::Model;
+use edgelm::tokenizer::EncodeOptions;
 
 use super::common::{invalid, load, threads};
 
 /// Encoder options shared by `embed` and `search`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct EncoderArgs {
-    /// Longest input in tokens, longer texts are truncated (default: the model's, e.g.
-    /// sentence-transformers' max_seq_length).
+    /// Longest input in tokens, longer texts are truncated (`embed` says how many on stderr)
+    /// (default: the model's, e.g. sentence-transformers' max_seq_length).
     #[arg(long)]
     pub max_length: Option<usize>,
     /// Worker threads (default: physical performance cores).
@@ -79,6 +81,14 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let (model, _) = load(&args.model)?;
     let mut embedder = args.encoder.embedder(&model)?;
     let vectors = embedder.embed(&texts)?;
+    let max = embedder.max_length();
+    let cut = texts.iter().filter(|t| tokens(&model, t) > max).count();
+    if cut > 0 {
+        eprintln!(
+            "edgelm embed: {cut} of {} texts longer than {max} tokens were truncated to their first {max} (--max-length)",
+            texts.len()
+        );
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer(&mut out, &vectors.iter().collect::<Vec<_>>())?;
     writeln!(out)?;
@@ -86,16 +96,25 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The length of `text` in tokens as the encoder sees it, before truncation (0 if it cannot
+/// be tokenized: embedding it has failed with the reason then).
+fn tokens(model: &Model, text: &str) -> usize {
+    let opts = EncodeOptions {
+        add_special: true,
+        parse_special: true,
+        max_length: None,
+    };
+    model.tokenizer().encode(text, opts).map_or(0, |ids| ids.len())
+}
+
 /// The lines of a text file, or of standard input for `-`.
-fn read_lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
-    let mut text = String::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading standard input (UTF-8 text expected)")?;
+fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
+    let (bytes, name) = if path.as_os_str() == "-" {
+        (read_text(std::io::stdin().lock()), "standard input".into())
     } else {
-        text = std::fs::read_to_string(path)
-            .with_context(|| format!("{} (UTF-8 text expected)", path.display()))?;
-    }
+        (read_text_file(path), path.display().to_string())
+    };
+    let text = String::from_utf8(bytes.with_context(|| name.clone())?)
+        .with_context(|| format!("{name}: not UTF-8 text"))?;
     Ok(text.lines().map(str::to_owned).collect())
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use edgelm::format::text::read_text_file;
 use edgelm::perplexity::perplexity;
 use edgelm::session::Session;
 
@@ -37,7 +38,7 @@ pub fn run(mut args: PerplexityArgs) -> anyhow::Result<()> {
         return Err(invalid("--chunks", 0, "at least 1"));
     }
     let (model, _) = load(&args.model)?;
-    let text = std::fs::read(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let text = read_text_file(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let text =
         String::from_utf8(text).map_err(|e| anyhow::anyhow!("{}: not UTF-8: {e}", args.file.display()))?;
     let tokens = super::encode_text(&model, &text, true, false)?;

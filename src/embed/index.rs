@@ -12,6 +12,7 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, LittleEndian, U32, U64};
 
 use super::{EmbedError, Embedder, Embeddings, cosine};
+use crate::format::text::read_text_file;
 use crate::model::Model;
 
 /// First bytes of a cache file.
@@ -99,7 +100,7 @@ impl CorpusIndex {
         embedder: &mut Embedder<'_>,
         corpus: &Path,
     ) -> Result<(CorpusIndex, CacheStatus), IndexError> {
-        let bytes = std::fs::read(corpus).map_err(|error| IndexError::Read {
+        let bytes = read_text_file(corpus).map_err(|error| IndexError::Read {
             path: corpus.to_owned(),
             error,
         })?;

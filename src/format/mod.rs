@@ -6,6 +6,7 @@ pub mod meta;
 pub mod reader;
 pub mod spec;
 pub mod table;
+pub mod text;
 pub mod writer;
 
 pub use meta::Metadata;
