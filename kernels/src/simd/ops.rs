@@ -577,6 +577,7 @@ pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f3
         out,
         VALUE_COLS,
         |t, _| p[t],
-        |t, cols| load_f16(&values[t * d..][cols]),
+        // The row cut to its `d` values first: its columns then need no bounds checks.
+        |t, cols| load_f16(&values[t * d..][..d][cols]),
     );
 }
