@@ -1,6 +1,7 @@
 //! The baseline NEON path: every aarch64 CPU (Cortex-A53/A72: Raspberry Pi 3 and 4).
 //!
-//! Quantized matmuls use widening multiplies on the tile layout (see [`matmul`]); the rest is
+//! Quantized matmuls use widening multiplies on the tile layout (see [`matmul`]), activation
+//! quantization and SwiGLU have NEON kernels of their own ([`quant`], [`act`]); the rest is
 //! the generic code of [`crate::simd`] with four-lane vectors. The SDOT and SMMLA paths
 //! reuse everything here except the integer dots.
 
