@@ -1,9 +1,11 @@
 //! The baseline NEON path: every aarch64 CPU (Cortex-A53/A72: Raspberry Pi 3 and 4).
 //!
-//! Quantized matmuls use widening multiplies on the tile layout (see [`matmul`]); the rest is
+//! Quantized matmuls use widening multiplies on the tile layout (see [`matmul`]), activation
+//! quantization and SwiGLU have NEON kernels of their own ([`quant`], [`act`]); the rest is
 //! the generic code of [`crate::simd`] with four-lane vectors. The SDOT and SMMLA paths
 //! reuse everything here except the integer dots.
 
+pub(crate) mod act;
 pub(crate) mod kquant;
 pub(crate) mod lanes;
 pub(crate) mod matmul;
@@ -38,9 +40,10 @@ lanes_table! { "neon", F32x4,
 }
 
 /// The NEON kernels, as a constant the SDOT and SMMLA tables start from: the generic table
-/// with NEON's own activation quantization.
+/// with NEON's own activation quantization and SwiGLU.
 pub(crate) const NEON_KERNELS: Kernels = Kernels {
     quantize_q8_act: quantize_q8_act_neon,
+    swiglu: swiglu_neon,
     ..TABLE
 };
 
@@ -112,6 +115,9 @@ pub(crate) use attn_scores_q8_with;
 entries! { "neon";
     fn quantize_q8_act_neon(x: &[f32], out: &mut [BlockQ8Act]) {
         quant::quantize_q8_act(x, out)
+    }
+    fn swiglu_neon(gate: &[f32], up: &[f32], out: &mut [f32]) {
+        act::swiglu(gate, up, out)
     }
     fn matmul_q8_0_neon(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, tile_kernel!(q8_dots, q8_dots, scale_q8_0))

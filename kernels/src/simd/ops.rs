@@ -63,9 +63,13 @@ fn load_f16<L: Lanes>(src: &[u16]) -> L {
 /// `x[i] = f(x[i])`.
 #[inline(always)]
 fn map<L: Lanes>(x: &mut [f32], f: impl Fn(L) -> L) {
-    for r in chunks::<L>(x.len()) {
-        let v = f(load(&x[r.clone()]));
-        store(v, &mut x[r]);
+    let mut xs = x.chunks_exact_mut(L::N);
+    for x in &mut xs {
+        f(L::load(x)).store(x);
+    }
+    let x = xs.into_remainder();
+    if !x.is_empty() {
+        store(f(load(x)), x);
     }
 }
 
@@ -76,9 +80,17 @@ fn zip_map<L: Lanes>(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(L, L) -> 
         a.len() == out.len() && b.len() == out.len(),
         "operand lengths differ"
     );
-    for r in chunks::<L>(out.len()) {
-        let v = f(load(&a[r.clone()]), load(&b[r.clone()]));
-        store(v, &mut out[r]);
+    let (mut os, mut as_, mut bs) = (
+        out.chunks_exact_mut(L::N),
+        a.chunks_exact(L::N),
+        b.chunks_exact(L::N),
+    );
+    for ((o, a), b) in (&mut os).zip(&mut as_).zip(&mut bs) {
+        f(L::load(a), L::load(b)).store(o);
+    }
+    let o = os.into_remainder();
+    if !o.is_empty() {
+        store(f(load(as_.remainder()), load(bs.remainder())), o);
     }
 }
 
@@ -86,21 +98,32 @@ fn zip_map<L: Lanes>(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(L, L) -> 
 #[inline(always)]
 fn update<L: Lanes>(dst: &mut [f32], src: &[f32], f: impl Fn(L, L) -> L) {
     assert_eq!(dst.len(), src.len(), "operand lengths differ");
-    for r in chunks::<L>(dst.len()) {
-        let v = f(load(&dst[r.clone()]), load(&src[r.clone()]));
-        store(v, &mut dst[r]);
+    let (mut ds, mut ss) = (dst.chunks_exact_mut(L::N), src.chunks_exact(L::N));
+    for (d, s) in (&mut ds).zip(&mut ss) {
+        f(L::load(d), L::load(s)).store(d);
+    }
+    let d = ds.into_remainder();
+    if !d.is_empty() {
+        store(f(load(d), load(ss.remainder())), d);
     }
 }
 
-/// `Σ f(x[i])`, padding lanes `pad`, over two accumulators (two independent chains).
+/// `Σ f(x[i])`, padding lanes `pad`, over two accumulators (two independent chains: vectors
+/// `0, 2, 4, ...` into the first, `1, 3, ...` into the second).
 #[inline(always)]
 fn sum_map<L: Lanes>(x: &[f32], pad: f32, f: impl Fn(L) -> L) -> f32 {
     let (mut a0, mut a1) = (L::zero(), L::zero());
-    let mut it = chunks::<L>(x.len());
-    while let Some(r) = it.next() {
-        a0 = a0.add(f(load_pad(&x[r], pad)));
-        if let Some(r) = it.next() {
-            a1 = a1.add(f(load_pad(&x[r], pad)));
+    let mut pairs = x.chunks_exact(2 * L::N);
+    for p in &mut pairs {
+        a0 = a0.add(f(L::load(p)));
+        a1 = a1.add(f(L::load(&p[L::N..])));
+    }
+    let rest = pairs.remainder();
+    if !rest.is_empty() {
+        let (first, second) = rest.split_at(rest.len().min(L::N));
+        a0 = a0.add(f(load_pad(first, pad)));
+        if !second.is_empty() {
+            a1 = a1.add(f(load_pad(second, pad)));
         }
     }
     a0.add(a1).reduce_sum()
@@ -132,15 +155,27 @@ pub(crate) fn layer_norm<L: Lanes>(x: &[f32], w: &[f32], b: &[f32], eps: f32, ou
 #[inline(always)]
 pub(crate) fn softmax<L: Lanes>(x: &mut [f32]) {
     let mut mx = L::splat(f32::NEG_INFINITY);
-    for r in chunks::<L>(x.len()) {
-        mx = mx.max(load_pad(&x[r], f32::NEG_INFINITY));
+    let mut vs = x.chunks_exact(L::N);
+    for v in &mut vs {
+        mx = mx.max(L::load(v));
+    }
+    if !vs.remainder().is_empty() {
+        mx = mx.max(load_pad(vs.remainder(), f32::NEG_INFINITY));
     }
     let max = L::splat(mx.reduce_max());
     let mut sum = L::zero();
-    for r in chunks::<L>(x.len()) {
-        let e = math::exp_nonpositive(load_pad::<L>(&x[r.clone()], f32::NEG_INFINITY).sub(max));
+    let mut exp_add = |v: L| {
+        let e = math::exp_nonpositive(v.sub(max));
         sum = sum.add(e);
-        store(e, &mut x[r]);
+        e
+    };
+    let mut vs = x.chunks_exact_mut(L::N);
+    for v in &mut vs {
+        exp_add(L::load(v)).store(v);
+    }
+    let rest = vs.into_remainder();
+    if !rest.is_empty() {
+        store(exp_add(load_pad(rest, f32::NEG_INFINITY)), rest);
     }
     let inv = L::splat(1.0 / sum.reduce_sum());
     map(x, |v: L| v.mul(inv));
@@ -542,6 +577,7 @@ pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f3
         out,
         VALUE_COLS,
         |t, _| p[t],
-        |t, cols| load_f16(&values[t * d..][cols]),
+        // The row cut to its `d` values first: its columns then need no bounds checks.
+        |t, cols| load_f16(&values[t * d..][..d][cols]),
     );
 }
