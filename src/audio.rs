@@ -70,6 +70,9 @@ pub enum AudioError {
     /// Not a RIFF/WAVE file.
     #[error("not a WAV file: {0} (raw PCM has no header: give its format, e.g. s16le at 16000 Hz)")]
     NotWav(String),
+    /// A compressed or other container format (FLAC, MP3, Ogg, ...), named by its magic bytes.
+    #[error("{0} audio, not WAV: convert it first, e.g. `ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`")]
+    Container(&'static str),
     /// The header ends before a field it must hold.
     #[error("truncated WAV file: {0}")]
     Truncated(String),

@@ -516,6 +516,18 @@ fn hostile_streams_end_cleanly() {
         let out = edgelm(&["transcribe", model, "--stream", "-", option, value], b"");
         assert!(text(&out.stderr).contains(problem), "{}", text(&out.stderr));
     }
+    // An unknown language fails before the audio is read, not once the first utterance ends.
+    let out = edgelm(
+        &["transcribe", model, "--stream", "-", "--language", "xx"],
+        &noise,
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("does not know the language \"xx\"")
+            && !stderr.contains("utterance"),
+        "{stderr}"
+    );
     let out = edgelm(&["transcribe", model, "x.wav", "--rate", "8000"], b"");
     assert!(text(&out.stderr).contains("--rate describes a stream"));
 }

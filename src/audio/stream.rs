@@ -13,7 +13,7 @@ use std::io::{ErrorKind, Read};
 
 use super::raw::RawReader;
 use super::resample::{MAX_RATE, MIN_RATE, StreamResampler};
-use super::wav::{Format, HeaderScan, scan_header};
+use super::wav::{Format, HeaderScan, container, scan_header};
 use super::{AudioError, WHISPER_RATE};
 
 /// A WAV header longer than this (chunks before `data`) is refused rather than buffered.
@@ -39,7 +39,11 @@ impl<R: Read> AudioStream<R> {
     /// blocks until the stream's first bytes come.
     pub fn open(mut reader: R, raw: Format, chunk: usize) -> Result<Self, AudioError> {
         let mut head = Vec::new();
-        fill(&mut reader, &mut head, 4)?;
+        // Enough for every magic `container` knows.
+        fill(&mut reader, &mut head, 12)?;
+        if let Some(name) = container(&head) {
+            return Err(AudioError::Container(name));
+        }
         let riff = [b"RIFF", b"RIFX", b"RF64", b"BW64"]
             .iter()
             .any(|m| head.starts_with(*m));
@@ -252,6 +256,10 @@ mod tests {
         let (out, _) = stream(&s16(&[16384, -8192]), MONO_S16, 1).unwrap();
         assert_eq!(out, [0.5, -0.25]);
         assert!(stream(&[], MONO_S16, 1).unwrap().0.is_empty());
+        // A compressed file piped in is named, not transcribed as raw PCM noise.
+        let flac = b"fLaC\0\0\0\x22\x10\0\x10\0 frames";
+        let e = stream(flac, MONO_S16, 3).unwrap_err().to_string();
+        assert!(e.contains("FLAC audio"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct VadConfig {
 
 impl VadConfig {
     /// Settings for speech at `rate` Hz: 20 ms frames, 9 dB over the floor of the last 1.5 s and
-    /// above -55 dBFS, 60 ms onset, 400 ms hangover, 200 ms pre-roll, 30 s at most.
+    /// above -60 dBFS, 60 ms onset, 400 ms hangover, 200 ms pre-roll, 30 s at most.
     pub fn speech(rate: u32) -> VadConfig {
         let ms = |ms: u32| (rate as usize * ms as usize / 1000).max(1);
         let frame = ms(20);
@@ -40,7 +40,7 @@ impl VadConfig {
         VadConfig {
             frame,
             threshold_db: 9.0,
-            min_db: -55.0,
+            min_db: -60.0,
             floor_window: frames(1500),
             onset: frames(60),
             hangover: frames(400),
@@ -251,6 +251,22 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn quiet_speech_over_a_quiet_floor_is_heard() {
+        // A distant talker: syllables near -57 dBFS over a -79 dBFS floor. Such speech (peaks
+        // -50 dBFS) went unheard while frames below -55 dBFS could never be loud.
+        let mut rng = Lcg(5);
+        let noise = 0.0002;
+        let mut audio = silence(1.0, noise, &mut rng);
+        let voice = speech(1.5, 0.0, &mut rng);
+        audio.extend(voice.iter().map(|s| s * 0.012 + noise * rng.next()));
+        audio.extend(silence(1.5, noise, &mut rng));
+        let found = spans(&audio);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (s, e) = found[0];
+        assert!((0.7..=1.1).contains(&s) && (2.4..=3.0).contains(&e), "{found:?}");
     }
 
     #[test]

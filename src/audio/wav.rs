@@ -137,6 +137,9 @@ pub fn read_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
 /// stream: chunks before `data` other than `fmt ` are skipped; a `data` chunk before `fmt ` is
 /// remembered (its samples are then inside `bytes`).
 pub fn scan_header(bytes: &[u8]) -> Result<HeaderScan, AudioError> {
+    if let Some(name) = container(bytes) {
+        return Err(AudioError::Container(name));
+    }
     if bytes.len() >= 4 {
         match &bytes[0..4] {
             b"RIFF" => {}
@@ -366,6 +369,32 @@ fn sample(s: &[u8], encoding: Encoding) -> f64 {
     }
 }
 
+/// The audio file format other than WAV whose magic bytes `head` starts with: files renamed
+/// `.wav`, or piped in where a WAV or raw stream was expected. Only unambiguous magic: none is
+/// the start of quiet raw PCM.
+pub fn container(head: &[u8]) -> Option<&'static str> {
+    const MAGIC: [(usize, &[u8], &str); 10] = [
+        (0, b"fLaC", "FLAC"),
+        (0, b"ID3", "MP3 (ID3 tag)"),
+        (0, b"OggS", "Ogg (Vorbis or Opus)"),
+        (4, b"ftyp", "MP4/M4A"),
+        (0, &[0x1A, 0x45, 0xDF, 0xA3], "Matroska/WebM"),
+        (0, b"caff", "Core Audio (CAF)"),
+        (0, b".snd", "Sun/NeXT AU"),
+        (0, b"#!AMR", "AMR"),
+        (0, b"MAC ", "Monkey's Audio"),
+        (0, b"wvpk", "WavPack"),
+    ];
+    let aiff = head.len() >= 12 && &head[..4] == b"FORM" && matches!(&head[8..12], b"AIFF" | b"AIFC");
+    if aiff {
+        return Some("AIFF");
+    }
+    MAGIC
+        .iter()
+        .find(|(at, magic, _)| head.get(*at..at + magic.len()) == Some(*magic))
+        .map(|(_, _, name)| *name)
+}
+
 /// A chunk or form id, printable.
 fn ascii(id: &[u8]) -> String {
     id.iter()
@@ -500,7 +529,17 @@ pub(crate) mod tests {
         let good = wav(&fmt(PCM, 1, 16000, 16), &[], &s16(&[1, 2, 3]));
         assert!(error(&good[..6]).contains("truncated"), "{}", error(&good[..6]));
         assert!(error(&good[..30]).contains("truncated"), "{}", error(&good[..30]));
-        assert!(error(b"ID3\x04 an mp3 file").contains("not a WAV"));
+        for (head, name) in [
+            (b"ID3\x04 an mp3 file".as_slice(), "MP3 (ID3 tag) audio, not WAV"),
+            (b"fLaC\0\0\0\x22", "FLAC audio, not WAV"),
+            (b"OggS\0\x02", "Ogg (Vorbis or Opus) audio, not WAV"),
+            (b"\0\0\0\x20ftypM4A ", "MP4/M4A audio, not WAV"),
+            (b"FORM\0\0\0\x10AIFFCOMM", "AIFF audio, not WAV"),
+        ] {
+            let e = error(head);
+            assert!(e.contains(name) && e.contains("ffmpeg"), "{e}");
+        }
+        assert!(error(b"\xff\xfb\x90\x00 frame").contains("not a WAV"));
         assert!(error(b"").contains("empty input"));
         let mut form = good.clone();
         form[8..12].copy_from_slice(b"AVI ");

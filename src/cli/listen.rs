@@ -314,7 +314,7 @@ pub fn report(stream: &Stream<'_>) {
     }
     eprintln!(
         "stream: {audio:.1} s of audio, {} utterance(s){}, {} encoder pass(es) ({} for partial text), {} thread(s): \
-compute {compute:.2} s, {:.1}x faster than real time (real-time factor {:.3})",
+compute {compute:.2} s, {} (real-time factor {:.3})",
         s.utterances,
         match s.unheard {
             0 => String::new(),
@@ -323,9 +323,19 @@ compute {compute:.2} s, {:.1}x faster than real time (real-time factor {:.3})",
         s.encoder_passes,
         s.partials,
         stream.whisper().threads(),
-        audio / compute.max(1e-9),
+        pace(audio, compute),
         compute / audio.max(1e-9),
     );
+}
+
+/// How the compute time compares with the audio's duration, as a ratio above 1: a loaded machine
+/// or a large model can be slower than real time.
+fn pace(audio: f64, compute: f64) -> String {
+    if audio >= compute {
+        format!("{:.1}x faster than real time", audio / compute.max(1e-9))
+    } else {
+        format!("{:.1}x slower than real time", compute / audio.max(1e-9))
+    }
 }
 
 /// `edgelm transcribe --stream`: the final text of each utterance on stdout, one line each.
@@ -356,4 +366,16 @@ pub fn transcribe(whisper: Whisper<'_>, options: TranscribeOptions, source: Sour
     partials.clear();
     report(&stream);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pace;
+
+    #[test]
+    fn pace_says_slower_when_compute_outlasts_the_audio() {
+        assert_eq!(pace(4.2, 11.41), "2.7x slower than real time");
+        assert_eq!(pace(61.5, 29.05), "2.1x faster than real time");
+        assert_eq!(pace(2.0, 2.0), "1.0x faster than real time");
+    }
 }

@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::transcribe::language_token;
 use super::{TranscribeOptions, Whisper, WhisperError, transcribe, whisper_config};
 use crate::audio::mel::FASTER_WHISPER_PADDING;
 use crate::audio::{LogMel, Vad, VadConfig, VadEvent, WHISPER_RATE};
@@ -114,7 +115,12 @@ pub struct Stream<'m> {
 impl<'m> Stream<'m> {
     /// A stream transcribed by `whisper`.
     pub fn new(whisper: Whisper<'m>, options: StreamOptions) -> Result<Self, WhisperError> {
-        let n_mels = whisper_config(whisper.model().config()).n_mels;
+        let cfg = whisper_config(whisper.model().config());
+        // A language the model does not know fails now, not after the first utterance.
+        if let Some(code) = &options.transcribe.language {
+            language_token(cfg, code)?;
+        }
+        let n_mels = cfg.n_mels;
         let filters = whisper.model().whisper()?.mel_filters.to_vec();
         let logmel = LogMel::with_filters(filters, n_mels).map_err(|e| WhisperError::Input(e.to_string()))?;
         let draft = TranscribeOptions {

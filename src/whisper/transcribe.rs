@@ -9,7 +9,7 @@
 use super::align::{self, Piece, Word};
 use super::beam::{Decoder, Strategy, log_sum_exp};
 use super::{Whisper, WhisperError, whisper_config};
-use crate::format::meta::WhisperTokens;
+use crate::format::meta::{WhisperConfig, WhisperTokens};
 use crate::sampling::{Sampler, SamplingParams};
 
 /// Seconds per mel frame.
@@ -416,6 +416,22 @@ fn split(tokens: &[u32], tb: u32, time_offset: f32, size: usize) -> (Pieces, usi
     (out, advance, single_ending)
 }
 
+/// The token of the language `code` (`en`, `de`, ...), or an error listing the codes the model
+/// knows.
+pub(crate) fn language_token(cfg: &WhisperConfig, code: &str) -> Result<u32, WhisperError> {
+    cfg.languages
+        .iter()
+        .find(|(known, _)| known == code)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| {
+            let known: Vec<&str> = cfg.languages.iter().map(|(code, _)| code.as_str()).collect();
+            WhisperError::Input(format!(
+                "the model does not know the language {code:?} (it knows {})",
+                known.join(", ")
+            ))
+        })
+}
+
 /// Transcribes a log-mel spectrogram: `mel` holds `n_mels` rows of `frames` values, of which
 /// the first `content_frames` are the audio (faster-whisper: all but the last).
 pub fn transcribe(
@@ -471,18 +487,7 @@ pub fn transcribe(
             detect_language(w)?
         }
     };
-    let lang = cfg
-        .languages
-        .iter()
-        .find(|(code, _)| *code == language)
-        .map(|(_, id)| *id)
-        .ok_or_else(|| {
-            let known: Vec<&str> = cfg.languages.iter().map(|(code, _)| code.as_str()).collect();
-            WhisperError::Input(format!(
-                "the model does not know the language {language:?} (it knows {})",
-                known.join(", ")
-            ))
-        })?;
+    let lang = language_token(cfg, &language)?;
     out.language = language;
     let task = match o.task {
         Task::Transcribe => t.transcribe,
