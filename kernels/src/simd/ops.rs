@@ -543,15 +543,15 @@ pub(crate) fn weighted_rows<L: Lanes>(
     row: impl Fn(usize, Range<usize>) -> L,
 ) {
     for pass in (0..out.len()).step_by(VALUE_COLS) {
-        let width = VALUE_COLS.min(out.len() - pass);
-        let cols = &mut out[pass..pass + width];
+        let cols = &mut out[pass..];
         let weight = |t, c: usize| weight(t, pass + c);
         let row = |t, r: Range<usize>| row(t, pass + r.start..pass + r.end);
-        // A constant width for whole passes lets the accumulators live in registers.
-        if width == VALUE_COLS {
-            weighted_pass(rows, VALUE_COLS, group, cols, weight, row);
+        // A constant width for whole passes lets the accumulators live in registers, and the
+        // test `pass + VALUE_COLS <= out.len()` covers every column load of the pass.
+        if cols.len() >= VALUE_COLS {
+            weighted_pass(rows, VALUE_COLS, group, &mut cols[..VALUE_COLS], weight, row);
         } else {
-            weighted_pass(rows, width, group, cols, weight, row);
+            weighted_pass(rows, cols.len(), group, cols, weight, row);
         }
     }
 }
