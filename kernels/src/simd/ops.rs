@@ -221,16 +221,29 @@ pub(crate) fn mul<L: Lanes>(dst: &mut [f32], src: &[f32]) {
     update(dst, src, |d: L, s| d.mul(s));
 }
 
+/// One [`rope_neox`] step: `(a·c − b·s, b·c + a·s)`.
+#[inline(always)]
+fn rotate<L: Lanes>(a: L, b: L, c: L, s: L) -> (L, L) {
+    (a.mul(c).sub(b.mul(s)), b.mul(c).add(a.mul(s)))
+}
+
 /// See [`crate::scalar::rope_neox`]. Bit-exact: the same products and differences.
 #[inline(always)]
 pub(crate) fn rope_neox<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     crate::scalar::check_rope(x, cos, sin);
     let (lo, hi) = x[..2 * cos.len()].split_at_mut(cos.len());
-    for r in chunks::<L>(cos.len()) {
-        let (a, b): (L, L) = (load(&lo[r.clone()]), load(&hi[r.clone()]));
-        let (c, s): (L, L) = (load(&cos[r.clone()]), load(&sin[r.clone()]));
-        store(a.mul(c).sub(b.mul(s)), &mut lo[r.clone()]);
-        store(b.mul(c).add(a.mul(s)), &mut hi[r]);
+    let (mut los, mut his) = (lo.chunks_exact_mut(L::N), hi.chunks_exact_mut(L::N));
+    let (mut cs, mut ss) = (cos.chunks_exact(L::N), sin.chunks_exact(L::N));
+    for (((lo, hi), c), s) in (&mut los).zip(&mut his).zip(&mut cs).zip(&mut ss) {
+        let (a, b) = rotate(L::load(lo), L::load(hi), L::load(c), L::load(s));
+        a.store(lo);
+        b.store(hi);
+    }
+    let (lo, hi) = (los.into_remainder(), his.into_remainder());
+    if !lo.is_empty() {
+        let (a, b) = rotate::<L>(load(lo), load(hi), load(cs.remainder()), load(ss.remainder()));
+        store(a, lo);
+        store(b, hi);
     }
 }
 
@@ -257,14 +270,15 @@ pub(crate) fn rope_interleaved<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]
 #[inline(always)]
 pub(crate) fn f32_to_f16<L: Lanes>(src: &[f32], dst: &mut [u16]) {
     assert_eq!(src.len(), dst.len(), "operand lengths differ");
-    for r in chunks::<L>(src.len()) {
-        if r.len() == L::N {
-            L::load(&src[r.clone()]).store_f16(&mut dst[r]);
-        } else {
-            let mut buf = [0; MAX_LANES];
-            load::<L>(&src[r.clone()]).store_f16(&mut buf);
-            dst[r.clone()].copy_from_slice(&buf[..r.len()]);
-        }
+    let (mut ss, mut ds) = (src.chunks_exact(L::N), dst.chunks_exact_mut(L::N));
+    for (s, d) in (&mut ss).zip(&mut ds) {
+        L::load(s).store_f16(d);
+    }
+    let d = ds.into_remainder();
+    if !d.is_empty() {
+        let mut buf = [0; MAX_LANES];
+        load::<L>(ss.remainder()).store_f16(&mut buf);
+        d.copy_from_slice(&buf[..d.len()]);
     }
 }
 
@@ -529,15 +543,15 @@ pub(crate) fn weighted_rows<L: Lanes>(
     row: impl Fn(usize, Range<usize>) -> L,
 ) {
     for pass in (0..out.len()).step_by(VALUE_COLS) {
-        let width = VALUE_COLS.min(out.len() - pass);
-        let cols = &mut out[pass..pass + width];
+        let cols = &mut out[pass..];
         let weight = |t, c: usize| weight(t, pass + c);
         let row = |t, r: Range<usize>| row(t, pass + r.start..pass + r.end);
-        // A constant width for whole passes lets the accumulators live in registers.
-        if width == VALUE_COLS {
-            weighted_pass(rows, VALUE_COLS, group, cols, weight, row);
+        // A constant width for whole passes lets the accumulators live in registers, and the
+        // test `pass + VALUE_COLS <= out.len()` covers every column load of the pass.
+        if cols.len() >= VALUE_COLS {
+            weighted_pass(rows, VALUE_COLS, group, &mut cols[..VALUE_COLS], weight, row);
         } else {
-            weighted_pass(rows, width, group, cols, weight, row);
+            weighted_pass(rows, cols.len(), group, cols, weight, row);
         }
     }
 }
