@@ -63,13 +63,9 @@ fn load_f16<L: Lanes>(src: &[u16]) -> L {
 /// `x[i] = f(x[i])`.
 #[inline(always)]
 fn map<L: Lanes>(x: &mut [f32], f: impl Fn(L) -> L) {
-    let mut xs = x.chunks_exact_mut(L::N);
-    for x in &mut xs {
-        f(L::load(x)).store(x);
-    }
-    let x = xs.into_remainder();
-    if !x.is_empty() {
-        store(f(load(x)), x);
+    for r in chunks::<L>(x.len()) {
+        let v = f(load(&x[r.clone()]));
+        store(v, &mut x[r]);
     }
 }
 
@@ -80,17 +76,9 @@ fn zip_map<L: Lanes>(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(L, L) -> 
         a.len() == out.len() && b.len() == out.len(),
         "operand lengths differ"
     );
-    let (mut os, mut as_, mut bs) = (
-        out.chunks_exact_mut(L::N),
-        a.chunks_exact(L::N),
-        b.chunks_exact(L::N),
-    );
-    for ((o, a), b) in (&mut os).zip(&mut as_).zip(&mut bs) {
-        f(L::load(a), L::load(b)).store(o);
-    }
-    let o = os.into_remainder();
-    if !o.is_empty() {
-        store(f(load(as_.remainder()), load(bs.remainder())), o);
+    for r in chunks::<L>(out.len()) {
+        let v = f(load(&a[r.clone()]), load(&b[r.clone()]));
+        store(v, &mut out[r]);
     }
 }
 
@@ -98,32 +86,21 @@ fn zip_map<L: Lanes>(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(L, L) -> 
 #[inline(always)]
 fn update<L: Lanes>(dst: &mut [f32], src: &[f32], f: impl Fn(L, L) -> L) {
     assert_eq!(dst.len(), src.len(), "operand lengths differ");
-    let (mut ds, mut ss) = (dst.chunks_exact_mut(L::N), src.chunks_exact(L::N));
-    for (d, s) in (&mut ds).zip(&mut ss) {
-        f(L::load(d), L::load(s)).store(d);
-    }
-    let d = ds.into_remainder();
-    if !d.is_empty() {
-        store(f(load(d), load(ss.remainder())), d);
+    for r in chunks::<L>(dst.len()) {
+        let v = f(load(&dst[r.clone()]), load(&src[r.clone()]));
+        store(v, &mut dst[r]);
     }
 }
 
-/// `Σ f(x[i])`, padding lanes `pad`, over two accumulators (two independent chains: vectors
-/// `0, 2, 4, ...` into the first, `1, 3, ...` into the second).
+/// `Σ f(x[i])`, padding lanes `pad`, over two accumulators (two independent chains).
 #[inline(always)]
 fn sum_map<L: Lanes>(x: &[f32], pad: f32, f: impl Fn(L) -> L) -> f32 {
     let (mut a0, mut a1) = (L::zero(), L::zero());
-    let mut pairs = x.chunks_exact(2 * L::N);
-    for p in &mut pairs {
-        a0 = a0.add(f(L::load(p)));
-        a1 = a1.add(f(L::load(&p[L::N..])));
-    }
-    let rest = pairs.remainder();
-    if !rest.is_empty() {
-        let (first, second) = rest.split_at(rest.len().min(L::N));
-        a0 = a0.add(f(load_pad(first, pad)));
-        if !second.is_empty() {
-            a1 = a1.add(f(load_pad(second, pad)));
+    let mut it = chunks::<L>(x.len());
+    while let Some(r) = it.next() {
+        a0 = a0.add(f(load_pad(&x[r], pad)));
+        if let Some(r) = it.next() {
+            a1 = a1.add(f(load_pad(&x[r], pad)));
         }
     }
     a0.add(a1).reduce_sum()
@@ -155,27 +132,15 @@ pub(crate) fn layer_norm<L: Lanes>(x: &[f32], w: &[f32], b: &[f32], eps: f32, ou
 #[inline(always)]
 pub(crate) fn softmax<L: Lanes>(x: &mut [f32]) {
     let mut mx = L::splat(f32::NEG_INFINITY);
-    let mut vs = x.chunks_exact(L::N);
-    for v in &mut vs {
-        mx = mx.max(L::load(v));
-    }
-    if !vs.remainder().is_empty() {
-        mx = mx.max(load_pad(vs.remainder(), f32::NEG_INFINITY));
+    for r in chunks::<L>(x.len()) {
+        mx = mx.max(load_pad(&x[r], f32::NEG_INFINITY));
     }
     let max = L::splat(mx.reduce_max());
     let mut sum = L::zero();
-    let mut exp_add = |v: L| {
-        let e = math::exp_nonpositive(v.sub(max));
+    for r in chunks::<L>(x.len()) {
+        let e = math::exp_nonpositive(load_pad::<L>(&x[r.clone()], f32::NEG_INFINITY).sub(max));
         sum = sum.add(e);
-        e
-    };
-    let mut vs = x.chunks_exact_mut(L::N);
-    for v in &mut vs {
-        exp_add(L::load(v)).store(v);
-    }
-    let rest = vs.into_remainder();
-    if !rest.is_empty() {
-        store(exp_add(load_pad(rest, f32::NEG_INFINITY)), rest);
+        store(e, &mut x[r]);
     }
     let inv = L::splat(1.0 / sum.reduce_sum());
     map(x, |v: L| v.mul(inv));
@@ -221,29 +186,16 @@ pub(crate) fn mul<L: Lanes>(dst: &mut [f32], src: &[f32]) {
     update(dst, src, |d: L, s| d.mul(s));
 }
 
-/// One [`rope_neox`] step: `(a·c − b·s, b·c + a·s)`.
-#[inline(always)]
-fn rotate<L: Lanes>(a: L, b: L, c: L, s: L) -> (L, L) {
-    (a.mul(c).sub(b.mul(s)), b.mul(c).add(a.mul(s)))
-}
-
 /// See [`crate::scalar::rope_neox`]. Bit-exact: the same products and differences.
 #[inline(always)]
 pub(crate) fn rope_neox<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     crate::scalar::check_rope(x, cos, sin);
     let (lo, hi) = x[..2 * cos.len()].split_at_mut(cos.len());
-    let (mut los, mut his) = (lo.chunks_exact_mut(L::N), hi.chunks_exact_mut(L::N));
-    let (mut cs, mut ss) = (cos.chunks_exact(L::N), sin.chunks_exact(L::N));
-    for (((lo, hi), c), s) in (&mut los).zip(&mut his).zip(&mut cs).zip(&mut ss) {
-        let (a, b) = rotate(L::load(lo), L::load(hi), L::load(c), L::load(s));
-        a.store(lo);
-        b.store(hi);
-    }
-    let (lo, hi) = (los.into_remainder(), his.into_remainder());
-    if !lo.is_empty() {
-        let (a, b) = rotate::<L>(load(lo), load(hi), load(cs.remainder()), load(ss.remainder()));
-        store(a, lo);
-        store(b, hi);
+    for r in chunks::<L>(cos.len()) {
+        let (a, b): (L, L) = (load(&lo[r.clone()]), load(&hi[r.clone()]));
+        let (c, s): (L, L) = (load(&cos[r.clone()]), load(&sin[r.clone()]));
+        store(a.mul(c).sub(b.mul(s)), &mut lo[r.clone()]);
+        store(b.mul(c).add(a.mul(s)), &mut hi[r]);
     }
 }
 
@@ -270,15 +222,14 @@ pub(crate) fn rope_interleaved<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]
 #[inline(always)]
 pub(crate) fn f32_to_f16<L: Lanes>(src: &[f32], dst: &mut [u16]) {
     assert_eq!(src.len(), dst.len(), "operand lengths differ");
-    let (mut ss, mut ds) = (src.chunks_exact(L::N), dst.chunks_exact_mut(L::N));
-    for (s, d) in (&mut ss).zip(&mut ds) {
-        L::load(s).store_f16(d);
-    }
-    let d = ds.into_remainder();
-    if !d.is_empty() {
-        let mut buf = [0; MAX_LANES];
-        load::<L>(ss.remainder()).store_f16(&mut buf);
-        d.copy_from_slice(&buf[..d.len()]);
+    for r in chunks::<L>(src.len()) {
+        if r.len() == L::N {
+            L::load(&src[r.clone()]).store_f16(&mut dst[r]);
+        } else {
+            let mut buf = [0; MAX_LANES];
+            load::<L>(&src[r.clone()]).store_f16(&mut buf);
+            dst[r.clone()].copy_from_slice(&buf[..r.len()]);
+        }
     }
 }
 
@@ -543,15 +494,15 @@ pub(crate) fn weighted_rows<L: Lanes>(
     row: impl Fn(usize, Range<usize>) -> L,
 ) {
     for pass in (0..out.len()).step_by(VALUE_COLS) {
-        let cols = &mut out[pass..];
+        let width = VALUE_COLS.min(out.len() - pass);
+        let cols = &mut out[pass..pass + width];
         let weight = |t, c: usize| weight(t, pass + c);
         let row = |t, r: Range<usize>| row(t, pass + r.start..pass + r.end);
-        // A constant width for whole passes lets the accumulators live in registers, and the
-        // test `pass + VALUE_COLS <= out.len()` covers every column load of the pass.
-        if cols.len() >= VALUE_COLS {
-            weighted_pass(rows, VALUE_COLS, group, &mut cols[..VALUE_COLS], weight, row);
+        // A constant width for whole passes lets the accumulators live in registers.
+        if width == VALUE_COLS {
+            weighted_pass(rows, VALUE_COLS, group, cols, weight, row);
         } else {
-            weighted_pass(rows, cols.len(), group, cols, weight, row);
+            weighted_pass(rows, width, group, cols, weight, row);
         }
     }
 }
@@ -591,7 +542,6 @@ pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f3
         out,
         VALUE_COLS,
         |t, _| p[t],
-        // The row cut to its `d` values first: its columns then need no bounds checks.
-        |t, cols| load_f16(&values[t * d..][..d][cols]),
+        |t, cols| load_f16(&values[t * d..][cols]),
     );
 }
