@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 
 use edgelm::chat::{ChatTemplate, Message};
-use edgelm::format::text::read_text_file;
 use edgelm::session::Session;
 
-use super::common::{SessionArgs, load};
+use super::common::{SessionArgs, load, read_text_string};
 
 /// Arguments of `edgelm cache-prompt`.
 #[derive(clap::Args)]
@@ -30,10 +29,7 @@ pub struct CachePromptArgs {
 
 /// Renders the chat template with the system prompt only, processes it and saves the cache.
 pub fn run(args: CachePromptArgs) -> anyhow::Result<()> {
-    let system =
-        read_text_file(&args.system).map_err(|e| anyhow::anyhow!("{}: {e}", args.system.display()))?;
-    let system = String::from_utf8(system)
-        .map_err(|e| anyhow::anyhow!("{}: not UTF-8: {e}", args.system.display()))?;
+    let system = read_text_string(&args.system)?;
     let (model, _) = load(&args.model)?;
     let mut session = Session::new(&model, &args.session.options(&model)?)?;
     let messages = [Message::new("system", system)];

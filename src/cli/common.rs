@@ -234,10 +234,7 @@ pub struct GrammarArgs {
 impl GrammarArgs {
     /// The grammar asked for, if any; errors name the file.
     pub fn grammar(&self) -> anyhow::Result<Option<Arc<Grammar>>> {
-        let read = |path: &Path| {
-            let bytes = read_text_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8: {e}", path.display()))
-        };
+        let read = read_text_string;
         let grammar = match (&self.grammar, &self.json_schema) {
             (Some(path), _) => {
                 Grammar::parse(&read(path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
@@ -326,4 +323,10 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Tokens per second, guarding against zero durations.
 pub fn rate(tokens: usize, d: Duration) -> f64 {
     tokens as f64 / d.as_secs_f64().max(1e-9)
+}
+
+/// The UTF-8 text file a user named, read with [`read_text_file`]'s bound; errors name it.
+pub fn read_text_string(path: &Path) -> anyhow::Result<String> {
+    let bytes = read_text_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8: {e}", path.display()))
 }

@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use edgelm::format::text::read_text_file;
 use edgelm::perplexity::perplexity;
 use edgelm::session::Session;
 
-use super::common::{SessionArgs, invalid, load};
+use super::common::{SessionArgs, invalid, load, read_text_string};
 
 /// Arguments of `edgelm perplexity`.
 #[derive(clap::Args)]
@@ -38,9 +37,7 @@ pub fn run(mut args: PerplexityArgs) -> anyhow::Result<()> {
         return Err(invalid("--chunks", 0, "at least 1"));
     }
     let (model, _) = load(&args.model)?;
-    let text = read_text_file(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    let text =
-        String::from_utf8(text).map_err(|e| anyhow::anyhow!("{}: not UTF-8: {e}", args.file.display()))?;
+    let text = read_text_string(&args.file)?;
     let tokens = super::encode_text(&model, &text, true, false)?;
     let spec = &model.meta().tokenizer;
     let bos = spec.bos.filter(|_| spec.add_bos);
