@@ -307,10 +307,19 @@ batch (-b) needs less",
     /// The token ids of `text` as the encoder sees it: `[CLS] … [SEP]`, truncated to the
     /// maximum length.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        self.encode(text, Some(self.max_length))
+    }
+
+    /// The length of `text` in tokens as the encoder sees it, before truncation.
+    pub fn untruncated_len(&self, text: &str) -> Result<usize, EmbedError> {
+        Ok(self.encode(text, None)?.len())
+    }
+
+    fn encode(&self, text: &str, max_length: Option<usize>) -> Result<Vec<u32>, EmbedError> {
         let opts = EncodeOptions {
             add_special: true,
             parse_special: true,
-            max_length: Some(self.max_length),
+            max_length,
         };
         Ok(self.model.tokenizer().encode(text, opts)?)
     }

@@ -7,7 +7,6 @@ use anyhow::Context;
 use edgelm::embed::{EmbedOptions, Embedder};
 use edgelm::format::text::{read_text, read_text_file};
 use edgelm::model::Model;
-use edgelm::tokenizer::EncodeOptions;
 
 use super::common::{invalid, load, threads};
 
@@ -82,7 +81,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let mut embedder = args.encoder.embedder(&model)?;
     let vectors = embedder.embed(&texts)?;
     let max = embedder.max_length();
-    let cut = texts.iter().filter(|t| tokens(&model, t) > max).count();
+    // A text that cannot be tokenized has failed embedding above.
+    let cut = texts
+        .iter()
+        .filter(|t| embedder.untruncated_len(t).is_ok_and(|n| n > max))
+        .count();
     if cut > 0 {
         eprintln!(
             "edgelm embed: {cut} of {} texts longer than {max} tokens were truncated to their first {max} (--max-length)",
@@ -94,17 +97,6 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     writeln!(out)?;
     out.flush()?;
     Ok(())
-}
-
-/// The length of `text` in tokens as the encoder sees it, before truncation (0 if it cannot
-/// be tokenized: embedding it has failed with the reason then).
-fn tokens(model: &Model, text: &str) -> usize {
-    let opts = EncodeOptions {
-        add_special: true,
-        parse_special: true,
-        max_length: None,
-    };
-    model.tokenizer().encode(text, opts).map_or(0, |ids| ids.len())
 }
 
 /// The lines of a text file, or of standard input for `-`.
