@@ -435,6 +435,15 @@ async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<Collected, Ap
     ))
 }
 
+/// The last event of a stream asked for usage (`stream_options.include_usage`): `head`'s
+/// fields, no choices, and the usage, as the OpenAI API sends it.
+fn usage_chunk(head: &Value, usage: Usage, cached: usize) -> Value {
+    let mut u = head.clone();
+    u["choices"] = json!([]);
+    u["usage"] = usage_json(usage, cached);
+    u
+}
+
 fn usage_json(u: Usage, cached: usize) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,
@@ -657,10 +666,7 @@ async fn chat_inner(state: Arc<AppState>, body: Body) -> Result<Response, Respon
         let last = move |finish: Finish, usage: Usage, cached: usize| {
             let mut out = vec![wrap2(json!({}), Some(finish_reason(finish, false)))];
             if include_usage {
-                let mut u = wrap2(json!({}), None);
-                u["choices"] = json!([]);
-                u["usage"] = usage_json(usage, cached);
-                out.push(u);
+                out.push(usage_chunk(&wrap2(json!({}), None), usage, cached));
             }
             out
         };
@@ -777,13 +783,9 @@ async fn completions_inner(state: Arc<AppState>, body: Body) -> Result<Response,
         let last = move |finish: Finish, usage: Usage, cached: usize| {
             let mut v = h2.clone();
             v["choices"] = json!([{"text": "", "index": 0, "logprobs": null, "finish_reason": finish_reason(finish, false)}]);
-            // As in chat: usage comes in a chunk of its own, with no choices.
             let mut out = vec![v];
             if include_usage {
-                let mut u = h2.clone();
-                u["choices"] = json!([]);
-                u["usage"] = usage_json(usage, cached);
-                out.push(u);
+                out.push(usage_chunk(&h2, usage, cached));
             }
             out
         };
