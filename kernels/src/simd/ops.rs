@@ -4,6 +4,11 @@
 //!
 //! Slices are walked `L::N` values at a time; a last partial vector goes through a padded
 //! stack buffer, so every value takes the same vector code.
+//!
+//! The loop helpers call their closure twice (whole vectors, then the padded tail), so every
+//! closure passed to them is `#[inline(always)]`: one left out of line would be compiled
+//! without the caller's `#[target_feature]`s and every intrinsic in it would become a call
+//! (`targets/x86_64/check-inlined.sh` fails the build on that).
 
 use core::ops::Range;
 
@@ -63,9 +68,13 @@ fn load_f16<L: Lanes>(src: &[u16]) -> L {
 /// `x[i] = f(x[i])`.
 #[inline(always)]
 fn map<L: Lanes>(x: &mut [f32], f: impl Fn(L) -> L) {
-    for r in chunks::<L>(x.len()) {
-        let v = f(load(&x[r.clone()]));
-        store(v, &mut x[r]);
+    let mut xs = x.chunks_exact_mut(L::N);
+    for x in &mut xs {
+        f(L::load(x)).store(x);
+    }
+    let x = xs.into_remainder();
+    if !x.is_empty() {
+        store(f(load(x)), x);
     }
 }
 
@@ -76,9 +85,17 @@ fn zip_map<L: Lanes>(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(L, L) -> 
         a.len() == out.len() && b.len() == out.len(),
         "operand lengths differ"
     );
-    for r in chunks::<L>(out.len()) {
-        let v = f(load(&a[r.clone()]), load(&b[r.clone()]));
-        store(v, &mut out[r]);
+    let (mut os, mut as_, mut bs) = (
+        out.chunks_exact_mut(L::N),
+        a.chunks_exact(L::N),
+        b.chunks_exact(L::N),
+    );
+    for ((o, a), b) in (&mut os).zip(&mut as_).zip(&mut bs) {
+        f(L::load(a), L::load(b)).store(o);
+    }
+    let o = os.into_remainder();
+    if !o.is_empty() {
+        store(f(load(as_.remainder()), load(bs.remainder())), o);
     }
 }
 
@@ -86,32 +103,74 @@ fn zip_map<L: Lanes>(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(L, L) -> 
 #[inline(always)]
 fn update<L: Lanes>(dst: &mut [f32], src: &[f32], f: impl Fn(L, L) -> L) {
     assert_eq!(dst.len(), src.len(), "operand lengths differ");
-    for r in chunks::<L>(dst.len()) {
-        let v = f(load(&dst[r.clone()]), load(&src[r.clone()]));
-        store(v, &mut dst[r]);
+    let (mut ds, mut ss) = (dst.chunks_exact_mut(L::N), src.chunks_exact(L::N));
+    for (d, s) in (&mut ds).zip(&mut ss) {
+        f(L::load(d), L::load(s)).store(d);
+    }
+    let d = ds.into_remainder();
+    if !d.is_empty() {
+        store(f(load(d), load(ss.remainder())), d);
     }
 }
 
-/// `Σ f(x[i])`, padding lanes `pad`, over two accumulators (two independent chains).
+/// `Σ f(x[i])`, padding lanes `pad`, over two accumulators (two independent chains: vectors
+/// `0, 2, 4, ...` into the first, `1, 3, ...` into the second).
 #[inline(always)]
 fn sum_map<L: Lanes>(x: &[f32], pad: f32, f: impl Fn(L) -> L) -> f32 {
     let (mut a0, mut a1) = (L::zero(), L::zero());
-    let mut it = chunks::<L>(x.len());
-    while let Some(r) = it.next() {
-        a0 = a0.add(f(load_pad(&x[r], pad)));
-        if let Some(r) = it.next() {
-            a1 = a1.add(f(load_pad(&x[r], pad)));
+    let mut pairs = x.chunks_exact(2 * L::N);
+    for p in &mut pairs {
+        a0 = a0.add(f(L::load(p)));
+        a1 = a1.add(f(L::load(&p[L::N..])));
+    }
+    let rest = pairs.remainder();
+    if !rest.is_empty() {
+        let (first, second) = rest.split_at(rest.len().min(L::N));
+        a0 = a0.add(f(load_pad(first, pad)));
+        if !second.is_empty() {
+            a1 = a1.add(f(load_pad(second, pad)));
         }
     }
     a0.add(a1).reduce_sum()
 }
 
+/// `x[i] = f(x[i])`, returning `Σ f(x[i])` over one accumulator; the tail's missing lanes
+/// are `pad` (`f(pad)` must be 0).
+#[inline(always)]
+fn map_sum<L: Lanes>(x: &mut [f32], pad: f32, f: impl Fn(L) -> L) -> f32 {
+    let mut sum = L::zero();
+    let mut xs = x.chunks_exact_mut(L::N);
+    for x in &mut xs {
+        let v = f(L::load(x));
+        sum = sum.add(v);
+        v.store(x);
+    }
+    let x = xs.into_remainder();
+    if !x.is_empty() {
+        let v = f(load_pad(x, pad));
+        sum = sum.add(v);
+        store(v, x);
+    }
+    sum.reduce_sum()
+}
+
 /// See [`crate::scalar::rms_norm`].
 #[inline(always)]
 pub(crate) fn rms_norm<L: Lanes>(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let ms = sum_map::<L>(x, 0.0, |v| v.mul(v)) / x.len() as f32;
+    let ms = sum_map::<L>(
+        x,
+        0.0,
+        #[inline(always)]
+        |v| v.mul(v),
+    ) / x.len() as f32;
     let scale = L::splat(1.0 / libm::sqrtf(ms + eps));
-    zip_map(out, x, w, |v: L, g| v.mul(scale).mul(g));
+    zip_map(
+        out,
+        x,
+        w,
+        #[inline(always)]
+        |v: L, g| v.mul(scale).mul(g),
+    );
 }
 
 /// See [`crate::scalar::layer_norm`].
@@ -119,40 +178,74 @@ pub(crate) fn rms_norm<L: Lanes>(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]
 pub(crate) fn layer_norm<L: Lanes>(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
     assert_eq!(b.len(), out.len(), "operand lengths differ");
     let n = x.len() as f32;
-    let mean = sum_map::<L>(x, 0.0, |v| v) / n;
+    let mean = sum_map::<L>(
+        x,
+        0.0,
+        #[inline(always)]
+        |v| v,
+    ) / n;
     let m = L::splat(mean);
     // Padding lanes hold the mean, so they add nothing to the variance.
-    let var = sum_map::<L>(x, mean, |v| v.sub(m).mul(v.sub(m))) / n;
+    let var = sum_map::<L>(
+        x,
+        mean,
+        #[inline(always)]
+        |v| v.sub(m).mul(v.sub(m)),
+    ) / n;
     let scale = L::splat(1.0 / libm::sqrtf(var + eps));
-    zip_map(out, x, w, |v: L, g| v.sub(m).mul(scale).mul(g));
-    update(out, b, |o: L, bias| o.add(bias));
+    zip_map(
+        out,
+        x,
+        w,
+        #[inline(always)]
+        |v: L, g| v.sub(m).mul(scale).mul(g),
+    );
+    update(
+        out,
+        b,
+        #[inline(always)]
+        |o: L, bias| o.add(bias),
+    );
 }
 
 /// See [`crate::scalar::softmax`].
 #[inline(always)]
 pub(crate) fn softmax<L: Lanes>(x: &mut [f32]) {
     let mut mx = L::splat(f32::NEG_INFINITY);
-    for r in chunks::<L>(x.len()) {
-        mx = mx.max(load_pad(&x[r], f32::NEG_INFINITY));
+    let mut vs = x.chunks_exact(L::N);
+    for v in &mut vs {
+        mx = mx.max(L::load(v));
+    }
+    if !vs.remainder().is_empty() {
+        mx = mx.max(load_pad(vs.remainder(), f32::NEG_INFINITY));
     }
     let max = L::splat(mx.reduce_max());
-    let mut sum = L::zero();
-    for r in chunks::<L>(x.len()) {
-        let e = math::exp_nonpositive(load_pad::<L>(&x[r.clone()], f32::NEG_INFINITY).sub(max));
-        sum = sum.add(e);
-        store(e, &mut x[r]);
-    }
-    let inv = L::splat(1.0 / sum.reduce_sum());
-    map(x, |v: L| v.mul(inv));
+    // Padding lanes are -inf: their exp is 0.
+    let sum = map_sum(
+        x,
+        f32::NEG_INFINITY,
+        #[inline(always)]
+        |v: L| math::exp_nonpositive(v.sub(max)),
+    );
+    let inv = L::splat(1.0 / sum);
+    map(
+        x,
+        #[inline(always)]
+        |v: L| v.mul(inv),
+    );
 }
 
 /// See [`crate::scalar::swiglu`].
 #[inline(always)]
 pub(crate) fn swiglu<L: Lanes>(gate: &[f32], up: &[f32], out: &mut [f32]) {
     let one = L::splat(1.0);
-    zip_map(out, gate, up, |g: L, u| {
-        g.div(one.add(math::exp(g.mul(L::splat(-1.0))))).mul(u)
-    });
+    zip_map(
+        out,
+        gate,
+        up,
+        #[inline(always)]
+        |g: L, u| g.div(one.add(math::exp(g.mul(L::splat(-1.0))))).mul(u),
+    );
 }
 
 /// See [`crate::scalar::gelu_erf`].
@@ -160,7 +253,11 @@ pub(crate) fn swiglu<L: Lanes>(gate: &[f32], up: &[f32], out: &mut [f32]) {
 pub(crate) fn gelu_erf<L: Lanes>(x: &mut [f32]) {
     let (half, one) = (L::splat(0.5), L::splat(1.0));
     let k = L::splat(core::f32::consts::FRAC_1_SQRT_2);
-    map(x, |v: L| half.mul(v).mul(one.add(math::erf(v.mul(k)))));
+    map(
+        x,
+        #[inline(always)]
+        |v: L| half.mul(v).mul(one.add(math::erf(v.mul(k)))),
+    );
 }
 
 /// See [`crate::scalar::gelu_tanh`].
@@ -168,22 +265,42 @@ pub(crate) fn gelu_erf<L: Lanes>(x: &mut [f32]) {
 pub(crate) fn gelu_tanh<L: Lanes>(x: &mut [f32]) {
     let (half, one) = (L::splat(0.5), L::splat(1.0));
     let (k, c) = (L::splat(0.797_884_6), L::splat(0.044715));
-    map(x, |v: L| {
-        let u = k.mul(c.mul(v).mul(v).mul_add(v, v));
-        half.mul(v).mul(one.add(math::tanh_abs(u)))
-    });
+    map(
+        x,
+        #[inline(always)]
+        |v: L| {
+            let u = k.mul(c.mul(v).mul(v).mul_add(v, v));
+            half.mul(v).mul(one.add(math::tanh_abs(u)))
+        },
+    );
 }
 
 /// See [`crate::scalar::add`].
 #[inline(always)]
 pub(crate) fn add<L: Lanes>(dst: &mut [f32], src: &[f32]) {
-    update(dst, src, |d: L, s| d.add(s));
+    update(
+        dst,
+        src,
+        #[inline(always)]
+        |d: L, s| d.add(s),
+    );
 }
 
 /// See [`crate::scalar::mul`].
 #[inline(always)]
 pub(crate) fn mul<L: Lanes>(dst: &mut [f32], src: &[f32]) {
-    update(dst, src, |d: L, s| d.mul(s));
+    update(
+        dst,
+        src,
+        #[inline(always)]
+        |d: L, s| d.mul(s),
+    );
+}
+
+/// One [`rope_neox`] step: `(a·c − b·s, b·c + a·s)`.
+#[inline(always)]
+fn rotate<L: Lanes>(a: L, b: L, c: L, s: L) -> (L, L) {
+    (a.mul(c).sub(b.mul(s)), b.mul(c).add(a.mul(s)))
 }
 
 /// See [`crate::scalar::rope_neox`]. Bit-exact: the same products and differences.
@@ -191,11 +308,18 @@ pub(crate) fn mul<L: Lanes>(dst: &mut [f32], src: &[f32]) {
 pub(crate) fn rope_neox<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     crate::scalar::check_rope(x, cos, sin);
     let (lo, hi) = x[..2 * cos.len()].split_at_mut(cos.len());
-    for r in chunks::<L>(cos.len()) {
-        let (a, b): (L, L) = (load(&lo[r.clone()]), load(&hi[r.clone()]));
-        let (c, s): (L, L) = (load(&cos[r.clone()]), load(&sin[r.clone()]));
-        store(a.mul(c).sub(b.mul(s)), &mut lo[r.clone()]);
-        store(b.mul(c).add(a.mul(s)), &mut hi[r]);
+    let (mut los, mut his) = (lo.chunks_exact_mut(L::N), hi.chunks_exact_mut(L::N));
+    let (mut cs, mut ss) = (cos.chunks_exact(L::N), sin.chunks_exact(L::N));
+    for (((lo, hi), c), s) in (&mut los).zip(&mut his).zip(&mut cs).zip(&mut ss) {
+        let (a, b) = rotate(L::load(lo), L::load(hi), L::load(c), L::load(s));
+        a.store(lo);
+        b.store(hi);
+    }
+    let (lo, hi) = (los.into_remainder(), his.into_remainder());
+    if !lo.is_empty() {
+        let (a, b) = rotate::<L>(load(lo), load(hi), load(cs.remainder()), load(ss.remainder()));
+        store(a, lo);
+        store(b, hi);
     }
 }
 
@@ -222,14 +346,15 @@ pub(crate) fn rope_interleaved<L: Lanes>(x: &mut [f32], cos: &[f32], sin: &[f32]
 #[inline(always)]
 pub(crate) fn f32_to_f16<L: Lanes>(src: &[f32], dst: &mut [u16]) {
     assert_eq!(src.len(), dst.len(), "operand lengths differ");
-    for r in chunks::<L>(src.len()) {
-        if r.len() == L::N {
-            L::load(&src[r.clone()]).store_f16(&mut dst[r]);
-        } else {
-            let mut buf = [0; MAX_LANES];
-            load::<L>(&src[r.clone()]).store_f16(&mut buf);
-            dst[r.clone()].copy_from_slice(&buf[..r.len()]);
-        }
+    let (mut ss, mut ds) = (src.chunks_exact(L::N), dst.chunks_exact_mut(L::N));
+    for (s, d) in (&mut ss).zip(&mut ds) {
+        L::load(s).store_f16(d);
+    }
+    let d = ds.into_remainder();
+    if !d.is_empty() {
+        let mut buf = [0; MAX_LANES];
+        load::<L>(ss.remainder()).store_f16(&mut buf);
+        d.copy_from_slice(&buf[..d.len()]);
     }
 }
 
@@ -494,23 +619,30 @@ pub(crate) fn weighted_rows<L: Lanes>(
     row: impl Fn(usize, Range<usize>) -> L,
 ) {
     for pass in (0..out.len()).step_by(VALUE_COLS) {
-        let width = VALUE_COLS.min(out.len() - pass);
-        let cols = &mut out[pass..pass + width];
-        let weight = |t, c: usize| weight(t, pass + c);
-        let row = |t, r: Range<usize>| row(t, pass + r.start..pass + r.end);
-        // A constant width for whole passes lets the accumulators live in registers.
-        if width == VALUE_COLS {
-            weighted_pass(rows, VALUE_COLS, group, cols, weight, row);
+        let cols = &mut out[pass..];
+        // A constant width for whole passes lets the accumulators live in registers, and the
+        // test `pass + VALUE_COLS <= out.len()` covers every column load of the pass.
+        if cols.len() >= VALUE_COLS {
+            weighted_pass(
+                rows,
+                pass,
+                VALUE_COLS,
+                group,
+                &mut cols[..VALUE_COLS],
+                &weight,
+                &row,
+            );
         } else {
-            weighted_pass(rows, width, group, cols, weight, row);
+            weighted_pass(rows, pass, cols.len(), group, cols, &weight, &row);
         }
     }
 }
 
-/// One pass of [`weighted_rows`] over `width <= VALUE_COLS` columns.
+/// One pass of [`weighted_rows`] over the `width <= VALUE_COLS` columns from `pass`.
 #[inline(always)]
 fn weighted_pass<L: Lanes>(
     rows: usize,
+    pass: usize,
     width: usize,
     group: usize,
     out: &mut [f32],
@@ -522,9 +654,9 @@ fn weighted_pass<L: Lanes>(
         let mut wt = L::zero();
         for (a, r) in acc.iter_mut().zip(chunks::<L>(width)) {
             if r.start % group == 0 {
-                wt = L::splat(weight(t, r.start));
+                wt = L::splat(weight(t, pass + r.start));
             }
-            *a = wt.mul_add(row(t, r), *a);
+            *a = wt.mul_add(row(t, pass + r.start..pass + r.end), *a);
         }
     }
     for (a, r) in acc.iter().zip(chunks::<L>(width)) {
@@ -541,7 +673,10 @@ pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f3
         p.len(),
         out,
         VALUE_COLS,
+        #[inline(always)]
         |t, _| p[t],
-        |t, cols| load_f16(&values[t * d..][cols]),
+        // The row cut to its `d` values first: its columns then need no bounds checks.
+        #[inline(always)]
+        |t, cols| load_f16(&values[t * d..][..d][cols]),
     );
 }

@@ -62,10 +62,15 @@ pub(crate) fn attn_values_q8<L: Lanes>(p: &[f32], values: &[BlockQ8_0], out: &mu
     let nb = out.len() / QK;
     assert_eq!(out.len(), nb * QK, "head_dim is not a multiple of QK");
     assert_eq!(values.len(), p.len() * nb, "values are not p.len() × blocks");
-    let block = |t: usize, c: usize| &values[t * nb + c / QK];
-    let weight = |t, c| p[t] * L::f16_to_f32(block(t, c).d);
-    let row = |t, cols: Range<usize>| L::load_i8(&block(t, cols.start).qs[cols.start % QK..]);
-    weighted_rows::<L>(p.len(), out, QK, weight, row);
+    weighted_rows::<L>(
+        p.len(),
+        out,
+        QK,
+        #[inline(always)]
+        |t, c| p[t] * L::f16_to_f32(values[t * nb + c / QK].d),
+        #[inline(always)]
+        |t, cols: Range<usize>| L::load_i8(&values[t * nb + cols.start / QK].qs[cols.start % QK..]),
+    );
 }
 
 /// See [`crate::scalar::attn_scores_q8`]. `block(acc, key, query)` adds one block's
