@@ -169,6 +169,33 @@ impl<'a> OutCols<'a> {
         }
     }
 
+    /// Rows (tokens) `r` of this view, borrowed.
+    ///
+    /// # Panics
+    /// If `r` is decreasing or ends past `n`.
+    pub fn tokens(&mut self, r: core::ops::Range<usize>) -> OutCols<'_> {
+        assert!(
+            r.start <= r.end && r.end <= self.n,
+            "tokens {r:?} out of {}",
+            self.n
+        );
+        // SAFETY: as in `tokens_from`: for `start < n` row `start` starts inside the view's
+        // buffer, and an empty view keeps its pointer; the new view's rows are a subset of
+        // this one's and its borrow is tied to `&mut self`.
+        let ptr = if r.start < self.n {
+            unsafe { self.ptr.add(r.start * self.stride) }
+        } else {
+            self.ptr
+        };
+        OutCols {
+            ptr,
+            n: r.end - r.start,
+            stride: self.stride,
+            width: self.width,
+            _buf: PhantomData,
+        }
+    }
+
     /// Row `t` of this view: `width` values.
     ///
     /// # Panics
@@ -196,6 +223,18 @@ mod tests {
         }
         assert_eq!(&buf[..5], &[1.0, 1.0, 2.0, 2.0, 2.0]);
         assert_eq!(&buf[10..], &[1.0, 1.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn token_ranges_write_their_rows_only() {
+        let mut buf = [0.0f32; 4 * 3];
+        let mut out = OutCols::new(&mut buf, 4, 3);
+        let (_, mut right) = out.tokens(1..3).split_at(1);
+        assert_eq!((right.n(), right.width()), (2, 2));
+        right.row(0).fill(1.0);
+        right.row(1).fill(2.0);
+        assert_eq!(out.tokens(4..4).n(), 0);
+        assert_eq!(buf, [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 2.0, 2.0, 0.0, 0.0, 0.0]);
     }
 
     #[test]

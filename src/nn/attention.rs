@@ -13,6 +13,11 @@ use crate::kv_cache::LayerKv;
 /// block reads the keys once for all of them).
 pub const QUERY_BLOCK: usize = 16;
 
+/// Queries per score product in the causal triangle of a prompt's query block (a register
+/// tile's tokens in the float matmul): the scores it computes and discards are those above
+/// the diagonal within each group.
+const TRIANGLE_GROUP: usize = 4;
+
 /// The fewest cached positions one generation task attends ([`CausalAttention::decode`]).
 const MIN_BLOCK_KEYS: usize = 64;
 
@@ -279,15 +284,31 @@ impl CausalAttention<'_> {
                 q.copy_from_slice(self.query(t, h));
             }
             // The keys from the first one the block's first query sees to the last one its
-            // last query sees; each row then takes its own part.
+            // last query sees; each row then takes its own part. The keys up to the first
+            // query's position, which every query sees, are one product; the causal triangle
+            // after them is one per group of queries, up to the group's last position.
             let (lo, seen) = (self.first_key(self.pos0 + t0), self.pos0 + t1);
-            let width = seen - lo;
+            let (width, shared) = (seen - lo, self.pos0 + t0 + 1 - lo);
             let sc = &mut scores[..(t1 - t0) * width];
+            let mut block = OutCols::new(sc, t1 - t0, width);
+            let key_rows = |r: Range<usize>| &keys[(lo + r.start) * hd..(lo + r.end) * hd];
             (k.matmul_f16)(
-                &keys[lo * hd..seen * hd],
+                key_rows(0..shared),
                 &queries[..(t1 - t0) * hd],
-                OutCols::new(sc, t1 - t0, width),
+                block.tokens(0..t1 - t0).split_at(shared).0,
             );
+            for g0 in (0..t1 - t0).step_by(TRIANGLE_GROUP) {
+                let g1 = (g0 + TRIANGLE_GROUP).min(t1 - t0);
+                let cols = shared..shared + g1 - 1;
+                if !cols.is_empty() {
+                    let (left, _) = block.tokens(g0..g1).split_at(cols.end);
+                    (k.matmul_f16)(
+                        key_rows(cols.clone()),
+                        &queries[g0 * hd..g1 * hd],
+                        left.split_at(cols.start).1,
+                    );
+                }
+            }
             for (t, row) in (t0..t1).zip(sc.chunks_exact_mut(width)) {
                 let (start, end) = (self.first_key(self.pos0 + t), self.pos0 + t + 1);
                 let p = &mut row[start - lo..end - lo];
