@@ -114,7 +114,7 @@ pub struct Kernels {
     /// See [`scalar::layer_norm`].
     pub layer_norm: LayerNormFn,
     /// See [`scalar::softmax`].
-    pub softmax: fn(x: &mut [f32]),
+    pub softmax: fn(x: &mut [f32], scale: f32),
     /// See [`scalar::swiglu`].
     pub swiglu: fn(gate: &[f32], up: &[f32], out: &mut [f32]),
     /// See [`scalar::gelu_erf`].

@@ -376,12 +376,14 @@ pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// In-place softmax, max-subtracted.
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+/// In-place softmax of `scale · x` (`scale > 0`: attention's `1/√d`, or 1), max-subtracted:
+/// `e^(s·x − s·max) / Σ`, each product rounded as a multiply of its own would round it (for
+/// `s > 0` the largest rounded product is the rounded product of the largest value).
+pub fn softmax(x: &mut [f32], scale: f32) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
     let mut sum = 0.0;
     for v in x.iter_mut() {
-        *v = exp(*v - max);
+        *v = exp(*v * scale - max);
         sum += *v;
     }
     let inv = 1.0 / sum;

@@ -125,22 +125,52 @@ fn softmax_matches_scalar() {
             x[2] = x[0] - 100.0; // underflows to 0 or a subnormal
         }
         let x_max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut want = x.clone();
-        (SCALAR.softmax)(&mut want);
-        for k in simd_paths() {
-            let mut got = x.clone();
-            (k.softmax)(&mut got);
-            // Vector exp is within 2 ulp (relative 2.4e-7) of libm; the sum's order adds n·u;
-            // the final scaling is exact in both; subnormal terms (below 1.2e-38 before the
-            // scaling) may be flushed to 0.
-            assert_within(&format!("{} softmax n={n}", k.isa), &got, &want, |i| {
-                let flushed = if f64::from(x[i] - x_max) < -87.33 {
-                    f64::from(want[i])
-                } else {
-                    0.0
-                };
-                (n as f64 + 8.0) * U * f64::from(want[i]) + 3e-45 + flushed
-            });
+        for scale in [1.0, 0.125, 0.37] {
+            let mut want = x.clone();
+            (SCALAR.softmax)(&mut want, scale);
+            for k in simd_paths() {
+                let mut got = x.clone();
+                (k.softmax)(&mut got, scale);
+                // Vector exp is within 2 ulp (relative 2.4e-7) of libm; the sum's order adds
+                // n·u; the final scaling is exact in both; subnormal terms (below 1.2e-38
+                // before the scaling) may be flushed to 0.
+                assert_within(
+                    &format!("{} softmax n={n} scale={scale}", k.isa),
+                    &got,
+                    &want,
+                    |i| {
+                        let flushed = if f64::from(x[i] - x_max) * f64::from(scale) < -87.33 {
+                            f64::from(want[i])
+                        } else {
+                            0.0
+                        };
+                        (n as f64 + 8.0) * U * f64::from(want[i]) + 3e-45 + flushed
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The scale folded into softmax gives, bit for bit, what scaling the values first gives (the
+/// prompt attention relies on it to skip a pass).
+#[test]
+fn softmax_scale_is_a_separate_multiply() {
+    let mut rng = rng(7);
+    for n in LENS {
+        let mut x = uniform(&mut rng, n, -300.0, 300.0);
+        if n > 1 {
+            x[n / 2] = f32::NEG_INFINITY;
+        }
+        for scale in [0.125, 0.37, 1.0 / 11f32.sqrt()] {
+            for k in [&SCALAR].into_iter().chain(simd_paths()) {
+                let mut fused = x.clone();
+                (k.softmax)(&mut fused, scale);
+                let mut separate: Vec<f32> = x.iter().map(|v| v * scale).collect();
+                (k.softmax)(&mut separate, 1.0);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fused), bits(&separate), "{} n={n} scale={scale}", k.isa);
+            }
         }
     }
 }

@@ -184,7 +184,7 @@ impl CausalAttention<'_> {
                 (0, f32::NEG_INFINITY),
                 |(i, m), (j, &x)| if x > m { (j, x) } else { (i, m) },
             );
-        (k.softmax)(sc);
+        (k.softmax)(sc, 1.0);
         // The largest score's weight is exp(0) / Σ exp(score − largest).
         let sum = 1.0 / sc[top];
         match self.kv {
@@ -312,9 +312,13 @@ impl CausalAttention<'_> {
             for (t, row) in (t0..t1).zip(sc.chunks_exact_mut(width)) {
                 let (start, end) = (self.first_key(self.pos0 + t), self.pos0 + t + 1);
                 let p = &mut row[start - lo..end - lo];
-                p.iter_mut().for_each(|x| *x *= scale);
-                self.softcap(p);
-                (k.softmax)(p);
+                if self.shape.softcap.is_some() {
+                    p.iter_mut().for_each(|x| *x *= scale);
+                    self.softcap(p);
+                    (k.softmax)(p, 1.0);
+                } else {
+                    (k.softmax)(p, scale);
+                }
                 (k.attn_values_f16)(p, &values[start * hd..end * hd], &mut out.row(t)[col..col + hd]);
             }
         }

@@ -109,7 +109,7 @@ impl SelfAttention<'_> {
                 let m = QUERY_BLOCK.min(len - i0);
                 let p = &mut s.p[..m * len];
                 (k.matmul_f32_t)(kt, &s.q[i0 * hd..(i0 + m) * hd], OutCols::new(p, m, len));
-                p.chunks_exact_mut(len).for_each(k.softmax);
+                p.chunks_exact_mut(len).for_each(|p| (k.softmax)(p, 1.0));
                 let o = &mut s.o[..m * hd];
                 (k.matmul_f32_t)(v, p, OutCols::new(o, m, hd));
                 for (i, o) in o.chunks_exact(hd).enumerate() {

@@ -65,8 +65,8 @@ macro_rules! lanes_table {
                 fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
                     ops::layer_norm::<L>(x, w, b, eps, out)
                 }
-                fn softmax(x: &mut [f32]) {
-                    ops::softmax::<L>(x)
+                fn softmax(x: &mut [f32], scale: f32) {
+                    ops::softmax::<L>(x, scale)
                 }
                 fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
                     ops::swiglu::<L>(gate, up, out)

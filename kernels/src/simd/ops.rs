@@ -210,7 +210,7 @@ pub(crate) fn layer_norm<L: Lanes>(x: &[f32], w: &[f32], b: &[f32], eps: f32, ou
 
 /// See [`crate::scalar::softmax`].
 #[inline(always)]
-pub(crate) fn softmax<L: Lanes>(x: &mut [f32]) {
+pub(crate) fn softmax<L: Lanes>(x: &mut [f32], scale: f32) {
     let mut mx = L::splat(f32::NEG_INFINITY);
     let mut vs = x.chunks_exact(L::N);
     for v in &mut vs {
@@ -219,13 +219,13 @@ pub(crate) fn softmax<L: Lanes>(x: &mut [f32]) {
     if !vs.remainder().is_empty() {
         mx = mx.max(load_pad(vs.remainder(), f32::NEG_INFINITY));
     }
-    let max = L::splat(mx.reduce_max());
+    let (s, max) = (L::splat(scale), L::splat(mx.reduce_max() * scale));
     // Padding lanes are -inf: their exp is 0.
     let sum = map_sum(
         x,
         f32::NEG_INFINITY,
         #[inline(always)]
-        |v: L| math::exp_nonpositive(v.sub(max)),
+        |v: L| math::exp_nonpositive(v.mul(s).sub(max)),
     );
     let inv = L::splat(1.0 / sum);
     map(
@@ -603,7 +603,7 @@ const SCORE_KEYS: usize = 4;
 pub(crate) const VALUE_COLS: usize = 64;
 
 /// `out = Σ_t weight(t, c) · row(t)[c]` over `rows` rows of `out.len()` values, `VALUE_COLS`
-/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t`, and
+/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t < rows`, and
 /// `weight(t, c)` is the same for the `group` columns from `c` (a multiple of `group`, which
 /// is a multiple of `N`): one weight per row, or one per quantization block.
 ///
@@ -677,6 +677,12 @@ pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f3
         |t, _| p[t],
         // The row cut to its `d` values first: its columns then need no bounds checks.
         #[inline(always)]
-        |t, cols| load_f16(&values[t * d..][..d][cols]),
+        |t, cols| {
+            debug_assert!(t < p.len());
+            // SAFETY: `weighted_rows` asks for rows `t < p.len()`, and `values` holds
+            // `p.len() · d` values (asserted above), so `[t·d, t·d + d)` is inside it.
+            let row = unsafe { values.get_unchecked(t * d..t * d + d) };
+            load_f16(&row[cols])
+        },
     );
 }
