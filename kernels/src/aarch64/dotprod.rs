@@ -100,19 +100,7 @@ fn four(g: &[[int8x16_t; 2]], first: usize, h: usize) -> [int8x16_t; 4] {
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
 pub(crate) fn q8_dots_sdot<const NT: usize>(t: &TileQ8_0, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
-    use zerocopy::IntoBytes;
-    let w: [[int8x16_t; 2]; 8] =
-        core::array::from_fn(|c| load_chunk(&chunks(t.qs.as_bytes())[c]).map(|v| vreinterpretq_s8_u8(v)));
-    a.map(|at| {
-        let [lo, hi] = load_act(at);
-        [0, 1].map(|h| {
-            sdot_groups(
-                sdot_groups(vdupq_n_s32(0), four(&w, 0, h), lo),
-                four(&w, 4, h),
-                hi,
-            )
-        })
-    })
+    quartet_dots(&q8_quartets(t), a)
 }
 
 /// Q4 nibble dots per token: the low nibbles of chunks 0-3 are elements 0-15, the high
@@ -120,17 +108,26 @@ pub(crate) fn q8_dots_sdot<const NT: usize>(t: &TileQ8_0, a: [&BlockQ8Act; NT]) 
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
 pub(crate) fn nibble_dots_sdot<const NT: usize>(t: &impl Nibbles, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
-    let [lo, hi] = nibble_chunks(t.nibbles()).map(|n| n.map(|c| c.map(|v| vreinterpretq_s8_u8(v))));
-    a.map(|at| {
-        let [al, ah] = load_act(at);
-        [0, 1].map(|h| {
-            sdot_groups(
-                sdot_groups(vdupq_n_s32(0), four(&lo, 0, h), al),
-                four(&hi, 0, h),
-                ah,
-            )
-        })
-    })
+    quartet_dots(&nibble_quartets(t), a)
+}
+
+/// The dots of a tile's quartets with each token's activations: quartets 0-3 pair with
+/// activation quants 0-15, quartets 4-7 with 16-31.
+///
+/// Plain loops, no closures: a closure here would carry this function's target features, so
+/// it could not be inlined into `core::array::map` (which has none) and stayed a call per
+/// tile and token (the i8mm table's decode ran 7× its instructions that way).
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn quartet_dots<const NT: usize>(w: &Quartets, a: [&BlockQ8Act; NT]) -> [Dots; NT] {
+    let mut dots = [[vdupq_n_s32(0); 2]; NT];
+    for (d, at) in dots.iter_mut().zip(a) {
+        let [lo, hi] = load_act(at);
+        for (h, d) in d.iter_mut().enumerate() {
+            *d = sdot_groups(sdot_groups(*d, four(w, 0, h), lo), four(w, 4, h), hi);
+        }
+    }
+    dots
 }
 
 /// A tile's quants as 4-element groups: `[g][h]` holds elements `4g..4g + 4` of rows

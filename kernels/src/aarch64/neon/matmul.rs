@@ -104,13 +104,21 @@ pub(crate) fn split_nibbles(v: uint8x16_t) -> [uint8x16_t; 2] {
 /// The 128 nibble bytes of a Q4 tile (or K-quant sub-block) as chunk registers (see
 /// [`load_chunk`]), split by [`split_nibbles`]: `[0][c]` the low nibbles of chunk `c`, `[1][c]`
 /// the high ones.
+///
+/// Plain loops: the nested `map`s this was once written with stayed calls of
+/// `core::array::try_map` in several kernels.
 #[inline(always)]
 pub(crate) fn nibble_chunks(qs: &[u8; TILE_ROWS * 16]) -> [[[uint8x16_t; 2]; 4]; 2] {
-    let raw: [[[uint8x16_t; 2]; 2]; 4] = core::array::from_fn(|c| {
-        // SAFETY: NEON is part of every aarch64 target.
-        unsafe { load_chunk(&chunks(qs)[c]) }.map(split_nibbles)
-    });
-    [0, 1].map(|n| raw.map(|c| c.map(|v| v[n])))
+    // SAFETY: NEON is part of every aarch64 target.
+    let mut out = [[[unsafe { vdupq_n_u8(0) }; 2]; 4]; 2];
+    for (c, chunk) in chunks(qs).iter().enumerate() {
+        // SAFETY: as above.
+        for (h, v) in unsafe { load_chunk(chunk) }.into_iter().enumerate() {
+            let [lo, hi] = split_nibbles(v);
+            (out[0][c][h], out[1][c][h]) = (lo, hi);
+        }
+    }
+    out
 }
 
 /// The Q4 tiles' nibbles.
