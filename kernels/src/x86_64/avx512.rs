@@ -84,17 +84,24 @@ fn matmul_t(b: &[f32], x: &[f32], mut out: OutCols<'_>) {
 #[inline]
 fn tile<const MR: usize>(b: &[f32], x: &[f32], out: &mut OutCols<'_>, t0: usize, c0: usize) {
     let (width, k) = (out.width(), x.len() / out.n());
-    let masks: [__mmask16; TILE_VECS] = core::array::from_fn(|v| {
+    // Loops, not `from_fn`: its closures would carry this function's target features and could
+    // stay calls (`targets/check-inlined.sh`).
+    let mut masks: [__mmask16; TILE_VECS] = [0; TILE_VECS];
+    for (v, m) in masks.iter_mut().enumerate() {
         let lanes = width.saturating_sub(c0 + v * LANES).min(LANES);
-        ((1u32 << lanes) - 1) as __mmask16
-    });
-    let xs: [&[f32]; MR] = core::array::from_fn(|i| &x[(t0 + i) * k..][..k]);
+        *m = ((1u32 << lanes) - 1) as __mmask16;
+    }
+    let mut xs: [&[f32]; MR] = [&[]; MR];
+    for (i, xs) in xs.iter_mut().enumerate() {
+        *xs = &x[(t0 + i) * k..][..k];
+    }
     let mut acc = [[_mm512_setzero_ps(); TILE_VECS]; MR];
     for (j, row) in b.chunks_exact(width).take(k).enumerate() {
-        let bv: [__m512; TILE_VECS] = core::array::from_fn(|v| {
+        let mut bv = [_mm512_setzero_ps(); TILE_VECS];
+        for (v, bv) in bv.iter_mut().enumerate() {
             // SAFETY: the mask enables only columns `c0 + v·16 + l < width`, inside `row`.
-            unsafe { _mm512_maskz_loadu_ps(masks[v], row.as_ptr().wrapping_add(c0 + v * LANES)) }
-        });
+            *bv = unsafe { _mm512_maskz_loadu_ps(masks[v], row.as_ptr().wrapping_add(c0 + v * LANES)) };
+        }
         for i in 0..MR {
             let xv = _mm512_set1_ps(xs[i][j]);
             for v in 0..TILE_VECS {
