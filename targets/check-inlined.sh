@@ -1,25 +1,44 @@
 #!/usr/bin/env bash
-# Fails if a binary calls a `core::arch` intrinsic as a function. The x86 kernels are generic
-# code instantiated inside `#[target_feature]` functions; anything left out of line there (a
-# closure the inliner skipped, a helper without `#[inline(always)]`) is compiled for the x86_64
-# baseline, where `_mm256_fmadd_ps` and its kind cannot be inlined and become calls: results
-# stay right and speed halves (docs/BENCHMARKS.md, the reverted loop rewrite). `__xgetbv` is
-# the one legitimate call (CPU detection, outside any kernel).
+# Fails if a binary's kernels call, out of line, what must be inlined into them. The SIMD
+# kernels are generic code instantiated inside `#[target_feature]` functions; what is left out
+# of line there loses speed without losing correctness:
+#   - a `core::arch` intrinsic called as a function (generic code compiled for the baseline, where
+#     `_mm256_fmadd_ps` and its kind cannot be inlined): x86 prompt speed halved once that way
+#     (docs/BENCHMARKS.md, the reverted loop rewrite);
+#   - a closure, or `core::array`'s `map`/`try_map`/`from_fn`, called from a kernel (a function
+#     of the x86_64, aarch64 or simd modules): a closure
+#     carries its function's target features, so it cannot be inlined into `core::array::map`,
+#     which has none (the aarch64 i8mm decode ran 7x its instructions that way).
+# `__xgetbv` is the one legitimate intrinsic call (CPU detection, outside any kernel).
 #
-# Usage: targets/x86_64/check-inlined.sh [BINARY...]   (default target/release/edgelm; needs
-#        objdump and the binary's symbols, i.e. not a stripped release build)
+# Usage: targets/check-inlined.sh [BINARY...]   (default target/release/edgelm)
+#   x86_64 or aarch64 ELF files with symbols (not a stripped release build), e.g. the aarch64
+#   kernel tests' binary target-aarch64/aarch64-unknown-linux-gnu/release/deps/matmul-*; aarch64
+#   ones need aarch64-linux-gnu-objdump (binutils-aarch64-linux-gnu, with the cross toolchain).
+#   The kernels are not generic and there is no LTO, so every binary has the same kernel code.
 set -euo pipefail
 [ $# -gt 0 ] || set -- target/release/edgelm
 status=0
 for bin in "$@"; do
-  calls=$(objdump -d --no-show-raw-insn "$bin" | grep -E '\bcall[q]? ' | grep -E 'core_arch' | grep -v 'xgetbv' |
-    sed -E 's/.*<(.*)>.*/\1/; s/\+0x[0-9a-f]+$//' | sort | uniq -c | sort -rn) || true
+  # ELF e_machine (offset 18): 0xb7 aarch64, 0x3e x86_64.
+  case $(od -An -tx1 -j18 -N1 "$bin" | tr -d ' ') in
+    b7) objdump=aarch64-linux-gnu-objdump call=bl ;;
+    3e) objdump=objdump call=call ;;
+    *) echo "$bin: not an x86_64 or aarch64 ELF file" >&2; exit 2 ;;
+  esac
+  calls=$("$objdump" -d --no-show-raw-insn "$bin" | awk -v call="$call" '
+    /^[0-9a-f]+ <.*>:$/ { fn = $2; next }
+    $2 == call || $2 == call "q" {
+      target = $NF
+      if (target ~ /core_arch/ && target !~ /xgetbv/) print target
+      else if (fn ~ /edgelm_kernels[0-9]+(x86_64|aarch64|simd)/ && target ~ /closure|core5array.*(3map|7try_map|7from_fn)/) print fn " -> " target
+    }' | sed -E 's/17h[0-9a-f]{16}E//g; s/\+0x[0-9a-f]+//g' | sort | uniq -c | sort -rn)
   if [ -n "$calls" ]; then
-    echo "$bin: intrinsics called out of line (a kernel lost its target features):" >&2
+    echo "$bin: called out of line in kernels (a kernel lost its target features or a closure stayed a call):" >&2
     echo "$calls" | head -20 >&2
     status=1
   else
-    echo "$bin: no intrinsic is called out of line"
+    echo "$bin: kernels call no intrinsic, closure or array map out of line"
   fi
 done
 exit $status
