@@ -5,10 +5,14 @@
 #   - a `core::arch` intrinsic called as a function (generic code compiled for the baseline, where
 #     `_mm256_fmadd_ps` and its kind cannot be inlined): x86 prompt speed halved once that way
 #     (docs/BENCHMARKS.md, the reverted loop rewrite);
-#   - a closure, or `core::array`'s `map`/`try_map`/`from_fn`, called from a kernel (a function
-#     of the x86_64, aarch64 or simd modules): a closure
-#     carries its function's target features, so it cannot be inlined into `core::array::map`,
-#     which has none (the aarch64 i8mm decode ran 7x its instructions that way).
+#   - `core::array`'s `map`/`try_map`/`from_fn` called from a kernel (a function of the x86_64,
+#     aarch64 or simd modules): their closures carry the kernel's target features, so they cannot
+#     be inlined into `core::array`'s functions, which have none (the aarch64 i8mm decode ran 7x
+#     its instructions that way).
+# A closure a kernel calls out of line is reported but does not fail the check: whether the
+# inliner keeps one (e.g. the x86 K-quant kernels' `half_sum_pairs` closure, one call per tile in
+# the VNNI kernels) changes with the codegen-unit split, and the loops that would avoid it
+# slowed the AVX2 Q6_K kernel down by half.
 # `__xgetbv` is the one legitimate intrinsic call (CPU detection, outside any kernel).
 #
 # Usage: targets/check-inlined.sh [BINARY...]   (default target/release/edgelm)
@@ -30,15 +34,22 @@ for bin in "$@"; do
     /^[0-9a-f]+ <.*>:$/ { fn = $2; next }
     $2 == call || $2 == call "q" {
       target = $NF
-      if (target ~ /core_arch/ && target !~ /xgetbv/) print target
-      else if (fn ~ /edgelm_kernels[0-9]+(x86_64|aarch64|simd)/ && target ~ /closure|core5array.*(3map|7try_map|7from_fn)/) print fn " -> " target
-    }' | sed -E 's/17h[0-9a-f]{16}E//g; s/\+0x[0-9a-f]+//g' | sort | uniq -c | sort -rn)
-  if [ -n "$calls" ]; then
-    echo "$bin: called out of line in kernels (a kernel lost its target features or a closure stayed a call):" >&2
-    echo "$calls" | head -20 >&2
+      if (target ~ /core_arch/ && target !~ /xgetbv/) print "error " target
+      else if (fn ~ /edgelm_kernels[0-9]+(x86_64|aarch64|simd)/) {
+        if (target ~ /core5array.*(3map|7try_map|7from_fn)/) print "error " fn " -> " target
+        else if (target ~ /closure/) print "note " fn " -> " target
+      }
+    }' | sed -E 's/17h[0-9a-f]{16}E//g; s/\+0x[0-9a-f]+//g; s/\.llvm\.[0-9]+//g' | sort | uniq -c | sort -rn)
+  if grep -q ' note ' <<<"$calls"; then
+    echo "$bin: note, closures called out of line by kernels:"
+    grep ' note ' <<<"$calls" | head -10
+  fi
+  if grep -q ' error ' <<<"$calls"; then
+    echo "$bin: called out of line in kernels (a kernel lost its target features, or maps an array through a closure):" >&2
+    grep ' error ' <<<"$calls" | head -20 >&2
     status=1
   else
-    echo "$bin: kernels call no intrinsic, closure or array map out of line"
+    echo "$bin: kernels call no intrinsic and no array map out of line"
   fi
 done
 exit $status

@@ -8,7 +8,7 @@
 //! The loop helpers call their closure twice (whole vectors, then the padded tail), so every
 //! closure passed to them is `#[inline(always)]`: one left out of line would be compiled
 //! without the caller's `#[target_feature]`s and every intrinsic in it would become a call
-//! (`targets/x86_64/check-inlined.sh` fails the build on that).
+//! (`targets/check-inlined.sh` fails the build on that).
 
 use core::ops::Range;
 

@@ -29,44 +29,34 @@ pub(crate) fn word_bits(word: u32, value: i8) -> __m256i {
 ///
 /// Range: a `maddubs` lane is <= 2·31·127 = 7874, so the low and high halves of two chunks sum
 /// to <= 31496 in i16; widened once per two chunks (half the `madd`s of widening every chunk).
-///
-/// An always-inlined `unsafe fn` rather than a `#[target_feature]` one (which cannot be
-/// `#[inline(always)]`): the inliner left it out of line, a call per tile, in some builds and
-/// not in others (with the kernels that share it in one codegen unit or not).
-///
-/// # Safety
-/// The CPU has AVX2 (every caller is an AVX2 kernel).
-#[inline(always)]
-pub(crate) unsafe fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
-    // SAFETY: the caller guarantees AVX2.
-    unsafe {
-        let mut acc = [_mm256_setzero_si256(); NT];
-        let chunks = qs.as_chunks::<32>().0;
-        for pair in 0..2 {
-            let mut p = [_mm256_setzero_si256(); NT];
-            for c in 2 * pair..2 * pair + 2 {
-                let (lo, hi) = nibbles(&chunks[c]);
-                let lo = _mm256_or_si256(lo, word_bits(qh[c], 0x10));
-                let hi = _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10));
-                for (p, at) in p.iter_mut().zip(a) {
-                    *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(lo, group4(&at.qs, c)));
-                    *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)));
-                }
-            }
-            for (s, p) in acc.iter_mut().zip(p) {
-                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+    let mut acc = [_mm256_setzero_si256(); NT];
+    let chunks = qs.as_chunks::<32>().0;
+    for pair in 0..2 {
+        let mut p = [_mm256_setzero_si256(); NT];
+        for c in 2 * pair..2 * pair + 2 {
+            let (lo, hi) = nibbles(&chunks[c]);
+            let lo = _mm256_or_si256(lo, word_bits(qh[c], 0x10));
+            let hi = _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10));
+            for (p, at) in p.iter_mut().zip(a) {
+                *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(lo, group4(&at.qs, c)));
+                *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)));
             }
         }
-        acc
+        for (s, p) in acc.iter_mut().zip(p) {
+            *s = _mm256_add_epi32(*s, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+        }
     }
+    acc
 }
 
 /// One Q5_0 tile (`d·(q − 16)`) times `NT` tokens: the −16 folds in as `−16·sum(a)`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 pub(crate) fn block_q5_0<const NT: usize>(tile: &TileQ5_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-    // SAFETY: this kernel runs with AVX2 enabled.
-    let mut dots = unsafe { q5_dots(&tile.qs, &tile.qh, a) };
+    let mut dots = q5_dots(&tile.qs, &tile.qh, a);
     for (s, at) in dots.iter_mut().zip(a) {
         *s = _mm256_sub_epi32(*s, _mm256_set1_epi32(16 * at.sum));
     }
@@ -77,9 +67,7 @@ pub(crate) fn block_q5_0<const NT: usize>(tile: &TileQ5_0, a: [&BlockQ8Act; NT],
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 pub(crate) fn block_q5_1<const NT: usize>(tile: &TileQ5_1, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-    // SAFETY: this kernel runs with AVX2 enabled.
-    let dots = unsafe { q5_dots(&tile.qs, &tile.qh, a) };
-    scale_into(scales(&tile.d), a, dots, acc);
+    scale_into(scales(&tile.d), a, q5_dots(&tile.qs, &tile.qh, a), acc);
     let m = scales(&tile.m);
     for (acc, at) in acc.iter_mut().zip(a) {
         *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(at.d * at.sum as f32), *acc);
@@ -161,8 +149,7 @@ pub(crate) fn block_q5_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    // SAFETY: this kernel runs with AVX2 enabled.
-    block_q5_k_with(tile, a, acc, |qs, qh, aj| unsafe { q5_dots(qs, qh, aj) });
+    block_q5_k_with(tile, a, acc, |qs, qh, aj| q5_dots(qs, qh, aj));
 }
 
 /// One Q5_K tile times `NT` tokens' super-blocks, with the 5-bit dots `dots` of an ISA.
@@ -182,18 +169,6 @@ pub(crate) fn block_q5_k_with<const NT: usize>(
         let aj = a.map(|x| &x[j]);
         scale_k4_sub(ds, (&sc[j], &m[j]), aj, dots(qs, &qh[j], aj), acc);
     }
-}
-
-/// [`half_sum_pairs`] of each token. A loop, not `a.map(..)`: the closure would carry this
-/// module's target features and could stay a call (`targets/check-inlined.sh`).
-#[target_feature(enable = "avx2")]
-#[inline]
-fn half_sum_pairs_each<const NT: usize>(a: [&[BlockQ8Act; SUB_BLOCKS]; NT]) -> [[i32; SUB_BLOCKS]; NT] {
-    let mut pairs = [[0; SUB_BLOCKS]; NT];
-    for (p, a) in pairs.iter_mut().zip(a) {
-        *p = half_sum_pairs(a);
-    }
-    pairs
 }
 
 /// Per sub-block `j` of a token's super-block, element `j`: the sums of its activation quants
@@ -327,7 +302,7 @@ pub(crate) fn block_q6_k_with<const NT: usize>(
     let mask = _mm256_set1_epi8(0x30);
     let (ql, qh) = (tile.ql.as_chunks::<128>().0, tile.qh.as_chunks::<64>().0);
     let sc = tile.sc.as_chunks::<16>().0;
-    let pairs = half_sum_pairs_each(a);
+    let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let high = qh[j].as_chunks::<32>().0;
@@ -393,7 +368,7 @@ pub(crate) fn block_q3_k_with<const NT: usize>(
     let d = scales(&tile.d);
     let (qs, qh) = (tile.qs.as_chunks::<64>().0, tile.qh.as_chunks::<8>().0);
     let sc = tile.sc.as_chunks::<16>().0;
-    let pairs = half_sum_pairs_each(a);
+    let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let q = plane_chunks(&qs[j]);
@@ -432,7 +407,7 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
 ) {
     let (d, dmin) = (scales(&tile.d), scales(&tile.dmin));
     let (qs, sc) = (tile.qs.as_chunks::<64>().0, tile.sc.as_chunks::<16>().0);
-    let pairs = half_sum_pairs_each(a);
+    let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let aj = a.map(|x| &x[j]);
