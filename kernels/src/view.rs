@@ -155,15 +155,8 @@ impl<'a> OutCols<'a> {
     /// If `t0 > n`.
     pub fn tokens_from(self, t0: usize) -> Self {
         assert!(t0 <= self.n, "token {t0} past {}", self.n);
-        // SAFETY: for `t0 < n` row `t0` starts inside the view's buffer; an empty view keeps
-        // its pointer (it addresses no row).
-        let ptr = if t0 < self.n {
-            unsafe { self.ptr.add(t0 * self.stride) }
-        } else {
-            self.ptr
-        };
         Self {
-            ptr,
+            ptr: self.row_start(t0),
             n: self.n - t0,
             ..self
         }
@@ -179,20 +172,24 @@ impl<'a> OutCols<'a> {
             "tokens {r:?} out of {}",
             self.n
         );
-        // SAFETY: as in `tokens_from`: for `start < n` row `start` starts inside the view's
-        // buffer, and an empty view keeps its pointer; the new view's rows are a subset of
-        // this one's and its borrow is tied to `&mut self`.
-        let ptr = if r.start < self.n {
-            unsafe { self.ptr.add(r.start * self.stride) }
-        } else {
-            self.ptr
-        };
+        // The new view's rows are a subset of this one's, and its borrow is tied to `&mut self`.
         OutCols {
-            ptr,
+            ptr: self.row_start(r.start),
             n: r.end - r.start,
             stride: self.stride,
             width: self.width,
             _buf: PhantomData,
+        }
+    }
+
+    /// Where row `t <= n` starts: the view's own pointer for `t == n`, a view of no rows.
+    fn row_start(&self, t: usize) -> NonNull<f32> {
+        debug_assert!(t <= self.n);
+        if t < self.n {
+            // SAFETY: for `t < n` row `t` starts inside the view's buffer.
+            unsafe { self.ptr.add(t * self.stride) }
+        } else {
+            self.ptr
         }
     }
 

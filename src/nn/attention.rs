@@ -312,13 +312,15 @@ impl CausalAttention<'_> {
             for (t, row) in (t0..t1).zip(sc.chunks_exact_mut(width)) {
                 let (start, end) = (self.first_key(self.pos0 + t), self.pos0 + t + 1);
                 let p = &mut row[start - lo..end - lo];
-                if self.shape.softcap.is_some() {
+                // Soft-capping needs the scaled scores; otherwise softmax scales them.
+                let softmax_scale = if self.shape.softcap.is_some() {
                     p.iter_mut().for_each(|x| *x *= scale);
                     self.softcap(p);
-                    (k.softmax)(p, 1.0);
+                    1.0
                 } else {
-                    (k.softmax)(p, scale);
-                }
+                    scale
+                };
+                (k.softmax)(p, softmax_scale);
                 (k.attn_values_f16)(p, &values[start * hd..end * hd], &mut out.row(t)[col..col + hd]);
             }
         }
