@@ -603,9 +603,10 @@ const SCORE_KEYS: usize = 4;
 pub(crate) const VALUE_COLS: usize = 64;
 
 /// `out = Σ_t weight(t, c) · row(t)[c]` over `rows` rows of `out.len()` values, `VALUE_COLS`
-/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide) of row `t < rows`, and
-/// `weight(t, c)` is the same for the `group` columns from `c` (a multiple of `group`, which
-/// is a multiple of `N`): one weight per row, or one per quantization block.
+/// columns per pass; `row(t, cols)` loads `cols` (at most `N` wide, inside `0..out.len()`)
+/// of row `t < rows`, and `weight(t, c)` is the same for the `group` columns from `c` (a
+/// multiple of `group`, which is a multiple of `N`): one weight per row, or one per
+/// quantization block.
 ///
 /// All of a pass's columns are accumulated row by row, so a pass keeps `VALUE_COLS / N`
 /// independent accumulator chains busy (one block's four on AVX2 would wait on the FMA
@@ -675,14 +676,13 @@ pub(crate) fn attn_values_f16<L: Lanes>(p: &[f32], values: &[u16], out: &mut [f3
         VALUE_COLS,
         #[inline(always)]
         |t, _| p[t],
-        // The row cut to its `d` values first: its columns then need no bounds checks.
         #[inline(always)]
         |t, cols| {
-            debug_assert!(t < p.len());
-            // SAFETY: `weighted_rows` asks for rows `t < p.len()`, and `values` holds
-            // `p.len() · d` values (asserted above), so `[t·d, t·d + d)` is inside it.
-            let row = unsafe { values.get_unchecked(t * d..t * d + d) };
-            load_f16(&row[cols])
+            debug_assert!(t < p.len() && cols.end <= d);
+            // SAFETY: `weighted_rows` asks for rows `t < p.len()` and columns inside `out`
+            // (`cols.end <= d`), and `values` holds `p.len() · d` values (asserted above), so
+            // `[t·d + cols.start, t·d + cols.end)` is inside it.
+            load_f16(unsafe { values.get_unchecked(t * d + cols.start..t * d + cols.end) })
         },
     );
 }
