@@ -3,10 +3,11 @@
 //! of a tile chunk) by one group of four activation quants and adds into i32 lanes: a tile
 //! chunk and a 16-byte activation register take four instructions, no widening steps.
 //!
-//! Prefill runs quads of four tokens ([`super::quads`]): one activation register serves two
-//! tokens by element, the four tokens' scales are one vector, and Q4_0's offset starts each
-//! dot instead of being subtracted. Decode is the NEON loop nest with SDOT dots; everything
-//! but the integer dots is the NEON path's.
+//! Prefill runs passes of quads of four tokens ([`super::quads`]): Q8_0 one quad against
+//! whole tiles, the Q4 types two quads against half tiles (one nibble split for eight
+//! tokens). One activation register serves two tokens by element, a quad's scales are one
+//! vector, and Q4_0's offset starts each dot instead of being subtracted. Decode is the NEON
+//! loop nest with SDOT dots; everything but the integer dots is the NEON path's.
 
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -14,13 +15,14 @@ use core::arch::asm;
 use super::neon::kquant::{self, Chunks};
 use super::neon::matmul::{
     Acc, Dots, GROUP, Nibbles, chunks, finish, halves_f16, load_act, load_chunk, nibble_chunks, scale_q4_0,
-    scale_q4_1, scale_q8_0,
+    scale_q4_1, scale_q8_0, split_nibbles,
 };
 use super::neon::{NEON_KERNELS, attn_scores_q8_with, kquant_kernel, tile_kernel};
-use super::quads::{self, QUAD, Quad, QuadAcc, quad_kernel};
+use super::quads::{self, Half, PassAcc, QUAD, Quad, finish_halves, pass_kernel};
 use crate::dispatch::{Isa, Kernels};
 use crate::layout::{
-    BlockQ8_0, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K, TileQ8_0,
+    BlockQ8_0, TILE_ROWS, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K,
+    TileQ6K, TileQ8_0,
 };
 use crate::simd::entries;
 use crate::simd::tiles::{matmul, super_blocks};
@@ -172,99 +174,106 @@ fn sdot_lanes<const I: usize>(acc: int32x4_t, w0: int8x16_t, w1: int8x16_t, a: i
     acc
 }
 
-/// The dots of a quad (registers `a`), token `t` from `init[t]`: octet `o` of the activations
-/// is quartets `2o` and `2o + 1`, register `2o + p` holds it for tokens `2p` and `2p + 1`.
-/// Octet by octet, so that only two quartets' registers are live at a time.
+/// Half `h` of a Q4 tile as quartets (`[g][0]`, see [`Quartets`]): the low nibbles of chunks
+/// 0-3 are elements 0-15, the high ones 16-31.
+#[target_feature(enable = "neon")]
+#[inline]
+fn nibble_half_quartets(t: &impl Nibbles, h: Half) -> [[int8x16_t; 1]; 8] {
+    let mut w = [[vdupq_n_s8(0)]; 8];
+    for (c, chunk) in chunks(t.nibbles()).iter().enumerate() {
+        let [lo, hi] = split_nibbles(h.load(chunk));
+        (w[c], w[c + 4]) = ([vreinterpretq_s8_u8(lo)], [vreinterpretq_s8_u8(hi)]);
+    }
+    w
+}
+
+/// `H` groups of four rows (quartets `w`, row scales `dw`) times a pass of `Q` quads
+/// (`H · Q = 2`): group `h` of quad `i`'s token `t` goes to `acc[(4i + t) · H + h]`. The
+/// integer dots start at Q4_0's offsets ([`Quad::offset`]) when `OFFSET`, else at zero.
+/// Octet `o` of the activations is quartets `2o` and `2o + 1`; register `2o + p` of a quad
+/// holds it for tokens `2p` and `2p + 1`.
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
-fn quad_dots(w: &Quartets, a: &[int8x16_t; 8], init: [int32x4_t; QUAD]) -> [Dots; QUAD] {
-    let mut dots = init.map(|i| [i; 2]);
-    for o in 0..4 {
-        for h in 0..2 {
-            let (w0, w1) = (w[2 * o][h], w[2 * o + 1][h]);
-            dots[0][h] = sdot_lanes::<0>(dots[0][h], w0, w1, a[2 * o]);
-            dots[1][h] = sdot_lanes::<1>(dots[1][h], w0, w1, a[2 * o]);
-            dots[2][h] = sdot_lanes::<0>(dots[2][h], w0, w1, a[2 * o + 1]);
-            dots[3][h] = sdot_lanes::<1>(dots[3][h], w0, w1, a[2 * o + 1]);
+fn pass_sdot<const H: usize, const Q: usize, const OFFSET: bool>(
+    w: &[[int8x16_t; H]; 8],
+    dw: [float32x4_t; H],
+    quads: &[Quad; Q],
+    acc: &mut PassAcc,
+) {
+    for (i, q) in quads.iter().enumerate() {
+        let a = q.regs();
+        let init = if OFFSET {
+            [q.offset(0), q.offset(1), q.offset(2), q.offset(3)]
+        } else {
+            [vdupq_n_s32(0); QUAD]
+        };
+        let mut dots = [[vdupq_n_s32(0); H]; QUAD];
+        for (d, c) in dots.iter_mut().zip(init) {
+            *d = [c; H];
+        }
+        for o in 0..4 {
+            for h in 0..H {
+                let (w0, w1) = (w[2 * o][h], w[2 * o + 1][h]);
+                dots[0][h] = sdot_lanes::<0>(dots[0][h], w0, w1, a[2 * o]);
+                dots[1][h] = sdot_lanes::<1>(dots[1][h], w0, w1, a[2 * o]);
+                dots[2][h] = sdot_lanes::<0>(dots[2][h], w0, w1, a[2 * o + 1]);
+                dots[3][h] = sdot_lanes::<1>(dots[3][h], w0, w1, a[2 * o + 1]);
+            }
+        }
+        let da = q.scales();
+        let at = |t: usize, h: usize| (QUAD * i + t) * H + h;
+        for h in 0..H {
+            let f = |t: usize| vcvtq_f32_s32(dots[t][h]);
+            acc[at(0, h)] = vfmaq_f32(acc[at(0, h)], vmulq_laneq_f32::<0>(dw[h], da), f(0));
+            acc[at(1, h)] = vfmaq_f32(acc[at(1, h)], vmulq_laneq_f32::<1>(dw[h], da), f(1));
+            acc[at(2, h)] = vfmaq_f32(acc[at(2, h)], vmulq_laneq_f32::<2>(dw[h], da), f(2));
+            acc[at(3, h)] = vfmaq_f32(acc[at(3, h)], vmulq_laneq_f32::<3>(dw[h], da), f(3));
         }
     }
-    dots
 }
 
-/// `acc[2t + h] += (d_w · d_t) · dots[t][h]`: the per-block scaling of a quad, token `T`.
+/// Q4_1's minimums of half a tile in a two-quad pass: `acc[4i + t] += m · d_t · sum_t` (quad
+/// `i`, token `t`).
 #[target_feature(enable = "neon")]
 #[inline]
-fn scale_token<const T: i32>(dw: [float32x4_t; 2], da: float32x4_t, dots: Dots, acc: &mut QuadAcc) {
-    for h in 0..2 {
-        let a = &mut acc[2 * T as usize + h];
-        *a = vfmaq_f32(*a, vmulq_laneq_f32::<T>(dw[h], da), vcvtq_f32_s32(dots[h]));
+fn pass_minimums(m: float32x4_t, quads: &[Quad; 2], acc: &mut PassAcc) {
+    for (q, acc) in quads.iter().zip(acc.as_chunks_mut::<QUAD>().0) {
+        let ds = vmulq_f32(q.scales(), vcvtq_f32_s32(q.sums()));
+        acc[0] = vfmaq_laneq_f32::<0>(acc[0], m, ds);
+        acc[1] = vfmaq_laneq_f32::<1>(acc[1], m, ds);
+        acc[2] = vfmaq_laneq_f32::<2>(acc[2], m, ds);
+        acc[3] = vfmaq_laneq_f32::<3>(acc[3], m, ds);
     }
 }
 
-/// One tile times a quad: the integer dots (each token's from `init[t]`) scaled by the eight
-/// row scales `d` into `acc`.
+/// Q8_0: whole tiles, one quad a pass.
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
-fn quad_sdot(w: &Quartets, d: &[u16; 8], q: &Quad, init: [int32x4_t; QUAD], acc: &mut QuadAcc) {
-    let dots = quad_dots(w, &q.regs(), init);
-    let (dw, da) = (halves_f16(d), q.scales());
-    scale_token::<0>(dw, da, dots[0], acc);
-    scale_token::<1>(dw, da, dots[1], acc);
-    scale_token::<2>(dw, da, dots[2], acc);
-    scale_token::<3>(dw, da, dots[3], acc);
+fn pass_q8_0_sdot(t: &TileQ8_0, _part: usize, quads: &[Quad; 1], acc: &mut PassAcc) {
+    pass_sdot::<2, 1, false>(&q8_quartets(t), halves_f16(&t.d), quads, acc);
 }
 
-/// Q4_0's offset −8 folded into each token's starting dot: `−8 · sum(a)`.
+/// Q4_0: half tiles, two quads a pass.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn pass_q4_0_sdot(t: &TileQ4_0, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
+    let h = Half::of(part);
+    pass_sdot::<1, 2, true>(&nibble_half_quartets(t, h), [h.f16s(&t.d)], quads, acc);
+}
+
+/// Q4_1: half tiles, two quads a pass.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn pass_q4_1_sdot(t: &TileQ4_1, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
+    let h = Half::of(part);
+    pass_sdot::<1, 2, false>(&nibble_half_quartets(t, h), [h.f16s(&t.d)], quads, acc);
+    pass_minimums(h.f16s(&t.m), quads, acc);
+}
+
+/// The four tokens' row sums of a one-quad SDOT pass (token `t` in `acc[2t..2t + 2]`).
 #[target_feature(enable = "neon")]
 #[inline]
-pub(crate) fn q4_0_offsets(q: &Quad) -> int32x4_t {
-    vmulq_n_s32(q.sums(), -8)
-}
-
-/// Q4_1's minimums: `acc[2t + h] += m · d_t · sum_t`.
-#[target_feature(enable = "neon")]
-#[inline]
-fn quad_minimums(m: &[u16; 8], q: &Quad, acc: &mut QuadAcc) {
-    let m = halves_f16(m);
-    let ds = vmulq_f32(q.scales(), vcvtq_f32_s32(q.sums()));
-    for h in 0..2 {
-        acc[h] = vfmaq_laneq_f32::<0>(acc[h], m[h], ds);
-        acc[2 + h] = vfmaq_laneq_f32::<1>(acc[2 + h], m[h], ds);
-        acc[4 + h] = vfmaq_laneq_f32::<2>(acc[4 + h], m[h], ds);
-        acc[6 + h] = vfmaq_laneq_f32::<3>(acc[6 + h], m[h], ds);
-    }
-}
-
-#[target_feature(enable = "neon,dotprod")]
-#[inline]
-fn quad_q8_0_sdot(t: &TileQ8_0, q: &Quad, acc: &mut QuadAcc) {
-    quad_sdot(&q8_quartets(t), &t.d, q, [vdupq_n_s32(0); QUAD], acc);
-}
-
-#[target_feature(enable = "neon,dotprod")]
-#[inline]
-fn quad_q4_0_sdot(t: &TileQ4_0, q: &Quad, acc: &mut QuadAcc) {
-    let c = q4_0_offsets(q);
-    let init = [
-        vdupq_laneq_s32::<0>(c),
-        vdupq_laneq_s32::<1>(c),
-        vdupq_laneq_s32::<2>(c),
-        vdupq_laneq_s32::<3>(c),
-    ];
-    quad_sdot(&nibble_quartets(t), &t.d, q, init, acc);
-}
-
-#[target_feature(enable = "neon,dotprod")]
-#[inline]
-fn quad_q4_1_sdot(t: &TileQ4_1, q: &Quad, acc: &mut QuadAcc) {
-    quad_sdot(&nibble_quartets(t), &t.d, q, [vdupq_n_s32(0); QUAD], acc);
-    quad_minimums(&t.m, q, acc);
-}
-
-/// The four tokens' row sums of an SDOT quad accumulator (token `t` in `acc[2t..2t + 2]`).
-#[target_feature(enable = "neon")]
-#[inline]
-fn finish_sdot(acc: QuadAcc) -> [[f32; 8]; QUAD] {
+fn finish_sdot(acc: PassAcc) -> [[f32; TILE_ROWS]; QUAD] {
     core::array::from_fn(|t| finish([acc[2 * t], acc[2 * t + 1]]))
 }
 
@@ -296,15 +305,15 @@ fn block_dot_q8_sdot(k: &[i8; 32], q: &[i8; 32]) -> int32x4_t {
 entries! { "neon,dotprod";
     fn matmul_q8_0_dotprod(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0);
-        quads::matmul(w, x, out, quad_kernel!(quad_q8_0_sdot, finish_sdot), tail)
+        quads::matmul(w, x, out, pass_kernel!(1, pass_q8_0_sdot, finish_sdot), tail)
     }
     fn matmul_q4_0_dotprod(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0);
-        quads::matmul(w, x, out, quad_kernel!(quad_q4_0_sdot, finish_sdot), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, pass_q4_0_sdot, finish_halves), tail)
     }
     fn matmul_q4_1_dotprod(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1);
-        quads::matmul(w, x, out, quad_kernel!(quad_q4_1_sdot, finish_sdot), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, pass_q4_1_sdot, finish_halves), tail)
     }
     fn matmul_q5_0_dotprod(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, kquant_kernel!(kquant::block_q5_0, half_dots_sdot))

@@ -3,22 +3,20 @@
 //! columns) by a 2×8 block of activations (two tokens) into a 2×2 i32 tile: twice the
 //! multiply-adds of an `sdot` per instruction, once there are two tokens to pair up.
 //!
-//! Prefill runs quads of tokens ([`super::quads`]: activations interleaved in token pairs,
-//! SMMLA's operand order) through SMMLA; the weights' row pairs come from the tile layout by
-//! one `zip` per register (Q4: before the nibbles are split, so half as many), shared by both
-//! token pairs. Single tokens (decode, and the tokens past the last quad) go through the SDOT
-//! kernels. Everything else is the SDOT path's.
+//! Prefill runs passes of two quads of tokens against half tiles ([`super::quads`]:
+//! activations interleaved in token pairs, SMMLA's operand order) through SMMLA; the weights'
+//! row pairs come from the tile layout by one `zip` per register (Q4: before the nibbles are
+//! split, so half as many), shared by the pass's four token pairs. Single tokens (decode, and
+//! the tokens past the last pass) go through the SDOT kernels. Everything else is the SDOT
+//! path's.
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::dotprod::{DOTPROD_KERNELS, nibble_dots_sdot, q4_0_offsets, q8_dots_sdot};
-use super::neon::matmul::{
-    Acc, GROUP, Nibbles, chunks, finish, halves_f16, load_chunk, scale_q4_0, scale_q4_1, scale_q8_0,
-    split_nibbles,
-};
+use super::dotprod::{DOTPROD_KERNELS, nibble_dots_sdot, q8_dots_sdot};
+use super::neon::matmul::{Acc, GROUP, Nibbles, chunks, scale_q4_0, scale_q4_1, scale_q8_0, split_nibbles};
 use super::neon::tile_kernel;
-use super::quads::{self, QUAD, Quad, QuadAcc, quad_kernel};
+use super::quads::{self, HALF, Half, PassAcc, QUAD, Quad, finish_halves, pass_kernel};
 use crate::dispatch::{Isa, Kernels};
 use crate::layout::{TileQ4_0, TileQ4_1, TileQ8_0};
 use crate::simd::entries;
@@ -52,48 +50,48 @@ fn smmla(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
     acc
 }
 
-/// Row pairs (0,1), (2,3), (4,5), (6,7), eight columns each, from the registers of two
-/// consecutive four-column chunks: zipping their 4-byte groups gives each row's 8 bytes.
+/// Half a tile as SMMLA's weight operands: `[o][k]` is the half's row pair `k` over elements
+/// `8o..8o + 8`.
+type HalfRowPairs = [[int8x16_t; 2]; 4];
+
+/// The half's two row pairs, eight columns each, from its registers of two consecutive
+/// four-column chunks: zipping their 4-byte groups gives each row's 8 bytes.
 #[target_feature(enable = "neon")]
 #[inline]
-fn row_pairs(c0: [int8x16_t; 2], c1: [int8x16_t; 2]) -> [int8x16_t; 4] {
-    let zip = |a: int8x16_t, b: int8x16_t, hi: bool| {
-        let (a, b) = (vreinterpretq_s32_s8(a), vreinterpretq_s32_s8(b));
-        vreinterpretq_s8_s32(if hi { vzip2q_s32(a, b) } else { vzip1q_s32(a, b) })
-    };
-    [
-        zip(c0[0], c1[0], false),
-        zip(c0[0], c1[0], true),
-        zip(c0[1], c1[1], false),
-        zip(c0[1], c1[1], true),
-    ]
+fn row_pairs(c0: uint8x16_t, c1: uint8x16_t) -> [uint8x16_t; 2] {
+    let (a, b) = (vreinterpretq_u32_u8(c0), vreinterpretq_u32_u8(c1));
+    [vzip1q_u32(a, b), vzip2q_u32(a, b)].map(|v| vreinterpretq_u8_u32(v))
 }
 
-/// A tile as SMMLA's weight operands: `[o][k]` is row pair `k` (rows `2k`, `2k + 1`) over
-/// elements `8o..8o + 8`.
-type RowPairs = [[int8x16_t; 4]; 4];
-
-/// A Q8 tile's row pairs: octet `o` is chunks `2o` and `2o + 1`.
+/// Half `h` of a Q8 tile's row pairs: octet `o` is chunks `2o` and `2o + 1`.
 #[target_feature(enable = "neon")]
 #[inline]
-fn q8_row_pairs(t: &TileQ8_0) -> RowPairs {
+fn q8_half_row_pairs(t: &TileQ8_0, h: Half) -> HalfRowPairs {
     use zerocopy::IntoBytes;
     let ch = chunks(t.qs.as_bytes());
-    let chunk = |c: usize| load_chunk(&ch[c]).map(|v| vreinterpretq_s8_u8(v));
-    core::array::from_fn(|o| row_pairs(chunk(2 * o), chunk(2 * o + 1)))
+    let mut w = [[vdupq_n_s8(0); 2]; 4];
+    for (o, w) in w.iter_mut().enumerate() {
+        let [r0, r1] = row_pairs(h.load(&ch[2 * o]), h.load(&ch[2 * o + 1]));
+        *w = [vreinterpretq_s8_u8(r0), vreinterpretq_s8_u8(r1)];
+    }
+    w
 }
 
-/// A Q4 tile's row pairs: chunks (0, 1) and (2, 3) are zipped before the nibbles are split,
-/// their low nibbles are octets 0 and 1, their high nibbles octets 2 and 3.
+/// Half `h` of a Q4 tile's row pairs: chunks (0, 1) and (2, 3) are zipped before the nibbles
+/// are split; their low nibbles are octets 0 and 1, their high nibbles octets 2 and 3.
 #[target_feature(enable = "neon")]
 #[inline]
-fn nibble_row_pairs(t: &impl Nibbles) -> RowPairs {
-    let raw: [[int8x16_t; 2]; 4] =
-        core::array::from_fn(|c| load_chunk(&chunks(t.nibbles())[c]).map(|v| vreinterpretq_s8_u8(v)));
-    let zipped = [row_pairs(raw[0], raw[1]), row_pairs(raw[2], raw[3])];
-    core::array::from_fn(|o| {
-        zipped[o % 2].map(|v| vreinterpretq_s8_u8(split_nibbles(vreinterpretq_u8_s8(v))[o / 2]))
-    })
+fn nibble_half_row_pairs(t: &impl Nibbles, h: Half) -> HalfRowPairs {
+    let ch = chunks(t.nibbles());
+    let mut w = [[vdupq_n_s8(0); 2]; 4];
+    for j in 0..2 {
+        let pairs = row_pairs(h.load(&ch[2 * j]), h.load(&ch[2 * j + 1]));
+        for (k, v) in pairs.into_iter().enumerate() {
+            let [lo, hi] = split_nibbles(v);
+            (w[j][k], w[j + 2][k]) = (vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi));
+        }
+    }
+    w
 }
 
 /// Lanes `(2P, 2P + 1, 2P, 2P + 1)` of `v`: a token pair's values in SMMLA's result order.
@@ -103,104 +101,109 @@ fn pair_lanes<const P: i32>(v: float32x4_t) -> float32x4_t {
     vreinterpretq_f32_f64(vdupq_laneq_f64::<P>(vreinterpretq_f64_f32(v)))
 }
 
-/// Lanes `(r, r, r + 1, r + 1)` of the eight row values `v` for row pair `k` (`r = 2k`).
+/// A quad's two token pairs' values from one vector of its four tokens.
 #[target_feature(enable = "neon")]
 #[inline]
-fn row_pair_lanes(v: [float32x4_t; 2]) -> [float32x4_t; 4] {
-    [
-        vzip1q_f32(v[0], v[0]),
-        vzip2q_f32(v[0], v[0]),
-        vzip1q_f32(v[1], v[1]),
-        vzip2q_f32(v[1], v[1]),
-    ]
+fn token_pairs(v: float32x4_t) -> [float32x4_t; 2] {
+    [pair_lanes::<0>(v), pair_lanes::<1>(v)]
 }
 
-/// One tile times a quad: `acc[4p + k]` is row pair `k` times token pair `p` (lanes
-/// `[r·t, r·t', r'·t, r'·t']`), the integer dots start at `init[p]` and are scaled by the
-/// eight row scales `d`.
+/// Lanes `(r, r, r + 1, r + 1)` of the half's four row values `v` for its row pair `k`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn row_pair_lanes(v: float32x4_t) -> [float32x4_t; 2] {
+    [vzip1q_f32(v, v), vzip2q_f32(v, v)]
+}
+
+/// Half a tile (row pairs `w`, row scales `dw`) times a pass: `acc[4i + 2p + k]` is row pair
+/// `k` times token pair `p` of quad `i` (lanes `[r·t, r·t', r'·t, r'·t']`). Its integer dots
+/// start at Q4_0's offsets ([`Quad::offset_pair`]) when `OFFSET`, else at zero.
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
-fn quad_smmla(w: &RowPairs, d: &[u16; 8], q: &Quad, init: [int32x4_t; 2], acc: &mut QuadAcc) {
-    let a = q.regs();
-    let mut m = init.map(|i| [i; 4]);
-    for (o, rows) in w.iter().enumerate() {
-        for (p, mp) in m.iter_mut().enumerate() {
-            for (acc, &rows) in mp.iter_mut().zip(rows) {
-                *acc = smmla(*acc, rows, a[2 * o + p]);
+fn pass_smmla<const OFFSET: bool>(w: &HalfRowPairs, dw: float32x4_t, quads: &[Quad; 2], acc: &mut PassAcc) {
+    let dw = row_pair_lanes(dw);
+    for (q, acc) in quads.iter().zip(acc.as_chunks_mut::<QUAD>().0) {
+        let a = q.regs();
+        let mut m = if OFFSET {
+            [[q.offset_pair(0); 2], [q.offset_pair(1); 2]]
+        } else {
+            [[vdupq_n_s32(0); 2]; 2]
+        };
+        for (o, rows) in w.iter().enumerate() {
+            for (p, mp) in m.iter_mut().enumerate() {
+                for (acc, &rows) in mp.iter_mut().zip(rows) {
+                    *acc = smmla(*acc, rows, a[2 * o + p]);
+                }
+            }
+        }
+        let da = token_pairs(q.scales());
+        for (p, mp) in m.iter().enumerate() {
+            for (k, &dots) in mp.iter().enumerate() {
+                acc[2 * p + k] = vfmaq_f32(acc[2 * p + k], vmulq_f32(dw[k], da[p]), vcvtq_f32_s32(dots));
             }
         }
     }
-    let dw = row_pair_lanes(halves_f16(d));
-    let da = q.scales();
-    let da = [pair_lanes::<0>(da), pair_lanes::<1>(da)];
-    for (p, mp) in m.iter().enumerate() {
-        for (k, &dots) in mp.iter().enumerate() {
-            acc[4 * p + k] = vfmaq_f32(acc[4 * p + k], vmulq_f32(dw[k], da[p]), vcvtq_f32_s32(dots));
-        }
-    }
-}
-
-/// Two token pairs' values from one vector of four tokens (for `init`).
-#[target_feature(enable = "neon")]
-#[inline]
-fn int_pairs(v: int32x4_t) -> [int32x4_t; 2] {
-    let v = vreinterpretq_f32_s32(v);
-    [pair_lanes::<0>(v), pair_lanes::<1>(v)].map(|p| vreinterpretq_s32_f32(p))
 }
 
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
-fn quad_q8_0_smmla(t: &TileQ8_0, q: &Quad, acc: &mut QuadAcc) {
-    quad_smmla(&q8_row_pairs(t), &t.d, q, [vdupq_n_s32(0); 2], acc);
+fn pass_q8_0_smmla(t: &TileQ8_0, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
+    let h = Half::of(part);
+    pass_smmla::<false>(&q8_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
 }
 
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
-fn quad_q4_0_smmla(t: &TileQ4_0, q: &Quad, acc: &mut QuadAcc) {
-    quad_smmla(&nibble_row_pairs(t), &t.d, q, int_pairs(q4_0_offsets(q)), acc);
+fn pass_q4_0_smmla(t: &TileQ4_0, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
+    let h = Half::of(part);
+    pass_smmla::<true>(&nibble_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
 }
 
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
-fn quad_q4_1_smmla(t: &TileQ4_1, q: &Quad, acc: &mut QuadAcc) {
-    quad_smmla(&nibble_row_pairs(t), &t.d, q, [vdupq_n_s32(0); 2], acc);
+fn pass_q4_1_smmla(t: &TileQ4_1, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
+    let h = Half::of(part);
+    pass_smmla::<false>(&nibble_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
     // The minimums: `acc += m · d_t · sum_t`.
-    let m = row_pair_lanes(halves_f16(&t.m));
-    let ds = vmulq_f32(q.scales(), vcvtq_f32_s32(q.sums()));
-    let ds = [pair_lanes::<0>(ds), pair_lanes::<1>(ds)];
-    for p in 0..2 {
-        for k in 0..4 {
-            acc[4 * p + k] = vfmaq_f32(acc[4 * p + k], m[k], ds[p]);
+    let m = row_pair_lanes(h.f16s(&t.m));
+    for (q, acc) in quads.iter().zip(acc.as_chunks_mut::<QUAD>().0) {
+        let ds = token_pairs(vmulq_f32(q.scales(), vcvtq_f32_s32(q.sums())));
+        for p in 0..2 {
+            for k in 0..2 {
+                acc[2 * p + k] = vfmaq_f32(acc[2 * p + k], m[k], ds[p]);
+            }
         }
     }
 }
 
-/// The four tokens' row sums of an SMMLA quad accumulator: even lanes are the first token of
-/// a pair, odd lanes the second.
+/// The eight tokens' row sums of an SMMLA pass: per quad `i` and token pair `p`, even lanes
+/// of `acc[4i + 2p..][..2]` are the pair's first token, odd lanes its second.
 #[target_feature(enable = "neon")]
 #[inline]
-fn finish_smmla(acc: QuadAcc) -> [[f32; 8]; QUAD] {
-    core::array::from_fn(|t| {
-        let (p, odd) = (t / 2, t % 2 == 1);
-        let uzp = |a, b| if odd { vuzp2q_f32(a, b) } else { vuzp1q_f32(a, b) };
-        finish([
-            uzp(acc[4 * p], acc[4 * p + 1]),
-            uzp(acc[4 * p + 2], acc[4 * p + 3]),
-        ])
-    })
+fn finish_smmla(acc: PassAcc) -> [[f32; HALF]; 8] {
+    let mut tokens = acc;
+    for (o, pair) in tokens
+        .as_chunks_mut::<2>()
+        .0
+        .iter_mut()
+        .zip(acc.as_chunks::<2>().0)
+    {
+        *o = [vuzp1q_f32(pair[0], pair[1]), vuzp2q_f32(pair[0], pair[1])];
+    }
+    finish_halves(tokens)
 }
 
 entries! { "neon,dotprod,i8mm";
     fn matmul_q8_0_i8mm(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0);
-        quads::matmul(w, x, out, quad_kernel!(quad_q8_0_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, pass_q8_0_smmla, finish_smmla), tail)
     }
     fn matmul_q4_0_i8mm(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0);
-        quads::matmul(w, x, out, quad_kernel!(quad_q4_0_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, pass_q4_0_smmla, finish_smmla), tail)
     }
     fn matmul_q4_1_i8mm(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1);
-        quads::matmul(w, x, out, quad_kernel!(quad_q4_1_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, pass_q4_1_smmla, finish_smmla), tail)
     }
 }

@@ -1,12 +1,15 @@
 //! The prompt (batch) matmul loop of the SDOT and SMMLA paths: tokens in quads of four whose
 //! activation blocks are interleaved once per product ([`Quad`]), so the inner loop loads them
-//! as whole registers, with the four tokens' scales and sums in one vector each.
+//! as whole registers, with the four tokens' scales, sums and Q4_0 offsets in one vector each.
+//! A kernel takes a pass of one quad against a whole tile (eight rows), or of two quads
+//! against half a tile (four rows): the half tile's registers are prepared once for eight
+//! tokens, and the 32 sums stay in registers either way ([`PassKernel`]).
 //!
-//! Order: for each band of tile rows ([`BAND_BYTES`] of weights), for each quad, for each
+//! Order: for each band of tile rows ([`BAND_BYTES`] of weights), for each pass, for each
 //! chunk of up to [`CHUNK`] blocks (interleaved into a stack buffer), for each tile row of the
-//! band, the quad kernel runs over the chunk's tiles; the chunk's sums go to the output
-//! (stored, then added for later chunks). The weights stay in the file's tile
-//! layout (zero copy); tokens past the last whole quad take the one-token kernel of
+//! band and each part of it, the pass kernel runs over the chunk's tiles; the chunk's sums go
+//! to the output (stored, then added for later chunks). The weights stay in the file's tile
+//! layout (zero copy); tokens past the last whole pass take the tile kernels of
 //! [`crate::simd::tiles`].
 
 use core::arch::aarch64::*;
@@ -18,11 +21,11 @@ use crate::view::{BlockQ8Act, OutCols, Tiled};
 
 /// Tokens per quad.
 pub(crate) const QUAD: usize = 4;
-/// Blocks interleaved at a time (a 5 KiB stack buffer).
+/// Blocks interleaved at a time (a stack buffer of up to 11 KiB).
 const CHUNK: usize = 32;
-/// Weight bytes of the band of tile rows that all quads pass over before the next band: the
+/// Weight bytes of the band of tile rows that all passes go over before the next band: the
 /// band stays in a core's L2 (256-512 KiB on the A76 / A78 / N1) instead of being read from
-/// memory once per quad; the activations are interleaved once per band.
+/// memory once per pass; the activations are interleaved once per band.
 const BAND_BYTES: usize = 256 << 10;
 
 /// One block of four tokens' activations. Byte `32o + 16p + 8i + j` of `qs` is element
@@ -30,7 +33,7 @@ const BAND_BYTES: usize = 256 << 10;
 /// SMMLA's operand shape, and its 32-bit lane `2i + h` is elements `8o + 4h..8o + 4h + 4` of
 /// token `2p + i`, SDOT's by-element operand.
 #[derive(Clone, Copy)]
-#[repr(C)]
+#[repr(C, align(16))]
 pub(crate) struct Quad {
     /// The interleaved quants.
     pub qs: [i8; 128],
@@ -38,6 +41,9 @@ pub(crate) struct Quad {
     pub d: [f32; QUAD],
     /// The four tokens' sums of quants.
     pub sum: [i32; QUAD],
+    /// The four tokens' Q4_0 offsets `−8 · sum`: the dots of Q4_0's −8 with the quants,
+    /// where a Q4_0 kernel's integer dots start.
+    pub offset: [i32; QUAD],
 }
 
 impl Quad {
@@ -45,6 +51,7 @@ impl Quad {
         qs: [0; 128],
         d: [0.0; QUAD],
         sum: [0; QUAD],
+        offset: [0; QUAD],
     };
 
     /// The eight 16-byte registers of `qs`.
@@ -77,6 +84,24 @@ impl Quad {
         unsafe { vld1q_s32(self.sum.as_ptr()) }
     }
 
+    /// Token `t`'s Q4_0 offset in every lane (SDOT's starting dots).
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(crate) fn offset(&self, t: usize) -> int32x4_t {
+        // SAFETY: `offset[t]` is a readable i32.
+        unsafe { vld1q_dup_s32(&self.offset[t]) }
+    }
+
+    /// Token pair `p`'s Q4_0 offsets in SMMLA's result order: `[o, o', o, o']`.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(crate) fn offset_pair(&self, p: usize) -> int32x4_t {
+        let pair: &[i32; 2] = &self.offset.as_chunks().0[p];
+        // SAFETY: `pair` is 8 readable bytes, 8-aligned: `offset` is at byte 160 of a
+        // 16-aligned struct and `p` steps 8 bytes.
+        unsafe { vreinterpretq_s32_s64(vld1q_dup_s64(pair.as_ptr().cast())) }
+    }
+
     /// Interleaves one block of four tokens.
     #[target_feature(enable = "neon")]
     #[inline]
@@ -102,46 +127,126 @@ impl Quad {
         }
         self.d = a.map(|a| a.d);
         self.sum = a.map(|a| a.sum);
+        self.offset = self.sum.map(|s| -8 * s);
     }
 }
 
-/// A quad's 32 row sums (eight rows × four tokens), in the order the path's kernel keeps them.
-pub(crate) type QuadAcc = [float32x4_t; 8];
+/// Which half of a tile a pass kernel runs on: rows 0-3 or rows 4-7 (register `h` of each
+/// chunk, see [`super::neon::matmul::load_chunk`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Half {
+    Low,
+    High,
+}
 
-/// The per-path parts of the quad loop: `tile` adds one tile times a quad into a
-/// [`QuadAcc`] (zero at the start), `finish` gives the four tokens' eight row sums.
-pub(crate) struct QuadKernel<K, F> {
-    /// Adds one tile times one quad.
+impl Half {
+    /// Part `part` (0 or 1) of a two-quad pass.
+    #[inline(always)]
+    pub(crate) fn of(part: usize) -> Self {
+        if part == 0 { Self::Low } else { Self::High }
+    }
+
+    /// Register `self` of a 32-byte tile chunk: its four rows' four bytes.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(crate) fn load(self, chunk: &[u8; 32]) -> uint8x16_t {
+        let half: &[u8; 16] = &chunk.as_chunks().0[self as usize];
+        // SAFETY: `half` is 16 readable bytes.
+        unsafe { vld1q_u8(half.as_ptr()) }
+    }
+
+    /// The four rows' values of eight f16 (tile scales or minimums), as f32.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(crate) fn f16s(self, d: &[u16; TILE_ROWS]) -> float32x4_t {
+        let half: &[u16; HALF] = &d.as_chunks().0[self as usize];
+        // SAFETY: `half` is 4 readable u16.
+        unsafe { vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(half.as_ptr()))) }
+    }
+}
+
+/// Rows of a half tile.
+pub(crate) const HALF: usize = TILE_ROWS / 2;
+
+/// A pass's 32 sums (eight rows × four tokens, or four rows × eight tokens) as eight
+/// registers, in the order the path's kernel keeps them.
+pub(crate) type PassAcc = [float32x4_t; 8];
+
+/// The per-path parts of the pass loop, for passes of `Q` quads: `tile(t, part, quads, acc)`
+/// adds part `part` of tile `t` (all eight rows for one quad, [`Half`] `part` for two) times
+/// the pass's quads into a [`PassAcc`] (zero at the start); `finish` gives each token's sums
+/// of the part's rows.
+///
+/// Two quads to a pass halve what preparing the weights costs per token (Q4's nibble
+/// split, SMMLA's row-pair zips) while the 32 sums still fit in registers; Q8_0 on SDOT has
+/// nothing to prepare and keeps whole tiles with one quad, which loads fewer registers.
+pub(crate) struct PassKernel<K, F, const Q: usize> {
+    /// Adds one part of a tile times one pass of quads.
     pub tile: K,
-    /// The four tokens' row sums.
+    /// Each token's sums.
     pub finish: F,
 }
 
-/// A [`QuadKernel`] from a path's `$tile(t, q, acc)` and `$finish(acc)`.
-macro_rules! quad_kernel {
-    ($tile:path, $finish:path) => {
-        $crate::aarch64::quads::QuadKernel {
-            tile: |t: &_, q: &$crate::aarch64::quads::Quad, acc: &mut $crate::aarch64::quads::QuadAcc| {
-                $tile(t, q, acc)
-            },
+/// A [`PassKernel`] of `$q` quads from a path's `$tile(t, part, quads, acc)` and
+/// `$finish(acc)`.
+macro_rules! pass_kernel {
+    ($q:expr, $tile:path, $finish:path) => {
+        $crate::aarch64::quads::PassKernel::<_, _, $q> {
+            tile: |t: &_,
+                   part: usize,
+                   q: &[$crate::aarch64::quads::Quad; $q],
+                   acc: &mut $crate::aarch64::quads::PassAcc| { $tile(t, part, q, acc) },
             finish: |acc| $finish(acc),
         }
     };
 }
-pub(crate) use quad_kernel;
+pub(crate) use pass_kernel;
 
-/// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]): whole quads of
-/// tokens through `quad`, the rest (fewer than a group) through `tail`'s one-token kernel.
+/// A [`PassKernel::finish`] for two-quad passes whose `acc[t]` is token `t`'s four sums.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn finish_halves(acc: PassAcc) -> [[f32; HALF]; 8] {
+    let mut out = [[0.0; HALF]; 8];
+    for (o, v) in out.iter_mut().zip(acc) {
+        // SAFETY: `o` holds 4 f32.
+        unsafe { vst1q_f32(o.as_mut_ptr(), v) };
+    }
+    out
+}
+
+/// Writes `sums` at the start of `row`, or with `add` adds them (a later chunk of the same
+/// products); fewer where `row` is shorter (a last, partial tile row).
 #[inline(always)]
-pub(crate) fn matmul<T, K, F, BG, B1, FT>(
+fn store_or_add<const N: usize>(row: &mut [f32], sums: [f32; N], add: bool) {
+    match row.first_chunk_mut::<N>() {
+        Some(whole) if add => whole.iter_mut().zip(sums).for_each(|(o, s)| *o += s),
+        Some(whole) => *whole = sums,
+        None => store_or_add_partial(row, &sums, add),
+    }
+}
+
+/// [`store_or_add`] for a row shorter than `N`: out of line, so that the whole rows' stores
+/// stay fixed lanes.
+#[cold]
+#[inline(never)]
+fn store_or_add_partial<const N: usize>(row: &mut [f32], sums: &[f32; N], add: bool) {
+    for (o, s) in row.iter_mut().zip(sums) {
+        *o = if add { *o + s } else { *s };
+    }
+}
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]): whole passes
+/// of tokens through `pass`, the rest (fewer than a pass) through `tail`'s tile kernel.
+#[inline(always)]
+pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const N: usize, const M: usize>(
     w: Tiled<'_, T>,
     x: &[BlockQ8Act],
     mut out: OutCols<'_>,
-    quad: QuadKernel<K, F>,
+    pass: PassKernel<K, F, Q>,
     tail: TileKernel<Acc, BG, B1, FT>,
 ) where
-    K: Fn(&T, &Quad, &mut QuadAcc),
-    F: Fn(QuadAcc) -> [[f32; TILE_ROWS]; QUAD],
+    K: Fn(&T, usize, &[Quad; Q], &mut PassAcc),
+    F: Fn(PassAcc) -> [[f32; N]; M],
     BG: Fn(&T, [&BlockQ8Act; QUAD], &mut [Acc; QUAD]),
     B1: Fn(&T, [&BlockQ8Act; 1], &mut [Acc; 1]),
     FT: Fn(Acc) -> [f32; TILE_ROWS],
@@ -149,31 +254,39 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT>(
     let bpr = w.blocks_per_row();
     assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
-    let whole = out.n() / QUAD * QUAD;
+    // A pass is `M` tokens, a part `N` rows: four and eight, or eight and four.
+    const { assert!(M == Q * QUAD && N * Q == TILE_ROWS) };
+    let tokens = M;
+    let whole = out.n() / tokens * tokens;
     let band = (BAND_BYTES / (size_of::<T>() * bpr).max(1)).max(1);
-    let mut buf = [Quad::ZERO; CHUNK];
+    let mut buf = [[Quad::ZERO; Q]; CHUNK];
     for tr0 in (0..w.tile_rows()).step_by(band) {
-        for t0 in (0..whole).step_by(QUAD) {
+        for t0 in (0..whole).step_by(tokens) {
             for b0 in (0..bpr).step_by(CHUNK) {
-                let quads = &mut buf[..CHUNK.min(bpr - b0)];
-                for (b, q) in quads.iter_mut().enumerate() {
-                    // SAFETY: NEON is part of every aarch64 target.
-                    unsafe { q.set(core::array::from_fn(|i| &x[(t0 + i) * bpr + b0 + b])) };
+                let passes = &mut buf[..CHUNK.min(bpr - b0)];
+                for (b, quads) in passes.iter_mut().enumerate() {
+                    for (i, q) in quads.iter_mut().enumerate() {
+                        let t = t0 + i * QUAD;
+                        // SAFETY: NEON is part of every aarch64 target.
+                        unsafe { q.set(core::array::from_fn(|j| &x[(t + j) * bpr + b0 + b])) };
+                    }
                 }
                 for tr in tr0..(tr0 + band).min(w.tile_rows()) {
-                    let tiles = &w.tile_row(tr)[b0..][..quads.len()];
-                    // SAFETY: NEON is part of every aarch64 target.
-                    let mut acc: QuadAcc = [unsafe { vdupq_n_f32(0.0) }; 8];
-                    for (tile, q) in tiles.iter().zip(quads.iter()) {
-                        (quad.tile)(tile, q, &mut acc);
-                    }
-                    let r0 = tr * TILE_ROWS;
-                    for (i, sums) in (quad.finish)(acc).into_iter().enumerate() {
-                        let dst = &mut out.row(t0 + i)[r0..];
-                        if b0 == 0 {
-                            tiles::store_sums(dst, sums);
-                        } else {
-                            dst.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
+                    let tiles = &w.tile_row(tr)[b0..][..passes.len()];
+                    for part in 0..Q {
+                        // SAFETY: NEON is part of every aarch64 target.
+                        let mut acc: PassAcc = [unsafe { vdupq_n_f32(0.0) }; 8];
+                        for (tile, quads) in tiles.iter().zip(passes.iter()) {
+                            (pass.tile)(tile, part, quads, &mut acc);
+                        }
+                        // A view of the pass's tokens only: local, so its fields stay in
+                        // registers across the stores.
+                        let mut dst = out.tokens(t0..t0 + tokens);
+                        let r0 = tr * TILE_ROWS + part * N;
+                        for (t, sums) in (pass.finish)(acc).into_iter().enumerate() {
+                            if let Some(row) = dst.row(t).get_mut(r0..) {
+                                store_or_add(row, sums, b0 > 0);
+                            }
                         }
                     }
                 }
