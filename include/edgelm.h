@@ -171,8 +171,8 @@ typedef struct EdgelmSamplerParams {
 typedef struct EdgelmGenerateOptions {
   // Most tokens to generate.
   uint32_t max_tokens;
-  // `n_stop` NUL-terminated strings that end generation when they appear (not shown);
-  // may be NULL when `n_stop` is 0.
+  // `n_stop` NUL-terminated, non-empty strings that end generation when they appear (not
+  // shown); may be NULL when `n_stop` is 0. An empty one is `EDGELM_STATUS_INVALID_ARGUMENT`.
   const char *const *stop;
   // Number of stop strings.
   size_t n_stop;

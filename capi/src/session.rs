@@ -408,8 +408,8 @@ pub type EdgelmTextCallback =
 pub struct EdgelmGenerateOptions {
     /// Most tokens to generate.
     pub max_tokens: u32,
-    /// `n_stop` NUL-terminated strings that end generation when they appear (not shown);
-    /// may be NULL when `n_stop` is 0.
+    /// `n_stop` NUL-terminated, non-empty strings that end generation when they appear (not
+    /// shown); may be NULL when `n_stop` is 0. An empty one is `EDGELM_STATUS_INVALID_ARGUMENT`.
     pub stop: *const *const c_char,
     /// Number of stop strings.
     pub n_stop: usize,
@@ -510,7 +510,8 @@ pub unsafe extern "C" fn edgelm_generate(
             .iter()
             // SAFETY: forwarded contract.
             .map(|&p| unsafe { text(p, "stop string") }.map(str::to_owned))
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, Error>>()
+            .and_then(edgelm_ffi::checked_stop)?;
         let opts = GenerateOptions {
             max_tokens: o.max_tokens as usize,
             stop,

@@ -253,7 +253,7 @@ static void decoder(const char *path) {
   EXPECT(edgelm_session_free(session), EDGELM_STATUS_OK);
 
   /* Generation: a callback that stops after three pieces, one that re-enters its session,
-     a prompt longer than the context, NULL stop strings. */
+     a prompt longer than the context, NULL and empty stop strings. */
   EXPECT(edgelm_session_new(model, NULL, &session), EDGELM_STATUS_OK);
   EdgelmMessage q = {"user", "Write a long story about a cat."};
   EXPECT(edgelm_chat_tokens(model, &q, 1, ids, 64, &needed), EDGELM_STATUS_OK);
@@ -272,6 +272,8 @@ static void decoder(const char *path) {
   const char *stops[1] = {NULL};
   go.stop = stops;
   EXPECT(edgelm_generate(session, sampler, ids, needed, &go, stop_after_three, NULL, &stats), NULL_ARG);
+  stops[0] = "";
+  EXPECT(edgelm_generate(session, sampler, ids, needed, &go, stop_after_three, NULL, &stats), BAD_ARG);
   EXPECT(edgelm_session_free(session), EDGELM_STATUS_OK);
 
   so = edgelm_session_options_default();

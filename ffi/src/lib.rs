@@ -142,6 +142,17 @@ pub fn checked_sampling(p: SamplingParams) -> Result<SamplingParams, Error> {
     })
 }
 
+/// `stop` if no stop string is empty: an empty one would end every answer before its first
+/// character (the server refuses it too).
+pub fn checked_stop(stop: Vec<String>) -> Result<Vec<String>, Error> {
+    match stop.iter().position(String::is_empty) {
+        Some(i) => Err(Error::arg(format!(
+            "stop: string {i} is empty; a stop string needs at least one character"
+        ))),
+        None => Ok(stop),
+    }
+}
+
 /// A requested worker-thread count (`0` or `None`: the library's default), capped at the cores
 /// this process may use: a hostile count must not try to start billions of threads.
 pub fn threads(requested: Option<usize>) -> Option<usize> {

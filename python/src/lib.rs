@@ -190,6 +190,7 @@ fn settings(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Settings> {
         }
     }
     s.sampling = edgelm_ffi::checked_sampling(s.sampling).map_err(py_err)?;
+    s.stop = edgelm_ffi::checked_stop(s.stop).map_err(py_err)?;
     Ok(s)
 }
 

@@ -103,7 +103,8 @@ def test_bad_messages_and_settings(smollm):
         smollm.chat(["not a dict"])
     bad = [("temperature", -1.0), ("temperature", math.nan), ("temperature", math.inf), ("temperature", 1e39),
            ("top_p", 0.0), ("top_p", 1.5), ("min_p", -0.1), ("repeat_penalty", 0.0), ("presence_penalty", math.nan),
-           ("frequency_penalty", -math.inf), ("dry_multiplier", -1.0), ("dry_base", 0.5), ("max_tokens", 10**30)]
+           ("frequency_penalty", -math.inf), ("dry_multiplier", -1.0), ("dry_base", 0.5), ("max_tokens", 10**30),
+           ("stop", ""), ("stop", ["Paris", ""])]
     for name, value in bad:
         for call in (lambda **kw: smollm.generate("hi", **kw), lambda **kw: smollm.chat(QUESTION, **kw)):
             with pytest.raises(ValueError, match=f"^{name}[ :]") as e:
