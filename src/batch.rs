@@ -523,15 +523,19 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
                 n,
                 chunks,
             };
+            // Only each span's last row is asked for: after the last layer's attention (which
+            // every row's key and value need), the rest of that layer runs on those rows alone,
+            // as llama.cpp's graph does. An observer sees every row of every product.
+            let last_rows = matches!(logits, Logits::Last) && observer.is_none();
             for (l, layer) in w.layers.iter().enumerate() {
                 // (The cast shortens the object's lifetime to this call's.)
                 let o = observer.as_mut().map(|o| &mut **o as &mut dyn ProductObserver);
-                block.forward(l, layer, seqs, s, o);
+                block.forward(l, layer, seqs, s, o, last_rows && l + 1 == w.layers.len());
             }
             let rows = match logits {
                 Logits::Last => {
                     for (i, seg) in segments.iter().enumerate() {
-                        let last = seg.row0 + seg.n - 1;
+                        let last = if last_rows { i } else { seg.row0 + seg.n - 1 };
                         let row = &s.x[last * h..(last + 1) * h];
                         (k.rms_norm)(row, w.output_norm, c.norm_eps, &mut s.xn[i * h..(i + 1) * h]);
                     }
@@ -617,7 +621,8 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
-    /// Block `l` on the `n` rows of the residual stream.
+    /// Block `l` on the `n` rows of the residual stream; with `last_rows`, everything after
+    /// the attention runs on each span's last row only, moved to row `i` for span `i`.
     fn forward(
         &self,
         l: usize,
@@ -625,11 +630,12 @@ impl Block<'_> {
         seqs: &mut [Sequence],
         s: &mut Scratch,
         mut observer: Option<&mut dyn ProductObserver>,
+        last_rows: bool,
     ) {
-        let (k, c, n, chunks) = (self.k, self.c, self.n, self.chunks);
+        let (k, c, mut n, chunks) = (self.k, self.c, self.n, self.chunks);
         let (h, eps) = (c.hidden_size, c.norm_eps);
         let (q_dim, ff) = (c.num_heads * c.head_dim, c.intermediate_size);
-        let mut observe = |product, x: &[f32]| {
+        let mut observe = |product, x: &[f32], n| {
             if let Some(o) = observer.as_deref_mut() {
                 o.input(Some(l), product, x, n);
             }
@@ -637,21 +643,25 @@ impl Block<'_> {
 
         // Attention sublayer.
         norm::rms_rows(k, &s.x[..n * h], layer.attn_norm, eps, &mut s.xn[..n * h]);
-        observe(Product::Qkv, &s.xn[..n * h]);
+        observe(Product::Qkv, &s.xn[..n * h], n);
         layer
             .qkv
             .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.qkv, chunks);
         self.store_keys(l, layer, seqs, s);
         self.attention(l, seqs, s);
-        observe(Product::AttnOut, &s.attn[..n * q_dim]);
+        if last_rows {
+            self.keep_last_rows(s);
+            n = self.segments.len();
+        }
+        observe(Product::AttnOut, &s.attn[..n * q_dim], n);
         layer
             .attn_out
             .apply(k, &s.attn[..n * q_dim], &mut s.xq, n, &mut s.xn, chunks);
-        self.residual(layer.post_attn_norm, s);
+        self.residual(layer.post_attn_norm, s, n);
 
         // Feed-forward sublayer.
         norm::rms_rows(k, &s.x[..n * h], layer.ffn_norm, eps, &mut s.xn[..n * h]);
-        observe(Product::GateUp, &s.xn[..n * h]);
+        observe(Product::GateUp, &s.xn[..n * h], n);
         layer
             .gate_up
             .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.ffn, chunks);
@@ -664,16 +674,27 @@ impl Block<'_> {
             &mut s.act[..n * ff],
             pieces,
         );
-        observe(Product::Down, &s.act[..n * ff]);
+        observe(Product::Down, &s.act[..n * ff], n);
         layer
             .down
             .apply(k, &s.act[..n * ff], &mut s.xq, n, &mut s.xn, chunks);
-        self.residual(layer.post_ffn_norm, s);
+        self.residual(layer.post_ffn_norm, s, n);
     }
 
-    /// `x += post_norm(xn)`, or `x += xn` without a post-norm.
-    fn residual(&self, post_norm: Option<&[f32]>, s: &mut Scratch) {
-        let nh = self.n * self.c.hidden_size;
+    /// Moves each span's last row of the residual stream and of the attention output to row
+    /// `i` for span `i` (rows only move down: span `i` ends at row `i` or later).
+    fn keep_last_rows(&self, s: &mut Scratch) {
+        let (h, q_dim) = (self.c.hidden_size, self.c.num_heads * self.c.head_dim);
+        for (i, seg) in self.segments.iter().enumerate() {
+            let last = seg.row0 + seg.n - 1;
+            s.x.copy_within(last * h..(last + 1) * h, i * h);
+            s.attn.copy_within(last * q_dim..(last + 1) * q_dim, i * q_dim);
+        }
+    }
+
+    /// `x += post_norm(xn)`, or `x += xn` without a post-norm, on the first `n` rows.
+    fn residual(&self, post_norm: Option<&[f32]>, s: &mut Scratch, n: usize) {
+        let nh = n * self.c.hidden_size;
         match post_norm {
             Some(w) => {
                 norm::rms_rows(self.k, &s.xn[..nh], w, self.c.norm_eps, &mut s.post[..nh]);
