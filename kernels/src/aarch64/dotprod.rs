@@ -6,7 +6,7 @@
 //! Prefill runs passes of quads of four tokens ([`super::quads`]): Q8_0 one quad against
 //! whole tiles, the Q4 types two quads against half tiles (one nibble split for eight
 //! tokens). One activation register serves two tokens by element, a quad's scales are one
-//! vector, and Q4_0's offset starts each dot instead of being subtracted. Decode is the NEON
+//! vector, and each dot starts at a loaded register (Q4_0's offset, instead of subtracting it). Decode is the NEON
 //! loop nest with SDOT dots; everything but the integer dots is the NEON path's.
 
 use core::arch::aarch64::*;
@@ -189,12 +189,12 @@ fn nibble_half_quartets(t: &impl Nibbles, h: Half) -> [[int8x16_t; 1]; 8] {
 
 /// `H` groups of four rows (quartets `w`, row scales `dw`) times a pass of `Q` quads
 /// (`H · Q = 2`): group `h` of quad `i`'s token `t` goes to `acc[(4i + t) · H + h]`. The
-/// integer dots start at Q4_0's offsets ([`Quad::offset`]) when `OFFSET`, else at zero.
+/// integer dots start at [`Quad::start`].
 /// Octet `o` of the activations is quartets `2o` and `2o + 1`; register `2o + p` of a quad
 /// holds it for tokens `2p` and `2p + 1`.
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
-fn pass_sdot<const H: usize, const Q: usize, const OFFSET: bool>(
+fn pass_sdot<const H: usize, const Q: usize>(
     w: &[[int8x16_t; H]; 8],
     dw: [float32x4_t; H],
     quads: &[Quad; Q],
@@ -202,15 +202,7 @@ fn pass_sdot<const H: usize, const Q: usize, const OFFSET: bool>(
 ) {
     for (i, q) in quads.iter().enumerate() {
         let a = q.regs();
-        let init = if OFFSET {
-            [q.offset(0), q.offset(1), q.offset(2), q.offset(3)]
-        } else {
-            [vdupq_n_s32(0); QUAD]
-        };
-        let mut dots = [[vdupq_n_s32(0); H]; QUAD];
-        for (d, c) in dots.iter_mut().zip(init) {
-            *d = [c; H];
-        }
+        let mut dots = q.starts::<H>();
         for o in 0..4 {
             for h in 0..H {
                 let (w0, w1) = (w[2 * o][h], w[2 * o + 1][h]);
@@ -238,7 +230,7 @@ fn pass_sdot<const H: usize, const Q: usize, const OFFSET: bool>(
 #[inline]
 fn pass_minimums(m: float32x4_t, quads: &[Quad; 2], acc: &mut PassAcc) {
     for (q, acc) in quads.iter().zip(acc.as_chunks_mut::<QUAD>().0) {
-        let ds = vmulq_f32(q.scales(), vcvtq_f32_s32(q.sums()));
+        let ds = q.scaled_sums();
         acc[0] = vfmaq_laneq_f32::<0>(acc[0], m, ds);
         acc[1] = vfmaq_laneq_f32::<1>(acc[1], m, ds);
         acc[2] = vfmaq_laneq_f32::<2>(acc[2], m, ds);
@@ -250,7 +242,7 @@ fn pass_minimums(m: float32x4_t, quads: &[Quad; 2], acc: &mut PassAcc) {
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
 fn pass_q8_0_sdot(t: &TileQ8_0, _part: usize, quads: &[Quad; 1], acc: &mut PassAcc) {
-    pass_sdot::<2, 1, false>(&q8_quartets(t), halves_f16(&t.d), quads, acc);
+    pass_sdot::<2, 1>(&q8_quartets(t), halves_f16(&t.d), quads, acc);
 }
 
 /// Q4_0: half tiles, two quads a pass.
@@ -258,7 +250,7 @@ fn pass_q8_0_sdot(t: &TileQ8_0, _part: usize, quads: &[Quad; 1], acc: &mut PassA
 #[inline]
 fn pass_q4_0_sdot(t: &TileQ4_0, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
     let h = Half::of(part);
-    pass_sdot::<1, 2, true>(&nibble_half_quartets(t, h), [h.f16s(&t.d)], quads, acc);
+    pass_sdot::<1, 2>(&nibble_half_quartets(t, h), [h.f16s(&t.d)], quads, acc);
 }
 
 /// Q4_1: half tiles, two quads a pass.
@@ -266,7 +258,7 @@ fn pass_q4_0_sdot(t: &TileQ4_0, part: usize, quads: &[Quad; 2], acc: &mut PassAc
 #[inline]
 fn pass_q4_1_sdot(t: &TileQ4_1, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
     let h = Half::of(part);
-    pass_sdot::<1, 2, false>(&nibble_half_quartets(t, h), [h.f16s(&t.d)], quads, acc);
+    pass_sdot::<1, 2>(&nibble_half_quartets(t, h), [h.f16s(&t.d)], quads, acc);
     pass_minimums(h.f16s(&t.m), quads, acc);
 }
 
@@ -305,15 +297,15 @@ fn block_dot_q8_sdot(k: &[i8; 32], q: &[i8; 32]) -> int32x4_t {
 entries! { "neon,dotprod";
     fn matmul_q8_0_dotprod(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0);
-        quads::matmul(w, x, out, pass_kernel!(1, pass_q8_0_sdot, finish_sdot), tail)
+        quads::matmul(w, x, out, pass_kernel!(1, 0, pass_q8_0_sdot, finish_sdot), tail)
     }
     fn matmul_q4_0_dotprod(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0);
-        quads::matmul(w, x, out, pass_kernel!(2, pass_q4_0_sdot, finish_halves), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, -8, pass_q4_0_sdot, finish_halves), tail)
     }
     fn matmul_q4_1_dotprod(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1);
-        quads::matmul(w, x, out, pass_kernel!(2, pass_q4_1_sdot, finish_halves), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, 0, pass_q4_1_sdot, finish_halves), tail)
     }
     fn matmul_q5_0_dotprod(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, kquant_kernel!(kquant::block_q5_0, half_dots_sdot))

@@ -94,20 +94,6 @@ fn nibble_half_row_pairs(t: &impl Nibbles, h: Half) -> HalfRowPairs {
     w
 }
 
-/// Lanes `(2P, 2P + 1, 2P, 2P + 1)` of `v`: a token pair's values in SMMLA's result order.
-#[target_feature(enable = "neon")]
-#[inline]
-fn pair_lanes<const P: i32>(v: float32x4_t) -> float32x4_t {
-    vreinterpretq_f32_f64(vdupq_laneq_f64::<P>(vreinterpretq_f64_f32(v)))
-}
-
-/// A quad's two token pairs' values from one vector of its four tokens.
-#[target_feature(enable = "neon")]
-#[inline]
-fn token_pairs(v: float32x4_t) -> [float32x4_t; 2] {
-    [pair_lanes::<0>(v), pair_lanes::<1>(v)]
-}
-
 /// Lanes `(r, r, r + 1, r + 1)` of the half's four row values `v` for its row pair `k`.
 #[target_feature(enable = "neon")]
 #[inline]
@@ -117,18 +103,14 @@ fn row_pair_lanes(v: float32x4_t) -> [float32x4_t; 2] {
 
 /// Half a tile (row pairs `w`, row scales `dw`) times a pass: `acc[4i + 2p + k]` is row pair
 /// `k` times token pair `p` of quad `i` (lanes `[r·t, r·t', r'·t, r'·t']`). Its integer dots
-/// start at Q4_0's offsets ([`Quad::offset_pair`]) when `OFFSET`, else at zero.
+/// start at [`Quad::start_pairs`].
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
-fn pass_smmla<const OFFSET: bool>(w: &HalfRowPairs, dw: float32x4_t, quads: &[Quad; 2], acc: &mut PassAcc) {
+fn pass_smmla(w: &HalfRowPairs, dw: float32x4_t, quads: &[Quad; 2], acc: &mut PassAcc) {
     let dw = row_pair_lanes(dw);
     for (q, acc) in quads.iter().zip(acc.as_chunks_mut::<QUAD>().0) {
         let a = q.regs();
-        let mut m = if OFFSET {
-            [[q.offset_pair(0); 2], [q.offset_pair(1); 2]]
-        } else {
-            [[vdupq_n_s32(0); 2]; 2]
-        };
+        let mut m = q.start_pairs();
         for (o, rows) in w.iter().enumerate() {
             for (p, mp) in m.iter_mut().enumerate() {
                 for (acc, &rows) in mp.iter_mut().zip(rows) {
@@ -136,7 +118,7 @@ fn pass_smmla<const OFFSET: bool>(w: &HalfRowPairs, dw: float32x4_t, quads: &[Qu
                 }
             }
         }
-        let da = token_pairs(q.scales());
+        let da = q.scale_pairs();
         for (p, mp) in m.iter().enumerate() {
             for (k, &dots) in mp.iter().enumerate() {
                 acc[2 * p + k] = vfmaq_f32(acc[2 * p + k], vmulq_f32(dw[k], da[p]), vcvtq_f32_s32(dots));
@@ -149,25 +131,25 @@ fn pass_smmla<const OFFSET: bool>(w: &HalfRowPairs, dw: float32x4_t, quads: &[Qu
 #[inline]
 fn pass_q8_0_smmla(t: &TileQ8_0, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
     let h = Half::of(part);
-    pass_smmla::<false>(&q8_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
+    pass_smmla(&q8_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
 }
 
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
 fn pass_q4_0_smmla(t: &TileQ4_0, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
     let h = Half::of(part);
-    pass_smmla::<true>(&nibble_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
+    pass_smmla(&nibble_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
 }
 
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
 fn pass_q4_1_smmla(t: &TileQ4_1, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
     let h = Half::of(part);
-    pass_smmla::<false>(&nibble_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
+    pass_smmla(&nibble_half_row_pairs(t, h), h.f16s(&t.d), quads, acc);
     // The minimums: `acc += m · d_t · sum_t`.
     let m = row_pair_lanes(h.f16s(&t.m));
     for (q, acc) in quads.iter().zip(acc.as_chunks_mut::<QUAD>().0) {
-        let ds = token_pairs(vmulq_f32(q.scales(), vcvtq_f32_s32(q.sums())));
+        let ds = q.scaled_sum_pairs();
         for p in 0..2 {
             for k in 0..2 {
                 acc[2 * p + k] = vfmaq_f32(acc[2 * p + k], m[k], ds[p]);
@@ -196,14 +178,14 @@ fn finish_smmla(acc: PassAcc) -> [[f32; HALF]; 8] {
 entries! { "neon,dotprod,i8mm";
     fn matmul_q8_0_i8mm(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0);
-        quads::matmul(w, x, out, pass_kernel!(2, pass_q8_0_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, 0, pass_q8_0_smmla, finish_smmla), tail)
     }
     fn matmul_q4_0_i8mm(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0);
-        quads::matmul(w, x, out, pass_kernel!(2, pass_q4_0_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, -8, pass_q4_0_smmla, finish_smmla), tail)
     }
     fn matmul_q4_1_i8mm(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1);
-        quads::matmul(w, x, out, pass_kernel!(2, pass_q4_1_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, 0, pass_q4_1_smmla, finish_smmla), tail)
     }
 }

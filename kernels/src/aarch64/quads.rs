@@ -1,6 +1,7 @@
 //! The prompt (batch) matmul loop of the SDOT and SMMLA paths: tokens in quads of four whose
 //! activation blocks are interleaved once per product ([`Quad`]), so the inner loop loads them
-//! as whole registers, with the four tokens' scales, sums and Q4_0 offsets in one vector each.
+//! as whole registers, with the four tokens' scales and sums in one vector each and the
+//! registers the integer dots start from (Q4_0's offsets, or zeros) ready to load in pairs.
 //! A kernel takes a pass of one quad against a whole tile (eight rows), or of two quads
 //! against half a tile (four rows): the half tile's registers are prepared once for eight
 //! tokens, and the 32 sums stay in registers either way ([`PassKernel`]).
@@ -28,30 +29,67 @@ const CHUNK: usize = 32;
 /// memory once per pass; the activations are interleaved once per band.
 const BAND_BYTES: usize = 256 << 10;
 
-/// One block of four tokens' activations. Byte `32o + 16p + 8i + j` of `qs` is element
-/// `8o + j` of token `2p + i`: register `2o + p` (16 bytes) is octet `o` of token pair `p`,
-/// SMMLA's operand shape, and its 32-bit lane `2i + h` is elements `8o + 4h..8o + 4h + 4` of
-/// token `2p + i`, SDOT's by-element operand.
+/// One block of four tokens' activations, with every per-token value a kernel needs laid
+/// out as the registers it uses, so that a kernel loads them in pairs at fixed offsets (one
+/// instruction per two registers, where building them costs a `dup`, `movi` or `mov` each).
+/// Byte `32o + 16p + 8i + j` of `qs` is element `8o + j` of token `2p + i`: register `2o + p`
+/// (16 bytes) is octet `o` of token pair `p`, SMMLA's operand shape, and its 32-bit lane
+/// `2i + h` is elements `8o + 4h..8o + 4h + 4` of token `2p + i`, SDOT's by-element operand.
 #[derive(Clone, Copy)]
 #[repr(C, align(16))]
 pub(crate) struct Quad {
     /// The interleaved quants.
     pub qs: [i8; 128],
-    /// The four tokens' scales.
+    /// The four tokens' scales `d_t` (SDOT multiplies by lane).
     pub d: [f32; QUAD],
-    /// The four tokens' sums of quants.
-    pub sum: [i32; QUAD],
-    /// The four tokens' Q4_0 offsets `−8 · sum`: the dots of Q4_0's −8 with the quants,
-    /// where a Q4_0 kernel's integer dots start.
-    pub offset: [i32; QUAD],
+    /// Where SDOT's integer dots start: `starts[h][t]` is token `t`'s `offset · sum_t` in
+    /// every lane, for row group `h` (Q4_0's −8 times the quants, zero for other types).
+    pub starts: [[[i32; 4]; QUAD]; 2],
+    /// The four tokens' scaled sums `d_t · sum_t` (Q4_1's minimums).
+    pub dsum: [f32; QUAD],
+    /// SMMLA's scales: `[d_t, d_t', d_t, d_t']` for token pair `p` = (t, t').
+    pub d_pairs: [[f32; 4]; 2],
+    /// Where SMMLA's integer dots start: `start_pairs[p][k]` is `[s_t, s_t', s_t, s_t']` for
+    /// token pair `p` and row pair `k`.
+    pub start_pairs: [[[i32; 4]; 2]; 2],
+    /// SMMLA's scaled sums, as `d_pairs`.
+    pub dsum_pairs: [[f32; 4]; 2],
+}
+
+/// `N` registers of four 32-bit values, loaded two at a time (one `ldp`).
+#[target_feature(enable = "neon")]
+#[inline]
+fn load_i32<const N: usize>(v: &[[i32; 4]; N]) -> [int32x4_t; N] {
+    let mut regs = [vdupq_n_s32(0); N];
+    for (r, v) in regs.as_chunks_mut::<2>().0.iter_mut().zip(v.as_chunks::<2>().0) {
+        // SAFETY: `v` is 8 readable i32.
+        let pair = unsafe { vld1q_s32_x2(v.as_ptr().cast()) };
+        *r = [pair.0, pair.1];
+    }
+    regs
+}
+
+/// `N` registers of four f32.
+#[target_feature(enable = "neon")]
+#[inline]
+fn load_f32<const N: usize>(v: &[[f32; 4]; N]) -> [float32x4_t; N] {
+    let mut regs = [vdupq_n_f32(0.0); N];
+    for (r, v) in regs.iter_mut().zip(v) {
+        // SAFETY: `v` is 4 readable f32.
+        *r = unsafe { vld1q_f32(v.as_ptr()) };
+    }
+    regs
 }
 
 impl Quad {
     const ZERO: Self = Self {
         qs: [0; 128],
         d: [0.0; QUAD],
-        sum: [0; QUAD],
-        offset: [0; QUAD],
+        dsum: [0.0; QUAD],
+        d_pairs: [[0.0; 4]; 2],
+        dsum_pairs: [[0.0; 4]; 2],
+        starts: [[[0; 4]; QUAD]; 2],
+        start_pairs: [[[0; 4]; 2]; 2],
     };
 
     /// The eight 16-byte registers of `qs`.
@@ -72,40 +110,55 @@ impl Quad {
     #[target_feature(enable = "neon")]
     #[inline]
     pub(crate) fn scales(&self) -> float32x4_t {
-        // SAFETY: `d` is 4 readable f32.
-        unsafe { vld1q_f32(self.d.as_ptr()) }
+        load_f32(&[self.d])[0]
     }
 
-    /// The four tokens' sums.
+    /// The four tokens' scaled sums.
     #[target_feature(enable = "neon")]
     #[inline]
-    pub(crate) fn sums(&self) -> int32x4_t {
-        // SAFETY: `sum` is 4 readable i32.
-        unsafe { vld1q_s32(self.sum.as_ptr()) }
+    pub(crate) fn scaled_sums(&self) -> float32x4_t {
+        load_f32(&[self.dsum])[0]
     }
 
-    /// Token `t`'s Q4_0 offset in every lane (SDOT's starting dots).
+    /// SMMLA's scales per token pair.
     #[target_feature(enable = "neon")]
     #[inline]
-    pub(crate) fn offset(&self, t: usize) -> int32x4_t {
-        // SAFETY: `offset[t]` is a readable i32.
-        unsafe { vld1q_dup_s32(&self.offset[t]) }
+    pub(crate) fn scale_pairs(&self) -> [float32x4_t; 2] {
+        load_f32(&self.d_pairs)
     }
 
-    /// Token pair `p`'s Q4_0 offsets in SMMLA's result order: `[o, o', o, o']`.
+    /// SMMLA's scaled sums per token pair.
     #[target_feature(enable = "neon")]
     #[inline]
-    pub(crate) fn offset_pair(&self, p: usize) -> int32x4_t {
-        let pair: &[i32; 2] = &self.offset.as_chunks().0[p];
-        // SAFETY: `pair` is 8 readable bytes, 8-aligned: `offset` is at byte 160 of a
-        // 16-aligned struct and `p` steps 8 bytes.
-        unsafe { vreinterpretq_s32_s64(vld1q_dup_s64(pair.as_ptr().cast())) }
+    pub(crate) fn scaled_sum_pairs(&self) -> [float32x4_t; 2] {
+        load_f32(&self.dsum_pairs)
     }
 
-    /// Interleaves one block of four tokens.
+    /// SDOT's starting dots for `H` row groups: `[t][h]`.
     #[target_feature(enable = "neon")]
     #[inline]
-    fn set(&mut self, a: [&BlockQ8Act; QUAD]) {
+    pub(crate) fn starts<const H: usize>(&self) -> [[int32x4_t; H]; QUAD] {
+        let mut starts = [[vdupq_n_s32(0); H]; QUAD];
+        for (h, group) in self.starts[..H].iter().enumerate() {
+            for (t, s) in load_i32(group).into_iter().enumerate() {
+                starts[t][h] = s;
+            }
+        }
+        starts
+    }
+
+    /// SMMLA's starting dots: `[p][k]`.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(crate) fn start_pairs(&self) -> [[int32x4_t; 2]; 2] {
+        self.start_pairs.map(|pair| load_i32(&pair))
+    }
+
+    /// Interleaves one block of four tokens, for weights whose quants are `offset` plus what
+    /// the kernel multiplies (Q4_0's −8, else 0).
+    #[target_feature(enable = "neon")]
+    #[inline]
+    fn set(&mut self, a: [&BlockQ8Act; QUAD], offset: i32) {
         // SAFETY: each `qs` is 32 readable bytes.
         let halves = a.map(|a| unsafe {
             [
@@ -125,9 +178,18 @@ impl Quad {
             // SAFETY: `qs` holds 16 writable bytes at `16i` for `i < 8`.
             unsafe { vst1q_s64(self.qs.as_mut_ptr().add(16 * i).cast(), *r) };
         }
-        self.d = a.map(|a| a.d);
-        self.sum = a.map(|a| a.sum);
-        self.offset = self.sum.map(|s| -8 * s);
+        let pair = |v: [f32; QUAD], p: usize| [v[2 * p], v[2 * p + 1], v[2 * p], v[2 * p + 1]];
+        for (t, a) in a.iter().enumerate() {
+            self.d[t] = a.d;
+            self.dsum[t] = a.d * a.sum as f32;
+            self.starts[0][t] = [offset * a.sum; 4];
+        }
+        self.starts[1] = self.starts[0];
+        for p in 0..2 {
+            (self.d_pairs[p], self.dsum_pairs[p]) = (pair(self.d, p), pair(self.dsum, p));
+            let s = [0, 1].map(|i| offset * a[2 * p + i].sum);
+            self.start_pairs[p] = [[s[0], s[1], s[0], s[1]]; 2];
+        }
     }
 }
 
@@ -172,7 +234,8 @@ pub(crate) const HALF: usize = TILE_ROWS / 2;
 /// registers, in the order the path's kernel keeps them.
 pub(crate) type PassAcc = [float32x4_t; 8];
 
-/// The per-path parts of the pass loop, for passes of `Q` quads: `tile(t, part, quads, acc)`
+/// The per-path parts of the pass loop, for passes of `Q` quads: the weights' `offset` (see
+/// [`Quad::set`]); `tile(t, part, quads, acc)`
 /// adds part `part` of tile `t` (all eight rows for one quad, [`Half`] `part` for two) times
 /// the pass's quads into a [`PassAcc`] (zero at the start); `finish` gives each token's sums
 /// of the part's rows.
@@ -181,17 +244,20 @@ pub(crate) type PassAcc = [float32x4_t; 8];
 /// split, SMMLA's row-pair zips) while the 32 sums still fit in registers; Q8_0 on SDOT has
 /// nothing to prepare and keeps whole tiles with one quad, which loads fewer registers.
 pub(crate) struct PassKernel<K, F, const Q: usize> {
+    /// What the weight type adds to the quants the kernel multiplies: Q4_0's −8, else 0.
+    pub offset: i32,
     /// Adds one part of a tile times one pass of quads.
     pub tile: K,
     /// Each token's sums.
     pub finish: F,
 }
 
-/// A [`PassKernel`] of `$q` quads from a path's `$tile(t, part, quads, acc)` and
-/// `$finish(acc)`.
+/// A [`PassKernel`] of `$q` quads from the weights' `$offset`, a path's
+/// `$tile(t, part, quads, acc)` and `$finish(acc)`.
 macro_rules! pass_kernel {
-    ($q:expr, $tile:path, $finish:path) => {
+    ($q:expr, $offset:expr, $tile:path, $finish:path) => {
         $crate::aarch64::quads::PassKernel::<_, _, $q> {
+            offset: $offset,
             tile: |t: &_,
                    part: usize,
                    q: &[$crate::aarch64::quads::Quad; $q],
@@ -268,7 +334,7 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const N: usize, const 
                     for (i, q) in quads.iter_mut().enumerate() {
                         let t = t0 + i * QUAD;
                         // SAFETY: NEON is part of every aarch64 target.
-                        unsafe { q.set(core::array::from_fn(|j| &x[(t + j) * bpr + b0 + b])) };
+                        unsafe { q.set(core::array::from_fn(|j| &x[(t + j) * bpr + b0 + b]), pass.offset) };
                     }
                 }
                 for tr in tr0..(tr0 + band).min(w.tile_rows()) {
