@@ -193,6 +193,19 @@ impl<'a> OutCols<'a> {
         }
     }
 
+    /// Columns `c0..c0 + N` of each row, in token order; `None` where they pass the width.
+    pub fn column_block<const N: usize>(&mut self, c0: usize) -> Option<impl Iterator<Item = &mut [f32; N]>> {
+        if c0.checked_add(N)? > self.width {
+            return None;
+        }
+        let (ptr, stride) = (self.ptr, self.stride);
+        Some((0..self.n).map(move |t| {
+            // SAFETY: `t < n` and `c0 + N <= width`: the block lies inside the view, a
+            // different one per row; the borrows are tied to `&mut self`.
+            unsafe { ptr.add(t * stride + c0).cast::<[f32; N]>().as_mut() }
+        }))
+    }
+
     /// Row `t` of this view: `width` values.
     ///
     /// # Panics
@@ -232,6 +245,23 @@ mod tests {
         right.row(1).fill(2.0);
         assert_eq!(out.tokens(4..4).n(), 0);
         assert_eq!(buf, [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 2.0, 2.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn column_blocks_are_one_block_per_row_inside_the_width() {
+        let mut buf = [0.0f32; 3 * 5];
+        let (_, mut right) = OutCols::new(&mut buf, 3, 5).split_at(1);
+        for (t, block) in right.column_block::<2>(1).unwrap().enumerate() {
+            *block = [t as f32 + 1.0; 2];
+        }
+        assert!(right.column_block::<2>(3).is_none());
+        assert!(right.column_block::<2>(usize::MAX).is_none());
+        assert_eq!(
+            buf,
+            [
+                0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 0.0, 0.0, 0.0, 3.0, 3.0, 0.0
+            ]
+        );
     }
 
     #[test]

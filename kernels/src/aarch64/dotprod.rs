@@ -297,15 +297,15 @@ fn block_dot_q8_sdot(k: &[i8; 32], q: &[i8; 32]) -> int32x4_t {
 entries! { "neon,dotprod";
     fn matmul_q8_0_dotprod(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0);
-        quads::matmul(w, x, out, pass_kernel!(1, 0, pass_q8_0_sdot, finish_sdot), tail)
+        quads::matmul(w, x, out, pass_kernel!(1, 0, Sdot, pass_q8_0_sdot, finish_sdot), tail)
     }
     fn matmul_q4_0_dotprod(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0);
-        quads::matmul(w, x, out, pass_kernel!(2, -8, pass_q4_0_sdot, finish_halves), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, -8, Sdot, pass_q4_0_sdot, finish_halves), tail)
     }
     fn matmul_q4_1_dotprod(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1);
-        quads::matmul(w, x, out, pass_kernel!(2, 0, pass_q4_1_sdot, finish_halves), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, 0, Sdot, pass_q4_1_sdot, finish_halves), tail)
     }
     fn matmul_q5_0_dotprod(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, kquant_kernel!(kquant::block_q5_0, half_dots_sdot))

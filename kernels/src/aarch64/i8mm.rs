@@ -178,14 +178,14 @@ fn finish_smmla(acc: PassAcc) -> [[f32; HALF]; 8] {
 entries! { "neon,dotprod,i8mm";
     fn matmul_q8_0_i8mm(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(q8_dots_sdot, q8_dots_sdot, scale_q8_0);
-        quads::matmul(w, x, out, pass_kernel!(2, 0, pass_q8_0_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, 0, Smmla, pass_q8_0_smmla, finish_smmla), tail)
     }
     fn matmul_q4_0_i8mm(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0);
-        quads::matmul(w, x, out, pass_kernel!(2, -8, pass_q4_0_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, -8, Smmla, pass_q4_0_smmla, finish_smmla), tail)
     }
     fn matmul_q4_1_i8mm(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1);
-        quads::matmul(w, x, out, pass_kernel!(2, 0, pass_q4_1_smmla, finish_smmla), tail)
+        quads::matmul(w, x, out, pass_kernel!(2, 0, Smmla, pass_q4_1_smmla, finish_smmla), tail)
     }
 }

@@ -17,7 +17,7 @@ use core::arch::aarch64::*;
 
 use super::neon::matmul::Acc;
 use crate::layout::TILE_ROWS;
-use crate::simd::tiles::{self, TileKernel};
+use crate::simd::tiles::{self, TileKernel, store_sums};
 use crate::view::{BlockQ8Act, OutCols, Tiled};
 
 /// Tokens per quad.
@@ -154,11 +154,11 @@ impl Quad {
         self.start_pairs.map(|pair| load_i32(&pair))
     }
 
-    /// Interleaves one block of four tokens, for weights whose quants are `offset` plus what
-    /// the kernel multiplies (Q4_0's −8, else 0).
+    /// Interleaves one block of four tokens for `operands`' kernels, for weights whose quants
+    /// are `offset` plus what the kernel multiplies (Q4_0's −8, else 0).
     #[target_feature(enable = "neon")]
     #[inline]
-    fn set(&mut self, a: [&BlockQ8Act; QUAD], offset: i32) {
+    fn set(&mut self, a: [&BlockQ8Act; QUAD], offset: i32, operands: Operands) {
         // SAFETY: each `qs` is 32 readable bytes.
         let halves = a.map(|a| unsafe {
             [
@@ -178,19 +178,71 @@ impl Quad {
             // SAFETY: `qs` holds 16 writable bytes at `16i` for `i < 8`.
             unsafe { vst1q_s64(self.qs.as_mut_ptr().add(16 * i).cast(), *r) };
         }
-        let pair = |v: [f32; QUAD], p: usize| [v[2 * p], v[2 * p + 1], v[2 * p], v[2 * p + 1]];
-        for (t, a) in a.iter().enumerate() {
-            self.d[t] = a.d;
-            self.dsum[t] = a.d * a.sum as f32;
-            self.starts[0][t] = [offset * a.sum; 4];
-        }
-        self.starts[1] = self.starts[0];
-        for p in 0..2 {
-            (self.d_pairs[p], self.dsum_pairs[p]) = (pair(self.d, p), pair(self.dsum, p));
-            let s = [0, 1].map(|i| offset * a[2 * p + i].sum);
-            self.start_pairs[p] = [[s[0], s[1], s[0], s[1]]; 2];
+        let (d, sum) = (
+            [a[0].d, a[1].d, a[2].d, a[3].d],
+            [a[0].sum, a[1].sum, a[2].sum, a[3].sum],
+        );
+        // SAFETY: both arrays are 4 readable values.
+        let (d, sum) = unsafe { (vld1q_f32(d.as_ptr()), vld1q_s32(sum.as_ptr())) };
+        let (dsum, start) = (vmulq_f32(d, vcvtq_f32_s32(sum)), vmulq_n_s32(sum, offset));
+        match operands {
+            Operands::Sdot => {
+                store_f32(&mut self.d, d);
+                store_f32(&mut self.dsum, dsum);
+                let lanes = [
+                    vdupq_laneq_s32::<0>(start),
+                    vdupq_laneq_s32::<1>(start),
+                    vdupq_laneq_s32::<2>(start),
+                    vdupq_laneq_s32::<3>(start),
+                ];
+                for group in &mut self.starts {
+                    for (s, lane) in group.iter_mut().zip(lanes) {
+                        store_i32(s, lane);
+                    }
+                }
+            }
+            Operands::Smmla => {
+                let pairs = |v: int32x4_t| {
+                    let v = vreinterpretq_s64_s32(v);
+                    [vdupq_laneq_s64::<0>(v), vdupq_laneq_s64::<1>(v)].map(|p| vreinterpretq_s32_s64(p))
+                };
+                let [d, dsum] = [d, dsum].map(|v| pairs(vreinterpretq_s32_f32(v)));
+                for p in 0..2 {
+                    store_f32(&mut self.d_pairs[p], vreinterpretq_f32_s32(d[p]));
+                    store_f32(&mut self.dsum_pairs[p], vreinterpretq_f32_s32(dsum[p]));
+                }
+                for (pair, start) in self.start_pairs.iter_mut().zip(pairs(start)) {
+                    for s in pair {
+                        store_i32(s, start);
+                    }
+                }
+            }
         }
     }
+}
+
+/// Stores four f32.
+#[target_feature(enable = "neon")]
+#[inline]
+fn store_f32(to: &mut [f32; 4], v: float32x4_t) {
+    // SAFETY: `to` is 4 writable f32.
+    unsafe { vst1q_f32(to.as_mut_ptr(), v) }
+}
+
+/// Stores four i32.
+#[target_feature(enable = "neon")]
+#[inline]
+fn store_i32(to: &mut [i32; 4], v: int32x4_t) {
+    // SAFETY: `to` is 4 writable i32.
+    unsafe { vst1q_s32(to.as_mut_ptr(), v) }
+}
+
+/// Which instruction's operands a pass's quads are set up for: their scales, sums and
+/// starting dots per token (SDOT by element) or per token pair (SMMLA).
+#[derive(Clone, Copy)]
+pub(crate) enum Operands {
+    Sdot,
+    Smmla,
 }
 
 /// Which half of a tile a pass kernel runs on: rows 0-3 or rows 4-7 (register `h` of each
@@ -246,18 +298,21 @@ pub(crate) type PassAcc = [float32x4_t; 8];
 pub(crate) struct PassKernel<K, F, const Q: usize> {
     /// What the weight type adds to the quants the kernel multiplies: Q4_0's −8, else 0.
     pub offset: i32,
+    /// The instruction the quads are set up for.
+    pub operands: Operands,
     /// Adds one part of a tile times one pass of quads.
     pub tile: K,
     /// Each token's sums.
     pub finish: F,
 }
 
-/// A [`PassKernel`] of `$q` quads from the weights' `$offset`, a path's
-/// `$tile(t, part, quads, acc)` and `$finish(acc)`.
+/// A [`PassKernel`] of `$q` quads from the weights' `$offset`, the [`Operands`] variant,
+/// a path's `$tile(t, part, quads, acc)` and `$finish(acc)`.
 macro_rules! pass_kernel {
-    ($q:expr, $offset:expr, $tile:path, $finish:path) => {
+    ($q:expr, $offset:expr, $operands:ident, $tile:path, $finish:path) => {
         $crate::aarch64::quads::PassKernel::<_, _, $q> {
             offset: $offset,
+            operands: $crate::aarch64::quads::Operands::$operands,
             tile: |t: &_,
                    part: usize,
                    q: &[$crate::aarch64::quads::Quad; $q],
@@ -278,27 +333,6 @@ pub(crate) fn finish_halves(acc: PassAcc) -> [[f32; HALF]; 8] {
         unsafe { vst1q_f32(o.as_mut_ptr(), v) };
     }
     out
-}
-
-/// Writes `sums` at the start of `row`, or with `add` adds them (a later chunk of the same
-/// products); fewer where `row` is shorter (a last, partial tile row).
-#[inline(always)]
-fn store_or_add<const N: usize>(row: &mut [f32], sums: [f32; N], add: bool) {
-    match row.first_chunk_mut::<N>() {
-        Some(whole) if add => whole.iter_mut().zip(sums).for_each(|(o, s)| *o += s),
-        Some(whole) => *whole = sums,
-        None => store_or_add_partial(row, &sums, add),
-    }
-}
-
-/// [`store_or_add`] for a row shorter than `N`: out of line, so that the whole rows' stores
-/// stay fixed lanes.
-#[cold]
-#[inline(never)]
-fn store_or_add_partial<const N: usize>(row: &mut [f32], sums: &[f32; N], add: bool) {
-    for (o, s) in row.iter_mut().zip(sums) {
-        *o = if add { *o + s } else { *s };
-    }
 }
 
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]): whole passes
@@ -322,19 +356,24 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const N: usize, const 
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
     // A pass is `M` tokens, a part `N` rows: four and eight, or eight and four.
     const { assert!(M == Q * QUAD && N * Q == TILE_ROWS) };
-    let tokens = M;
-    let whole = out.n() / tokens * tokens;
+    let whole = out.n() / M * M;
     let band = (BAND_BYTES / (size_of::<T>() * bpr).max(1)).max(1);
     let mut buf = [[Quad::ZERO; Q]; CHUNK];
     for tr0 in (0..w.tile_rows()).step_by(band) {
-        for t0 in (0..whole).step_by(tokens) {
+        for t0 in (0..whole).step_by(M) {
             for b0 in (0..bpr).step_by(CHUNK) {
                 let passes = &mut buf[..CHUNK.min(bpr - b0)];
                 for (b, quads) in passes.iter_mut().enumerate() {
                     for (i, q) in quads.iter_mut().enumerate() {
                         let t = t0 + i * QUAD;
                         // SAFETY: NEON is part of every aarch64 target.
-                        unsafe { q.set(core::array::from_fn(|j| &x[(t + j) * bpr + b0 + b]), pass.offset) };
+                        unsafe {
+                            q.set(
+                                core::array::from_fn(|j| &x[(t + j) * bpr + b0 + b]),
+                                pass.offset,
+                                pass.operands,
+                            )
+                        };
                     }
                 }
                 for tr in tr0..(tr0 + band).min(w.tile_rows()) {
@@ -347,11 +386,17 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const N: usize, const 
                         }
                         // A view of the pass's tokens only: local, so its fields stay in
                         // registers across the stores.
-                        let mut dst = out.tokens(t0..t0 + tokens);
-                        let r0 = tr * TILE_ROWS + part * N;
-                        for (t, sums) in (pass.finish)(acc).into_iter().enumerate() {
-                            if let Some(row) = dst.row(t).get_mut(r0..) {
-                                store_or_add(row, sums, b0 > 0);
+                        let mut dst = out.tokens(t0..t0 + M);
+                        let (r0, add, sums) = (tr * TILE_ROWS + part * N, b0 > 0, (pass.finish)(acc));
+                        if let Some(blocks) = dst.column_block::<N>(r0) {
+                            for (o, s) in blocks.zip(sums) {
+                                store_sums(o, s, add);
+                            }
+                        } else {
+                            for (t, s) in sums.into_iter().enumerate() {
+                                if let Some(row) = dst.row(t).get_mut(r0..) {
+                                    store_sums(row, s, add);
+                                }
                             }
                         }
                     }

@@ -57,7 +57,7 @@ pub(crate) fn matmul<T, X, A, BG, B1, F, const G: usize>(
         for tr in 0..w.tile_rows() {
             let tiles = w.tile_row(tr);
             let r0 = tr * TILE_ROWS;
-            let mut store = |t: usize, acc: A| store_sums(&mut out.row(t)[r0..], (k.finish)(acc));
+            let mut store = |t: usize, acc: A| store_sums(&mut out.row(t)[r0..], (k.finish)(acc), false);
             let mut t = t0;
             while t1 - t >= G {
                 let acc = tile_row(tiles, core::array::from_fn(|i| token(t + i)), k.zero, &k.group);
@@ -74,22 +74,26 @@ pub(crate) fn matmul<T, X, A, BG, B1, F, const G: usize>(
     }
 }
 
-/// Writes a tile row's sums at the start of `row` (all of it for a last, partial tile row).
+/// Writes `sums` at the start of `row`, or with `add` adds them to what is there (a later
+/// chunk of the same products); fewer where `row` is shorter (a last, partial tile row).
 #[inline(always)]
-pub(crate) fn store_sums(row: &mut [f32], sums: [f32; TILE_ROWS]) {
-    match row.first_chunk_mut::<TILE_ROWS>() {
+pub(crate) fn store_sums<const N: usize>(row: &mut [f32], sums: [f32; N], add: bool) {
+    match row.first_chunk_mut::<N>() {
+        Some(whole) if add => whole.iter_mut().zip(sums).for_each(|(o, s)| *o += s),
         Some(whole) => *whole = sums,
-        None => store_tail(row, &sums),
+        None => store_tail(row, &sums, add),
     }
 }
 
-/// The sums of a last, partial tile row. Out of line, so that the whole rows' store stays
-/// eight fixed lanes (merged with this copy of a computed length, it became a call to memcpy
+/// [`store_sums`] for a row shorter than `N`. Out of line, so that the whole rows' stores
+/// stay fixed lanes (merged with this copy of a computed length, it became a call to memcpy
 /// per token and tile row).
 #[cold]
 #[inline(never)]
-fn store_tail(row: &mut [f32], sums: &[f32; TILE_ROWS]) {
-    row.copy_from_slice(&sums[..row.len()]);
+fn store_tail<const N: usize>(row: &mut [f32], sums: &[f32; N], add: bool) {
+    for (o, s) in row.iter_mut().zip(sums) {
+        *o = if add { *o + s } else { *s };
+    }
 }
 
 /// The activations of a K-quant matmul grouped by super-block (eight blocks each).

@@ -126,8 +126,8 @@ fn store16(row: &mut [f32], acc: __m512) {
     // SAFETY: `sums` holds 16 f32.
     unsafe { _mm512_storeu_ps(sums.as_mut_ptr(), acc) };
     let (first, second) = sums.split_at(TILE_ROWS);
-    store_sums(row, first.try_into().expect("eight sums"));
+    store_sums::<TILE_ROWS>(row, first.try_into().expect("eight sums"), false);
     if let Some(row) = row.get_mut(TILE_ROWS..).filter(|r| !r.is_empty()) {
-        store_sums(row, second.try_into().expect("eight sums"));
+        store_sums::<TILE_ROWS>(row, second.try_into().expect("eight sums"), false);
     }
 }
