@@ -444,13 +444,19 @@ fn q2_k_matches_scalar() {
     check_quant::<BlockQ2K>(22);
 }
 
-/// Rows longer than the blocks the aarch64 prompt kernels interleave at a time (32): the
-/// later chunks add into the output.
+/// The aarch64 prompt kernels' passes (4, 8 or 16 tokens; Q4_0 on SDOT 16 then 8) with
+/// tokens left over, partial tile rows, and rows longer than the blocks they interleave at a
+/// time (at most 78): the later chunks add into the output.
 #[test]
-fn long_rows_match_scalar() {
-    check_shapes::<BlockQ8_0>(81, &[9], &[70], 4..=5);
-    check_shapes::<BlockQ4_0>(41, &[9], &[70], 4..=5);
-    check_shapes::<BlockQ4_1>(11, &[9], &[70], 4..=5);
+fn prompt_passes_match_scalar() {
+    for tokens in [16..=17, 24..=25, 32..=33] {
+        check_shapes::<BlockQ8_0>(81, &[9, 33], &[1, 18], tokens.clone());
+        check_shapes::<BlockQ4_0>(41, &[9, 33], &[1, 18], tokens.clone());
+        check_shapes::<BlockQ4_1>(11, &[9, 33], &[1, 18], tokens);
+    }
+    check_shapes::<BlockQ8_0>(82, &[9], &[96], 16..=17);
+    check_shapes::<BlockQ4_0>(42, &[9], &[96], 16..=17);
+    check_shapes::<BlockQ4_1>(12, &[9], &[96], 16..=17);
 }
 
 /// Extreme quants: all weights -128 or 15 with activations at ±127 stay exact (no i16

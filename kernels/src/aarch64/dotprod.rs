@@ -4,13 +4,15 @@
 //! chunk and a 16-byte activation register take four instructions, no widening steps.
 //!
 //! Prefill runs passes of quads of four tokens ([`super::quads`]): Q8_0 one quad against
-//! whole tiles, the Q4 types two quads against half tiles (one nibble split for eight
-//! tokens). One activation register serves two tokens by element, a quad's scales are one
-//! vector, and each dot starts at a loaded register (Q4_0's offset, instead of subtracting it). Decode is the NEON
-//! loop nest with SDOT dots; everything but the integer dots is the NEON path's.
+//! whole tiles, Q4_1 two quads and Q4_0 four (an asm kernel that assigns all 32 vector
+//! registers) against half tiles, so one nibble split serves eight or sixteen tokens. One
+//! activation register serves two tokens by element, a quad's scales are one vector, and
+//! each dot starts at a loaded register (Q4_0's offset, instead of subtracting it). Decode is
+//! the NEON loop nest with SDOT dots; everything but the integer dots is the NEON path's.
 
 use core::arch::aarch64::*;
 use core::arch::asm;
+use core::mem::offset_of;
 
 use super::neon::kquant::{self, Chunks};
 use super::neon::matmul::{
@@ -18,7 +20,7 @@ use super::neon::matmul::{
     scale_q4_1, scale_q8_0, split_nibbles,
 };
 use super::neon::{NEON_KERNELS, attn_scores_q8_with, kquant_kernel, tile_kernel};
-use super::quads::{self, Half, PassAcc, QUAD, Quad, finish_halves, pass_kernel};
+use super::quads::{self, HALF, Half, PassAcc, QUAD, Quad, finish_halves, pass_kernel};
 use crate::dispatch::{Isa, Kernels};
 use crate::layout::{
     BlockQ8_0, TILE_ROWS, TileQ2K, TileQ3K, TileQ4_0, TileQ4_1, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K,
@@ -245,12 +247,116 @@ fn pass_q8_0_sdot(t: &TileQ8_0, _part: usize, quads: &[Quad; 1], acc: &mut PassA
     pass_sdot::<2, 1>(&q8_quartets(t), halves_f16(&t.d), quads, acc);
 }
 
-/// Q4_0: half tiles, two quads a pass.
+/// One quad's part of [`pass_q4_0_sdot16`]'s asm: starting dots (`v10`-`v13`) and scales
+/// (`v8`) loaded, 32 `sdot` by element over the four octets (`v14`, `v15`; the pointer `{q}`
+/// steps to the next quad), then `acc[t] += dw · d_t · dots[t]` into accumulators `$acc`.
+#[rustfmt::skip]
+macro_rules! q4_0_quad {
+    ($a0:literal, $a1:literal, $a2:literal, $a3:literal) => {
+        concat!(
+            "ldp q8, q10, [{q}, #{d}]\n",
+            "ldp q11, q12, [{q}, #{d} + 32]\n",
+            "ldr q13, [{q}, #{d} + 64]\n",
+            q4_0_octet!("v0", "v1", "32"),
+            q4_0_octet!("v2", "v3", "32"),
+            q4_0_octet!("v4", "v5", "32"),
+            q4_0_octet!("v6", "v7", "{next}"),
+            "scvtf v10.4s, v10.4s\n",
+            "scvtf v11.4s, v11.4s\n",
+            "scvtf v12.4s, v12.4s\n",
+            "scvtf v13.4s, v13.4s\n",
+            "fmul v14.4s, v9.4s, v8.s[0]\n",
+            "fmul v15.4s, v9.4s, v8.s[1]\n",
+            "fmla ", $a0, ".4s, v10.4s, v14.4s\n",
+            "fmla ", $a1, ".4s, v11.4s, v15.4s\n",
+            "fmul v14.4s, v9.4s, v8.s[2]\n",
+            "fmul v15.4s, v9.4s, v8.s[3]\n",
+            "fmla ", $a2, ".4s, v12.4s, v14.4s\n",
+            "fmla ", $a3, ".4s, v13.4s, v15.4s\n",
+        )
+    };
+}
+
+/// One octet of [`q4_0_quad!`]: its two activation registers (tokens 0-1, 2-3), loaded with
+/// the pointer stepping `$step`, times quartets `$w0`, `$w1`.
+#[rustfmt::skip]
+macro_rules! q4_0_octet {
+    ($w0:literal, $w1:literal, $step:literal) => {
+        concat!(
+            "ldp q14, q15, [{q}], #", $step, "\n",
+            "sdot v10.4s, ", $w0, ".16b, v14.4b[0]\n",
+            "sdot v10.4s, ", $w1, ".16b, v14.4b[1]\n",
+            "sdot v11.4s, ", $w0, ".16b, v14.4b[2]\n",
+            "sdot v11.4s, ", $w1, ".16b, v14.4b[3]\n",
+            "sdot v12.4s, ", $w0, ".16b, v15.4b[0]\n",
+            "sdot v12.4s, ", $w1, ".16b, v15.4b[1]\n",
+            "sdot v13.4s, ", $w0, ".16b, v15.4b[2]\n",
+            "sdot v13.4s, ", $w1, ".16b, v15.4b[3]\n",
+        )
+    };
+}
+
+/// Q4_0: half tiles, two quads a pass (the tokens after the last four-quad pass).
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
-fn pass_q4_0_sdot(t: &TileQ4_0, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
+fn pass_q4_0_sdot8(t: &TileQ4_0, part: usize, quads: &[Quad; 2], acc: &mut PassAcc) {
     let h = Half::of(part);
     pass_sdot::<1, 2>(&nibble_half_quartets(t, h), [h.f16s(&t.d)], quads, acc);
+}
+
+/// Q4_0: half tiles, four quads (16 tokens) a pass, in one asm block. The 16 sums of four
+/// rows, eight prepared quartets, the half's scales, four dots and two activation registers
+/// are all 32 vector registers; written in Rust the compiler spilled some (more instructions
+/// than two-quad passes), so the registers are assigned here: `v0`-`v7` the quartets
+/// ([`nibble_half_quartets`]'s order), `v8` the nibble mask then each quad's scales, `v9`
+/// the half's row scales, `v10`-`v13` the dots, `v14`-`v15` activations then scale products,
+/// `v16`-`v31` the sums (`acc[4i + t]`: quad `i`, token `t`).
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn pass_q4_0_sdot16(t: &TileQ4_0, part: usize, quads: &[Quad; 4], acc: &mut PassAcc<16>) {
+    const { assert!(offset_of!(Quad, qs) == 0 && offset_of!(Quad, starts) == offset_of!(Quad, d) + 16) };
+    let h = part * HALF;
+    // SAFETY: dotprod is enabled for this function. The asm reads the half's 64 nibble bytes
+    // (16 at byte 16h of each 32-byte chunk of `qs`), its four f16 scales (`d[h..h + 4]`),
+    // and per quad the 128 activation bytes and the five registers from `d` (`d`, `starts`);
+    // `q` steps by one `Quad` per quad. It writes only the registers it names.
+    unsafe {
+        asm!(
+            "movi v8.16b, #0x0f",
+            "ldr q0, [{w}]",
+            "ldr q1, [{w}, #32]",
+            "ldr q2, [{w}, #64]",
+            "ldr q3, [{w}, #96]",
+            "ldr d9, [{s}]",
+            "ushr v4.16b, v0.16b, #4",
+            "ushr v5.16b, v1.16b, #4",
+            "ushr v6.16b, v2.16b, #4",
+            "ushr v7.16b, v3.16b, #4",
+            "and v0.16b, v0.16b, v8.16b",
+            "and v1.16b, v1.16b, v8.16b",
+            "and v2.16b, v2.16b, v8.16b",
+            "and v3.16b, v3.16b, v8.16b",
+            "fcvtl v9.4s, v9.4h",
+            q4_0_quad!("v16", "v17", "v18", "v19"),
+            q4_0_quad!("v20", "v21", "v22", "v23"),
+            q4_0_quad!("v24", "v25", "v26", "v27"),
+            q4_0_quad!("v28", "v29", "v30", "v31"),
+            w = in(reg) t.qs.as_ptr().add(16 * part),
+            s = in(reg) t.d.as_ptr().add(h),
+            q = inout(reg) quads.as_ptr() => _,
+            d = const offset_of!(Quad, d),
+            next = const size_of::<Quad>() - 96,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+            out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+            inout("v16") acc[0], inout("v17") acc[1], inout("v18") acc[2], inout("v19") acc[3],
+            inout("v20") acc[4], inout("v21") acc[5], inout("v22") acc[6], inout("v23") acc[7],
+            inout("v24") acc[8], inout("v25") acc[9], inout("v26") acc[10], inout("v27") acc[11],
+            inout("v28") acc[12], inout("v29") acc[13], inout("v30") acc[14], inout("v31") acc[15],
+            options(readonly, nostack, preserves_flags),
+        );
+    }
 }
 
 /// Q4_1: half tiles, two quads a pass.
@@ -301,7 +407,14 @@ entries! { "neon,dotprod";
     }
     fn matmul_q4_0_dotprod(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_0);
-        quads::matmul(w, x, out, pass_kernel!(2, -8, Sdot, pass_q4_0_sdot, finish_halves), tail)
+        // Sixteen tokens a pass while there are sixteen, then eight, then the tile kernels.
+        let (mut out, bpr) = (out, w.blocks_per_row());
+        let sixteens = out.n() / 16 * 16;
+        let (x16, rest) = x.split_at((sixteens * bpr).min(x.len()));
+        let pass16 = pass_kernel!(4, -8, Sdot, pass_q4_0_sdot16, finish_halves);
+        quads::matmul(w, x16, out.tokens(0..sixteens), pass16, tail);
+        let pass8 = pass_kernel!(2, -8, Sdot, pass_q4_0_sdot8, finish_halves);
+        quads::matmul(w, rest, out.tokens_from(sixteens), pass8, tail)
     }
     fn matmul_q4_1_dotprod(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let tail = tile_kernel!(nibble_dots_sdot, nibble_dots_sdot, scale_q4_1);

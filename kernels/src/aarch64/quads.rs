@@ -2,13 +2,13 @@
 //! activation blocks are interleaved once per product ([`Quad`]), so the inner loop loads them
 //! as whole registers, with the four tokens' scales and sums in one vector each and the
 //! registers the integer dots start from (Q4_0's offsets, or zeros) ready to load in pairs.
-//! A kernel takes a pass of one quad against a whole tile (eight rows), or of two quads
-//! against half a tile (four rows): the half tile's registers are prepared once for eight
-//! tokens, and the 32 sums stay in registers either way ([`PassKernel`]).
+//! A kernel takes a pass of one quad against a whole tile (eight rows), or of two or four
+//! quads against half a tile (four rows): the half tile's registers are prepared once for
+//! eight or sixteen tokens, and the sums stay in registers ([`PassKernel`]).
 //!
 //! Order: for each band of tile rows ([`BAND_BYTES`] of weights), for each pass, for each
-//! chunk of up to [`CHUNK`] blocks (interleaved into a stack buffer), for each tile row of the
-//! band and each part of it, the pass kernel runs over the chunk's tiles; the chunk's sums go
+//! chunk of up to [`CHUNK_BYTES`] of interleaved blocks (a stack buffer), for each tile row
+//! of the band and each part of it, the pass kernel runs over the chunk's tiles; the chunk's sums go
 //! to the output (stored, then added for later chunks). The weights stay in the file's tile
 //! layout (zero copy); tokens past the last whole pass take the tile kernels of
 //! [`crate::simd::tiles`].
@@ -22,8 +22,12 @@ use crate::view::{BlockQ8Act, OutCols, Tiled};
 
 /// Tokens per quad.
 pub(crate) const QUAD: usize = 4;
-/// Blocks interleaved at a time (a stack buffer of up to 11 KiB).
-const CHUNK: usize = 32;
+/// Bytes of interleaved quads at a time: half of a 64 KiB L1 data cache (A76, A78, N1), so
+/// that they stay there while every tile row of the band goes over them (19 blocks for
+/// four-quad passes, 39 for two, 78 for one).
+const CHUNK_BYTES: usize = 32 << 10;
+/// Quads in a chunk's stack buffer.
+const CHUNK_QUADS: usize = CHUNK_BYTES / size_of::<Quad>();
 /// Weight bytes of the band of tile rows that all passes go over before the next band: the
 /// band stays in a core's L2 (256-512 KiB on the A76 / A78 / N1) instead of being read from
 /// memory once per pass; the activations are interleaved once per band.
@@ -282,19 +286,22 @@ impl Half {
 /// Rows of a half tile.
 pub(crate) const HALF: usize = TILE_ROWS / 2;
 
-/// A pass's 32 sums (eight rows × four tokens, or four rows × eight tokens) as eight
-/// registers, in the order the path's kernel keeps them.
-pub(crate) type PassAcc = [float32x4_t; 8];
+/// A pass's sums as `A` registers of four (eight rows × four tokens or four rows × eight
+/// tokens in eight, four rows × sixteen tokens in sixteen), in the order the path's kernel
+/// keeps them.
+pub(crate) type PassAcc<const A: usize = 8> = [float32x4_t; A];
 
 /// The per-path parts of the pass loop, for passes of `Q` quads: the weights' `offset` (see
-/// [`Quad::set`]); `tile(t, part, quads, acc)`
-/// adds part `part` of tile `t` (all eight rows for one quad, [`Half`] `part` for two) times
-/// the pass's quads into a [`PassAcc`] (zero at the start); `finish` gives each token's sums
-/// of the part's rows.
+/// [`Quad::set`]) and the [`Operands`]; `tile(t, part, quads, acc)` adds part `part` of
+/// tile `t` (all eight rows for one quad, [`Half`] `part` for more) times the pass's quads
+/// into a [`PassAcc`] (zero at the start); `finish` gives each token's sums of the part's
+/// rows.
 ///
 /// Two quads to a pass halve what preparing the weights costs per token (Q4's nibble
-/// split, SMMLA's row-pair zips) while the 32 sums still fit in registers; Q8_0 on SDOT has
-/// nothing to prepare and keeps whole tiles with one quad, which loads fewer registers.
+/// split, SMMLA's row-pair zips) while the 32 sums still fit in registers; Q4_0 on SDOT
+/// takes four (64 sums in sixteen registers, which only its asm kernel keeps without
+/// spilling); Q8_0 on SDOT has nothing to prepare and keeps whole tiles with one quad, which
+/// loads fewer registers.
 pub(crate) struct PassKernel<K, F, const Q: usize> {
     /// What the weight type adds to the quants the kernel multiplies: Q4_0's −8, else 0.
     pub offset: i32,
@@ -313,10 +320,9 @@ macro_rules! pass_kernel {
         $crate::aarch64::quads::PassKernel::<_, _, $q> {
             offset: $offset,
             operands: $crate::aarch64::quads::Operands::$operands,
-            tile: |t: &_,
-                   part: usize,
-                   q: &[$crate::aarch64::quads::Quad; $q],
-                   acc: &mut $crate::aarch64::quads::PassAcc| { $tile(t, part, q, acc) },
+            tile: |t: &_, part: usize, q: &[$crate::aarch64::quads::Quad; $q], acc: &mut [_; _]| {
+                $tile(t, part, q, acc)
+            },
             finish: |acc| $finish(acc),
         }
     };
@@ -326,8 +332,8 @@ pub(crate) use pass_kernel;
 /// A [`PassKernel::finish`] for two-quad passes whose `acc[t]` is token `t`'s four sums.
 #[target_feature(enable = "neon")]
 #[inline]
-pub(crate) fn finish_halves(acc: PassAcc) -> [[f32; HALF]; 8] {
-    let mut out = [[0.0; HALF]; 8];
+pub(crate) fn finish_halves<const A: usize>(acc: PassAcc<A>) -> [[f32; HALF]; A] {
+    let mut out = [[0.0; HALF]; A];
     for (o, v) in out.iter_mut().zip(acc) {
         // SAFETY: `o` holds 4 f32.
         unsafe { vst1q_f32(o.as_mut_ptr(), v) };
@@ -338,15 +344,15 @@ pub(crate) fn finish_halves(acc: PassAcc) -> [[f32; HALF]; 8] {
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]): whole passes
 /// of tokens through `pass`, the rest (fewer than a pass) through `tail`'s tile kernel.
 #[inline(always)]
-pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const N: usize, const M: usize>(
+pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const A: usize, const N: usize, const M: usize>(
     w: Tiled<'_, T>,
     x: &[BlockQ8Act],
     mut out: OutCols<'_>,
     pass: PassKernel<K, F, Q>,
     tail: TileKernel<Acc, BG, B1, FT>,
 ) where
-    K: Fn(&T, usize, &[Quad; Q], &mut PassAcc),
-    F: Fn(PassAcc) -> [[f32; N]; M],
+    K: Fn(&T, usize, &[Quad; Q], &mut PassAcc<A>),
+    F: Fn(PassAcc<A>) -> [[f32; N]; M],
     BG: Fn(&T, [&BlockQ8Act; QUAD], &mut [Acc; QUAD]),
     B1: Fn(&T, [&BlockQ8Act; 1], &mut [Acc; 1]),
     FT: Fn(Acc) -> [f32; TILE_ROWS],
@@ -355,14 +361,16 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const N: usize, const 
     assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
     // A pass is `M` tokens, a part `N` rows: four and eight, or eight and four.
-    const { assert!(M == Q * QUAD && N * Q == TILE_ROWS) };
+    const { assert!(M == Q * QUAD && (N == TILE_ROWS || N == HALF) && 4 * A == M * N) };
     let whole = out.n() / M * M;
     let band = (BAND_BYTES / (size_of::<T>() * bpr).max(1)).max(1);
-    let mut buf = [[Quad::ZERO; Q]; CHUNK];
+    let mut buf = [Quad::ZERO; CHUNK_QUADS];
+    let buf = buf.as_chunks_mut::<Q>().0;
+    let chunk = buf.len();
     for tr0 in (0..w.tile_rows()).step_by(band) {
         for t0 in (0..whole).step_by(M) {
-            for b0 in (0..bpr).step_by(CHUNK) {
-                let passes = &mut buf[..CHUNK.min(bpr - b0)];
+            for b0 in (0..bpr).step_by(chunk) {
+                let passes = &mut buf[..chunk.min(bpr - b0)];
                 for (b, quads) in passes.iter_mut().enumerate() {
                     for (i, q) in quads.iter_mut().enumerate() {
                         let t = t0 + i * QUAD;
@@ -378,9 +386,9 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const N: usize, const 
                 }
                 for tr in tr0..(tr0 + band).min(w.tile_rows()) {
                     let tiles = &w.tile_row(tr)[b0..][..passes.len()];
-                    for part in 0..Q {
+                    for part in 0..TILE_ROWS / N {
                         // SAFETY: NEON is part of every aarch64 target.
-                        let mut acc: PassAcc = [unsafe { vdupq_n_f32(0.0) }; 8];
+                        let mut acc: PassAcc<A> = [unsafe { vdupq_n_f32(0.0) }; A];
                         for (tile, quads) in tiles.iter().zip(passes.iter()) {
                             (pass.tile)(tile, part, quads, &mut acc);
                         }

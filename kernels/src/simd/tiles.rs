@@ -18,6 +18,7 @@ use crate::view::{BlockQ8Act, OutCols, Tiled};
 pub(crate) const CHUNK_BYTES: usize = 96 * 1024;
 
 /// The per-ISA parts of a quantized matmul over tiles `T` with accumulators `A`.
+#[derive(Clone, Copy)]
 pub(crate) struct TileKernel<A, BG, B1, F> {
     /// The accumulator before any block.
     pub zero: A,
