@@ -445,14 +445,19 @@ fn q2_k_matches_scalar() {
 }
 
 /// The aarch64 prompt kernels' passes (4, 8 or 16 tokens; Q4_0 on SDOT 16 then 8) with
-/// tokens left over, partial tile rows, and rows longer than the blocks they interleave at a
-/// time (at most 78): the later chunks add into the output.
+/// tokens left over, partial tile rows, no tokens at all, and rows longer than the blocks
+/// they interleave at a time (at most 78): the later chunks add into the output.
 #[test]
 fn prompt_passes_match_scalar() {
     for tokens in [16..=17, 24..=25, 32..=33] {
         check_shapes::<BlockQ8_0>(81, &[9, 33], &[1, 18], tokens.clone());
         check_shapes::<BlockQ4_0>(41, &[9, 33], &[1, 18], tokens.clone());
         check_shapes::<BlockQ4_1>(11, &[9, 33], &[1, 18], tokens);
+    }
+    for (rows, bpr) in [(9, 1), (33, 18)] {
+        check_shapes::<BlockQ8_0>(83, &[rows], &[bpr], 0..=0);
+        check_shapes::<BlockQ4_0>(43, &[rows], &[bpr], 0..=0);
+        check_shapes::<BlockQ4_1>(13, &[rows], &[bpr], 0..=0);
     }
     check_shapes::<BlockQ8_0>(82, &[9], &[96], 16..=17);
     check_shapes::<BlockQ4_0>(42, &[9], &[96], 16..=17);

@@ -360,9 +360,13 @@ pub(crate) fn matmul<T, K, F, BG, B1, FT, const Q: usize, const A: usize, const 
     let bpr = w.blocks_per_row();
     assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
-    // A pass is `M` tokens, a part `N` rows: four and eight, or eight and four.
+    // A pass is `M` tokens, a part `N` rows (a whole tile or half), its sums `A` registers.
     const { assert!(M == Q * QUAD && (N == TILE_ROWS || N == HALF) && 4 * A == M * N) };
     let whole = out.n() / M * M;
+    if whole == 0 {
+        // Fewer tokens than a pass (a decode step): no quads, no buffer to clear.
+        return tiles::matmul(w, x, out, tail);
+    }
     let band = (BAND_BYTES / (size_of::<T>() * bpr).max(1)).max(1);
     let mut buf = [Quad::ZERO; CHUNK_QUADS];
     let buf = buf.as_chunks_mut::<Q>().0;

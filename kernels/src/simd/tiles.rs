@@ -49,6 +49,9 @@ pub(crate) fn matmul<T, X, A, BG, B1, F, const G: usize>(
     assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
     let n = out.n();
+    if n == 0 {
+        return;
+    }
     let token = |t: usize| &x[t * bpr..][..bpr];
     let chunk = (CHUNK_BYTES / size_of_val(token(0)).max(1))
         .max(1)
