@@ -60,10 +60,11 @@ pub(crate) struct Quad {
     pub dsum_pairs: [[f32; 4]; 2],
 }
 
-/// `N` registers of four 32-bit values, loaded two at a time (one `ldp`).
+/// `N` registers of four 32-bit values (`N` even), loaded two at a time (one `ldp`).
 #[target_feature(enable = "neon")]
 #[inline]
 fn load_i32<const N: usize>(v: &[[i32; 4]; N]) -> [int32x4_t; N] {
+    const { assert!(N.is_multiple_of(2), "registers are loaded in pairs") };
     let mut regs = [vdupq_n_s32(0); N];
     for (r, v) in regs.as_chunks_mut::<2>().0.iter_mut().zip(v.as_chunks::<2>().0) {
         // SAFETY: `v` is 8 readable i32.
