@@ -191,7 +191,7 @@ fn nibble_half_quartets(t: &impl Nibbles, h: Half) -> [[int8x16_t; 1]; 8] {
 
 /// `H` groups of four rows (quartets `w`, row scales `dw`) times a pass of `Q` quads
 /// (`H · Q = 2`): group `h` of quad `i`'s token `t` goes to `acc[(4i + t) · H + h]`. The
-/// integer dots start at [`Quad::start`].
+/// integer dots start at [`Quad::starts`].
 /// Octet `o` of the activations is quartets `2o` and `2o + 1`; register `2o + p` of a quad
 /// holds it for tokens `2p` and `2p + 1`.
 #[target_feature(enable = "neon,dotprod")]

@@ -60,16 +60,14 @@ pub(crate) struct Quad {
     pub dsum_pairs: [[f32; 4]; 2],
 }
 
-/// `N` registers of four 32-bit values (`N` even), loaded two at a time (one `ldp`).
+/// `N` registers of four i32.
 #[target_feature(enable = "neon")]
 #[inline]
 fn load_i32<const N: usize>(v: &[[i32; 4]; N]) -> [int32x4_t; N] {
-    const { assert!(N.is_multiple_of(2), "registers are loaded in pairs") };
     let mut regs = [vdupq_n_s32(0); N];
-    for (r, v) in regs.as_chunks_mut::<2>().0.iter_mut().zip(v.as_chunks::<2>().0) {
-        // SAFETY: `v` is 8 readable i32.
-        let pair = unsafe { vld1q_s32_x2(v.as_ptr().cast()) };
-        *r = [pair.0, pair.1];
+    for (r, v) in regs.iter_mut().zip(v) {
+        // SAFETY: `v` is 4 readable i32.
+        *r = unsafe { vld1q_s32(v.as_ptr()) };
     }
     regs
 }
