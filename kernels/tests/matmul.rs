@@ -444,9 +444,10 @@ fn q2_k_matches_scalar() {
     check_quant::<BlockQ2K>(22);
 }
 
-/// The aarch64 prompt kernels' passes (4, 8 or 16 tokens; Q4_0 on SDOT 16 then 8) with
-/// tokens left over, partial tile rows, no tokens at all, and rows longer than the blocks
-/// they interleave at a time (at most 78): the later chunks add into the output.
+/// The prompt kernels' passes (aarch64: 4, 8 or 16 tokens, Q4_0 on SDOT 16 then 8; x86: groups
+/// of 4) with tokens left over, partial tile rows, no tokens at all, and rows longer than the
+/// blocks they interleave at a time (aarch64: at most 78, the later chunks add into the
+/// output); on x86, 52 tokens of 96 blocks are three chunks of groups (24, 24 and 4 tokens).
 #[test]
 fn prompt_passes_match_scalar() {
     for tokens in [16..=17, 24..=25, 32..=33] {
@@ -459,9 +460,11 @@ fn prompt_passes_match_scalar() {
         check_shapes::<BlockQ4_0>(43, &[rows], &[bpr], 0..=0);
         check_shapes::<BlockQ4_1>(13, &[rows], &[bpr], 0..=0);
     }
-    check_shapes::<BlockQ8_0>(82, &[9], &[96], 16..=17);
-    check_shapes::<BlockQ4_0>(42, &[9], &[96], 16..=17);
-    check_shapes::<BlockQ4_1>(12, &[9], &[96], 16..=17);
+    for tokens in [16..=17, 52..=53] {
+        check_shapes::<BlockQ8_0>(82, &[9], &[96], tokens.clone());
+        check_shapes::<BlockQ4_0>(42, &[9], &[96], tokens.clone());
+        check_shapes::<BlockQ4_1>(12, &[9], &[96], tokens);
+    }
 }
 
 /// Extreme quants: all weights -128 or 15 with activations at ±127 stay exact (no i16

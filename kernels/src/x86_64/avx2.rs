@@ -3,15 +3,20 @@
 //! Quantized matmuls use the tile layout directly (lane = row, see [`matmul`]); everything
 //! else is the generic code of [`crate::simd`] instantiated with eight-lane vectors.
 
+pub(crate) mod groups;
 pub(crate) mod kquant;
 pub(crate) mod lanes;
 pub(crate) mod matmul;
 
 use core::arch::x86_64::*;
 
+use groups::GroupKernel;
 use kquant::{block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k};
 use lanes::F32x8;
-use matmul::{GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, prefetch_ahead};
+use matmul::{
+    GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, group_q4_0, group_q4_1, group_q8_0,
+    prefetch_ahead,
+};
 
 use crate::dispatch::{Isa, Kernels};
 use crate::layout::{
@@ -63,13 +68,16 @@ pub(crate) use tile_kernel;
 
 entries! { "avx2,fma,f16c";
     fn matmul_q8_0_avx2(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, x, out, tile_kernel!(block_q8_0))
+        let group = GroupKernel { k: 0.0, tile: |t: &_, g: &_, acc: &mut _| group_q8_0(t, g, acc) };
+        groups::matmul(w, x, out, group, tile_kernel!(block_q8_0))
     }
     fn matmul_q4_0_avx2(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, x, out, tile_kernel!(block_q4_0))
+        let group = GroupKernel { k: -8.0, tile: |t: &_, g: &_, acc: &mut _| group_q4_0(t, g, acc) };
+        groups::matmul(w, x, out, group, tile_kernel!(block_q4_0))
     }
     fn matmul_q4_1_avx2(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, x, out, tile_kernel!(block_q4_1))
+        let group = GroupKernel { k: 1.0, tile: |t: &_, g: &_, acc: &mut _| group_q4_1(t, g, acc) };
+        groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
     }
     fn matmul_q5_0_avx2(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, x, out, tile_kernel!(block_q5_0))

@@ -27,9 +27,10 @@ macro_rules! vnni_path {
                 word_bits,
             };
             use crate::view::{BlockQ8Act, OutCols, Tiled};
+            use crate::x86_64::avx2::groups::{self, Group, GroupKernel};
             use crate::x86_64::avx2::matmul::{
-                GROUP, finish, group4, load32, nibbles, prefetch_ahead, scale_into, scale_q4_0,
-                scale_q4_1, scales,
+                GROUP, finish, group4, load32, nibbles, prefetch_ahead, scale_group, scale_group_min, scale_into,
+                scale_q4_0, scale_q4_1, scales,
             };
             use crate::x86_64::avx2::{AVX2_KERNELS, tile_kernel};
 
@@ -57,13 +58,13 @@ macro_rules! vnni_path {
             /// Per token, eight i32 lanes: row `r`'s nibbles (0..=15) dotted with the block.
             #[target_feature(enable = $features)]
             #[inline]
-            fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+            fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
                 let mut acc = [_mm256_setzero_si256(); NT];
                 for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
                     let (lo, hi) = nibbles(chunk);
                     for (s, at) in acc.iter_mut().zip(a) {
-                        *s = dot_u8_i8(*s, lo, group4(&at.qs, c));
-                        *s = dot_u8_i8(*s, hi, group4(&at.qs, 4 + c));
+                        *s = dot_u8_i8(*s, lo, group4(at, c));
+                        *s = dot_u8_i8(*s, hi, group4(at, 4 + c));
                     }
                 }
                 acc
@@ -73,14 +74,14 @@ macro_rules! vnni_path {
             #[target_feature(enable = $features)]
             #[inline]
             fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-                scale_q4_0(tile, a, nibble_dots(&tile.qs, a), acc);
+                scale_q4_0(tile, a, nibble_dots(&tile.qs, a.map(|a| &a.qs)), acc);
             }
 
             /// One Q4_1 tile times `NT` tokens.
             #[target_feature(enable = $features)]
             #[inline]
             fn block_q4_1<const NT: usize>(tile: &TileQ4_1, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-                scale_q4_1(tile, a, nibble_dots(&tile.qs, a), acc);
+                scale_q4_1(tile, a, nibble_dots(&tile.qs, a.map(|a| &a.qs)), acc);
             }
 
             /// One Q4_K tile times `NT` tokens' super-blocks (the AVX2 scaling, VNNI dots).
@@ -91,7 +92,7 @@ macro_rules! vnni_path {
                 a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
                 acc: &mut [__m256; NT],
             ) {
-                block_q4_k_with(tile, a, acc, |qs, aj| nibble_dots(qs, aj));
+                block_q4_k_with(tile, a, acc, |qs, aj| nibble_dots(qs, aj.map(|a| &a.qs)));
             }
 
             /// Per token, eight i32 lanes: row `r`'s 5-bit quants (0..=31) dotted with the block.
@@ -167,7 +168,8 @@ macro_rules! vnni_path {
 
             /// One Q8_0 tile times `NT` tokens. The signed weights are biased to unsigned
             /// (`w + 128`, an xor of the sign bit, once per chunk for every token); the bias
-            /// comes back out as `128·sum(a)`. Range: |Σ| <= 32·255·127 fits an i32.
+            /// comes back out as `128·sum(a)`. Range: |Σ| <= 32·255·127 fits an i32. Not
+            /// through [`groups`]: the 512-bit kernel's sums are this one's bit for bit.
             #[target_feature(enable = $features)]
             #[inline]
             fn block_q8_0<const NT: usize>(tile: &TileQ8_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
@@ -185,15 +187,32 @@ macro_rules! vnni_path {
                 scale_into(scales(&tile.d), a, dots, acc);
             }
 
+            /// One Q4_0 tile times a group (scaled sums `−8·d_t·sum_t`).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn group_q4_0(tile: &TileQ4_0, g: &Group, acc: &mut [__m256; GROUP]) {
+                scale_group(scales(&tile.d), g, nibble_dots(&tile.qs, g.qs.each_ref()), acc);
+            }
+
+            /// One Q4_1 tile times a group (scaled sums `d_t·sum_t`).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn group_q4_1(tile: &TileQ4_1, g: &Group, acc: &mut [__m256; GROUP]) {
+                let dots = nibble_dots(&tile.qs, g.qs.each_ref());
+                scale_group_min(scales(&tile.d), scales(&tile.m), g, dots, acc);
+            }
+
             entries! { $features;
                 fn matmul_q8_0_vnni(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     matmul(w, x, out, tile_kernel!(block_q8_0))
                 }
                 fn matmul_q4_0_vnni(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-                    matmul(w, x, out, tile_kernel!(block_q4_0))
+                    let group = GroupKernel { k: -8.0, tile: |t: &_, g: &_, acc: &mut _| group_q4_0(t, g, acc) };
+                    groups::matmul(w, x, out, group, tile_kernel!(block_q4_0))
                 }
                 fn matmul_q4_1_vnni(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
-                    matmul(w, x, out, tile_kernel!(block_q4_1))
+                    let group = GroupKernel { k: 1.0, tile: |t: &_, g: &_, acc: &mut _| group_q4_1(t, g, acc) };
+                    groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
                 }
                 fn matmul_q4_k_vnni(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     matmul(w, super_blocks(x), out, tile_kernel!(block_q4_k))

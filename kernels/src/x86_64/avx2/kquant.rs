@@ -138,7 +138,7 @@ pub(crate) fn block_q4_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    block_q4_k_with(tile, a, acc, |qs, aj| nibble_dots(qs, aj));
+    block_q4_k_with(tile, a, acc, |qs, aj| nibble_dots(qs, aj.map(|a| &a.qs)));
 }
 
 /// One Q5_K tile times `NT` tokens' super-blocks.

@@ -10,6 +10,7 @@ use core::arch::x86_64::*;
 
 use zerocopy::IntoBytes;
 
+use super::groups::Group;
 use crate::layout::{SUB_BLOCKS, TILE_ROWS, TileQ4_0, TileQ4_1, TileQ8_0};
 use crate::view::BlockQ8Act;
 
@@ -58,13 +59,13 @@ pub(crate) fn nibbles(chunk: &[u8; 32]) -> (__m256i, __m256i) {
 /// eight of them (four chunks, low and high nibbles) sum to <= 30720 < 32767 in i16.
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(crate) fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+pub(crate) fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
     let mut acc = [_mm256_setzero_si256(); NT];
     for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
         let (lo, hi) = nibbles(chunk);
         for (s, at) in acc.iter_mut().zip(a) {
-            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(lo, group4(&at.qs, c)));
-            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)));
+            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(lo, group4(at, c)));
+            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(hi, group4(at, 4 + c)));
         }
     }
     acc.map(|s| _mm256_madd_epi16(s, _mm256_set1_epi16(1)))
@@ -166,14 +167,84 @@ pub(crate) fn scale_q4_1<const NT: usize>(
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 pub(crate) fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-    scale_q4_0(tile, a, nibble_dots(&tile.qs, a), acc);
+    scale_q4_0(tile, a, nibble_dots(&tile.qs, a.map(|a| &a.qs)), acc);
+}
+
+/// `v` in all eight lanes, by one `vbroadcastss` from memory (a load, no vector ALU work).
+/// Written as asm because LLVM merges the broadcasts of neighbouring floats into an 8-byte
+/// load and a register broadcast, an ALU operation per token and block.
+#[target_feature(enable = "avx")]
+#[inline]
+fn broadcast(v: &f32) -> __m256 {
+    let out: __m256;
+    // SAFETY: `vbroadcastss` reads the 4 bytes of `v` (a valid reference) and writes `out`
+    // only; AVX is enabled on this function.
+    unsafe {
+        core::arch::asm!(
+            "vbroadcastss {out}, dword ptr [{v}]",
+            v = in(reg) v,
+            out = out(ymm_reg) out,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+/// `acc[t] += dw ⊙ (d_t·dot_t + ds_t)`: the per-block scaling of a [`Group`], whose scaled
+/// sums `ds_t` carry the weights' offset (Q4_0's −8) or are zero.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) fn scale_group(dw: __m256, g: &Group, dots: [__m256i; GROUP], acc: &mut [__m256; GROUP]) {
+    for (t, (acc, s)) in acc.iter_mut().zip(dots).enumerate() {
+        let scaled = _mm256_fmadd_ps(broadcast(&g.d[t]), _mm256_cvtepi32_ps(s), broadcast(&g.ds[t]));
+        *acc = _mm256_fmadd_ps(dw, scaled, *acc);
+    }
+}
+
+/// One Q4_0 tile times a group (scaled sums `−8·d_t·sum_t`).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q4_0(tile: &TileQ4_0, g: &Group, acc: &mut [__m256; GROUP]) {
+    scale_group(scales(&tile.d), g, nibble_dots(&tile.qs, g.qs.each_ref()), acc);
+}
+
+/// `acc[t] += dw ⊙ d_t·dot_t + m ⊙ ds_t`: the per-block scaling of a [`Group`] against a
+/// tile with minimums `m` (Q4_1, scaled sums `d_t·sum_t`).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) fn scale_group_min(
+    dw: __m256,
+    m: __m256,
+    g: &Group,
+    dots: [__m256i; GROUP],
+    acc: &mut [__m256; GROUP],
+) {
+    for (t, (acc, s)) in acc.iter_mut().zip(dots).enumerate() {
+        let scaled = _mm256_mul_ps(broadcast(&g.d[t]), _mm256_cvtepi32_ps(s));
+        *acc = _mm256_fmadd_ps(m, broadcast(&g.ds[t]), _mm256_fmadd_ps(dw, scaled, *acc));
+    }
+}
+
+/// One Q4_1 tile times a group.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q4_1(tile: &TileQ4_1, g: &Group, acc: &mut [__m256; GROUP]) {
+    let dots = nibble_dots(&tile.qs, g.qs.each_ref());
+    scale_group_min(scales(&tile.d), scales(&tile.m), g, dots, acc);
+}
+
+/// One Q8_0 tile times a group (scaled sums zero).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q8_0(tile: &TileQ8_0, g: &Group, acc: &mut [__m256; GROUP]) {
+    scale_group(scales(&tile.d), g, signed_dots(tile, g.qs.each_ref()), acc);
 }
 
 /// One Q4_1 tile times `NT` tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 pub(crate) fn block_q4_1<const NT: usize>(tile: &TileQ4_1, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-    scale_q4_1(tile, a, nibble_dots(&tile.qs, a), acc);
+    scale_q4_1(tile, a, nibble_dots(&tile.qs, a.map(|a| &a.qs)), acc);
 }
 
 /// `Σ |w|·(a with w's sign)` in i32 lanes: the sign trick, since `maddubs` needs one unsigned
@@ -187,19 +258,26 @@ pub(crate) fn signed_dot_i16(w: __m256i, w_abs: __m256i, a: __m256i) -> __m256i 
     )
 }
 
-/// One Q8_0 tile times `NT` tokens.
-#[target_feature(enable = "avx2,fma,f16c")]
+/// Per token, eight i32 lanes: row `r`'s quants dotted with the block.
+#[target_feature(enable = "avx2")]
 #[inline]
-pub(crate) fn block_q8_0<const NT: usize>(tile: &TileQ8_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+pub(crate) fn signed_dots<const NT: usize>(tile: &TileQ8_0, a: [&[i8; 32]; NT]) -> [__m256i; NT] {
     let mut dots = [_mm256_setzero_si256(); NT];
     for (c, chunk) in tile.qs.as_bytes().as_chunks::<32>().0.iter().enumerate() {
         let w = load32(chunk);
         let w_abs = _mm256_abs_epi8(w);
         for (s, at) in dots.iter_mut().zip(a) {
-            *s = _mm256_add_epi32(*s, signed_dot_i16(w, w_abs, group4(&at.qs, c)));
+            *s = _mm256_add_epi32(*s, signed_dot_i16(w, w_abs, group4(at, c)));
         }
     }
-    scale_into(scales(&tile.d), a, dots, acc);
+    dots
+}
+
+/// One Q8_0 tile times `NT` tokens.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn block_q8_0<const NT: usize>(tile: &TileQ8_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
+    scale_into(scales(&tile.d), a, signed_dots(tile, a.map(|a| &a.qs)), acc);
 }
 
 /// The eight row sums of an accumulator.
