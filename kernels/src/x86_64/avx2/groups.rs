@@ -8,7 +8,7 @@
 //! [`crate::simd::tiles`].
 
 use core::arch::x86_64::*;
-use core::mem::MaybeUninit;
+use core::mem::{MaybeUninit, offset_of};
 
 use super::matmul::GROUP;
 use crate::layout::TILE_ROWS;
@@ -36,6 +36,33 @@ impl Group {
             d: a.map(|a| a.d),
             ds: a.map(|a| k * a.d * a.sum as f32),
         }
+    }
+
+    /// Token `T`'s `d` and `ds`, each in all eight lanes: two `vbroadcastss` from memory (loads,
+    /// no vector ALU work) at fixed offsets from the group. Written as asm because LLVM merges
+    /// the broadcasts of neighbouring floats into an 8-byte load and a register broadcast (an
+    /// ALU operation), and a pointer per float would cost an address computation each.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(crate) fn floats<const T: usize>(&self) -> (__m256, __m256) {
+        const { assert!(T < GROUP) };
+        let (d, ds): (__m256, __m256);
+        // SAFETY: both loads read 4 bytes inside `self` (a valid reference to a `Group`, the
+        // offsets of its fields `d[T]` and `ds[T]`) and write `d` and `ds` only; AVX is enabled
+        // on this function.
+        unsafe {
+            core::arch::asm!(
+                "vbroadcastss {d}, dword ptr [{g} + {od}]",
+                "vbroadcastss {ds}, dword ptr [{g} + {os}]",
+                g = in(reg) self,
+                od = const offset_of!(Group, d) + 4 * T,
+                os = const offset_of!(Group, ds) + 4 * T,
+                d = out(ymm_reg) d,
+                ds = out(ymm_reg) ds,
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+        (d, ds)
     }
 }
 

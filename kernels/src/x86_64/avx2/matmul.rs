@@ -170,35 +170,19 @@ pub(crate) fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT],
     scale_q4_0(tile, a, nibble_dots(&tile.qs, a.map(|a| &a.qs)), acc);
 }
 
-/// `v` in all eight lanes, by one `vbroadcastss` from memory (a load, no vector ALU work).
-/// Written as asm because LLVM merges the broadcasts of neighbouring floats into an 8-byte
-/// load and a register broadcast, an ALU operation per token and block.
-#[target_feature(enable = "avx")]
-#[inline]
-fn broadcast(v: &f32) -> __m256 {
-    let out: __m256;
-    // SAFETY: `vbroadcastss` reads the 4 bytes of `v` (a valid reference) and writes `out`
-    // only; AVX is enabled on this function.
-    unsafe {
-        core::arch::asm!(
-            "vbroadcastss {out}, dword ptr [{v}]",
-            v = in(reg) v,
-            out = out(ymm_reg) out,
-            options(pure, readonly, nostack, preserves_flags),
-        );
-    }
-    out
-}
-
 /// `acc[t] += dw ⊙ (d_t·dot_t + ds_t)`: the per-block scaling of a [`Group`], whose scaled
 /// sums `ds_t` carry the weights' offset (Q4_0's −8) or are zero.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(crate) fn scale_group(dw: __m256, g: &Group, dots: [__m256i; GROUP], acc: &mut [__m256; GROUP]) {
-    for (t, (acc, s)) in acc.iter_mut().zip(dots).enumerate() {
-        let scaled = _mm256_fmadd_ps(broadcast(&g.d[t]), _mm256_cvtepi32_ps(s), broadcast(&g.ds[t]));
-        *acc = _mm256_fmadd_ps(dw, scaled, *acc);
-    }
+    let token = |(d, ds): (__m256, __m256), dot: __m256i, acc: &mut __m256| {
+        *acc = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), ds), *acc);
+    };
+    let [a0, a1, a2, a3] = acc;
+    token(g.floats::<0>(), dots[0], a0);
+    token(g.floats::<1>(), dots[1], a1);
+    token(g.floats::<2>(), dots[2], a2);
+    token(g.floats::<3>(), dots[3], a3);
 }
 
 /// One Q4_0 tile times a group (scaled sums `−8·d_t·sum_t`).
@@ -219,10 +203,15 @@ pub(crate) fn scale_group_min(
     dots: [__m256i; GROUP],
     acc: &mut [__m256; GROUP],
 ) {
-    for (t, (acc, s)) in acc.iter_mut().zip(dots).enumerate() {
-        let scaled = _mm256_mul_ps(broadcast(&g.d[t]), _mm256_cvtepi32_ps(s));
-        *acc = _mm256_fmadd_ps(m, broadcast(&g.ds[t]), _mm256_fmadd_ps(dw, scaled, *acc));
-    }
+    let token = |(d, ds): (__m256, __m256), dot: __m256i, acc: &mut __m256| {
+        let scaled = _mm256_mul_ps(d, _mm256_cvtepi32_ps(dot));
+        *acc = _mm256_fmadd_ps(m, ds, _mm256_fmadd_ps(dw, scaled, *acc));
+    };
+    let [a0, a1, a2, a3] = acc;
+    token(g.floats::<0>(), dots[0], a0);
+    token(g.floats::<1>(), dots[1], a1);
+    token(g.floats::<2>(), dots[2], a2);
+    token(g.floats::<3>(), dots[3], a3);
 }
 
 /// One Q4_1 tile times a group.
