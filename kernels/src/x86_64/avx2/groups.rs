@@ -44,7 +44,7 @@ impl Group {
     /// ALU operation), and a pointer per float would cost an address computation each.
     #[target_feature(enable = "avx")]
     #[inline]
-    pub(crate) fn floats<const T: usize>(&self) -> (__m256, __m256) {
+    fn floats<const T: usize>(&self) -> (__m256, __m256) {
         const { assert!(T < GROUP) };
         let (d, ds): (__m256, __m256);
         // SAFETY: both loads read 4 bytes inside `self` (a valid reference to a `Group`, the
@@ -63,6 +63,24 @@ impl Group {
             );
         }
         (d, ds)
+    }
+
+    /// Calls `token(d_t, ds_t, dots[t], &mut acc[t])` for each token `t`, with `d_t` and `ds_t`
+    /// from [`Group::floats`] (one call per token: `T` is a constant).
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(crate) fn each_token(
+        &self,
+        dots: [__m256i; GROUP],
+        acc: &mut [__m256; GROUP],
+        token: impl Fn(__m256, __m256, __m256i, &mut __m256),
+    ) {
+        let token = |(d, ds): (__m256, __m256), dot, acc| token(d, ds, dot, acc);
+        let [a0, a1, a2, a3] = acc;
+        token(self.floats::<0>(), dots[0], a0);
+        token(self.floats::<1>(), dots[1], a1);
+        token(self.floats::<2>(), dots[2], a2);
+        token(self.floats::<3>(), dots[3], a3);
     }
 }
 

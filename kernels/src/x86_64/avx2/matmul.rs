@@ -175,14 +175,9 @@ pub(crate) fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT],
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(crate) fn scale_group(dw: __m256, g: &Group, dots: [__m256i; GROUP], acc: &mut [__m256; GROUP]) {
-    let token = |(d, ds): (__m256, __m256), dot: __m256i, acc: &mut __m256| {
+    g.each_token(dots, acc, |d, ds, dot, acc| {
         *acc = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), ds), *acc);
-    };
-    let [a0, a1, a2, a3] = acc;
-    token(g.floats::<0>(), dots[0], a0);
-    token(g.floats::<1>(), dots[1], a1);
-    token(g.floats::<2>(), dots[2], a2);
-    token(g.floats::<3>(), dots[3], a3);
+    });
 }
 
 /// One Q4_0 tile times a group (scaled sums `−8·d_t·sum_t`).
@@ -203,15 +198,10 @@ pub(crate) fn scale_group_min(
     dots: [__m256i; GROUP],
     acc: &mut [__m256; GROUP],
 ) {
-    let token = |(d, ds): (__m256, __m256), dot: __m256i, acc: &mut __m256| {
+    g.each_token(dots, acc, |d, ds, dot, acc| {
         let scaled = _mm256_mul_ps(d, _mm256_cvtepi32_ps(dot));
         *acc = _mm256_fmadd_ps(m, ds, _mm256_fmadd_ps(dw, scaled, *acc));
-    };
-    let [a0, a1, a2, a3] = acc;
-    token(g.floats::<0>(), dots[0], a0);
-    token(g.floats::<1>(), dots[1], a1);
-    token(g.floats::<2>(), dots[2], a2);
-    token(g.floats::<3>(), dots[3], a3);
+    });
 }
 
 /// One Q4_1 tile times a group.
