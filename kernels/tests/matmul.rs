@@ -463,7 +463,9 @@ fn prompt_passes_match_scalar() {
     for tokens in [16..=17, 52..=53] {
         check_shapes::<BlockQ8_0>(82, &[9], &[96], tokens.clone());
         check_shapes::<BlockQ4_0>(42, &[9], &[96], tokens.clone());
-        check_shapes::<BlockQ4_1>(12, &[9], &[96], tokens);
+        check_shapes::<BlockQ4_1>(12, &[9], &[96], tokens.clone());
+        check_shapes::<BlockQ5_0>(52, &[9], &[96], tokens.clone());
+        check_shapes::<BlockQ5_1>(53, &[9], &[96], tokens);
     }
 }
 

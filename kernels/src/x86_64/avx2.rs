@@ -11,7 +11,10 @@ pub(crate) mod matmul;
 use core::arch::x86_64::*;
 
 use groups::GroupKernel;
-use kquant::{block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k};
+use kquant::{
+    block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k, group_q5_0,
+    group_q5_1,
+};
 use lanes::F32x8;
 use matmul::{
     GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, group_q4_0, group_q4_1, group_q8_0,
@@ -80,10 +83,12 @@ entries! { "avx2,fma,f16c";
         groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
     }
     fn matmul_q5_0_avx2(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, x, out, tile_kernel!(block_q5_0))
+        let group = GroupKernel { k: -16.0, tile: |t: &_, g: &_, acc: &mut _| group_q5_0(t, g, acc) };
+        groups::matmul(w, x, out, group, tile_kernel!(block_q5_0))
     }
     fn matmul_q5_1_avx2(w: Tiled<'_, TileQ5_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, x, out, tile_kernel!(block_q5_1))
+        let group = GroupKernel { k: 1.0, tile: |t: &_, g: &_, acc: &mut _| group_q5_1(t, g, acc) };
+        groups::matmul(w, x, out, group, tile_kernel!(block_q5_1))
     }
     fn matmul_q4_k_avx2(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, super_blocks(x), out, tile_kernel!(block_q4_k))

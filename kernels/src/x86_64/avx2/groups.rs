@@ -23,7 +23,8 @@ pub(crate) struct Group {
     pub qs: [[i8; 32]; GROUP],
     /// Token `t`'s scale `d_t`.
     pub d: [f32; GROUP],
-    /// Token `t`'s `k · d_t · sum_t`, for the `k` the kernel asks for (Q4_0's −8, Q4_1's 1).
+    /// Token `t`'s `k · d_t · sum_t`, for the `k` the kernel asks for (the
+    /// weights' offset: Q4_0's −8, Q5_0's −16; 1 where the tile has minimums, 0 for Q8_0).
     pub ds: [f32; GROUP],
 }
 

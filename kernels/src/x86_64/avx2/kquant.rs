@@ -4,7 +4,11 @@
 
 use core::arch::x86_64::*;
 
-use super::matmul::{group4, load32, nibble_dots, nibbles, prefetch_sub_block, scale_into, scales};
+use super::groups::Group;
+use super::matmul::{
+    GROUP, group4, load32, nibble_dots, nibbles, prefetch_sub_block, scale_group, scale_group_min,
+    scale_into, scales,
+};
 use crate::layout::{SUB_BLOCKS, TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
 use crate::view::BlockQ8Act;
 
@@ -31,7 +35,7 @@ pub(crate) fn word_bits(word: u32, value: i8) -> __m256i {
 /// to <= 31496 in i16; widened once per two chunks (half the `madd`s of widening every chunk).
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&BlockQ8Act; NT]) -> [__m256i; NT] {
+pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
     let mut acc = [_mm256_setzero_si256(); NT];
     let chunks = qs.as_chunks::<32>().0;
     for pair in 0..2 {
@@ -41,8 +45,8 @@ pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&BlockQ8Act; N
             let lo = _mm256_or_si256(lo, word_bits(qh[c], 0x10));
             let hi = _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10));
             for (p, at) in p.iter_mut().zip(a) {
-                *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(lo, group4(&at.qs, c)));
-                *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(hi, group4(&at.qs, 4 + c)));
+                *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(lo, group4(at, c)));
+                *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(hi, group4(at, 4 + c)));
             }
         }
         for (s, p) in acc.iter_mut().zip(p) {
@@ -56,7 +60,7 @@ pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&BlockQ8Act; N
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 pub(crate) fn block_q5_0<const NT: usize>(tile: &TileQ5_0, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-    let mut dots = q5_dots(&tile.qs, &tile.qh, a);
+    let mut dots = q5_dots(&tile.qs, &tile.qh, a.map(|a| &a.qs));
     for (s, at) in dots.iter_mut().zip(a) {
         *s = _mm256_sub_epi32(*s, _mm256_set1_epi32(16 * at.sum));
     }
@@ -67,11 +71,36 @@ pub(crate) fn block_q5_0<const NT: usize>(tile: &TileQ5_0, a: [&BlockQ8Act; NT],
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 pub(crate) fn block_q5_1<const NT: usize>(tile: &TileQ5_1, a: [&BlockQ8Act; NT], acc: &mut [__m256; NT]) {
-    scale_into(scales(&tile.d), a, q5_dots(&tile.qs, &tile.qh, a), acc);
+    scale_into(
+        scales(&tile.d),
+        a,
+        q5_dots(&tile.qs, &tile.qh, a.map(|a| &a.qs)),
+        acc,
+    );
     let m = scales(&tile.m);
     for (acc, at) in acc.iter_mut().zip(a) {
         *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(at.d * at.sum as f32), *acc);
     }
+}
+
+/// One Q5_0 tile times a group (scaled sums `−16·d_t·sum_t`).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q5_0(tile: &TileQ5_0, g: &Group, acc: &mut [__m256; GROUP]) {
+    scale_group(
+        scales(&tile.d),
+        g,
+        q5_dots(&tile.qs, &tile.qh, g.qs.each_ref()),
+        acc,
+    );
+}
+
+/// One Q5_1 tile times a group (scaled sums `d_t·sum_t`).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q5_1(tile: &TileQ5_1, g: &Group, acc: &mut [__m256; GROUP]) {
+    let dots = q5_dots(&tile.qs, &tile.qh, g.qs.each_ref());
+    scale_group_min(scales(&tile.d), scales(&tile.m), g, dots, acc);
 }
 
 /// Eight bytes as f32 lanes.
@@ -149,7 +178,7 @@ pub(crate) fn block_q5_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    block_q5_k_with(tile, a, acc, |qs, qh, aj| q5_dots(qs, qh, aj));
+    block_q5_k_with(tile, a, acc, |qs, qh, aj| q5_dots(qs, qh, aj.map(|a| &a.qs)));
 }
 
 /// One Q5_K tile times `NT` tokens' super-blocks, with the 5-bit dots `dots` of an ISA.
