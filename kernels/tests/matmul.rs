@@ -467,6 +467,9 @@ fn prompt_passes_match_scalar() {
         check_shapes::<BlockQ5_0>(52, &[9], &[96], tokens.clone());
         check_shapes::<BlockQ5_1>(53, &[9], &[96], tokens);
     }
+    // x86: rows of more tiles than one pass unpacks (128), the second pass adding its sums.
+    check_shapes::<BlockQ5_0>(54, &[9], &[130], 8..=9);
+    check_shapes::<BlockQ4_0>(44, &[9], &[130], 8..=9);
 }
 
 /// Extreme quants: all weights -128 or 15 with activations at ±127 stay exact (no i16

@@ -13,7 +13,7 @@ use core::arch::x86_64::*;
 use groups::GroupKernel;
 use kquant::{
     block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k, group_q5_0,
-    group_q5_1,
+    group_q5_1, q5_quants,
 };
 use lanes::F32x8;
 use matmul::{
@@ -71,23 +71,43 @@ pub(crate) use tile_kernel;
 
 entries! { "avx2,fma,f16c";
     fn matmul_q8_0_avx2(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        let group = GroupKernel { k: 0.0, tile: |t: &_, g: &_, acc: &mut _| group_q8_0(t, g, acc) };
+        let group = GroupKernel {
+            k: 0.0,
+            unpack: |_: &_| (),
+            tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q8_0(t, g, acc),
+        };
         groups::matmul(w, x, out, group, tile_kernel!(block_q8_0))
     }
     fn matmul_q4_0_avx2(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        let group = GroupKernel { k: -8.0, tile: |t: &_, g: &_, acc: &mut _| group_q4_0(t, g, acc) };
+        let group = GroupKernel {
+            k: -8.0,
+            unpack: |_: &_| (),
+            tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q4_0(t, g, acc),
+        };
         groups::matmul(w, x, out, group, tile_kernel!(block_q4_0))
     }
     fn matmul_q4_1_avx2(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        let group = GroupKernel { k: 1.0, tile: |t: &_, g: &_, acc: &mut _| group_q4_1(t, g, acc) };
+        let group = GroupKernel {
+            k: 1.0,
+            unpack: |_: &_| (),
+            tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q4_1(t, g, acc),
+        };
         groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
     }
     fn matmul_q5_0_avx2(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        let group = GroupKernel { k: -16.0, tile: |t: &_, g: &_, acc: &mut _| group_q5_0(t, g, acc) };
+        let group = GroupKernel {
+            k: -16.0,
+            unpack: |t: &TileQ5_0| q5_quants(&t.qs, &t.qh),
+            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q5_0(t, q, g, acc),
+        };
         groups::matmul(w, x, out, group, tile_kernel!(block_q5_0))
     }
     fn matmul_q5_1_avx2(w: Tiled<'_, TileQ5_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        let group = GroupKernel { k: 1.0, tile: |t: &_, g: &_, acc: &mut _| group_q5_1(t, g, acc) };
+        let group = GroupKernel {
+            k: 1.0,
+            unpack: |t: &TileQ5_1| q5_quants(&t.qs, &t.qh),
+            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q5_1(t, q, g, acc),
+        };
         groups::matmul(w, x, out, group, tile_kernel!(block_q5_1))
     }
     fn matmul_q4_k_avx2(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {

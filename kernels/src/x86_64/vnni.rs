@@ -207,11 +207,19 @@ macro_rules! vnni_path {
                     matmul(w, x, out, tile_kernel!(block_q8_0))
                 }
                 fn matmul_q4_0_vnni(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
-                    let group = GroupKernel { k: -8.0, tile: |t: &_, g: &_, acc: &mut _| group_q4_0(t, g, acc) };
+                    let group = GroupKernel {
+                        k: -8.0,
+                        unpack: |_: &_| (),
+                        tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q4_0(t, g, acc),
+                    };
                     groups::matmul(w, x, out, group, tile_kernel!(block_q4_0))
                 }
                 fn matmul_q4_1_vnni(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
-                    let group = GroupKernel { k: 1.0, tile: |t: &_, g: &_, acc: &mut _| group_q4_1(t, g, acc) };
+                    let group = GroupKernel {
+                        k: 1.0,
+                        unpack: |_: &_| (),
+                        tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q4_1(t, g, acc),
+                    };
                     groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
                 }
                 fn matmul_q4_k_vnni(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {

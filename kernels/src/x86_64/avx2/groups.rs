@@ -4,8 +4,11 @@
 //! ready as floats. Every tile row of the chunk then goes over the groups: the broadcasts
 //! come from one address, and each token's scaling is a convert and two FMAs, where
 //! building `8·sum` or `d·sum` in a register per block and token costs three to four more
-//! operations. Tokens past the last whole group take the tile kernels of
-//! [`crate::simd::tiles`].
+//! operations. Where unpacking a tile's quants costs about as much as multiplying them with
+//! four tokens (the 5-bit types: nibbles plus a fifth bit spread from a word, six operations a
+//! register against eight for the four tokens' products), each tile row's quants are unpacked
+//! once per chunk into a stack buffer that every group then reads. Tokens past the last whole
+//! group take the tile kernels of [`crate::simd::tiles`].
 
 use core::arch::x86_64::*;
 use core::mem::{MaybeUninit, offset_of};
@@ -88,12 +91,19 @@ impl Group {
 /// Groups in a chunk's stack buffer.
 const CHUNK_GROUPS: usize = CHUNK_BYTES / size_of::<Group>();
 
-/// The per-type parts of the group loop: the factor `k` of [`Group::ds`] and the kernel that
-/// adds one tile times a group into its four accumulators.
+/// Tiles of a tile row unpacked at a time (see [`GroupKernel::unpack`]): 32 KiB of 5-bit quants.
+const UNPACKED_TILES: usize = 128;
+
+/// The per-type parts of the group loop: the factor `k` of [`Group::ds`], what a tile's quants
+/// unpack to once per pass over a chunk's groups (`()` where the kernel unpacks them itself),
+/// and the kernel that adds one tile, with its unpacked quants, times one group into its four
+/// accumulators.
 #[derive(Clone, Copy)]
-pub(crate) struct GroupKernel<K> {
+pub(crate) struct GroupKernel<U, K> {
     /// The factor of the scaled sums.
     pub k: f32,
+    /// A tile's unpacked quants: made once per tile row and chunk, read by every group.
+    pub unpack: U,
     /// Adds one tile times one group.
     pub tile: K,
 }
@@ -101,14 +111,15 @@ pub(crate) struct GroupKernel<K> {
 /// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]): whole groups
 /// through `group`, the rest through `tail`'s tile kernel.
 #[inline(always)]
-pub(crate) fn matmul<T, K, BG, B1, F>(
+pub(crate) fn matmul<T, Q, U, K, BG, B1, F>(
     w: Tiled<'_, T>,
     x: &[BlockQ8Act],
     mut out: OutCols<'_>,
-    group: GroupKernel<K>,
+    group: GroupKernel<U, K>,
     tail: TileKernel<__m256, BG, B1, F>,
 ) where
-    K: Fn(&T, &Group, &mut [__m256; GROUP]),
+    U: Fn(&T) -> Q,
+    K: Fn(&T, &Q, &Group, &mut [__m256; GROUP]),
     BG: Fn(&T, [&BlockQ8Act; GROUP], &mut [__m256; GROUP]),
     B1: Fn(&T, [&BlockQ8Act; 1], &mut [__m256; 1]),
     F: Fn(__m256) -> [f32; TILE_ROWS],
@@ -121,8 +132,9 @@ pub(crate) fn matmul<T, K, BG, B1, F>(
         return tiles::matmul(w, x, out, tail);
     }
     // Not zeroed: every group a chunk reads is written first (zeroing cost as much as the
-    // copy, 3.6 % of a pp128 pass's instructions).
+    // copy, 3.6 % of a pp128 pass's instructions); the same for the unpacked tiles.
     let mut buf = [const { MaybeUninit::<Group>::uninit() }; CHUNK_GROUPS];
+    let mut unpacked = [const { MaybeUninit::<Q>::uninit() }; UNPACKED_TILES];
     let per_chunk = CHUNK_GROUPS / bpr * GROUP;
     for t0 in (0..whole).step_by(per_chunk) {
         let t1 = (t0 + per_chunk).min(whole);
@@ -134,20 +146,27 @@ pub(crate) fn matmul<T, K, BG, B1, F>(
                 group.k,
             ));
         }
-        // SAFETY: the loop above initialized every element of `groups`, and `MaybeUninit<Group>`
-        // has `Group`'s layout.
-        let groups = unsafe { &*(core::ptr::from_ref(groups) as *const [Group]) };
+        // SAFETY: the loop above wrote every group.
+        let groups = unsafe { assume_init(groups) };
         for tr in 0..w.tile_rows() {
-            let tiles = w.tile_row(tr);
             let r0 = tr * TILE_ROWS;
-            for (gi, gs) in groups.chunks_exact(bpr).enumerate() {
-                let mut acc = [tail.zero; GROUP];
-                for (tile, g) in tiles.iter().zip(gs) {
-                    (group.tile)(tile, g, &mut acc);
+            for (pass, tiles) in w.tile_row(tr).chunks(UNPACKED_TILES).enumerate() {
+                let quants = &mut unpacked[..tiles.len()];
+                for (q, tile) in quants.iter_mut().zip(tiles) {
+                    q.write((group.unpack)(tile));
                 }
-                let t = t0 + gi * GROUP;
-                for (i, a) in acc.into_iter().enumerate() {
-                    store_sums(&mut out.row(t + i)[r0..], (tail.finish)(a), false);
+                // SAFETY: the loop above wrote every tile's quants.
+                let quants = unsafe { assume_init(quants) };
+                let first = pass * UNPACKED_TILES;
+                for (gi, gs) in groups.chunks_exact(bpr).enumerate() {
+                    let mut acc = [tail.zero; GROUP];
+                    for ((tile, q), g) in tiles.iter().zip(quants).zip(&gs[first..]) {
+                        (group.tile)(tile, q, g, &mut acc);
+                    }
+                    let t = t0 + gi * GROUP;
+                    for (i, a) in acc.into_iter().enumerate() {
+                        store_sums(&mut out.row(t + i)[r0..], (tail.finish)(a), pass > 0);
+                    }
                 }
             }
         }
@@ -155,4 +174,15 @@ pub(crate) fn matmul<T, K, BG, B1, F>(
     if whole < out.n() {
         tiles::matmul(w, &x[whole * bpr..], out.tokens_from(whole), tail);
     }
+}
+
+/// `items` as initialized.
+///
+/// # Safety
+/// Every element of `items` must have been written.
+#[inline(always)]
+unsafe fn assume_init<X>(items: &mut [MaybeUninit<X>]) -> &[X] {
+    // SAFETY: every element is initialized (the caller's promise), and `MaybeUninit<X>` has
+    // `X`'s layout.
+    unsafe { &*(core::ptr::from_ref(items) as *const [X]) }
 }

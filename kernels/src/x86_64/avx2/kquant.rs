@@ -29,21 +29,36 @@ pub(crate) fn word_bits(word: u32, value: i8) -> __m256i {
     _mm256_and_si256(set, _mm256_set1_epi8(value))
 }
 
-/// Per token, eight i32 lanes: row `r`'s 5-bit quants (0..=31) dotted with the block.
+/// A 5-bit tile's quants (0..=31) as chunk registers: `[lo, hi]` of chunk `c` at `2c`, `2c + 1`
+/// (the quants of activations `4c..4c + 4` and `16 + 4c..16 + 4c + 4`, see [`nibbles`]).
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn q5_quants(qs: &[u8; 128], qh: &[u32; 8]) -> [__m256i; 8] {
+    let chunks = qs.as_chunks::<32>().0;
+    let mut q = [_mm256_setzero_si256(); 8];
+    for (c, pair) in q.as_chunks_mut::<2>().0.iter_mut().enumerate() {
+        let (lo, hi) = nibbles(&chunks[c]);
+        *pair = [
+            _mm256_or_si256(lo, word_bits(qh[c], 0x10)),
+            _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10)),
+        ];
+    }
+    q
+}
+
+/// Per token, eight i32 lanes: row `r`'s 5-bit quants `q` (from [`q5_quants`]) dotted with
+/// the block.
 ///
 /// Range: a `maddubs` lane is <= 2·31·127 = 7874, so the low and high halves of two chunks sum
 /// to <= 31496 in i16; widened once per two chunks (half the `madd`s of widening every chunk).
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
+pub(crate) fn q5_dots_of<const NT: usize>(q: &[__m256i; 8], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
     let mut acc = [_mm256_setzero_si256(); NT];
-    let chunks = qs.as_chunks::<32>().0;
     for pair in 0..2 {
         let mut p = [_mm256_setzero_si256(); NT];
         for c in 2 * pair..2 * pair + 2 {
-            let (lo, hi) = nibbles(&chunks[c]);
-            let lo = _mm256_or_si256(lo, word_bits(qh[c], 0x10));
-            let hi = _mm256_or_si256(hi, word_bits(qh[4 + c], 0x10));
+            let (lo, hi) = (q[2 * c], q[2 * c + 1]);
             for (p, at) in p.iter_mut().zip(a) {
                 *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(lo, group4(at, c)));
                 *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(hi, group4(at, 4 + c)));
@@ -54,6 +69,13 @@ pub(crate) fn q5_dots<const NT: usize>(qs: &[u8], qh: &[u32], a: [&[i8; 32]; NT]
         }
     }
     acc
+}
+
+/// Per token, eight i32 lanes: row `r`'s 5-bit quants (0..=31) dotted with the block.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn q5_dots<const NT: usize>(qs: &[u8; 128], qh: &[u32; 8], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
+    q5_dots_of(&q5_quants(qs, qh), a)
 }
 
 /// One Q5_0 tile (`d·(q − 16)`) times `NT` tokens: the −16 folds in as `−16·sum(a)`.
@@ -83,24 +105,26 @@ pub(crate) fn block_q5_1<const NT: usize>(tile: &TileQ5_1, a: [&BlockQ8Act; NT],
     }
 }
 
-/// One Q5_0 tile times a group (scaled sums `−16·d_t·sum_t`).
+/// One Q5_0 tile, its quants `q` unpacked by [`q5_quants`], times a group (scaled sums
+/// `−16·d_t·sum_t`).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn group_q5_0(tile: &TileQ5_0, g: &Group, acc: &mut [__m256; GROUP]) {
-    scale_group(
-        scales(&tile.d),
-        g,
-        q5_dots(&tile.qs, &tile.qh, g.qs.each_ref()),
-        acc,
-    );
+pub(crate) fn group_q5_0(tile: &TileQ5_0, q: &[__m256i; 8], g: &Group, acc: &mut [__m256; GROUP]) {
+    scale_group(scales(&tile.d), g, q5_dots_of(q, g.qs.each_ref()), acc);
 }
 
-/// One Q5_1 tile times a group (scaled sums `d_t·sum_t`).
+/// One Q5_1 tile, its quants `q` unpacked by [`q5_quants`], times a group (scaled sums
+/// `d_t·sum_t`).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn group_q5_1(tile: &TileQ5_1, g: &Group, acc: &mut [__m256; GROUP]) {
-    let dots = q5_dots(&tile.qs, &tile.qh, g.qs.each_ref());
-    scale_group_min(scales(&tile.d), scales(&tile.m), g, dots, acc);
+pub(crate) fn group_q5_1(tile: &TileQ5_1, q: &[__m256i; 8], g: &Group, acc: &mut [__m256; GROUP]) {
+    scale_group_min(
+        scales(&tile.d),
+        scales(&tile.m),
+        g,
+        q5_dots_of(q, g.qs.each_ref()),
+        acc,
+    );
 }
 
 /// Eight bytes as f32 lanes.
