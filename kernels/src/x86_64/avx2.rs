@@ -18,7 +18,7 @@ use kquant::{
 use lanes::F32x8;
 use matmul::{
     GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, group_q4_0, group_q4_1, group_q8_0,
-    prefetch_ahead,
+    nibble_quants, prefetch_ahead,
 };
 
 use crate::dispatch::{Isa, Kernels};
@@ -81,16 +81,16 @@ entries! { "avx2,fma,f16c";
     fn matmul_q4_0_avx2(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
             k: -8.0,
-            unpack: |_: &_| (),
-            tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q4_0(t, g, acc),
+            unpack: |t: &TileQ4_0| nibble_quants(&t.qs),
+            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_0(t, q, g, acc),
         };
         groups::matmul(w, x, out, group, tile_kernel!(block_q4_0))
     }
     fn matmul_q4_1_avx2(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
             k: 1.0,
-            unpack: |_: &_| (),
-            tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q4_1(t, g, acc),
+            unpack: |t: &TileQ4_1| nibble_quants(&t.qs),
+            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_1(t, q, g, acc),
         };
         groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
     }

@@ -29,7 +29,7 @@ macro_rules! vnni_path {
             use crate::view::{BlockQ8Act, OutCols, Tiled};
             use crate::x86_64::avx2::groups::{self, Group, GroupKernel};
             use crate::x86_64::avx2::matmul::{
-                GROUP, finish, group4, load32, nibbles, prefetch_ahead, scale_group, scale_group_min, scale_into,
+                GROUP, finish, group4, load32, nibble_quants, nibbles, prefetch_ahead, scale_group, scale_group_min, scale_into,
                 scale_q4_0, scale_q4_1, scales,
             };
             use crate::x86_64::avx2::{AVX2_KERNELS, tile_kernel};
@@ -55,19 +55,26 @@ macro_rules! vnni_path {
                 $dpbusd(acc, u, a)
             }
 
+            /// Per token, eight i32 lanes: row `r`'s nibbles `q` (0..=15, from `nibble_quants`)
+            /// dotted with the block.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn nibble_dots_of<const NT: usize>(q: &[__m256i; 8], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
+                let mut acc = [_mm256_setzero_si256(); NT];
+                for c in 0..4 {
+                    for (s, at) in acc.iter_mut().zip(a) {
+                        *s = dot_u8_i8(*s, q[2 * c], group4(at, c));
+                        *s = dot_u8_i8(*s, q[2 * c + 1], group4(at, 4 + c));
+                    }
+                }
+                acc
+            }
+
             /// Per token, eight i32 lanes: row `r`'s nibbles (0..=15) dotted with the block.
             #[target_feature(enable = $features)]
             #[inline]
             fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
-                let mut acc = [_mm256_setzero_si256(); NT];
-                for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
-                    let (lo, hi) = nibbles(chunk);
-                    for (s, at) in acc.iter_mut().zip(a) {
-                        *s = dot_u8_i8(*s, lo, group4(at, c));
-                        *s = dot_u8_i8(*s, hi, group4(at, 4 + c));
-                    }
-                }
-                acc
+                nibble_dots_of(&nibble_quants(qs), a)
             }
 
             /// One Q4_0 tile times `NT` tokens.
@@ -187,18 +194,18 @@ macro_rules! vnni_path {
                 scale_into(scales(&tile.d), a, dots, acc);
             }
 
-            /// One Q4_0 tile times a group (scaled sums `−8·d_t·sum_t`).
+            /// One Q4_0 tile, its nibbles `q` unpacked, times a group (scaled sums `−8·d_t·sum_t`).
             #[target_feature(enable = $features)]
             #[inline]
-            fn group_q4_0(tile: &TileQ4_0, g: &Group, acc: &mut [__m256; GROUP]) {
-                scale_group(scales(&tile.d), g, nibble_dots(&tile.qs, g.qs.each_ref()), acc);
+            fn group_q4_0(tile: &TileQ4_0, q: &[__m256i; 8], g: &Group, acc: &mut [__m256; GROUP]) {
+                scale_group(scales(&tile.d), g, nibble_dots_of(q, g.qs.each_ref()), acc);
             }
 
-            /// One Q4_1 tile times a group (scaled sums `d_t·sum_t`).
+            /// One Q4_1 tile, its nibbles `q` unpacked, times a group (scaled sums `d_t·sum_t`).
             #[target_feature(enable = $features)]
             #[inline]
-            fn group_q4_1(tile: &TileQ4_1, g: &Group, acc: &mut [__m256; GROUP]) {
-                let dots = nibble_dots(&tile.qs, g.qs.each_ref());
+            fn group_q4_1(tile: &TileQ4_1, q: &[__m256i; 8], g: &Group, acc: &mut [__m256; GROUP]) {
+                let dots = nibble_dots_of(q, g.qs.each_ref());
                 scale_group_min(scales(&tile.d), scales(&tile.m), g, dots, acc);
             }
 
@@ -209,16 +216,16 @@ macro_rules! vnni_path {
                 fn matmul_q4_0_vnni(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     let group = GroupKernel {
                         k: -8.0,
-                        unpack: |_: &_| (),
-                        tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q4_0(t, g, acc),
+                        unpack: |t: &TileQ4_0| nibble_quants(&t.qs),
+                        tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_0(t, q, g, acc),
                     };
                     groups::matmul(w, x, out, group, tile_kernel!(block_q4_0))
                 }
                 fn matmul_q4_1_vnni(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     let group = GroupKernel {
                         k: 1.0,
-                        unpack: |_: &_| (),
-                        tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q4_1(t, g, acc),
+                        unpack: |t: &TileQ4_1| nibble_quants(&t.qs),
+                        tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_1(t, q, g, acc),
                     };
                     groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
                 }

@@ -37,7 +37,10 @@ pub(crate) fn scales(d: &[u16; TILE_ROWS]) -> __m256 {
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) fn group4(qs: &[i8; 32], g: usize) -> __m256i {
-    _mm256_set1_epi32(i32::from_le_bytes(core::array::from_fn(|j| qs[4 * g + j] as u8)))
+    // One 4-byte load whether or not `g` is a constant (built byte by byte, a loop over `g`
+    // left unrolled became four byte loads and shifts).
+    let groups: &[[u8; 4]; 8] = zerocopy::transmute_ref!(qs);
+    _mm256_set1_epi32(i32::from_le_bytes(groups[g]))
 }
 
 /// The low and the high nibbles of a 32-byte chunk of a q4 tile, as bytes (0..=15): the
@@ -53,22 +56,42 @@ pub(crate) fn nibbles(chunk: &[u8; 32]) -> (__m256i, __m256i) {
     )
 }
 
-/// Per token, eight i32 lanes: row `r`'s nibbles (unsigned, 0..=15) dotted with the block.
+/// A q4 tile's nibbles (0..=15) as chunk registers: `[lo, hi]` of chunk `c` at `2c`, `2c + 1`
+/// (see [`nibbles`]).
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn nibble_quants(qs: &[u8; 128]) -> [__m256i; 8] {
+    let mut q = [_mm256_setzero_si256(); 8];
+    for (pair, chunk) in q.as_chunks_mut::<2>().0.iter_mut().zip(qs.as_chunks::<32>().0) {
+        let (lo, hi) = nibbles(chunk);
+        *pair = [lo, hi];
+    }
+    q
+}
+
+/// Per token, eight i32 lanes: row `r`'s nibbles `q` (from [`nibble_quants`]) dotted with the
+/// block.
 ///
 /// Range: `maddubs(nibble, a)` is a sum of two products of magnitude <= 15·128, so <= 3840;
 /// eight of them (four chunks, low and high nibbles) sum to <= 30720 < 32767 in i16.
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(crate) fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
+pub(crate) fn nibble_dots_of<const NT: usize>(q: &[__m256i; 8], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
     let mut acc = [_mm256_setzero_si256(); NT];
-    for (c, chunk) in qs.as_chunks::<32>().0.iter().enumerate() {
-        let (lo, hi) = nibbles(chunk);
+    for c in 0..4 {
         for (s, at) in acc.iter_mut().zip(a) {
-            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(lo, group4(at, c)));
-            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(hi, group4(at, 4 + c)));
+            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(q[2 * c], group4(at, c)));
+            *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(q[2 * c + 1], group4(at, 4 + c)));
         }
     }
     acc.map(|s| _mm256_madd_epi16(s, _mm256_set1_epi16(1)))
+}
+
+/// Per token, eight i32 lanes: row `r`'s nibbles (unsigned, 0..=15) dotted with the block.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn nibble_dots<const NT: usize>(qs: &[u8; 128], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
+    nibble_dots_of(&nibble_quants(qs), a)
 }
 
 /// `acc[t] += (dw · d_t) · isum[t]`, the per-block scaling of the q4_0 and q8_0 products.
@@ -180,11 +203,12 @@ pub(crate) fn scale_group(dw: __m256, g: &Group, dots: [__m256i; GROUP], acc: &m
     });
 }
 
-/// One Q4_0 tile times a group (scaled sums `−8·d_t·sum_t`).
+/// One Q4_0 tile, its nibbles `q` unpacked by [`nibble_quants`], times a group (scaled sums
+/// `−8·d_t·sum_t`).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn group_q4_0(tile: &TileQ4_0, g: &Group, acc: &mut [__m256; GROUP]) {
-    scale_group(scales(&tile.d), g, nibble_dots(&tile.qs, g.qs.each_ref()), acc);
+pub(crate) fn group_q4_0(tile: &TileQ4_0, q: &[__m256i; 8], g: &Group, acc: &mut [__m256; GROUP]) {
+    scale_group(scales(&tile.d), g, nibble_dots_of(q, g.qs.each_ref()), acc);
 }
 
 /// `acc[t] += dw ⊙ d_t·dot_t + m ⊙ ds_t`: the per-block scaling of a [`Group`] against a
@@ -204,11 +228,11 @@ pub(crate) fn scale_group_min(
     });
 }
 
-/// One Q4_1 tile times a group.
+/// One Q4_1 tile, its nibbles `q` unpacked by [`nibble_quants`], times a group.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn group_q4_1(tile: &TileQ4_1, g: &Group, acc: &mut [__m256; GROUP]) {
-    let dots = nibble_dots(&tile.qs, g.qs.each_ref());
+pub(crate) fn group_q4_1(tile: &TileQ4_1, q: &[__m256i; 8], g: &Group, acc: &mut [__m256; GROUP]) {
+    let dots = nibble_dots_of(q, g.qs.each_ref());
     scale_group_min(scales(&tile.d), scales(&tile.m), g, dots, acc);
 }
 
