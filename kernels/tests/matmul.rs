@@ -362,6 +362,8 @@ fn check_chunks<B: TestBlock>(seed: u64, bpr: usize) {
 fn many_tokens_go_in_chunks() {
     check_chunks::<BlockQ8_0>(81, 96);
     check_chunks::<BlockQ4K>(45, 12);
+    check_chunks::<BlockQ6K>(47, 12);
+    check_chunks::<BlockQ6K>(49, 20);
 }
 
 #[test]

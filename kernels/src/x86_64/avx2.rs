@@ -10,10 +10,10 @@ pub(crate) mod matmul;
 
 use core::arch::x86_64::*;
 
-use groups::GroupKernel;
+use groups::{Group, GroupKernel};
 use kquant::{
-    block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k, group_q5_0,
-    group_q5_1, q5_quants,
+    block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k, group_q4_k,
+    group_q5_0, group_q5_1, group_q6_k, q4_k_sub, q5_quants, q6_chunks,
 };
 use lanes::F32x8;
 use matmul::{
@@ -73,51 +73,61 @@ entries! { "avx2,fma,f16c";
     fn matmul_q8_0_avx2(w: Tiled<'_, TileQ8_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
             k: 0.0,
-            unpack: |_: &_| (),
-            tile: |t: &_, (): &_, g: &_, acc: &mut _| group_q8_0(t, g, acc),
+            unpack: |_: &_, _| (),
+            tile: |t: &_, [()]: &[(); 1], [g]: &[Group; 1], acc: &mut _| group_q8_0(t, g, acc),
         };
-        groups::matmul(w, x, out, group, tile_kernel!(block_q8_0))
+        groups::matmul(w, x, out, group, (tile_kernel!(block_q8_0), |x| x))
     }
     fn matmul_q4_0_avx2(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
             k: -8.0,
-            unpack: |t: &TileQ4_0| nibble_quants(&t.qs),
-            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_0(t, q, g, acc),
+            unpack: |t: &TileQ4_0, _| nibble_quants(&t.qs),
+            tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q4_0(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, tile_kernel!(block_q4_0))
+        groups::matmul(w, x, out, group, (tile_kernel!(block_q4_0), |x| x))
     }
     fn matmul_q4_1_avx2(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
             k: 1.0,
-            unpack: |t: &TileQ4_1| nibble_quants(&t.qs),
-            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_1(t, q, g, acc),
+            unpack: |t: &TileQ4_1, _| nibble_quants(&t.qs),
+            tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q4_1(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
+        groups::matmul(w, x, out, group, (tile_kernel!(block_q4_1), |x| x))
     }
     fn matmul_q5_0_avx2(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
             k: -16.0,
-            unpack: |t: &TileQ5_0| q5_quants(&t.qs, &t.qh),
-            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q5_0(t, q, g, acc),
+            unpack: |t: &TileQ5_0, _| q5_quants(&t.qs, &t.qh),
+            tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q5_0(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, tile_kernel!(block_q5_0))
+        groups::matmul(w, x, out, group, (tile_kernel!(block_q5_0), |x| x))
     }
     fn matmul_q5_1_avx2(w: Tiled<'_, TileQ5_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
             k: 1.0,
-            unpack: |t: &TileQ5_1| q5_quants(&t.qs, &t.qh),
-            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q5_1(t, q, g, acc),
+            unpack: |t: &TileQ5_1, _| q5_quants(&t.qs, &t.qh),
+            tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q5_1(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, tile_kernel!(block_q5_1))
+        groups::matmul(w, x, out, group, (tile_kernel!(block_q5_1), |x| x))
     }
     fn matmul_q4_k_avx2(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, super_blocks(x), out, tile_kernel!(block_q4_k))
+        let group = GroupKernel {
+            k: -1.0,
+            unpack: |t: &TileQ4K, j| q4_k_sub(t, j),
+            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_k(t, q, g, acc),
+        };
+        groups::matmul(w, x, out, group, (tile_kernel!(block_q4_k), super_blocks))
     }
     fn matmul_q5_k_avx2(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, super_blocks(x), out, tile_kernel!(block_q5_k))
     }
     fn matmul_q6_k_avx2(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, super_blocks(x), out, tile_kernel!(block_q6_k))
+        let group = GroupKernel {
+            k: 0.0,
+            unpack: |t: &TileQ6K, j| q6_chunks(t, j),
+            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q6_k(t, q, g, acc),
+        };
+        groups::matmul(w, x, out, group, (tile_kernel!(block_q6_k), super_blocks))
     }
     fn matmul_q3_k_avx2(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, super_blocks(x), out, tile_kernel!(block_q3_k))

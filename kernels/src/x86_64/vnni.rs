@@ -216,18 +216,18 @@ macro_rules! vnni_path {
                 fn matmul_q4_0_vnni(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     let group = GroupKernel {
                         k: -8.0,
-                        unpack: |t: &TileQ4_0| nibble_quants(&t.qs),
-                        tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_0(t, q, g, acc),
+                        unpack: |t: &TileQ4_0, _| nibble_quants(&t.qs),
+                        tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q4_0(t, q, g, acc),
                     };
-                    groups::matmul(w, x, out, group, tile_kernel!(block_q4_0))
+                    groups::matmul(w, x, out, group, (tile_kernel!(block_q4_0), |x| x))
                 }
                 fn matmul_q4_1_vnni(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     let group = GroupKernel {
                         k: 1.0,
-                        unpack: |t: &TileQ4_1| nibble_quants(&t.qs),
-                        tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_1(t, q, g, acc),
+                        unpack: |t: &TileQ4_1, _| nibble_quants(&t.qs),
+                        tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q4_1(t, q, g, acc),
                     };
-                    groups::matmul(w, x, out, group, tile_kernel!(block_q4_1))
+                    groups::matmul(w, x, out, group, (tile_kernel!(block_q4_1), |x| x))
                 }
                 fn matmul_q4_k_vnni(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     matmul(w, super_blocks(x), out, tile_kernel!(block_q4_k))

@@ -29,17 +29,31 @@ pub(crate) struct Group {
     /// Token `t`'s `k · d_t · sum_t`, for the `k` the kernel asks for (the
     /// weights' offset: Q4_0's −8, Q5_0's −16; 1 where the tile has minimums, 0 for Q8_0).
     pub ds: [f32; GROUP],
+    /// Token `t`'s sums of quants 0..16 and 16..32 as an i16 pair (low, high), in the groups
+    /// of K-quant tiles (zero in the others): what the types with a scale per 16 values
+    /// multiply by their offsets or minimums.
+    pub halves: [i32; GROUP],
 }
 
 impl Group {
-    /// Four tokens' blocks, with `ds` scaled by `k`.
+    /// Four tokens' blocks, with `ds` scaled by `k`, and `halves` where asked for.
     #[inline(always)]
-    fn new(a: [&BlockQ8Act; GROUP], k: f32) -> Self {
-        Self {
+    fn new(a: [&BlockQ8Act; GROUP], k: f32, halves: bool) -> Self {
+        let mut g = Self {
             qs: a.map(|a| a.qs),
             d: a.map(|a| a.d),
             ds: a.map(|a| k * a.d * a.sum as f32),
+            halves: [0; GROUP],
+        };
+        if halves {
+            for (h, a) in g.halves.iter_mut().zip(a) {
+                let (lo, hi) = a.qs.split_at(16);
+                let sum = |q: &[i8]| q.iter().map(|&q| i32::from(q)).sum::<i32>() as u16;
+                // |sum| <= 16·127: each fits its i16.
+                *h = i32::from(sum(lo)) | i32::from(sum(hi)) << 16;
+            }
         }
+        g
     }
 
     /// Token `T`'s `d` and `ds`, each in all eight lanes: two `vbroadcastss` from memory (loads,
@@ -91,50 +105,57 @@ impl Group {
 /// Groups in a chunk's stack buffer.
 const CHUNK_GROUPS: usize = CHUNK_BYTES / size_of::<Group>();
 
-/// Tiles of a tile row unpacked at a time (see [`GroupKernel::unpack`]): 32 KiB of 5-bit quants.
-const UNPACKED_TILES: usize = 128;
+/// Blocks of 32 values whose quants are unpacked at a time (see [`GroupKernel::unpack`]):
+/// 32 KiB of 5-bit quants.
+const UNPACKED_BLOCKS: usize = 128;
 
-/// The per-type parts of the group loop: the factor `k` of [`Group::ds`], what a tile's quants
-/// unpack to once per pass over a chunk's groups (`()` where the kernel unpacks them itself),
-/// and the kernel that adds one tile, with its unpacked quants, times one group into its four
-/// accumulators.
+/// The per-type parts of the group loop: the factor `k` of [`Group::ds`], what the quants of
+/// each of a tile's `S` blocks of 32 values (1, or a K-quant super-block's 8) unpack to once
+/// per pass over a chunk's groups (`()` where the kernel unpacks them itself), and the kernel
+/// that adds one tile, with its unpacked quants, times its `S` groups into four accumulators.
 #[derive(Clone, Copy)]
 pub(crate) struct GroupKernel<U, K> {
     /// The factor of the scaled sums.
     pub k: f32,
-    /// A tile's unpacked quants: made once per tile row and chunk, read by every group.
+    /// Block `j` of a tile, unpacked: made once per tile row and chunk, read by every group.
     pub unpack: U,
-    /// Adds one tile times one group.
+    /// Adds one tile times its groups.
     pub tile: K,
 }
 
-/// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]): whole groups
-/// through `group`, the rest through `tail`'s tile kernel.
+/// The tile kernel for the tokens the groups leave, and the activations as it takes them (a
+/// block, or a super-block, per tile).
+pub(crate) type Tail<X, BG, B1, F> = (TileKernel<__m256, BG, B1, F>, fn(&[BlockQ8Act]) -> &[X]);
+
+/// `out[t][r] = Σ_k W[r][k] · x[t][k]` (see [`crate::scalar::matmul_q8_0`]) for tiles of `S`
+/// blocks: whole groups through `group`; tokens past the last whole group, and rows too long
+/// for one chunk, through `tail`.
 #[inline(always)]
-pub(crate) fn matmul<T, Q, U, K, BG, B1, F>(
+pub(crate) fn matmul<T, X, Q, U, K, BG, B1, F, const S: usize>(
     w: Tiled<'_, T>,
     x: &[BlockQ8Act],
     mut out: OutCols<'_>,
     group: GroupKernel<U, K>,
-    tail: TileKernel<__m256, BG, B1, F>,
+    (tail, acts): Tail<X, BG, B1, F>,
 ) where
-    U: Fn(&T) -> Q,
-    K: Fn(&T, &Q, &Group, &mut [__m256; GROUP]),
-    BG: Fn(&T, [&BlockQ8Act; GROUP], &mut [__m256; GROUP]),
-    B1: Fn(&T, [&BlockQ8Act; 1], &mut [__m256; 1]),
+    U: Fn(&T, usize) -> Q,
+    K: Fn(&T, &[Q; S], &[Group; S], &mut [__m256; GROUP]),
+    BG: Fn(&T, [&X; GROUP], &mut [__m256; GROUP]),
+    B1: Fn(&T, [&X; 1], &mut [__m256; 1]),
     F: Fn(__m256) -> [f32; TILE_ROWS],
 {
-    let bpr = w.blocks_per_row();
+    let bpr = w.blocks_per_row() * S;
     assert_eq!(out.width(), w.rows(), "output width is not the weight rows");
     assert_eq!(x.len(), out.n() * bpr, "activations are not n × blocks_per_row");
     let whole = out.n() / GROUP * GROUP;
     if whole == 0 || bpr > CHUNK_GROUPS {
-        return tiles::matmul(w, x, out, tail);
+        return tiles::matmul(w, acts(x), out, tail);
     }
     // Not zeroed: every group a chunk reads is written first (zeroing cost as much as the
     // copy, 3.6 % of a pp128 pass's instructions); the same for the unpacked tiles.
     let mut buf = [const { MaybeUninit::<Group>::uninit() }; CHUNK_GROUPS];
-    let mut unpacked = [const { MaybeUninit::<Q>::uninit() }; UNPACKED_TILES];
+    let mut unpacked = [const { MaybeUninit::<Q>::uninit() }; UNPACKED_BLOCKS];
+    let per_pass = UNPACKED_BLOCKS / S;
     let per_chunk = CHUNK_GROUPS / bpr * GROUP;
     for t0 in (0..whole).step_by(per_chunk) {
         let t1 = (t0 + per_chunk).min(whole);
@@ -144,23 +165,25 @@ pub(crate) fn matmul<T, Q, U, K, BG, B1, F>(
             g.write(Group::new(
                 core::array::from_fn(|j| &x[(t + j) * bpr + b]),
                 group.k,
+                S > 1,
             ));
         }
         // SAFETY: the loop above wrote every group.
         let groups = unsafe { assume_init(groups) };
         for tr in 0..w.tile_rows() {
             let r0 = tr * TILE_ROWS;
-            for (pass, tiles) in w.tile_row(tr).chunks(UNPACKED_TILES).enumerate() {
-                let quants = &mut unpacked[..tiles.len()];
-                for (q, tile) in quants.iter_mut().zip(tiles) {
-                    q.write((group.unpack)(tile));
+            for (pass, tiles) in w.tile_row(tr).chunks(per_pass).enumerate() {
+                let quants = &mut unpacked[..tiles.len() * S];
+                for (i, q) in quants.iter_mut().enumerate() {
+                    q.write((group.unpack)(&tiles[i / S], i % S));
                 }
-                // SAFETY: the loop above wrote every tile's quants.
-                let quants = unsafe { assume_init(quants) };
-                let first = pass * UNPACKED_TILES;
+                // SAFETY: the loop above wrote every block's quants.
+                let quants = unsafe { assume_init(quants) }.as_chunks::<S>().0;
+                let first = pass * per_pass * S;
                 for (gi, gs) in groups.chunks_exact(bpr).enumerate() {
+                    let gs = gs[first..].as_chunks::<S>().0;
                     let mut acc = [tail.zero; GROUP];
-                    for ((tile, q), g) in tiles.iter().zip(quants).zip(&gs[first..]) {
+                    for ((tile, q), g) in tiles.iter().zip(quants).zip(gs) {
                         (group.tile)(tile, q, g, &mut acc);
                     }
                     let t = t0 + gi * GROUP;
@@ -172,7 +195,7 @@ pub(crate) fn matmul<T, Q, U, K, BG, B1, F>(
         }
     }
     if whole < out.n() {
-        tiles::matmul(w, &x[whole * bpr..], out.tokens_from(whole), tail);
+        tiles::matmul(w, acts(&x[whole * bpr..]), out.tokens_from(whole), tail);
     }
 }
 

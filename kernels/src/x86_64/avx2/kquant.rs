@@ -6,8 +6,8 @@ use core::arch::x86_64::*;
 
 use super::groups::Group;
 use super::matmul::{
-    GROUP, group4, load32, nibble_dots, nibbles, prefetch_sub_block, scale_group, scale_group_min,
-    scale_into, scales,
+    GROUP, group4, load32, nibble_dots, nibble_dots_of, nibble_quants, nibbles, prefetch_sub_block,
+    scale_group, scale_group_min, scale_into, scales,
 };
 use crate::layout::{SUB_BLOCKS, TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
 use crate::view::BlockQ8Act;
@@ -183,6 +183,39 @@ pub(crate) fn block_q4_k_with<const NT: usize>(
     }
 }
 
+/// Sub-block `j` of a Q4_K tile unpacked: its nibbles (see `nibble_quants`) and the rows'
+/// scale `d·sc_j` and minimum `dmin·m_j` as floats.
+pub(crate) type Q4KSub = ([__m256i; 8], [__m256; 2]);
+
+/// Sub-block `j` of a Q4_K tile, unpacked for [`group_q4_k`].
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub(crate) fn q4_k_sub(tile: &TileQ4K, j: usize) -> Q4KSub {
+    let (sc, m) = (&tile.sc.as_chunks::<8>().0[j], &tile.m.as_chunks::<8>().0[j]);
+    (
+        nibble_quants(&tile.qs.as_chunks::<128>().0[j]),
+        [
+            _mm256_mul_ps(scales(&tile.d), u8x8(sc)),
+            _mm256_mul_ps(scales(&tile.dmin), u8x8(m)),
+        ],
+    )
+}
+
+/// One Q4_K tile, its sub-blocks unpacked by [`q4_k_sub`], times a group per sub-block (scaled
+/// sums `−d_t·sum_t`): `(d·sc_j)·d_t·dot − (dmin·m_j)·d_t·sum_t`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q4_k(
+    _: &TileQ4K,
+    q: &[Q4KSub; SUB_BLOCKS],
+    g: &[Group; SUB_BLOCKS],
+    acc: &mut [__m256; GROUP],
+) {
+    for ((q, [dw, mins]), g) in q.iter().zip(g) {
+        scale_group_min(*dw, *mins, g, nibble_dots_of(q, g.qs.each_ref()), acc);
+    }
+}
+
 /// One Q4_K tile times `NT` tokens' super-blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
@@ -268,7 +301,7 @@ pub(crate) type QuantChunks = [(__m256i, __m256i); 4];
 fn scaled_half_dots<const SPAN: usize, const NT: usize>(
     q: &QuantChunks,
     s: __m256i,
-    a: [&BlockQ8Act; NT],
+    a: [&[i8; 32]; NT],
 ) -> [__m256i; NT] {
     // Lane r holds (s_lo, s_hi) of row r; duplicate each into both i16 halves.
     let s_lo = _mm256_shufflehi_epi16::<0xA0>(_mm256_shufflelo_epi16::<0xA0>(s));
@@ -280,7 +313,7 @@ fn scaled_half_dots<const SPAN: usize, const NT: usize>(
             for (c, &(lo, hi)) in q.iter().enumerate().skip(first).take(SPAN) {
                 let quants = if half == 0 { lo } else { hi };
                 for (p, at) in p.iter_mut().zip(a) {
-                    *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(quants, group4(&at.qs, 4 * half + c)));
+                    *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(quants, group4(at, 4 * half + c)));
                 }
             }
             for (d, p) in dots.iter_mut().zip(p) {
@@ -323,11 +356,23 @@ fn offset_sub<const SHIFT: i32, const NT: usize>(
     half_dots: &impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let s = signed_pairs(sc);
-    let mut dots = half_dots(q, s, a);
+    scale_into(d, a, offset_dots::<SHIFT, NT>(s, half_dots(q, s, a), pairs), acc);
+}
+
+/// Per token, eight i32 lanes: `Σ_h s_h·(Σ q·a − 2^SHIFT · Σ a)` from the scaled half dots
+/// `dots` (`Σ_h s_h·Σ q·a`) of a sub-block with scale pairs `s`, and the tokens' half sums
+/// `pairs` (see [`half_sum_pairs`]).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn offset_dots<const SHIFT: i32, const NT: usize>(
+    s: __m256i,
+    mut dots: [__m256i; NT],
+    pairs: [i32; NT],
+) -> [__m256i; NT] {
     for (d, sums) in dots.iter_mut().zip(scaled_half_sums(s, pairs)) {
         *d = _mm256_sub_epi32(*d, _mm256_slli_epi32::<SHIFT>(sums));
     }
-    scale_into(d, a, dots, acc);
+    dots
 }
 
 /// One Q6_K tile times `NT` tokens' super-blocks: per sub-block the 6-bit quants are the
@@ -339,7 +384,9 @@ pub(crate) fn block_q6_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    block_q6_k_with(tile, a, acc, |q, s, aj| scaled_half_dots::<2, NT>(q, s, aj));
+    block_q6_k_with(tile, a, acc, |q, s, aj| {
+        scaled_half_dots::<2, NT>(q, s, aj.map(|a| &a.qs))
+    });
 }
 
 /// [`block_q6_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
@@ -352,29 +399,53 @@ pub(crate) fn block_q6_k_with<const NT: usize>(
     half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let d = scales(&tile.d);
-    let mask = _mm256_set1_epi8(0x30);
-    let (ql, qh) = (tile.ql.as_chunks::<128>().0, tile.qh.as_chunks::<64>().0);
     let sc = tile.sc.as_chunks::<16>().0;
     let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
-        let high = qh[j].as_chunks::<32>().0;
-        let high = [load32(&high[0]), load32(&high[1])];
-        let low = ql[j].as_chunks::<32>().0;
-        let q: QuantChunks = core::array::from_fn(|c| {
-            let (lo, hi) = nibbles(&low[c]);
-            let h = high[c / 2];
-            let (hl, hh) = match c % 2 {
-                0 => (_mm256_slli_epi16::<4>(h), _mm256_slli_epi16::<2>(h)),
-                _ => (h, _mm256_srli_epi16::<2>(h)),
-            };
-            (
-                _mm256_or_si256(lo, _mm256_and_si256(hl, mask)),
-                _mm256_or_si256(hi, _mm256_and_si256(hh, mask)),
-            )
-        });
         let aj = (a.map(|x| &x[j]), pairs.map(|p| p[j]));
-        offset_sub::<5, NT>(d, &sc[j], &q, aj, acc, &half_dots);
+        offset_sub::<5, NT>(d, &sc[j], &q6_chunks(tile, j), aj, acc, &half_dots);
+    }
+}
+
+/// Sub-block `j` of a Q6_K tile as quant chunks (0..=63): the nibbles with the two high bits
+/// OR-ed in.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn q6_chunks(tile: &TileQ6K, j: usize) -> QuantChunks {
+    let mask = _mm256_set1_epi8(0x30);
+    let high = tile.qh.as_chunks::<64>().0[j].as_chunks::<32>().0;
+    let high = [load32(&high[0]), load32(&high[1])];
+    let low = tile.ql.as_chunks::<128>().0[j].as_chunks::<32>().0;
+    core::array::from_fn(|c| {
+        let (lo, hi) = nibbles(&low[c]);
+        let h = high[c / 2];
+        let (hl, hh) = match c % 2 {
+            0 => (_mm256_slli_epi16::<4>(h), _mm256_slli_epi16::<2>(h)),
+            _ => (h, _mm256_srli_epi16::<2>(h)),
+        };
+        (
+            _mm256_or_si256(lo, _mm256_and_si256(hl, mask)),
+            _mm256_or_si256(hi, _mm256_and_si256(hh, mask)),
+        )
+    })
+}
+
+/// One Q6_K tile, its sub-blocks' quants `q` unpacked by [`q6_chunks`], times a group per
+/// sub-block (scaled sums zero, half sums set).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q6_k(
+    tile: &TileQ6K,
+    q: &[QuantChunks; SUB_BLOCKS],
+    g: &[Group; SUB_BLOCKS],
+    acc: &mut [__m256; GROUP],
+) {
+    let d = scales(&tile.d);
+    for ((sc, q), g) in tile.sc.as_chunks::<16>().0.iter().zip(q).zip(g) {
+        let s = signed_pairs(sc);
+        let dots = scaled_half_dots::<2, GROUP>(q, s, g.qs.each_ref());
+        scale_group(d, g, offset_dots::<5, GROUP>(s, dots, g.halves), acc);
     }
 }
 
@@ -406,7 +477,9 @@ pub(crate) fn block_q3_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    block_q3_k_with(tile, a, acc, |q, s, aj| scaled_half_dots::<4, NT>(q, s, aj));
+    block_q3_k_with(tile, a, acc, |q, s, aj| {
+        scaled_half_dots::<4, NT>(q, s, aj.map(|a| &a.qs))
+    });
 }
 
 /// [`block_q3_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
@@ -446,7 +519,9 @@ pub(crate) fn block_q2_k<const NT: usize>(
     a: [&[BlockQ8Act; SUB_BLOCKS]; NT],
     acc: &mut [__m256; NT],
 ) {
-    block_q2_k_with(tile, a, acc, |q, s, aj| scaled_half_dots::<4, NT>(q, s, aj));
+    block_q2_k_with(tile, a, acc, |q, s, aj| {
+        scaled_half_dots::<4, NT>(q, s, aj.map(|a| &a.qs))
+    });
 }
 
 /// [`block_q2_k`] with the scaled half dots `half_dots` of an ISA (see [`scaled_half_dots`]).
