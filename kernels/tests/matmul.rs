@@ -364,6 +364,8 @@ fn many_tokens_go_in_chunks() {
     check_chunks::<BlockQ4K>(45, 12);
     check_chunks::<BlockQ6K>(47, 12);
     check_chunks::<BlockQ6K>(49, 20);
+    check_chunks::<BlockQ3K>(48, 12);
+    check_chunks::<BlockQ2K>(50, 12);
 }
 
 #[test]

@@ -47,10 +47,9 @@ impl Group {
         };
         if halves {
             for (h, a) in g.halves.iter_mut().zip(a) {
-                let (lo, hi) = a.qs.split_at(16);
-                let sum = |q: &[i8]| q.iter().map(|&q| i32::from(q)).sum::<i32>() as u16;
-                // |sum| <= 16·127: each fits its i16.
-                *h = i32::from(sum(lo)) | i32::from(sum(hi)) << 16;
+                let lo: i32 = a.qs[..16].iter().map(|&q| i32::from(q)).sum();
+                // |sum| <= 16·127: each half fits its i16.
+                *h = i32::from(lo as u16) | i32::from((a.sum - lo) as u16) << 16;
             }
         }
         g

@@ -432,7 +432,7 @@ pub(crate) fn q6_chunks(tile: &TileQ6K, j: usize) -> QuantChunks {
 }
 
 /// One Q6_K tile, its sub-blocks' quants `q` unpacked by [`q6_chunks`], times a group per
-/// sub-block (scaled sums zero, half sums set).
+/// sub-block (see [`group_offset`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 pub(crate) fn group_q6_k(
@@ -441,11 +441,26 @@ pub(crate) fn group_q6_k(
     g: &[Group; SUB_BLOCKS],
     acc: &mut [__m256; GROUP],
 ) {
-    let d = scales(&tile.d);
-    for ((sc, q), g) in tile.sc.as_chunks::<16>().0.iter().zip(q).zip(g) {
+    group_offset::<5, 2>((&tile.d, &tile.sc), q, g, acc);
+}
+
+/// `acc[t] +=` a tile with signed scales `sc` per 16 values, super-block scales `d` and quants
+/// `q` offset by `2^SHIFT` (Q6_K, Q3_K) times a group per sub-block (scaled sums zero): the
+/// group form of [`offset_sub`], with the tokens' half sums from the groups (`SPAN` as in
+/// [`scaled_half_dots`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn group_offset<const SHIFT: i32, const SPAN: usize>(
+    (d, sc): (&[u16; 8], &[i8; 128]),
+    q: &[QuantChunks; SUB_BLOCKS],
+    g: &[Group; SUB_BLOCKS],
+    acc: &mut [__m256; GROUP],
+) {
+    let d = scales(d);
+    for ((sc, q), g) in sc.as_chunks::<16>().0.iter().zip(q).zip(g) {
         let s = signed_pairs(sc);
-        let dots = scaled_half_dots::<2, GROUP>(q, s, g.qs.each_ref());
-        scale_group(d, g, offset_dots::<5, GROUP>(s, dots, g.halves), acc);
+        let dots = scaled_half_dots::<SPAN, GROUP>(q, s, g.qs.each_ref());
+        scale_group(d, g, offset_dots::<SHIFT, GROUP>(s, dots, g.halves), acc);
     }
 }
 
@@ -492,21 +507,41 @@ pub(crate) fn block_q3_k_with<const NT: usize>(
     half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let d = scales(&tile.d);
-    let (qs, qh) = (tile.qs.as_chunks::<64>().0, tile.qh.as_chunks::<8>().0);
     let sc = tile.sc.as_chunks::<16>().0;
     let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
-        let q = plane_chunks(&qs[j]);
-        let q: QuantChunks = core::array::from_fn(|c| {
-            (
-                _mm256_or_si256(q[c].0, word_bits(qh[j][c], 4)),
-                _mm256_or_si256(q[c].1, word_bits(qh[j][4 + c], 4)),
-            )
-        });
         let aj = (a.map(|x| &x[j]), pairs.map(|p| p[j]));
-        offset_sub::<2, NT>(d, &sc[j], &q, aj, acc, &half_dots);
+        offset_sub::<2, NT>(d, &sc[j], &q3_chunks(tile, j), aj, acc, &half_dots);
     }
+}
+
+/// Sub-block `j` of a Q3_K tile as quant chunks (0..=7): the plane's two bits with the third
+/// OR-ed in.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn q3_chunks(tile: &TileQ3K, j: usize) -> QuantChunks {
+    let q = plane_chunks(&tile.qs.as_chunks::<64>().0[j]);
+    let qh = &tile.qh.as_chunks::<8>().0[j];
+    core::array::from_fn(|c| {
+        (
+            _mm256_or_si256(q[c].0, word_bits(qh[c], 4)),
+            _mm256_or_si256(q[c].1, word_bits(qh[4 + c], 4)),
+        )
+    })
+}
+
+/// One Q3_K tile, its sub-blocks' quants `q` unpacked by [`q3_chunks`], times a group per
+/// sub-block (see [`group_offset`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q3_k(
+    tile: &TileQ3K,
+    q: &[QuantChunks; SUB_BLOCKS],
+    g: &[Group; SUB_BLOCKS],
+    acc: &mut [__m256; GROUP],
+) {
+    group_offset::<2, 4>((&tile.d, &tile.sc), q, g, acc);
 }
 
 /// One Q2_K tile times `NT` tokens' super-blocks: per sub-block, the dots scaled by the
@@ -534,18 +569,12 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
     half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let (d, dmin) = (scales(&tile.d), scales(&tile.dmin));
-    let (qs, sc) = (tile.qs.as_chunks::<64>().0, tile.sc.as_chunks::<16>().0);
     let pairs = a.map(|x| half_sum_pairs(x));
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let aj = a.map(|x| &x[j]);
-        // SAFETY: a 16-byte array; loadu has no alignment requirement.
-        let s = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sc[j].as_ptr().cast()) });
-        let (scale, min) = (
-            _mm256_and_si256(s, _mm256_set1_epi16(15)),
-            _mm256_srli_epi16::<4>(s),
-        );
-        scale_into(d, aj, half_dots(&plane_chunks(&qs[j]), scale, aj), acc);
+        let (q, [scale, min]) = q2_k_sub(tile, j);
+        scale_into(d, aj, half_dots(&q, scale, aj), acc);
         for ((acc, at), m) in acc
             .iter_mut()
             .zip(aj)
@@ -555,4 +584,22 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
             *acc = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(m), *acc);
         }
     }
+}
+
+/// Sub-block `j` of a Q2_K tile unpacked: its quants (0..=3) and the rows' 4-bit scale and
+/// minimum pairs (as in [`scaled_half_dots`]).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q2_k_sub(tile: &TileQ2K, j: usize) -> (QuantChunks, [__m256i; 2]) {
+    let sc = &tile.sc.as_chunks::<16>().0[j];
+    // SAFETY: a 16-byte array; loadu has no alignment requirement.
+    let s = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sc.as_ptr().cast()) });
+    let q = plane_chunks(&tile.qs.as_chunks::<64>().0[j]);
+    (
+        q,
+        [
+            _mm256_and_si256(s, _mm256_set1_epi16(15)),
+            _mm256_srli_epi16::<4>(s),
+        ],
+    )
 }
