@@ -266,10 +266,11 @@ pub(crate) fn block_q5_k_with<const NT: usize>(
 fn half_sum_pairs(a: &[BlockQ8Act; SUB_BLOCKS]) -> [i32; SUB_BLOCKS] {
     let ones = _mm256_set1_epi8(1);
     // Lane k of `x[j]`: the sum of quants 4k..4k + 4 of block j (lanes 0..4 the low half).
-    let x: [__m256i; SUB_BLOCKS] = core::array::from_fn(|j| {
-        let q = load32(zerocopy::transmute_ref!(&a[j].qs));
-        _mm256_madd_epi16(_mm256_maddubs_epi16(ones, q), _mm256_set1_epi16(1))
-    });
+    let mut x = [_mm256_setzero_si256(); SUB_BLOCKS];
+    for (x, a) in x.iter_mut().zip(a) {
+        let q = load32(zerocopy::transmute_ref!(&a.qs));
+        *x = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, q), _mm256_set1_epi16(1));
+    }
     // Pairwise sums within 128-bit halves, twice: `q0` holds the low-half sums of blocks 0..4
     // in its low 128 bits and their high-half sums in its high 128 bits; `q1` those of 4..8.
     let q0 = _mm256_hadd_epi32(_mm256_hadd_epi32(x[0], x[1]), _mm256_hadd_epi32(x[2], x[3]));
@@ -282,6 +283,18 @@ fn half_sum_pairs(a: &[BlockQ8Act; SUB_BLOCKS]) -> [i32; SUB_BLOCKS] {
     // SAFETY: `out` holds 8 i32; storeu has no alignment requirement.
     unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), pairs) };
     out
+}
+
+/// [`half_sum_pairs`] of each token's super-block (a loop: as an array `map`, LLVM called the
+/// closure out of line).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn half_sums_of<const NT: usize>(a: [&[BlockQ8Act; SUB_BLOCKS]; NT]) -> [[i32; SUB_BLOCKS]; NT] {
+    let mut pairs = [[0; SUB_BLOCKS]; NT];
+    for (p, a) in pairs.iter_mut().zip(a) {
+        *p = half_sum_pairs(a);
+    }
+    pairs
 }
 
 /// Chunk registers of a sub-block's unsigned quants: `(lo, hi)` for chunk `c` hold, per row
@@ -400,7 +413,7 @@ pub(crate) fn block_q6_k_with<const NT: usize>(
 ) {
     let d = scales(&tile.d);
     let sc = tile.sc.as_chunks::<16>().0;
-    let pairs = a.map(|x| half_sum_pairs(x));
+    let pairs = half_sums_of(a);
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let aj = (a.map(|x| &x[j]), pairs.map(|p| p[j]));
@@ -508,7 +521,7 @@ pub(crate) fn block_q3_k_with<const NT: usize>(
 ) {
     let d = scales(&tile.d);
     let sc = tile.sc.as_chunks::<16>().0;
-    let pairs = a.map(|x| half_sum_pairs(x));
+    let pairs = half_sums_of(a);
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let aj = (a.map(|x| &x[j]), pairs.map(|p| p[j]));
@@ -569,7 +582,7 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
     half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let (d, dmin) = (scales(&tile.d), scales(&tile.dmin));
-    let pairs = a.map(|x| half_sum_pairs(x));
+    let pairs = half_sums_of(a);
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let aj = a.map(|x| &x[j]);
