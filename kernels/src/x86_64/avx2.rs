@@ -12,8 +12,8 @@ use core::arch::x86_64::*;
 
 use groups::{Group, GroupKernel};
 use kquant::{
-    block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k, group_q3_k,
-    group_q4_k, group_q5_0, group_q5_1, group_q6_k, q3_chunks, q4_k_sub, q5_quants, q6_chunks,
+    block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k, group_offset,
+    group_q4_k, group_q5_0, group_q5_1, q3_chunks, q4_k_sub, q5_quants, q6_chunks,
 };
 use lanes::F32x8;
 use matmul::{
@@ -125,7 +125,7 @@ entries! { "avx2,fma,f16c";
         let group = GroupKernel {
             k: 0.0,
             unpack: |t: &TileQ6K, j| q6_chunks(t, j),
-            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q6_k(t, q, g, acc),
+            tile: |t: &TileQ6K, q: &_, g: &_, acc: &mut _| group_offset::<5, 2>((&t.d, &t.sc), q, g, acc),
         };
         groups::matmul(w, x, out, group, (tile_kernel!(block_q6_k), super_blocks))
     }
@@ -133,7 +133,7 @@ entries! { "avx2,fma,f16c";
         let group = GroupKernel {
             k: 0.0,
             unpack: |t: &TileQ3K, j| q3_chunks(t, j),
-            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q3_k(t, q, g, acc),
+            tile: |t: &TileQ3K, q: &_, g: &_, acc: &mut _| group_offset::<2, 4>((&t.d, &t.sc), q, g, acc),
         };
         groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks))
     }

@@ -444,26 +444,13 @@ pub(crate) fn q6_chunks(tile: &TileQ6K, j: usize) -> QuantChunks {
     })
 }
 
-/// One Q6_K tile, its sub-blocks' quants `q` unpacked by [`q6_chunks`], times a group per
-/// sub-block (see [`group_offset`]).
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-pub(crate) fn group_q6_k(
-    tile: &TileQ6K,
-    q: &[QuantChunks; SUB_BLOCKS],
-    g: &[Group; SUB_BLOCKS],
-    acc: &mut [__m256; GROUP],
-) {
-    group_offset::<5, 2>((&tile.d, &tile.sc), q, g, acc);
-}
-
 /// `acc[t] +=` a tile with signed scales `sc` per 16 values, super-block scales `d` and quants
-/// `q` offset by `2^SHIFT` (Q6_K, Q3_K) times a group per sub-block (scaled sums zero): the
-/// group form of [`offset_sub`], with the tokens' half sums from the groups (`SPAN` as in
-/// [`scaled_half_dots`]).
+/// `q` offset by `2^SHIFT` (Q6_K: 32, unpacked by [`q6_chunks`]; Q3_K: 4, by [`q3_chunks`])
+/// times a group per sub-block (scaled sums zero): the group form of [`offset_sub`], with the
+/// tokens' half sums from the groups (`SPAN` as in [`scaled_half_dots`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-fn group_offset<const SHIFT: i32, const SPAN: usize>(
+pub(crate) fn group_offset<const SHIFT: i32, const SPAN: usize>(
     (d, sc): (&[u16; 8], &[i8; 128]),
     q: &[QuantChunks; SUB_BLOCKS],
     g: &[Group; SUB_BLOCKS],
@@ -542,19 +529,6 @@ pub(crate) fn q3_chunks(tile: &TileQ3K, j: usize) -> QuantChunks {
             _mm256_or_si256(q[c].1, word_bits(qh[4 + c], 4)),
         )
     })
-}
-
-/// One Q3_K tile, its sub-blocks' quants `q` unpacked by [`q3_chunks`], times a group per
-/// sub-block (see [`group_offset`]).
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-pub(crate) fn group_q3_k(
-    tile: &TileQ3K,
-    q: &[QuantChunks; SUB_BLOCKS],
-    g: &[Group; SUB_BLOCKS],
-    acc: &mut [__m256; GROUP],
-) {
-    group_offset::<2, 4>((&tile.d, &tile.sc), q, g, acc);
 }
 
 /// One Q2_K tile times `NT` tokens' super-blocks: per sub-block, the dots scaled by the
