@@ -10,9 +10,9 @@
 #     be inlined into `core::array`'s functions, which have none (the aarch64 i8mm decode ran 7x
 #     its instructions that way).
 # A closure a kernel calls out of line is reported but does not fail the check: whether the
-# inliner keeps one (e.g. the x86 K-quant kernels' `half_sum_pairs` closure, one call per tile in
-# the VNNI kernels) changes with the codegen-unit split, and the loops that would avoid it
-# slowed the AVX2 Q6_K kernel down by half.
+# inliner keeps one changes with the codegen-unit split and the number of callers (e.g. the
+# AVX2 Q6_K and Q3_K four-token tile closures, which run only for rows too long for the
+# groups of x86_64/avx2/groups.rs). Calls to the crate's own kernel helpers are not checked.
 # `__xgetbv` is the one legitimate intrinsic call (CPU detection, outside any kernel). Only
 # edgelm's own functions are checked: a dependency's out-of-line intrinsics (rustfft's SSE
 # butterflies call `_mm_blend_ps` and `_mm_addsub_ps`, depending on how its generics are split
