@@ -114,7 +114,7 @@ entries! { "avx2,fma,f16c";
         let group = GroupKernel {
             k: -1.0,
             unpack: |t: &TileQ4K, j| q4_k_sub(t, j),
-            tile: |t: &_, q: &_, g: &_, acc: &mut _| group_q4_k(t, q, g, acc),
+            tile: |_: &_, q: &_, g: &_, acc: &mut _| group_q4_k(q, g, acc),
         };
         groups::matmul(w, x, out, group, (tile_kernel!(block_q4_k), super_blocks))
     }

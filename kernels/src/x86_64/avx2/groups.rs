@@ -4,11 +4,12 @@
 //! ready as floats. Every tile row of the chunk then goes over the groups: the broadcasts
 //! come from one address, and each token's scaling is a convert and two FMAs, where
 //! building `8·sum` or `d·sum` in a register per block and token costs three to four more
-//! operations. Where unpacking a tile's quants costs about as much as multiplying them with
-//! four tokens (the 5-bit types: nibbles plus a fifth bit spread from a word, six operations a
-//! register against eight for the four tokens' products), each tile row's quants are unpacked
-//! once per chunk into a stack buffer that every group then reads. Tokens past the last whole
-//! group take the tile kernels of [`crate::simd::tiles`].
+//! operations. Each tile row's quants are unpacked once per chunk into a second stack buffer
+//! that every group then reads: for the 5-bit types, unpacking a register (nibbles plus a fifth
+//! bit spread from a word) cost six operations against eight for the four tokens' products.
+//! A K-quant tile spans a super-block, so it takes eight groups, one per sub-block, whose
+//! tokens also carry their 16-value half sums. Tokens past the last whole group take the tile
+//! kernels of [`crate::simd::tiles`].
 
 use core::arch::x86_64::*;
 use core::mem::{MaybeUninit, offset_of};

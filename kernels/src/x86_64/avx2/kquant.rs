@@ -201,16 +201,11 @@ pub(crate) fn q4_k_sub(tile: &TileQ4K, j: usize) -> Q4KSub {
     )
 }
 
-/// One Q4_K tile, its sub-blocks unpacked by [`q4_k_sub`], times a group per sub-block (scaled
-/// sums `−d_t·sum_t`): `(d·sc_j)·d_t·dot − (dmin·m_j)·d_t·sum_t`.
+/// A Q4_K tile, its sub-blocks unpacked by [`q4_k_sub`] (all the kernel reads of it), times a
+/// group per sub-block (scaled sums `−d_t·sum_t`): `(d·sc_j)·d_t·dot − (dmin·m_j)·d_t·sum_t`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn group_q4_k(
-    _: &TileQ4K,
-    q: &[Q4KSub; SUB_BLOCKS],
-    g: &[Group; SUB_BLOCKS],
-    acc: &mut [__m256; GROUP],
-) {
+pub(crate) fn group_q4_k(q: &[Q4KSub; SUB_BLOCKS], g: &[Group; SUB_BLOCKS], acc: &mut [__m256; GROUP]) {
     for ((q, [dw, mins]), g) in q.iter().zip(g) {
         scale_group_min(*dw, *mins, g, nibble_dots_of(q, g.qs.each_ref()), acc);
     }
