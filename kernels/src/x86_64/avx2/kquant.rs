@@ -551,12 +551,18 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
     half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let (d, dmin) = (scales(&tile.d), scales(&tile.dmin));
+    let (qs, sc) = (tile.qs.as_chunks::<64>().0, tile.sc.as_chunks::<16>().0);
     let pairs = half_sums_of(a);
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let aj = a.map(|x| &x[j]);
-        let (q, [scale, min]) = q2_k_sub(tile, j);
-        scale_into(d, aj, half_dots(&q, scale, aj), acc);
+        // SAFETY: a 16-byte array; loadu has no alignment requirement.
+        let s = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sc[j].as_ptr().cast()) });
+        let (scale, min) = (
+            _mm256_and_si256(s, _mm256_set1_epi16(15)),
+            _mm256_srli_epi16::<4>(s),
+        );
+        scale_into(d, aj, half_dots(&plane_chunks(&qs[j]), scale, aj), acc);
         for ((acc, at), m) in acc
             .iter_mut()
             .zip(aj)
@@ -566,22 +572,4 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
             *acc = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(m), *acc);
         }
     }
-}
-
-/// Sub-block `j` of a Q2_K tile unpacked: its quants (0..=3) and the rows' 4-bit scale and
-/// minimum pairs (as in [`scaled_half_dots`]).
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q2_k_sub(tile: &TileQ2K, j: usize) -> (QuantChunks, [__m256i; 2]) {
-    let sc = &tile.sc.as_chunks::<16>().0[j];
-    // SAFETY: a 16-byte array; loadu has no alignment requirement.
-    let s = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sc.as_ptr().cast()) });
-    let q = plane_chunks(&tile.qs.as_chunks::<64>().0[j]);
-    (
-        q,
-        [
-            _mm256_and_si256(s, _mm256_set1_epi16(15)),
-            _mm256_srli_epi16::<4>(s),
-        ],
-    )
 }
