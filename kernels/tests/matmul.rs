@@ -474,6 +474,10 @@ fn prompt_passes_match_scalar() {
     // x86: rows of more tiles than one pass unpacks (128), the second pass adding its sums.
     check_shapes::<BlockQ5_0>(54, &[9], &[130], 8..=9);
     check_shapes::<BlockQ4_0>(44, &[9], &[130], 8..=9);
+    // K-quants: 16 super-blocks a pass.
+    check_shapes::<BlockQ2K>(24, &[9], &[17], 4..=5);
+    check_shapes::<BlockQ4K>(45, &[9], &[17], 4..=5);
+    check_shapes::<BlockQ6K>(63, &[9], &[17], 4..=5);
 }
 
 /// Extreme quants: all weights -128 or 15 with activations at ±127 stay exact (no i16
@@ -522,7 +526,8 @@ fn extreme_quants_do_not_saturate() {
             };
             8 * bpr
         ];
-        let x8 = vec![x[0]; 8];
+        // The super-block types: five tokens (a group of four and one on the tile path).
+        let x8 = vec![x[0]; 5 * 8];
         let q6 = vec![
             BlockQ6K {
                 ql: [0xff; 128],
@@ -565,13 +570,13 @@ fn extreme_quants_do_not_saturate() {
         for k in &paths {
             assert_eq!(
                 product(k.matmul_q3_k, &q3k, 1, &x8),
-                [128.0 * 127.0 * 256.0 * s; 8],
+                [128.0 * 127.0 * 256.0 * s; 5 * 8],
                 "{}",
                 k.isa
             );
             assert_eq!(
                 product(k.matmul_q2_k, &q2k, 1, &x8),
-                [30.0 * 127.0 * 256.0 * s; 8],
+                [30.0 * 127.0 * 256.0 * s; 5 * 8],
                 "{}",
                 k.isa
             );
@@ -603,13 +608,13 @@ fn extreme_quants_do_not_saturate() {
             // (63 − 32)·(−128): an exact f32 at every partial sum.
             assert_eq!(
                 product(k.matmul_q6_k, &q6, 1, &x8),
-                [-31.0 * 128.0 * 127.0 * 256.0 * s; 8],
+                [-31.0 * 128.0 * 127.0 * 256.0 * s; 5 * 8],
                 "{}",
                 k.isa
             );
             assert_eq!(
                 product(k.matmul_q5_k, &q5k, 1, &x8),
-                [31.0 * 63.0 * 127.0 * 256.0 * s; 8],
+                [31.0 * 63.0 * 127.0 * 256.0 * s; 5 * 8],
                 "{}",
                 k.isa
             );
@@ -619,13 +624,14 @@ fn extreme_quants_do_not_saturate() {
 
 fn product<B: QuantBlock>(f: MatmulQuantFn<B::Tile>, blocks: &[B], bpr: usize, x: &[BlockQ8Act]) -> Vec<f32> {
     let rows = blocks.len() / bpr;
+    let n = x.len() / (bpr * B::VALUES / QK);
     let mut tiles = vec![B::interleave(&[B::default(); TILE_ROWS]); tiles_for::<B>(rows, bpr * B::VALUES)];
     pack_tiles(blocks, bpr, &mut tiles);
-    let mut out = vec![0.0; rows];
+    let mut out = vec![0.0; n * rows];
     f(
         Tiled::new(&tiles, rows, bpr).expect("tiles"),
         x,
-        OutCols::new(&mut out, 1, rows),
+        OutCols::new(&mut out, n, rows),
     );
     out
 }

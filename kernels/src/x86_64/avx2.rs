@@ -13,12 +13,12 @@ use core::arch::x86_64::*;
 use groups::{Group, GroupKernel};
 use kquant::{
     block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k, group_offset,
-    group_q4_k, group_q5_0, group_q5_1, q3_chunks, q4_k_sub, q5_quants, q6_chunks,
+    group_q4_k, group_q5_0, group_q5_1, q3_chunks, q4_k_sub, q5_quants, q6_chunks, scaled_half_dots,
 };
 use lanes::F32x8;
 use matmul::{
     GROUP, block_dot_q8, block_q4_0, block_q4_1, block_q8_0, finish, group_q4_0, group_q4_1, group_q8_0,
-    nibble_quants, prefetch_ahead,
+    nibble_dots_of, nibble_quants, prefetch_ahead,
 };
 
 use crate::dispatch::{Isa, Kernels};
@@ -114,7 +114,7 @@ entries! { "avx2,fma,f16c";
         let group = GroupKernel {
             k: -1.0,
             unpack: |t: &TileQ4K, j| q4_k_sub(t, j),
-            tile: |_: &_, q: &_, g: &_, acc: &mut _| group_q4_k(q, g, acc),
+            tile: |_: &_, q: &_, g: &_, acc: &mut _| group_q4_k(q, g, acc, |q, a| nibble_dots_of(q, a)),
         };
         groups::matmul(w, x, out, group, (tile_kernel!(block_q4_k), super_blocks))
     }
@@ -125,7 +125,9 @@ entries! { "avx2,fma,f16c";
         let group = GroupKernel {
             k: 0.0,
             unpack: |t: &TileQ6K, j| q6_chunks(t, j),
-            tile: |t: &TileQ6K, q: &_, g: &_, acc: &mut _| group_offset::<5, 2>((&t.d, &t.sc), q, g, acc),
+            tile: |t: &TileQ6K, q: &_, g: &_, acc: &mut _| {
+                group_offset::<5>((&t.d, &t.sc), q, g, acc, |q, s, a| scaled_half_dots::<2, GROUP>(q, s, a))
+            },
         };
         groups::matmul(w, x, out, group, (tile_kernel!(block_q6_k), super_blocks))
     }
@@ -133,7 +135,9 @@ entries! { "avx2,fma,f16c";
         let group = GroupKernel {
             k: 0.0,
             unpack: |t: &TileQ3K, j| q3_chunks(t, j),
-            tile: |t: &TileQ3K, q: &_, g: &_, acc: &mut _| group_offset::<2, 4>((&t.d, &t.sc), q, g, acc),
+            tile: |t: &TileQ3K, q: &_, g: &_, acc: &mut _| {
+                group_offset::<2>((&t.d, &t.sc), q, g, acc, |q, s, a| scaled_half_dots::<4, GROUP>(q, s, a))
+            },
         };
         groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks))
     }

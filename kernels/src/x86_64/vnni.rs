@@ -24,7 +24,7 @@ macro_rules! vnni_path {
             use crate::simd::tiles::{TileKernel, matmul, super_blocks};
             use crate::x86_64::avx2::kquant::{
                 QuantChunks, block_q2_k_with, block_q3_k_with, block_q4_k_with, block_q5_k_with, block_q6_k_with,
-                word_bits,
+                group_offset, group_q4_k, q3_chunks, q4_k_sub, q6_chunks, word_bits,
             };
             use crate::view::{BlockQ8Act, OutCols, Tiled};
             use crate::x86_64::avx2::groups::{self, Group, GroupKernel};
@@ -128,7 +128,7 @@ macro_rules! vnni_path {
             fn scaled_half_dots<const NT: usize>(
                 q: &QuantChunks,
                 s: __m256i,
-                a: [&BlockQ8Act; NT],
+                a: [&[i8; 32]; NT],
             ) -> [__m256i; NT] {
                 let s_lo = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(s));
                 let s_hi = _mm256_srai_epi32::<16>(s);
@@ -136,8 +136,8 @@ macro_rules! vnni_path {
                 let mut hi = [_mm256_setzero_si256(); NT];
                 for (c, &(ql, qh)) in q.iter().enumerate() {
                     for ((l, h), at) in lo.iter_mut().zip(hi.iter_mut()).zip(a) {
-                        *l = dot_u8_i8(*l, ql, group4(&at.qs, c));
-                        *h = dot_u8_i8(*h, qh, group4(&at.qs, 4 + c));
+                        *l = dot_u8_i8(*l, ql, group4(at, c));
+                        *h = dot_u8_i8(*h, qh, group4(at, 4 + c));
                     }
                 }
                 core::array::from_fn(|t| {
@@ -156,21 +156,21 @@ macro_rules! vnni_path {
             #[target_feature(enable = $features)]
             #[inline]
             fn block_q6_k<const NT: usize>(tile: &TileQ6K, a: [&[BlockQ8Act; SUB_BLOCKS]; NT], acc: &mut [__m256; NT]) {
-                block_q6_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+                block_q6_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj.map(|a| &a.qs)));
             }
 
             /// One Q3_K tile times `NT` tokens' super-blocks (the AVX2 scaling, VNNI dots).
             #[target_feature(enable = $features)]
             #[inline]
             fn block_q3_k<const NT: usize>(tile: &TileQ3K, a: [&[BlockQ8Act; SUB_BLOCKS]; NT], acc: &mut [__m256; NT]) {
-                block_q3_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+                block_q3_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj.map(|a| &a.qs)));
             }
 
             /// One Q2_K tile times `NT` tokens' super-blocks (the AVX2 scaling, VNNI dots).
             #[target_feature(enable = $features)]
             #[inline]
             fn block_q2_k<const NT: usize>(tile: &TileQ2K, a: [&[BlockQ8Act; SUB_BLOCKS]; NT], acc: &mut [__m256; NT]) {
-                block_q2_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj));
+                block_q2_k_with(tile, a, acc, |q, s, aj| scaled_half_dots(q, s, aj.map(|a| &a.qs)));
             }
 
             /// One Q8_0 tile times `NT` tokens. The signed weights are biased to unsigned
@@ -230,19 +230,38 @@ macro_rules! vnni_path {
                     groups::matmul(w, x, out, group, (tile_kernel!(block_q4_1), |x| x))
                 }
                 fn matmul_q4_k_vnni(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
-                    matmul(w, super_blocks(x), out, tile_kernel!(block_q4_k))
+                    let group = GroupKernel {
+                        k: -1.0,
+                        unpack: |t: &TileQ4K, j| q4_k_sub(t, j),
+                        tile: |_: &_, q: &_, g: &_, acc: &mut _| group_q4_k(q, g, acc, |q, a| nibble_dots_of(q, a)),
+                    };
+                    groups::matmul(w, x, out, group, (tile_kernel!(block_q4_k), super_blocks))
                 }
                 fn matmul_q5_k_vnni(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     matmul(w, super_blocks(x), out, tile_kernel!(block_q5_k))
                 }
                 fn matmul_q6_k_vnni(w: Tiled<'_, TileQ6K>, x: &[BlockQ8Act], out: OutCols<'_>) {
-                    matmul(w, super_blocks(x), out, tile_kernel!(block_q6_k))
+                    let group = GroupKernel {
+                        k: 0.0,
+                        unpack: |t: &TileQ6K, j| q6_chunks(t, j),
+                        tile: |t: &TileQ6K, q: &_, g: &_, acc: &mut _| {
+                            group_offset::<5>((&t.d, &t.sc), q, g, acc, |q, s, a| scaled_half_dots(q, s, a))
+                        },
+                    };
+                    groups::matmul(w, x, out, group, (tile_kernel!(block_q6_k), super_blocks))
                 }
                 fn matmul_q3_k_vnni(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
-                    matmul(w, super_blocks(x), out, tile_kernel!(block_q3_k))
+                    let group = GroupKernel {
+                        k: 0.0,
+                        unpack: |t: &TileQ3K, j| q3_chunks(t, j),
+                        tile: |t: &TileQ3K, q: &_, g: &_, acc: &mut _| {
+                            group_offset::<2>((&t.d, &t.sc), q, g, acc, |q, s, a| scaled_half_dots(q, s, a))
+                        },
+                    };
+                    groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks))
                 }
                 fn matmul_q2_k_vnni(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
-                    matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
+        matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
                 }
             }
         }

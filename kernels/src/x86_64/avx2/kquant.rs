@@ -6,8 +6,8 @@ use core::arch::x86_64::*;
 
 use super::groups::Group;
 use super::matmul::{
-    GROUP, group4, load32, nibble_dots, nibble_dots_of, nibble_quants, nibbles, prefetch_sub_block,
-    scale_group, scale_group_min, scale_into, scales,
+    GROUP, group4, load32, nibble_dots, nibble_quants, nibbles, prefetch_sub_block, scale_group,
+    scale_group_min, scale_into, scales,
 };
 use crate::layout::{SUB_BLOCKS, TileQ2K, TileQ3K, TileQ4K, TileQ5_0, TileQ5_1, TileQ5K, TileQ6K};
 use crate::view::BlockQ8Act;
@@ -202,12 +202,18 @@ pub(crate) fn q4_k_sub(tile: &TileQ4K, j: usize) -> Q4KSub {
 }
 
 /// A Q4_K tile, its sub-blocks unpacked by [`q4_k_sub`] (all the kernel reads of it), times a
-/// group per sub-block (scaled sums `−d_t·sum_t`): `(d·sc_j)·d_t·dot − (dmin·m_j)·d_t·sum_t`.
+/// group per sub-block (scaled sums `−d_t·sum_t`): `(d·sc_j)·d_t·dot − (dmin·m_j)·d_t·sum_t`,
+/// with an ISA's nibble dots `dots` (see [`super::matmul::nibble_dots_of`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn group_q4_k(q: &[Q4KSub; SUB_BLOCKS], g: &[Group; SUB_BLOCKS], acc: &mut [__m256; GROUP]) {
+pub(crate) fn group_q4_k(
+    q: &[Q4KSub; SUB_BLOCKS],
+    g: &[Group; SUB_BLOCKS],
+    acc: &mut [__m256; GROUP],
+    dots: impl Fn(&[__m256i; 8], [&[i8; 32]; GROUP]) -> [__m256i; GROUP],
+) {
     for ((q, [dw, mins]), g) in q.iter().zip(g) {
-        scale_group_min(*dw, *mins, g, nibble_dots_of(q, g.qs.each_ref()), acc);
+        scale_group_min(*dw, *mins, g, dots(q, g.qs.each_ref()), acc);
     }
 }
 
@@ -306,7 +312,7 @@ pub(crate) type QuantChunks = [(__m256i, __m256i); 4];
 /// and summed over four chunks and both halves, each i32 lane stays below 2^24.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn scaled_half_dots<const SPAN: usize, const NT: usize>(
+pub(crate) fn scaled_half_dots<const SPAN: usize, const NT: usize>(
     q: &QuantChunks,
     s: __m256i,
     a: [&[i8; 32]; NT],
@@ -442,19 +448,21 @@ pub(crate) fn q6_chunks(tile: &TileQ6K, j: usize) -> QuantChunks {
 /// `acc[t] +=` a tile with signed scales `sc` per 16 values, super-block scales `d` and quants
 /// `q` offset by `2^SHIFT` (Q6_K: 32, unpacked by [`q6_chunks`]; Q3_K: 4, by [`q3_chunks`])
 /// times a group per sub-block (scaled sums zero): the group form of [`offset_sub`], with the
-/// tokens' half sums from the groups (`SPAN` as in [`scaled_half_dots`]).
+/// tokens' half sums from the groups and an ISA's scaled half dots `half_dots` (see
+/// [`scaled_half_dots`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(crate) fn group_offset<const SHIFT: i32, const SPAN: usize>(
+pub(crate) fn group_offset<const SHIFT: i32>(
     (d, sc): (&[u16; 8], &[i8; 128]),
     q: &[QuantChunks; SUB_BLOCKS],
     g: &[Group; SUB_BLOCKS],
     acc: &mut [__m256; GROUP],
+    half_dots: impl Fn(&QuantChunks, __m256i, [&[i8; 32]; GROUP]) -> [__m256i; GROUP],
 ) {
     let d = scales(d);
     for ((sc, q), g) in sc.as_chunks::<16>().0.iter().zip(q).zip(g) {
         let s = signed_pairs(sc);
-        let dots = scaled_half_dots::<SPAN, GROUP>(q, s, g.qs.each_ref());
+        let dots = half_dots(q, s, g.qs.each_ref());
         scale_group(d, g, offset_dots::<SHIFT, GROUP>(s, dots, g.halves), acc);
     }
 }
