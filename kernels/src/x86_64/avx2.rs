@@ -13,7 +13,8 @@ use core::arch::x86_64::*;
 use groups::{Group, GroupKernel};
 use kquant::{
     block_q2_k, block_q3_k, block_q4_k, block_q5_0, block_q5_1, block_q5_k, block_q6_k, group_offset,
-    group_q4_k, group_q5_0, group_q5_1, q3_chunks, q4_k_sub, q5_quants, q6_chunks, scaled_half_dots,
+    group_q2_k, group_q4_k, group_q5_0, group_q5_1, q2_k_sub, q3_chunks, q4_k_sub, q5_quants, q6_chunks,
+    scaled_half_dots,
 };
 use lanes::F32x8;
 use matmul::{
@@ -142,7 +143,12 @@ entries! { "avx2,fma,f16c";
         groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks))
     }
     fn matmul_q2_k_avx2(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
+        let group = GroupKernel {
+            k: 1.0,
+            unpack: |t: &TileQ2K, j| q2_k_sub(t, j),
+            tile: |t: &TileQ2K, q: &_, g: &_, acc: &mut _| group_q2_k(t, q, g, acc),
+        };
+        groups::matmul(w, x, out, group, (tile_kernel!(block_q2_k), super_blocks))
     }
     fn attn_scores_q8_avx2(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         let block = |acc, kb: &BlockQ8_0, qb: &BlockQ8Act| {

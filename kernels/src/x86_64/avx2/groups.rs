@@ -34,6 +34,20 @@ pub(crate) struct Group {
     /// of K-quant tiles (zero in the others): what the types with a scale per 16 values
     /// multiply by their offsets or minimums.
     pub halves: [i32; GROUP],
+    /// Token `t`'s `d_t · (sum of quants 0..16)`, in the groups of K-quant tiles (zero in the
+    /// others): with `ds` at `k = 1`, the scaled sums that minimums per 16 values multiply.
+    pub lo: [f32; GROUP],
+}
+
+/// One token's floats of a [`Group`], each in all eight lanes.
+#[derive(Clone, Copy)]
+pub(crate) struct TokenFloats {
+    /// The scale `d_t`.
+    pub d: __m256,
+    /// The scaled sum `k · d_t · sum_t`.
+    pub ds: __m256,
+    /// The scaled low-half sum (K-quant groups).
+    pub lo: __m256,
 }
 
 impl Group {
@@ -45,55 +59,64 @@ impl Group {
             d: a.map(|a| a.d),
             ds: a.map(|a| k * a.d * a.sum as f32),
             halves: [0; GROUP],
+            lo: [0.0; GROUP],
         };
         if halves {
-            for (h, a) in g.halves.iter_mut().zip(a) {
+            for ((h, l), a) in g.halves.iter_mut().zip(&mut g.lo).zip(a) {
                 let lo: i32 = a.qs[..16].iter().map(|&q| i32::from(q)).sum();
                 // |sum| <= 16·127: each half fits its i16.
                 *h = i32::from(lo as u16) | i32::from((a.sum - lo) as u16) << 16;
+                *l = a.d * lo as f32;
             }
         }
         g
     }
 
-    /// Token `T`'s `d` and `ds`, each in all eight lanes: two `vbroadcastss` from memory (loads,
-    /// no vector ALU work) at fixed offsets from the group. Written as asm because LLVM merges
-    /// the broadcasts of neighbouring floats into an 8-byte load and a register broadcast (an
-    /// ALU operation), and a pointer per float would cost an address computation each.
+    /// Token `T`'s floats: one `vbroadcastss` from memory each (a load, no vector ALU work).
     #[target_feature(enable = "avx")]
     #[inline]
-    fn floats<const T: usize>(&self) -> (__m256, __m256) {
+    fn floats<const T: usize>(&self) -> TokenFloats {
+        TokenFloats {
+            d: self.broadcast::<T, 0>(),
+            ds: self.broadcast::<T, 1>(),
+            lo: self.broadcast::<T, 2>(),
+        }
+    }
+
+    /// Token `T`'s float of field `F` (`d`, `ds`, `lo`) in all eight lanes, at a fixed offset
+    /// from the group. Written as asm because LLVM merges the broadcasts of neighbouring floats
+    /// into an 8-byte load and a register broadcast (an ALU operation), and a pointer per float
+    /// would cost an address computation each. Pure: an unused float is not loaded.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    fn broadcast<const T: usize, const F: usize>(&self) -> __m256 {
         const { assert!(T < GROUP) };
-        let (d, ds): (__m256, __m256);
-        // SAFETY: both loads read 4 bytes inside `self` (a valid reference to a `Group`, the
-        // offsets of its fields `d[T]` and `ds[T]`) and write `d` and `ds` only; AVX is enabled
-        // on this function.
+        const FIELDS: [usize; 3] = [offset_of!(Group, d), offset_of!(Group, ds), offset_of!(Group, lo)];
+        let v: __m256;
+        // SAFETY: the load reads 4 bytes inside `self` (a valid reference to a `Group`, at
+        // float `T` of field `F`) and writes `v` only; AVX is enabled on this function.
         unsafe {
             core::arch::asm!(
-                "vbroadcastss {d}, dword ptr [{g} + {od}]",
-                "vbroadcastss {ds}, dword ptr [{g} + {os}]",
+                "vbroadcastss {v}, dword ptr [{g} + {o}]",
                 g = in(reg) self,
-                od = const offset_of!(Group, d) + 4 * T,
-                os = const offset_of!(Group, ds) + 4 * T,
-                d = out(ymm_reg) d,
-                ds = out(ymm_reg) ds,
+                o = const FIELDS[F] + 4 * T,
+                v = out(ymm_reg) v,
                 options(pure, readonly, nostack, preserves_flags),
             );
         }
-        (d, ds)
+        v
     }
 
-    /// Calls `token(d_t, ds_t, dots[t], &mut acc[t])` for each token `t`, with `d_t` and `ds_t`
-    /// from [`Group::floats`] (one call per token: `T` is a constant).
+    /// Calls `token(floats_t, dots[t], &mut acc[t])` for each token `t`, with `floats_t` from
+    /// [`Group::floats`] (one call per token: `T` is a constant).
     #[target_feature(enable = "avx")]
     #[inline]
     pub(crate) fn each_token(
         &self,
         dots: [__m256i; GROUP],
         acc: &mut [__m256; GROUP],
-        token: impl Fn(__m256, __m256, __m256i, &mut __m256),
+        token: impl Fn(TokenFloats, __m256i, &mut __m256),
     ) {
-        let token = |(d, ds): (__m256, __m256), dot, acc| token(d, ds, dot, acc);
         let [a0, a1, a2, a3] = acc;
         token(self.floats::<0>(), dots[0], a0);
         token(self.floats::<1>(), dots[1], a1);

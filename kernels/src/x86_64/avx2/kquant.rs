@@ -317,9 +317,28 @@ pub(crate) fn scaled_half_dots<const SPAN: usize, const NT: usize>(
     s: __m256i,
     a: [&[i8; 32]; NT],
 ) -> [__m256i; NT] {
-    // Lane r holds (s_lo, s_hi) of row r; duplicate each into both i16 halves.
-    let s_lo = _mm256_shufflehi_epi16::<0xA0>(_mm256_shufflelo_epi16::<0xA0>(s));
-    let s_hi = _mm256_shufflehi_epi16::<0xF5>(_mm256_shufflelo_epi16::<0xF5>(s));
+    dots_by_half::<SPAN, NT>(q, half_scales(s), a)
+}
+
+/// The scale pairs `s` (lane `r`: row `r`'s `(s_lo, s_hi)` as i16) as one register per half,
+/// each scale in both i16 of its lane: what [`dots_by_half`] multiplies by.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn half_scales(s: __m256i) -> [__m256i; 2] {
+    [
+        _mm256_shufflehi_epi16::<0xA0>(_mm256_shufflelo_epi16::<0xA0>(s)),
+        _mm256_shufflehi_epi16::<0xF5>(_mm256_shufflelo_epi16::<0xF5>(s)),
+    ]
+}
+
+/// [`scaled_half_dots`] with the scales split by [`half_scales`].
+#[target_feature(enable = "avx2")]
+#[inline]
+fn dots_by_half<const SPAN: usize, const NT: usize>(
+    q: &QuantChunks,
+    [s_lo, s_hi]: [__m256i; 2],
+    a: [&[i8; 32]; NT],
+) -> [__m256i; NT] {
     let mut dots = [_mm256_setzero_si256(); NT];
     for (half, scale) in [(0, s_lo), (1, s_hi)] {
         for first in (0..4).step_by(SPAN) {
@@ -559,17 +578,12 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
     half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
     let (d, dmin) = (scales(&tile.d), scales(&tile.dmin));
-    let (qs, sc) = (tile.qs.as_chunks::<64>().0, tile.sc.as_chunks::<16>().0);
+    let qs = tile.qs.as_chunks::<64>().0;
     let pairs = half_sums_of(a);
     for j in 0..SUB_BLOCKS {
         decode_prefetch::<_, NT>(tile, j);
         let aj = a.map(|x| &x[j]);
-        // SAFETY: a 16-byte array; loadu has no alignment requirement.
-        let s = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sc[j].as_ptr().cast()) });
-        let (scale, min) = (
-            _mm256_and_si256(s, _mm256_set1_epi16(15)),
-            _mm256_srli_epi16::<4>(s),
-        );
+        let (scale, min) = q2_k_pairs(tile, j);
         scale_into(d, aj, half_dots(&plane_chunks(&qs[j]), scale, aj), acc);
         for ((acc, at), m) in acc
             .iter_mut()
@@ -579,5 +593,73 @@ pub(crate) fn block_q2_k_with<const NT: usize>(
             let dm = _mm256_mul_ps(dmin, _mm256_set1_ps(at.d));
             *acc = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(m), *acc);
         }
+    }
+}
+
+/// The scale and the minimum pairs of sub-block `j` of a Q2_K tile: lane `r` holds row `r`'s
+/// (low, high) as i16, as [`scaled_half_dots`] and [`scaled_half_sums`] take them.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q2_k_pairs(tile: &TileQ2K, j: usize) -> (__m256i, __m256i) {
+    // SAFETY: a 16-byte array; loadu has no alignment requirement.
+    let s = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(tile.sc.as_chunks::<16>().0[j].as_ptr().cast()) });
+    (
+        _mm256_and_si256(s, _mm256_set1_epi16(15)),
+        _mm256_srli_epi16::<4>(s),
+    )
+}
+
+/// Sub-block `j` of a Q2_K tile's scales, unpacked for [`group_q2_k`].
+#[derive(Clone, Copy)]
+pub(crate) struct Q2KSub {
+    /// The rows' scales per half (see [`half_scales`]).
+    s: [__m256i; 2],
+    /// The rows' minimums as `dmin·m_hi` and `dmin·(m_lo − m_hi)`: what multiplies a token's
+    /// `d_t·sum` and `d_t·sum_lo` (see [`Group::lo`]).
+    mins: [__m256; 2],
+}
+
+/// Sub-block `j` of a Q2_K tile's scales, unpacked.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub(crate) fn q2_k_sub(tile: &TileQ2K, j: usize) -> Q2KSub {
+    let (scale, min) = q2_k_pairs(tile, j);
+    let dmin = scales(&tile.dmin);
+    let (m_lo, m_hi) = (
+        _mm256_cvtepi32_ps(_mm256_and_si256(min, _mm256_set1_epi32(0xffff))),
+        _mm256_cvtepi32_ps(_mm256_srli_epi32::<16>(min)),
+    );
+    Q2KSub {
+        s: half_scales(scale),
+        mins: [
+            _mm256_mul_ps(dmin, m_hi),
+            _mm256_mul_ps(dmin, _mm256_sub_ps(m_lo, m_hi)),
+        ],
+    }
+}
+
+/// A Q2_K tile, its sub-blocks' scales unpacked by [`q2_k_sub`], times a group per sub-block
+/// (scaled sums `d_t·sum_t`): `d·d_t·Σ_h sc_h·Σ q·a − dmin·d_t·Σ_h m_h·Σ a`, the minimums' share
+/// two FMAs per token from the group's scaled sums. The 2-bit planes are unpacked again for
+/// each group (ALU operations only): unpacked once per chunk, four times the plane's bytes,
+/// they made as many instructions and no faster code.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn group_q2_k(
+    tile: &TileQ2K,
+    q: &[Q2KSub; SUB_BLOCKS],
+    g: &[Group; SUB_BLOCKS],
+    acc: &mut [__m256; GROUP],
+) {
+    let d = scales(&tile.d);
+    for ((plane, q), g) in tile.qs.as_chunks::<64>().0.iter().zip(q).zip(g) {
+        let dots = dots_by_half::<4, GROUP>(&plane_chunks(plane), q.s, g.qs.each_ref());
+        let [m_hi, m_diff] = q.mins;
+        g.each_token(dots, acc, |t, dot, acc| {
+            // The minimums after the dot: first, they were computed ahead of the dots and kept
+            // live through them, which spilled the activations' broadcasts.
+            let scaled = _mm256_fmadd_ps(d, _mm256_mul_ps(t.d, _mm256_cvtepi32_ps(dot)), *acc);
+            *acc = _mm256_fnmadd_ps(m_diff, t.lo, _mm256_fnmadd_ps(m_hi, t.ds, scaled));
+        });
     }
 }

@@ -198,8 +198,8 @@ pub(crate) fn block_q4_0<const NT: usize>(tile: &TileQ4_0, a: [&BlockQ8Act; NT],
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(crate) fn scale_group(dw: __m256, g: &Group, dots: [__m256i; GROUP], acc: &mut [__m256; GROUP]) {
-    g.each_token(dots, acc, |d, ds, dot, acc| {
-        *acc = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), ds), *acc);
+    g.each_token(dots, acc, |t, dot, acc| {
+        *acc = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(t.d, _mm256_cvtepi32_ps(dot), t.ds), *acc);
     });
 }
 
@@ -222,9 +222,9 @@ pub(crate) fn scale_group_min(
     dots: [__m256i; GROUP],
     acc: &mut [__m256; GROUP],
 ) {
-    g.each_token(dots, acc, |d, ds, dot, acc| {
-        let scaled = _mm256_mul_ps(d, _mm256_cvtepi32_ps(dot));
-        *acc = _mm256_fmadd_ps(m, ds, _mm256_fmadd_ps(dw, scaled, *acc));
+    g.each_token(dots, acc, |t, dot, acc| {
+        let scaled = _mm256_mul_ps(t.d, _mm256_cvtepi32_ps(dot));
+        *acc = _mm256_fmadd_ps(m, t.ds, _mm256_fmadd_ps(dw, scaled, *acc));
     });
 }
 
