@@ -304,8 +304,14 @@ impl<'a> Linear<'a> {
     /// `out = x · Wᵀ (+ bias)` for `n` tokens; `out` holds `n × out_dim` values.
     pub fn forward(&self, k: &Kernels, x: Input<'_>, n: usize, out: &mut [f32], chunks: usize) {
         let mut rest = OutCols::new(&mut out[..n * self.out_dim], n, self.out_dim);
-        // A single token's product is memory-bound and short: one piece per thread.
-        let pieces = if n > 1 { chunks * PIECES_PER_THREAD } else { chunks };
+        // A single token's product is memory-bound and short: one piece per thread. So is any
+        // product on one thread: there is nobody to balance against, and every piece of a
+        // prompt's product copies all the tokens' activations into its groups again.
+        let pieces = if n > 1 && chunks > 1 {
+            chunks * PIECES_PER_THREAD
+        } else {
+            chunks
+        };
         for (m, _) in &self.parts {
             let (mine, tail) = rest.split_at(m.rows());
             m.matmul_par(k, x, mine, pieces);
