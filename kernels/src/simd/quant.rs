@@ -31,16 +31,26 @@ fn round_block<L: Lanes>(x: &[f32], id: f32, (lo, hi): (f32, f32), qs: &mut [i8;
     sum.reduce_sum() as i32
 }
 
+/// Blocks whose scales [`quantize_q8_act`] computes before their quants.
+const SCALES_AHEAD: usize = 8;
+
 /// See [`crate::scalar::quantize_q8_act`].
 #[inline(always)]
 pub(crate) fn quantize_q8_act<L: Lanes>(x: &[f32], out: &mut [BlockQ8Act]) {
     assert_eq!(x.len(), out.len() * QK, "activation length is not blocks × QK");
-    for (chunk, block) in x.chunks_exact(QK).zip(out.iter_mut()) {
-        let d = abs_max::<L>(chunk) / 127.0;
-        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-        // |x · id| <= 127 up to rounding, so the clamp only guards -128 against NaN inputs.
-        block.sum = round_block::<L>(chunk, id, (-127.0, 127.0), &mut block.qs);
-        block.d = d;
+    // The scales of `SCALES_AHEAD` blocks first, then their quants: each scale is a chain of
+    // maxima, a horizontal reduction and two divisions, and with one block at a time the
+    // rounding waited on it (about 85 cycles a block, the chain's latency).
+    for (x, out) in x.chunks(SCALES_AHEAD * QK).zip(out.chunks_mut(SCALES_AHEAD)) {
+        let mut ids = [0.0; SCALES_AHEAD];
+        for ((chunk, block), id) in x.chunks_exact(QK).zip(out.iter_mut()).zip(&mut ids) {
+            block.d = abs_max::<L>(chunk) / 127.0;
+            *id = if block.d > 0.0 { 1.0 / block.d } else { 0.0 };
+        }
+        for ((chunk, block), id) in x.chunks_exact(QK).zip(out.iter_mut()).zip(ids) {
+            // |x · id| <= 127 up to rounding, so the clamp only guards -128 against NaN inputs.
+            block.sum = round_block::<L>(chunk, id, (-127.0, 127.0), &mut block.qs);
+        }
     }
 }
 
