@@ -77,7 +77,8 @@ entries! { "avx2,fma,f16c";
             unpack: |_: &_, _| (),
             tile: |t: &_, [()]: &[(); 1], [g]: &[Group; 1], acc: &mut _| group_q8_0(t, g, acc),
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q8_0), |x| x))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q8_0), |x| x)) }
     }
     fn matmul_q4_0_avx2(w: Tiled<'_, TileQ4_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
@@ -85,7 +86,8 @@ entries! { "avx2,fma,f16c";
             unpack: |t: &TileQ4_0, _| nibble_quants(&t.qs),
             tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q4_0(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q4_0), |x| x))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q4_0), |x| x)) }
     }
     fn matmul_q4_1_avx2(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
@@ -93,7 +95,8 @@ entries! { "avx2,fma,f16c";
             unpack: |t: &TileQ4_1, _| nibble_quants(&t.qs),
             tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q4_1(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q4_1), |x| x))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q4_1), |x| x)) }
     }
     fn matmul_q5_0_avx2(w: Tiled<'_, TileQ5_0>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
@@ -101,7 +104,8 @@ entries! { "avx2,fma,f16c";
             unpack: |t: &TileQ5_0, _| q5_quants(&t.qs, &t.qh),
             tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q5_0(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q5_0), |x| x))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q5_0), |x| x)) }
     }
     fn matmul_q5_1_avx2(w: Tiled<'_, TileQ5_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
@@ -109,7 +113,8 @@ entries! { "avx2,fma,f16c";
             unpack: |t: &TileQ5_1, _| q5_quants(&t.qs, &t.qh),
             tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q5_1(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q5_1), |x| x))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q5_1), |x| x)) }
     }
     fn matmul_q4_k_avx2(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
@@ -117,7 +122,8 @@ entries! { "avx2,fma,f16c";
             unpack: |t: &TileQ4K, j| q4_k_sub(t, j),
             tile: |_: &_, q: &_, g: &_, acc: &mut _| group_q4_k(q, g, acc, |q, a| nibble_dots_of(q, a)),
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q4_k), super_blocks))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q4_k), super_blocks)) }
     }
     fn matmul_q5_k_avx2(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, super_blocks(x), out, tile_kernel!(block_q5_k))
@@ -130,7 +136,8 @@ entries! { "avx2,fma,f16c";
                 group_offset::<5>((&t.d, &t.sc), q, g, acc, |q, s, a| scaled_half_dots::<2, GROUP>(q, s, a))
             },
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q6_k), super_blocks))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q6_k), super_blocks)) }
     }
     fn matmul_q3_k_avx2(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
@@ -140,7 +147,8 @@ entries! { "avx2,fma,f16c";
                 group_offset::<2>((&t.d, &t.sc), q, g, acc, |q, s, a| scaled_half_dots::<4, GROUP>(q, s, a))
             },
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks)) }
     }
     fn matmul_q2_k_avx2(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         let group = GroupKernel {
@@ -148,7 +156,8 @@ entries! { "avx2,fma,f16c";
             unpack: |t: &TileQ2K, j| q2_k_sub(t, j),
             tile: |t: &TileQ2K, q: &_, g: &_, acc: &mut _| group_q2_k(t, q, g, acc),
         };
-        groups::matmul(w, x, out, group, (tile_kernel!(block_q2_k), super_blocks))
+        // SAFETY: this entry runs with AVX2 enabled.
+        unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q2_k), super_blocks)) }
     }
     fn attn_scores_q8_avx2(q: &[BlockQ8Act], keys: &[BlockQ8_0], scale: f32, out: &mut [f32]) {
         let block = |acc, kb: &BlockQ8_0, qb: &BlockQ8Act| {

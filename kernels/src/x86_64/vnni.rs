@@ -219,7 +219,8 @@ macro_rules! vnni_path {
                         unpack: |t: &TileQ4_0, _| nibble_quants(&t.qs),
                         tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q4_0(t, q, g, acc),
                     };
-                    groups::matmul(w, x, out, group, (tile_kernel!(block_q4_0), |x| x))
+                    // SAFETY: this entry runs with AVX2 enabled.
+                    unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q4_0), |x| x)) }
                 }
                 fn matmul_q4_1_vnni(w: Tiled<'_, TileQ4_1>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     let group = GroupKernel {
@@ -227,7 +228,8 @@ macro_rules! vnni_path {
                         unpack: |t: &TileQ4_1, _| nibble_quants(&t.qs),
                         tile: |t: &_, [q]: &[_; 1], [g]: &[Group; 1], acc: &mut _| group_q4_1(t, q, g, acc),
                     };
-                    groups::matmul(w, x, out, group, (tile_kernel!(block_q4_1), |x| x))
+                    // SAFETY: this entry runs with AVX2 enabled.
+                    unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q4_1), |x| x)) }
                 }
                 fn matmul_q4_k_vnni(w: Tiled<'_, TileQ4K>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     let group = GroupKernel {
@@ -235,7 +237,8 @@ macro_rules! vnni_path {
                         unpack: |t: &TileQ4K, j| q4_k_sub(t, j),
                         tile: |_: &_, q: &_, g: &_, acc: &mut _| group_q4_k(q, g, acc, |q, a| nibble_dots_of(q, a)),
                     };
-                    groups::matmul(w, x, out, group, (tile_kernel!(block_q4_k), super_blocks))
+                    // SAFETY: this entry runs with AVX2 enabled.
+                    unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q4_k), super_blocks)) }
                 }
                 fn matmul_q5_k_vnni(w: Tiled<'_, TileQ5K>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     matmul(w, super_blocks(x), out, tile_kernel!(block_q5_k))
@@ -248,7 +251,8 @@ macro_rules! vnni_path {
                             group_offset::<5>((&t.d, &t.sc), q, g, acc, |q, s, a| scaled_half_dots(q, s, a))
                         },
                     };
-                    groups::matmul(w, x, out, group, (tile_kernel!(block_q6_k), super_blocks))
+                    // SAFETY: this entry runs with AVX2 enabled.
+                    unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q6_k), super_blocks)) }
                 }
                 fn matmul_q3_k_vnni(w: Tiled<'_, TileQ3K>, x: &[BlockQ8Act], out: OutCols<'_>) {
                     let group = GroupKernel {
@@ -258,7 +262,8 @@ macro_rules! vnni_path {
                             group_offset::<2>((&t.d, &t.sc), q, g, acc, |q, s, a| scaled_half_dots(q, s, a))
                         },
                     };
-                    groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks))
+                    // SAFETY: this entry runs with AVX2 enabled.
+                    unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks)) }
                 }
                 fn matmul_q2_k_vnni(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
         matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
