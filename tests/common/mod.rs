@@ -2,11 +2,16 @@
 //! reference outputs (consistency, errors, allocation counting).
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
 use edgelm::format::meta::*;
 use edgelm::format::writer::to_bytes;
 use edgelm::format::{DType, Layout, PackedFile, TensorPlan};
 use edgelm::kernels::layout::{BlockQ4_0, BlockQ8_0, QK, QuantBlock, TILE_ROWS, pack_tiles};
 use edgelm::model::Model;
+use edgelm_tools::convert::{Input, convert_to_bytes, load};
+use edgelm_tools::plan::{Options, Target};
 use half::f16;
 use zerocopy::{FromZeros, Immutable, IntoBytes};
 
@@ -345,11 +350,10 @@ pub fn output_with_stdin(command: &mut std::process::Command, input: &[u8]) -> s
 
 /// `$EDGELM_MODELS/REL` (default `~/.cache/edgelm/models`) if it exists. A missing file skips the
 /// test (with a note on stderr) unless `EDGELM_REQUIRE_MODELS` is set, in which case it fails.
-pub fn fetched(rel: &str) -> Option<std::path::PathBuf> {
+pub fn fetched(rel: &str) -> Option<PathBuf> {
     let models = match std::env::var_os("EDGELM_MODELS") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/edgelm/models"),
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/edgelm/models"),
     };
     let path = models.join(rel);
     if path.exists() {
@@ -365,4 +369,41 @@ pub fn fetched(rel: &str) -> Option<std::path::PathBuf> {
         path.display()
     );
     None
+}
+
+/// A source, its `--quant`, and the packed bytes.
+type Converted = (PathBuf, String, Arc<Vec<u8>>);
+
+/// Converts a model folder or GGUF file to a packed file in `dir`.
+pub fn convert(input: &Path, quant: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!(
+        "{}.{quant}.edgelm",
+        input.file_stem().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&out, &*packed(input, quant)).unwrap();
+    out
+}
+
+/// The packed bytes of a model folder or GGUF file (each model converted once for all the tests).
+pub fn packed(input: &Path, quant: &str) -> Arc<Vec<u8>> {
+    static DONE: Mutex<Vec<Converted>> = Mutex::new(Vec::new());
+    let find = |done: &[Converted]| {
+        done.iter()
+            .find(|(p, q, _)| p == input && q == quant)
+            .map(|(_, _, b)| Arc::clone(b))
+    };
+    // Held while converting: another test waits for the same model instead of converting it too.
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = find(&done).unwrap_or_else(|| {
+        let (model, tokenizer) = load(&Input::Path(input.to_owned())).unwrap();
+        let options = Options {
+            quant: quant.parse::<Target>().unwrap(),
+            ..Options::default()
+        };
+        let bytes = Arc::new(convert_to_bytes(&model, &tokenizer, &options).unwrap().0);
+        done.push((input.to_owned(), quant.to_owned(), Arc::clone(&bytes)));
+        bytes
+    });
+    drop(done);
+    bytes
 }
