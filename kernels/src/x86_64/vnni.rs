@@ -266,7 +266,7 @@ macro_rules! vnni_path {
                     unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks)) }
                 }
                 fn matmul_q2_k_vnni(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
-        matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
+                    matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
                 }
             }
         }
