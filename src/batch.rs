@@ -25,7 +25,7 @@ use crate::kv_cache::{KvCache, KvType};
 use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
 use crate::nn::attention::{self, CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
-use crate::nn::{PIECES_PER_THREAD, mlp, norm};
+use crate::nn::{mlp, norm, pieces};
 use crate::prompt_cache::{self, CacheError};
 use crate::session::{SessionError, SessionOptions};
 
@@ -252,7 +252,7 @@ struct Scratch {
     sin: Vec<f32>,
     /// Logits, `batch × vocab`.
     logits: Vec<f32>,
-    /// One head.
+    /// One head per piece of the per-row work.
     head: Vec<f32>,
 }
 
@@ -309,7 +309,9 @@ impl<'m> BatchDecoder<'m> {
             query_block,
         ));
         let (qq, cos, sin) = (q(q_dim / QK), f(rope_values), f(rope_values));
-        let (logits, head) = (f(batch * c.vocab_size), f(c.head_dim));
+        // A head's scratch for each piece of the per-row work (see `Block::rotate_rows`).
+        let pieces = pieces(engine.threads());
+        let (logits, head) = (f(batch * c.vocab_size), f(pieces * c.head_dim));
         let floats = [x, xn, post, qkv, attn, ffn, act, scores, cos, sin, logits, head];
         let bytes =
             floats.iter().map(|p| p.0 * 4).sum::<usize>() + (xq.0 + qq.0) * std::mem::size_of::<BlockQ8Act>();
@@ -542,7 +544,8 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
                     segments.len()
                 }
                 Logits::All => {
-                    norm::rms_rows(k, &s.x[..n * h], w.output_norm, c.norm_eps, &mut s.xn[..n * h]);
+                    let (x, xn) = (&s.x[..n * h], &mut s.xn[..n * h]);
+                    norm::rms_rows_par(k, x, w.output_norm, c.norm_eps, xn, pieces(chunks));
                     n
                 }
             };
@@ -566,7 +569,7 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
         seq.kv.move_positions(from, keep, len);
         seq.tokens.drain(keep..keep + discard);
         let c = self.model.config();
-        let (k, p) = (self.engine.kernels, &self.positions);
+        let (k, p, hd) = (self.engine.kernels, &self.positions, c.head_dim);
         for (i, table) in p.tables.iter().enumerate() {
             let at = p.at(i, 0)..p.at(i, 0) + table.pairs();
             table.angles(
@@ -584,7 +587,7 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
                     let off = seq.kv.offset(g, pos);
                     seq.kv
                         .layer_mut(l)
-                        .update_key(k, off, &mut self.s.head, |key| (p.rotate)(key, cos, sin));
+                        .update_key(k, off, &mut self.s.head[..hd], |key| (p.rotate)(key, cos, sin));
                 }
             }
         }
@@ -641,8 +644,10 @@ impl Block<'_> {
             }
         };
 
+        let pieces = pieces(chunks);
+
         // Attention sublayer.
-        norm::rms_rows(k, &s.x[..n * h], layer.attn_norm, eps, &mut s.xn[..n * h]);
+        norm::rms_rows_par(k, &s.x[..n * h], layer.attn_norm, eps, &mut s.xn[..n * h], pieces);
         observe(Product::Qkv, &s.xn[..n * h], n);
         layer
             .qkv
@@ -660,12 +665,11 @@ impl Block<'_> {
         self.residual(layer.post_attn_norm, s, n);
 
         // Feed-forward sublayer.
-        norm::rms_rows(k, &s.x[..n * h], layer.ffn_norm, eps, &mut s.xn[..n * h]);
+        norm::rms_rows_par(k, &s.x[..n * h], layer.ffn_norm, eps, &mut s.xn[..n * h], pieces);
         observe(Product::GateUp, &s.xn[..n * h], n);
         layer
             .gate_up
             .apply(k, &s.xn[..n * h], &mut s.xq, n, &mut s.ffn, chunks);
-        let pieces = chunks * PIECES_PER_THREAD;
         mlp::gated_par(
             k,
             c.activation,
@@ -694,49 +698,85 @@ impl Block<'_> {
 
     /// `x += post_norm(xn)`, or `x += xn` without a post-norm, on the first `n` rows.
     fn residual(&self, post_norm: Option<&[f32]>, s: &mut Scratch, n: usize) {
-        let nh = n * self.c.hidden_size;
-        match post_norm {
+        let (k, h) = (self.k, self.c.hidden_size);
+        let (nh, pieces) = (n * h, pieces(self.chunks));
+        let sum = match post_norm {
             Some(w) => {
-                norm::rms_rows(self.k, &s.xn[..nh], w, self.c.norm_eps, &mut s.post[..nh]);
-                (self.k.add)(&mut s.x[..nh], &s.post[..nh]);
+                norm::rms_rows_par(k, &s.xn[..nh], w, self.c.norm_eps, &mut s.post[..nh], pieces);
+                &s.post[..nh]
             }
-            None => (self.k.add)(&mut s.x[..nh], &s.xn[..nh]),
-        }
+            None => &s.xn[..nh],
+        };
+        norm::add_rows_par(k, &mut s.x[..nh], sum, h, pieces);
     }
 
     /// Normalizes the new queries and keys per head, rotates them to their positions and
     /// stores the keys and values in layer `l`'s cache of each row's sequence.
     fn store_keys(&self, l: usize, layer: &DecoderLayer<'_>, seqs: &mut [Sequence], s: &mut Scratch) {
-        let (k, c) = (self.k, self.c);
+        let c = self.c;
         let hd = c.head_dim;
         let (q_dim, kv_dim) = (c.num_heads * hd, c.num_kv_heads * hd);
         let qkv_dim = layer.qkv.out_dim();
-        let p = self.positions;
-        let table = p.of_layer[l];
-        let pairs = p.tables[table].pairs();
+        let pieces = pieces(self.chunks);
+        let rows = &mut s.qkv[..self.n * qkv_dim];
+        self.rotate_rows(l, layer, (rows, 0), (&s.cos, &s.sin), &mut s.head, pieces);
         for seg in self.segments {
             let kv = &mut seqs[seg.seq].kv;
             let ctx = kv.context();
             let cache = kv.layer_mut(l);
             for t in seg.row0..seg.row0 + seg.n {
-                let at = p.at(table, t);
-                let (cos, sin) = (&s.cos[at..at + pairs], &s.sin[at..at + pairs]);
-                let row = &mut s.qkv[t * qkv_dim..(t + 1) * qkv_dim];
-                if let Some(w) = layer.q_norm {
-                    norm::rms_in_place(k, &mut row[..q_dim], w, c.norm_eps, &mut s.head);
-                }
-                if let Some(w) = layer.k_norm {
-                    norm::rms_in_place(k, &mut row[q_dim..q_dim + kv_dim], w, c.norm_eps, &mut s.head);
-                }
-                for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
-                    (p.rotate)(head, cos, sin);
-                }
+                let row = &s.qkv[t * qkv_dim..(t + 1) * qkv_dim];
                 let pos = seg.pos0 + t - seg.row0;
                 for g in 0..c.num_kv_heads {
                     let key = &row[q_dim + g * hd..q_dim + (g + 1) * hd];
                     let value = &row[q_dim + kv_dim + g * hd..q_dim + kv_dim + (g + 1) * hd];
-                    cache.write(k, (g * ctx + pos) * hd, key, value);
+                    cache.write(self.k, (g * ctx + pos) * hd, key, value);
                 }
+            }
+        }
+    }
+
+    /// The per-head q/k norms and rotations of `rows` (rows `t0..` of the batch), split into
+    /// `parts` pieces run in parallel, each with its own head of `tmp` (`parts` heads).
+    fn rotate_rows(
+        &self,
+        l: usize,
+        layer: &DecoderLayer<'_>,
+        (rows, t0): (&mut [f32], usize),
+        angles @ (cos, sin): (&[f32], &[f32]),
+        tmp: &mut [f32],
+        parts: usize,
+    ) {
+        let (k, c, p) = (self.k, self.c, self.positions);
+        let hd = c.head_dim;
+        let (q_dim, kv_dim) = (c.num_heads * hd, c.num_kv_heads * hd);
+        let qkv_dim = layer.qkv.out_dim();
+        let n = rows.len() / qkv_dim;
+        if parts > 1 && n > 1 {
+            let left = parts / 2;
+            let split = (n * left / parts).max(1);
+            let (a, b) = rows.split_at_mut(split * qkv_dim);
+            let (ta, tb) = tmp.split_at_mut(left * hd);
+            rayon::join(
+                || self.rotate_rows(l, layer, (a, t0), angles, ta, left),
+                || self.rotate_rows(l, layer, (b, t0 + split), angles, tb, parts - left),
+            );
+            return;
+        }
+        let table = p.of_layer[l];
+        let pairs = p.tables[table].pairs();
+        let tmp = &mut tmp[..hd];
+        for (t, row) in (t0..).zip(rows.chunks_exact_mut(qkv_dim)) {
+            let at = p.at(table, t);
+            let (cos, sin) = (&cos[at..at + pairs], &sin[at..at + pairs]);
+            if let Some(w) = layer.q_norm {
+                norm::rms_in_place(k, &mut row[..q_dim], w, c.norm_eps, tmp);
+            }
+            if let Some(w) = layer.k_norm {
+                norm::rms_in_place(k, &mut row[q_dim..q_dim + kv_dim], w, c.norm_eps, tmp);
+            }
+            for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
+                (p.rotate)(head, cos, sin);
             }
         }
     }
@@ -773,7 +813,7 @@ impl Block<'_> {
             if seg.n == 1 {
                 job.decode(out, &mut s.scores, &mut s.qq, self.chunks);
             } else {
-                let pieces = self.chunks * PIECES_PER_THREAD;
+                let pieces = pieces(self.chunks);
                 job.heads(0, c.num_heads, out, &mut s.scores, &mut s.qq, pieces);
             }
         }

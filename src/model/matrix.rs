@@ -7,7 +7,7 @@ use edgelm_kernels::layout::{
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, Tiled};
 
 use crate::format::{DType, FormatError, Layout, TensorView};
-use crate::nn::{PIECES_PER_THREAD, par_rows};
+use crate::nn::{par_rows, pieces};
 
 /// `$body` with `$t` bound to the tiled view of any quantized variant of `$m` (float variants
 /// must be matched before).
@@ -291,7 +291,7 @@ impl<'a> Linear<'a> {
         let q8: &[BlockQ8Act] = if self.needs_q8() {
             let blocks = &mut xq[..x.len() / QK];
             let cols = self.in_dim();
-            par_rows(x, cols, blocks, cols / QK, chunks * PIECES_PER_THREAD, &|x, q| {
+            par_rows(x, cols, blocks, cols / QK, pieces(chunks), &|x, q| {
                 (k.quantize_q8_act)(x, q)
             });
             blocks
@@ -307,11 +307,7 @@ impl<'a> Linear<'a> {
         // A single token's product is memory-bound and short: one piece per thread. So is any
         // product on one thread: there is nobody to balance against, and every piece of a
         // prompt's product copies all the tokens' activations into its groups again.
-        let pieces = if n > 1 && chunks > 1 {
-            chunks * PIECES_PER_THREAD
-        } else {
-            chunks
-        };
+        let pieces = if n > 1 { pieces(chunks) } else { chunks };
         for (m, _) in &self.parts {
             let (mine, tail) = rest.split_at(m.rows());
             m.matmul_par(k, x, mine, pieces);

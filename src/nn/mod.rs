@@ -14,6 +14,16 @@ pub mod rope;
 /// both; smaller pieces are stolen as they come.
 pub const PIECES_PER_THREAD: usize = 4;
 
+/// Pieces the per-token work of a pass is cut into on `threads` threads: [`PIECES_PER_THREAD`]
+/// each, and one on a single thread (there is nobody to balance against).
+pub fn pieces(threads: usize) -> usize {
+    if threads > 1 {
+        threads * PIECES_PER_THREAD
+    } else {
+        1
+    }
+}
+
 /// `f(x_part, out_part)` on up to `parts` pieces of whole rows run in parallel (rayon `join`,
 /// which neither allocates nor leaves the current thread pool): `x` holds rows of `x_row`
 /// values, `out` as many rows of `out_row`. The steps between matrix products (activation

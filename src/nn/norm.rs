@@ -13,6 +13,17 @@ pub fn rms_rows(k: &Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// [`rms_rows`] with the rows split into `parts` pieces run in parallel.
+pub fn rms_rows_par(k: &Kernels, x: &[f32], w: &[f32], eps: f32, out: &mut [f32], parts: usize) {
+    super::par_rows(x, w.len(), out, w.len(), parts, &|x, o| rms_rows(k, x, w, eps, o));
+}
+
+/// `x += y` over rows of `row` values, split into `parts` pieces run in parallel (the residual
+/// adds between sublayers).
+pub fn add_rows_par(k: &Kernels, x: &mut [f32], y: &[f32], row: usize, parts: usize) {
+    super::par_rows(y, row, x, row, parts, &|y, x| (k.add)(x, y));
+}
+
 /// RMSNorm of each `w.len()`-long piece of `x` in place (per-head q/k norms), through `tmp`
 /// (as long as `w`).
 pub fn rms_in_place(k: &Kernels, x: &mut [f32], w: &[f32], eps: f32, tmp: &mut [f32]) {
