@@ -301,14 +301,16 @@ impl<'m> BatchDecoder<'m> {
         let (x, xn, post) = (f(batch * h), f(batch * h), f(batch * h));
         let (xq, qkv, attn) = (q(batch * widest / QK), f(batch * qkv_dim), f(batch * q_dim));
         let (ffn, act) = (f(batch * 2 * c.intermediate_size), f(batch * c.intermediate_size));
+        let slots = attention::prompt_slots(c.num_heads, engine.threads());
         let scores = f(attention::scratch_len(
             c.num_heads,
             c.num_kv_heads,
             c.head_dim,
             ctx,
             query_block,
+            slots,
         ));
-        let (qq, cos, sin) = (q(q_dim / QK), f(rope_values), f(rope_values));
+        let (qq, cos, sin) = (q(slots * c.head_dim / QK), f(rope_values), f(rope_values));
         // A head's scratch for each piece of the per-row work (see `Block::rotate_rows`).
         let pieces = pieces(engine.threads());
         let (logits, head) = (f(batch * c.vocab_size), f(pieces * c.head_dim));

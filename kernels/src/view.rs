@@ -162,6 +162,20 @@ impl<'a> OutCols<'a> {
         }
     }
 
+    /// Splits into rows (tokens) `[0, t)` and `[t, n)`.
+    ///
+    /// # Panics
+    /// If `t > n`.
+    pub fn split_tokens(self, t: usize) -> (Self, Self) {
+        assert!(t <= self.n, "token {t} past {}", self.n);
+        let rest = Self {
+            ptr: self.row_start(t),
+            n: self.n - t,
+            ..self
+        };
+        (Self { n: t, ..self }, rest)
+    }
+
     /// Rows (tokens) `r` of this view, borrowed.
     ///
     /// # Panics

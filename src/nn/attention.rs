@@ -21,11 +21,24 @@ const TRIANGLE_GROUP: usize = 4;
 /// The fewest cached positions one generation task attends ([`CausalAttention::decode`]).
 const MIN_BLOCK_KEYS: usize = 64;
 
+/// Prompt tasks (and slots of scratch) for `heads` query heads on `threads` threads: one per
+/// head, or two per thread where that is more (see [`CausalAttention::heads`]).
+pub fn prompt_slots(heads: usize, threads: usize) -> usize {
+    heads.max(2 * threads)
+}
+
 /// Scratch floats the attention of `heads` query heads over `kv_heads` kv heads of `head_dim`
 /// needs over a context of `ctx` positions with `query_block` queries per score product: the
-/// prompt path's slots, or generation's key blocks.
-pub fn scratch_len(heads: usize, kv_heads: usize, head_dim: usize, ctx: usize, query_block: usize) -> usize {
-    let prompt = heads * query_block * (head_dim + ctx);
+/// prompt path's `slots` (at least `heads`), or generation's key blocks.
+pub fn scratch_len(
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    ctx: usize,
+    query_block: usize,
+    slots: usize,
+) -> usize {
+    let prompt = slots.max(heads) * query_block * (head_dim + ctx);
     let blocks = ctx.div_ceil(MIN_BLOCK_KEYS);
     let decode = kv_heads * (ctx + blocks) + heads * blocks * (head_dim + 2);
     prompt.max(decode)
@@ -94,56 +107,109 @@ impl CausalAttention<'_> {
         }
     }
 
-    /// Heads `[h0, h1)`, split across `chunks` parallel tasks; `out` covers their columns,
-    /// `scores` ([`CausalAttention::slot`] per head) and `qq` (`head_dim / QK` per head)
-    /// their scratch.
+    /// Heads `[h0, h1)` of every token, split across up to `chunks` parallel tasks; `out`
+    /// covers their columns, `scores` and `qq` hold each task's scratch
+    /// ([`CausalAttention::slot`] and `head_dim / QK` blocks): at least one per head, and
+    /// as many tasks as they hold. A prompt's work splits by (head, block of queries), so that
+    /// more threads than heads all get some.
     pub fn heads(
         &self,
         h0: usize,
         h1: usize,
-        mut out: OutCols<'_>,
+        out: OutCols<'_>,
         scores: &mut [f32],
         qq: &mut [BlockQ8Act],
         chunks: usize,
     ) {
-        let hd = self.shape.head_dim;
-        if chunks <= 1 || h1 - h0 <= 1 {
-            let qb = hd / QK;
-            for h in h0..h1 {
-                let i = h - h0;
-                let (sc, q8) = (
-                    &mut scores[i * self.slot()..(i + 1) * self.slot()],
-                    &mut qq[i * qb..(i + 1) * qb],
-                );
-                self.head(h, &mut out, i * hd, sc, q8);
-            }
-            return;
-        }
-        let mid = h0 + (h1 - h0) * (chunks / 2) / chunks;
-        let mid = mid.clamp(h0 + 1, h1 - 1);
-        let (oa, ob) = out.split_at((mid - h0) * hd);
-        let (sa, sb) = scores.split_at_mut((mid - h0) * self.slot());
-        let (qa, qb) = qq.split_at_mut((mid - h0) * (hd / QK));
-        rayon::join(
-            || self.heads(h0, mid, oa, sa, qa, chunks / 2),
-            || self.heads(mid, h1, ob, sb, qb, chunks - chunks / 2),
-        );
+        let slots = (scores.len() / self.slot()).min(qq.len() / (self.shape.head_dim / QK).max(1));
+        let tasks = chunks.min(slots).max(1);
+        self.part(h0..h1, 0..self.n, out, scores, qq, tasks);
     }
 
-    fn head(&self, h: usize, out: &mut OutCols<'_>, col: usize, scores: &mut [f32], qq: &mut [BlockQ8Act]) {
+    /// Heads `hs` over tokens `ts` (all tokens where `hs` is several heads) into `out` (their
+    /// columns, rows from `ts.start`), in `parts` parallel tasks with a slot of scratch each.
+    fn part(
+        &self,
+        hs: Range<usize>,
+        ts: Range<usize>,
+        mut out: OutCols<'_>,
+        scores: &mut [f32],
+        qq: &mut [BlockQ8Act],
+        parts: usize,
+    ) {
+        let (hd, slot, qb) = (self.shape.head_dim, self.slot(), self.shape.head_dim / QK);
+        let left = parts / 2;
+        let (sa, sb) = scores.split_at_mut(left * slot);
+        let (qa, qb_) = qq.split_at_mut(left * qb);
+        if parts > 1 && hs.len() > 1 {
+            let mid = (hs.start + hs.len() * left / parts).clamp(hs.start + 1, hs.end - 1);
+            let (oa, ob) = out.split_at((mid - hs.start) * hd);
+            rayon::join(
+                || self.part(hs.start..mid, ts.clone(), oa, sa, qa, left),
+                || self.part(mid..hs.end, ts.clone(), ob, sb, qb_, parts - left),
+            );
+        } else if let Some(mid) = (parts > 1)
+            .then(|| self.split_queries(ts.clone(), left, parts))
+            .flatten()
+        {
+            let (oa, ob) = out.split_tokens(mid - ts.start);
+            rayon::join(
+                || self.part(hs.clone(), ts.start..mid, oa, sa, qa, left),
+                || self.part(hs.clone(), mid..ts.end, ob, sb, qb_, parts - left),
+            );
+        } else {
+            for (i, h) in hs.enumerate() {
+                self.head(
+                    h,
+                    ts.clone(),
+                    &mut out,
+                    i * hd,
+                    &mut scores[..slot],
+                    &mut qq[..qb],
+                );
+            }
+        }
+    }
+
+    /// A query-block boundary inside `ts` that leaves about `left / parts` of the work (the
+    /// keys the queries see) before it, or `None` where `ts` is one block.
+    fn split_queries(&self, ts: Range<usize>, left: usize, parts: usize) -> Option<usize> {
+        let seen = |t: usize| self.pos0 + t + 1 - self.first_key(self.pos0 + t);
+        let total: usize = ts.clone().map(seen).sum();
+        let (mut done, qb) = (0, self.query_block.max(1));
+        let mut t = ts.start;
+        while t < ts.end && done * parts < total * left {
+            let end = (t.next_multiple_of(qb).max(t + 1).next_multiple_of(qb)).min(ts.end);
+            done += (t..end).map(seen).sum::<usize>();
+            t = end;
+        }
+        let t = t.clamp(ts.start, ts.end);
+        (t > ts.start && t < ts.end).then_some(t)
+    }
+
+    /// Head `h` over tokens `ts` into `out` (rows from `ts.start`) at column `col`.
+    fn head(
+        &self,
+        h: usize,
+        ts: Range<usize>,
+        out: &mut OutCols<'_>,
+        col: usize,
+        scores: &mut [f32],
+        qq: &mut [BlockQ8Act],
+    ) {
         let hd = self.shape.head_dim;
         if let LayerKv::F16 { k: kc, v: vc } = self.kv
             && self.n > 1
         {
             let base = self.kv_head(h) * self.ctx * hd;
-            return self.head_prompt_f16(h, out, col, scores, &kc[base..], &vc[base..]);
+            return self.head_prompt_f16(h, ts, out, col, scores, &kc[base..], &vc[base..]);
         }
-        for t in 0..self.n {
+        for t in ts.clone() {
             if let LayerKv::Q8 { .. } = self.kv {
                 (self.k.quantize_q8_act)(self.query(t, h), qq);
             }
             let keys = self.first_key(self.pos0 + t)..self.pos0 + t + 1;
-            self.attend(h, t, keys, scores, qq, &mut out.row(t)[col..col + hd]);
+            self.attend(h, t, keys, scores, qq, &mut out.row(t - ts.start)[col..col + hd]);
         }
     }
 
@@ -267,9 +333,11 @@ impl CausalAttention<'_> {
     /// the head's first position): the scores of a block of queries are one matrix product
     /// (each key read once per block, no reduction per key), then each row is cut to the keys
     /// its position sees, scaled, softmaxed and weighs the values.
+    #[allow(clippy::too_many_arguments)]
     fn head_prompt_f16(
         &self,
         h: usize,
+        ts: Range<usize>,
         out: &mut OutCols<'_>,
         col: usize,
         slot: &mut [f32],
@@ -278,8 +346,8 @@ impl CausalAttention<'_> {
     ) {
         let (k, hd, scale) = (self.k, self.shape.head_dim, self.shape.scale);
         let (queries, scores) = slot.split_at_mut(self.query_block * hd);
-        for t0 in (0..self.n).step_by(self.query_block) {
-            let t1 = (t0 + self.query_block).min(self.n);
+        for t0 in ts.clone().step_by(self.query_block) {
+            let t1 = (t0 + self.query_block).min(ts.end);
             for (t, q) in (t0..t1).zip(queries.chunks_exact_mut(hd)) {
                 q.copy_from_slice(self.query(t, h));
             }
@@ -321,7 +389,8 @@ impl CausalAttention<'_> {
                     scale
                 };
                 (k.softmax)(p, softmax_scale);
-                (k.attn_values_f16)(p, &values[start * hd..end * hd], &mut out.row(t)[col..col + hd]);
+                let o = &mut out.row(t - ts.start)[col..col + hd];
+                (k.attn_values_f16)(p, &values[start * hd..end * hd], o);
             }
         }
     }
@@ -386,6 +455,62 @@ mod tests {
     use crate::kv_cache::{KvCache, KvType};
     use rand::{RngExt, SeedableRng, rngs::StdRng};
 
+    /// A prompt's attention split by (head, block of queries) over more tasks than heads is
+    /// bit for bit the attention of one task, for every cache type, with and without a window.
+    #[test]
+    fn prompt_tasks_split_by_query_blocks_match_one_task() {
+        let k = Kernels::detect();
+        let (heads, kv_heads, hd, ctx, n, pos0) = (3, 1, 64, 160, 70, 50);
+        let mut rng = StdRng::seed_from_u64(11);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        for kind in [KvType::F32, KvType::F16, KvType::Q8] {
+            let mut cache = KvCache::new(kind, 1, kv_heads, hd, ctx).unwrap();
+            let mut row = || (0..hd).map(|_| rng.random_range(-2.0..2.0)).collect::<Vec<f32>>();
+            for p in 0..pos0 + n {
+                let (key, value) = (row(), row());
+                cache.layer_mut(0).write(k, p * hd, &key, &value);
+            }
+            let qkv_dim = (heads + 2 * kv_heads) * hd;
+            let qkv: Vec<f32> = (0..n * qkv_dim).map(|_| rng.random_range(-2.0..2.0)).collect();
+            for window in [None, Some(40)] {
+                let job = CausalAttention {
+                    k,
+                    shape: Heads {
+                        heads,
+                        kv_heads,
+                        head_dim: hd,
+                        scale: 0.125,
+                        softcap: None,
+                        window,
+                    },
+                    kv: cache.layer(0),
+                    ctx,
+                    qkv: &qkv,
+                    qkv_dim,
+                    pos0,
+                    n,
+                    query_block: QUERY_BLOCK,
+                };
+                let run = |tasks: usize| {
+                    let slots = prompt_slots(heads, tasks);
+                    let mut scratch = vec![0.0; scratch_len(heads, kv_heads, hd, ctx, QUERY_BLOCK, slots)];
+                    let mut qq = vec![BlockQ8Act::default(); slots * hd / QK];
+                    let mut out = vec![0.0; n * heads * hd];
+                    let view = OutCols::new(&mut out, n, heads * hd);
+                    pool.install(|| job.heads(0, heads, view, &mut scratch, &mut qq, tasks));
+                    out
+                };
+                let want = run(1);
+                for tasks in [2, 5, 8, 16] {
+                    assert!(
+                        run(tasks) == want,
+                        "{kind:?} window {window:?}: {tasks} tasks differ"
+                    );
+                }
+            }
+        }
+    }
+
     /// Generation's key blocks, merged, give what one pass over all keys gives, for every cache
     /// type, with and without a window and soft-capping.
     #[test]
@@ -425,7 +550,7 @@ mod tests {
                     n: 1,
                     query_block: QUERY_BLOCK,
                 };
-                let mut scratch = vec![0.0; scratch_len(heads, kv_heads, hd, ctx, QUERY_BLOCK)];
+                let mut scratch = vec![0.0; scratch_len(heads, kv_heads, hd, ctx, QUERY_BLOCK, heads)];
                 let mut qq = vec![BlockQ8Act::default(); heads * hd / QK];
                 let mut want = vec![0.0; heads * hd];
                 job.heads(
