@@ -28,6 +28,10 @@ PROBES = {
     "6 vpmaddubsw + 6 vpaddw": ["vpmaddubsw %ymm15, %ymm{k}, %ymm{k}"] * 6 + ["vpaddw %ymm15, %ymm{k}, %ymm{k}"] * 6,
     "6 vpmaddubsw + 6 vpbroadcastd": ["vpmaddubsw %ymm15, %ymm{k}, %ymm{k}"] * 6
     + ["vpbroadcastd {o4}(%rsi), %ymm{k}"] * 6,
+    # The Q8_0 kernel's sign trick: do vpsignb and vpabsb take the multiply pipes?
+    "vpsignb": ["vpsignb %ymm15, %ymm{k}, %ymm{k}"] * 12,
+    "vpabsb": ["vpabsb %ymm{k}, %ymm{k}"] * 12,
+    "6 vpmaddubsw + 6 vpsignb": ["vpmaddubsw %ymm15, %ymm{k}, %ymm{k}"] * 6 + ["vpsignb %ymm15, %ymm{k}, %ymm{k}"] * 6,
 }
 
 
