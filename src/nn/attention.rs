@@ -455,42 +455,70 @@ mod tests {
     use crate::kv_cache::{KvCache, KvType};
     use rand::{RngExt, SeedableRng, rngs::StdRng};
 
+    /// The test layer's shape: query heads, kv heads, values per head.
+    type Shape = (usize, usize, usize);
+
+    /// A cache of `kind` whose first `filled` positions per kv head hold random keys and values.
+    fn random_cache(
+        kind: KvType,
+        (_, kv_heads, hd): Shape,
+        ctx: usize,
+        filled: usize,
+        rng: &mut StdRng,
+    ) -> KvCache {
+        let k = Kernels::detect();
+        let mut cache = KvCache::new(kind, 1, kv_heads, hd, ctx).unwrap();
+        for g in 0..kv_heads {
+            for p in 0..filled {
+                let mut row = || (0..hd).map(|_| rng.random_range(-2.0..2.0)).collect::<Vec<f32>>();
+                let (key, value) = (row(), row());
+                cache.layer_mut(0).write(k, (g * ctx + p) * hd, &key, &value);
+            }
+        }
+        cache
+    }
+
+    /// Attention of `n` tokens from `pos0` whose rows of `qkv` are `qkv.len() / n` long.
+    fn job<'a>(
+        cache: &'a KvCache,
+        (heads, kv_heads, head_dim): Shape,
+        qkv: &'a [f32],
+        (pos0, n): (usize, usize),
+        (window, softcap): (Option<usize>, Option<f32>),
+    ) -> CausalAttention<'a> {
+        CausalAttention {
+            k: Kernels::detect(),
+            shape: Heads {
+                heads,
+                kv_heads,
+                head_dim,
+                scale: 0.125,
+                softcap,
+                window,
+            },
+            kv: cache.layer(0),
+            ctx: cache.context(),
+            qkv,
+            qkv_dim: qkv.len() / n,
+            pos0,
+            n,
+            query_block: QUERY_BLOCK,
+        }
+    }
+
     /// A prompt's attention split by (head, block of queries) over more tasks than heads is
     /// bit for bit the attention of one task, for every cache type, with and without a window.
     #[test]
     fn prompt_tasks_split_by_query_blocks_match_one_task() {
-        let k = Kernels::detect();
-        let (heads, kv_heads, hd, ctx, n, pos0) = (3, 1, 64, 160, 70, 50);
+        let (shape @ (heads, kv_heads, hd), ctx, n, pos0) = ((3, 1, 64), 160, 70, 50);
         let mut rng = StdRng::seed_from_u64(11);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
         for kind in [KvType::F32, KvType::F16, KvType::Q8] {
-            let mut cache = KvCache::new(kind, 1, kv_heads, hd, ctx).unwrap();
-            let mut row = || (0..hd).map(|_| rng.random_range(-2.0..2.0)).collect::<Vec<f32>>();
-            for p in 0..pos0 + n {
-                let (key, value) = (row(), row());
-                cache.layer_mut(0).write(k, p * hd, &key, &value);
-            }
+            let cache = random_cache(kind, shape, ctx, pos0 + n, &mut rng);
             let qkv_dim = (heads + 2 * kv_heads) * hd;
             let qkv: Vec<f32> = (0..n * qkv_dim).map(|_| rng.random_range(-2.0..2.0)).collect();
             for window in [None, Some(40)] {
-                let job = CausalAttention {
-                    k,
-                    shape: Heads {
-                        heads,
-                        kv_heads,
-                        head_dim: hd,
-                        scale: 0.125,
-                        softcap: None,
-                        window,
-                    },
-                    kv: cache.layer(0),
-                    ctx,
-                    qkv: &qkv,
-                    qkv_dim,
-                    pos0,
-                    n,
-                    query_block: QUERY_BLOCK,
-                };
+                let job = job(&cache, shape, &qkv, (pos0, n), (window, None));
                 let run = |tasks: usize| {
                     let slots = prompt_slots(heads, tasks);
                     let mut scratch = vec![0.0; scratch_len(heads, kv_heads, hd, ctx, QUERY_BLOCK, slots)];
@@ -515,41 +543,16 @@ mod tests {
     /// type, with and without a window and soft-capping.
     #[test]
     fn key_blocks_merge_to_the_single_pass() {
-        let k = Kernels::detect();
-        let (heads, kv_heads, hd, ctx) = (6, 2, 64, 700);
+        let (shape @ (heads, kv_heads, hd), ctx) = ((6, 2, 64), 700);
         let mut rng = StdRng::seed_from_u64(7);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
         for kind in [KvType::F32, KvType::F16, KvType::Q8] {
-            let mut cache = KvCache::new(kind, 1, kv_heads, hd, ctx).unwrap();
-            let mut row = || (0..hd).map(|_| rng.random_range(-2.0..2.0)).collect::<Vec<f32>>();
-            for g in 0..kv_heads {
-                for p in 0..ctx {
-                    let (key, value) = (row(), row());
-                    cache.layer_mut(0).write(k, (g * ctx + p) * hd, &key, &value);
-                }
-            }
+            let cache = random_cache(kind, shape, ctx, ctx, &mut rng);
             let qkv: Vec<f32> = (0..heads * hd + 2 * kv_heads * hd)
                 .map(|_| rng.random_range(-2.0..2.0))
                 .collect();
-            for (window, softcap) in [(None, None), (Some(300), Some(30.0))] {
-                let job = CausalAttention {
-                    k,
-                    shape: Heads {
-                        heads,
-                        kv_heads,
-                        head_dim: hd,
-                        scale: 0.125,
-                        softcap,
-                        window,
-                    },
-                    kv: cache.layer(0),
-                    ctx,
-                    qkv: &qkv,
-                    qkv_dim: qkv.len(),
-                    pos0: ctx - 1,
-                    n: 1,
-                    query_block: QUERY_BLOCK,
-                };
+            for window_softcap in [(None, None), (Some(300), Some(30.0))] {
+                let job = job(&cache, shape, &qkv, (ctx - 1, 1), window_softcap);
                 let mut scratch = vec![0.0; scratch_len(heads, kv_heads, hd, ctx, QUERY_BLOCK, heads)];
                 let mut qq = vec![BlockQ8Act::default(); heads * hd / QK];
                 let mut want = vec![0.0; heads * hd];
@@ -578,7 +581,7 @@ mod tests {
                         .fold(0.0, f32::max);
                     assert!(
                         worst < 1e-5,
-                        "{kind:?} window {window:?} threads {threads}: off by {worst}"
+                        "{kind:?} {window_softcap:?} threads {threads}: off by {worst}"
                     );
                 }
             }
