@@ -25,7 +25,7 @@ use crate::kv_cache::{KvCache, KvType};
 use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
 use crate::nn::attention::{self, CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
-use crate::nn::{mlp, norm, pieces};
+use crate::nn::{PAR_MIN_VALUES, mlp, norm, pieces};
 use crate::prompt_cache::{self, CacheError};
 use crate::session::{SessionError, SessionOptions};
 
@@ -754,6 +754,7 @@ impl Block<'_> {
         let (q_dim, kv_dim) = (c.num_heads * hd, c.num_kv_heads * hd);
         let qkv_dim = layer.qkv.out_dim();
         let n = rows.len() / qkv_dim;
+        let parts = parts.min(rows.len() / PAR_MIN_VALUES);
         if parts > 1 && n > 1 {
             let left = parts / 2;
             let split = (n * left / parts).max(1);

@@ -29,7 +29,7 @@ use crate::batch::filled;
 use crate::engine::Engine;
 use crate::format::meta::{Activation, Pooling, PoolingMode};
 use crate::model::{EncoderWeights, LayerNorm, Model, ModelError};
-use crate::nn::bidirectional;
+use crate::nn::{PAR_MIN_VALUES, bidirectional};
 use crate::tokenizer::{EncodeOptions, TokenizerError};
 
 pub use index::{CacheStatus, CorpusIndex, Hit, IndexError, model_fingerprint};
@@ -469,9 +469,6 @@ fn residual_norm(k: &Kernels, norm: LayerNorm<'_>, eps: f32, sum: &mut [f32], x:
         }
     });
 }
-
-/// Values below which row-wise work stays on one thread (a fork costs more than it saves).
-const PAR_MIN_VALUES: usize = 1 << 14;
 
 /// Calls `f` on consecutive row ranges of `a` (rows of `wa` values) and the same rows of `b`
 /// (rows of `wb`, possibly 0), split into up to `chunks` parallel pieces when large enough.

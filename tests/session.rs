@@ -83,6 +83,34 @@ fn feed_returns_the_last_logits_and_threads_agree_exactly() {
     }
 }
 
+/// A prompt long enough that its norms, rotations and adds split over the threads, and its
+/// attention by blocks of queries (more tasks than heads), gives the one-thread logits.
+#[test]
+fn long_prompts_split_over_threads_agree_exactly() {
+    let model = Tiny {
+        hidden: 256,
+        ff: 384,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 64,
+        ctx: 320,
+        weights: DType::Q4_0,
+        tied: true,
+        ..Tiny::default()
+    }
+    .model(5);
+    let prompt: Vec<u32> = (0..256).map(|i| (i * 37 % 264) as u32).collect();
+    let one = Session::new(&model, &opts(256, 1))
+        .unwrap()
+        .feed(&prompt)
+        .unwrap()
+        .to_vec();
+    for threads in [2, 3] {
+        let mut s = Session::new(&model, &opts(256, threads)).unwrap();
+        assert_eq!(s.feed(&prompt).unwrap().to_vec(), one, "{threads} threads");
+    }
+}
+
 #[test]
 fn qkv_bias_models_run_and_differ_from_unbiased_ones() {
     let plain = Tiny::default().model(3);

@@ -24,10 +24,15 @@ pub fn pieces(threads: usize) -> usize {
     }
 }
 
+/// Values of input a piece of per-row work has at least: with fewer, a fork costs about what
+/// it saves, so the few rows of a batched generation step stay on one thread.
+pub const PAR_MIN_VALUES: usize = 1 << 14;
+
 /// `f(x_part, out_part)` on up to `parts` pieces of whole rows run in parallel (rayon `join`,
-/// which neither allocates nor leaves the current thread pool): `x` holds rows of `x_row`
-/// values, `out` as many rows of `out_row`. The steps between matrix products (activation
-/// quantization, gated activations) are per row, so they split like the products do.
+/// which neither allocates nor leaves the current thread pool), each with at least
+/// [`PAR_MIN_VALUES`] of `x` where there are several: `x` holds rows of `x_row` values, `out`
+/// as many rows of `out_row`. The steps between matrix products (norms, residual adds,
+/// activation quantization, gated activations) are per row, so they split like the products do.
 pub fn par_rows<A: Sync, B: Send>(
     x: &[A],
     x_row: usize,
@@ -37,6 +42,7 @@ pub fn par_rows<A: Sync, B: Send>(
     f: &(impl Fn(&[A], &mut [B]) + Sync),
 ) {
     let rows = x.len() / x_row.max(1);
+    let parts = parts.min(x.len() / PAR_MIN_VALUES);
     if parts <= 1 || rows < 2 {
         return f(x, out);
     }
@@ -52,24 +58,46 @@ pub fn par_rows<A: Sync, B: Send>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::PAR_MIN_VALUES;
+
     #[test]
     fn par_rows_hands_every_row_to_exactly_one_piece() {
-        let x: Vec<u32> = (0..7 * 3).collect();
-        let want: Vec<u32> = x.chunks(3).flat_map(|r| [r[0], r.iter().sum()]).collect();
+        let w = PAR_MIN_VALUES;
+        let x: Vec<u32> = (0..7 * w as u32).collect();
+        let want: Vec<u32> = x
+            .chunks(w)
+            .flat_map(|r| [r[0], r.iter().fold(0, |a, &v| a ^ v)])
+            .collect();
         for parts in [1, 2, 3, 7, 8, 32] {
             let mut out = vec![0u32; 7 * 2];
-            super::par_rows(&x, 3, &mut out, 2, parts, &|x, o| {
+            let pieces = AtomicUsize::new(0);
+            super::par_rows(&x, w, &mut out, 2, parts, &|x, o| {
                 assert_eq!(
-                    x.len() / 3,
+                    x.len() / w,
                     o.len() / 2,
                     "a piece's rows differ between x and out"
                 );
-                for (r, o) in x.chunks(3).zip(o.chunks_mut(2)) {
+                pieces.fetch_add(1, Ordering::Relaxed);
+                for (r, o) in x.chunks(w).zip(o.chunks_mut(2)) {
                     o[0] += r[0];
-                    o[1] += r.iter().sum::<u32>();
+                    o[1] += r.iter().fold(0, |a, &v| a ^ v);
                 }
             });
             assert_eq!(out, want, "{parts} parts");
+            assert_eq!(pieces.into_inner(), parts.min(7), "{parts} parts");
         }
+    }
+
+    #[test]
+    fn par_rows_keeps_small_work_in_one_piece() {
+        let x = vec![1.0f32; PAR_MIN_VALUES + 100];
+        let mut out = vec![0.0f32; x.len() / 100];
+        let pieces = AtomicUsize::new(0);
+        super::par_rows(&x, 100, &mut out, 1, 8, &|_, _| {
+            pieces.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(pieces.into_inner(), 1);
     }
 }
