@@ -60,7 +60,6 @@ pub(super) fn forward(
     let (ah, q_dim) = (a * h, c.num_heads * c.head_dim);
     let gelu =
         |rows: &mut [f32], width: usize| par_rows(rows, width, &mut [], 0, chunks, &|r, _| (k.gelu_erf)(r));
-    let residual = |x: &mut [f32], y: &mut [f32]| par_rows(x, h, y, h, chunks, &|x, y| (k.add)(x, y));
 
     // Stem: conv1 over the mel frames, conv2 at stride 2, GELU after each, plus positions.
     im2col(&mut s.cols, frames, mels, frames, 1, |ch, t| mel[ch * stride + t]);
@@ -90,12 +89,12 @@ pub(super) fn forward(
         layer
             .attn_out
             .apply(k, &s.attn[..a * q_dim], xq, a, &mut s.xn, chunks);
-        residual(&mut s.x[..ah], &mut s.xn[..ah]);
+        norm::add_rows_par(k, &mut s.x[..ah], &s.xn[..ah], h, chunks);
         layer_norm(k, &mut s.x[..ah], layer.ffn_norm, eps, &mut s.xn[..ah], chunks);
         layer.up.apply(k, &s.xn[..ah], xq, a, &mut s.ffn, chunks);
         gelu(&mut s.ffn[..a * ff], ff);
         layer.down.apply(k, &s.ffn[..a * ff], xq, a, &mut s.xn, chunks);
-        residual(&mut s.x[..ah], &mut s.xn[..ah]);
+        norm::add_rows_par(k, &mut s.x[..ah], &s.xn[..ah], h, chunks);
     }
     layer_norm(k, &mut s.x[..ah], w.enc_norm, eps, &mut s.xn[..ah], chunks);
     s.x[..ah].copy_from_slice(&s.xn[..ah]);
