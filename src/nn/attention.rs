@@ -137,16 +137,16 @@ impl CausalAttention<'_> {
         qq: &mut [BlockQ8Act],
         parts: usize,
     ) {
-        let (hd, slot, qb) = (self.shape.head_dim, self.slot(), self.shape.head_dim / QK);
+        let (hd, slot, blocks) = (self.shape.head_dim, self.slot(), self.shape.head_dim / QK);
         let left = parts / 2;
         let (sa, sb) = scores.split_at_mut(left * slot);
-        let (qa, qb_) = qq.split_at_mut(left * qb);
+        let (qa, qb) = qq.split_at_mut(left * blocks);
         if parts > 1 && hs.len() > 1 {
             let mid = (hs.start + hs.len() * left / parts).clamp(hs.start + 1, hs.end - 1);
             let (oa, ob) = out.split_at((mid - hs.start) * hd);
             rayon::join(
                 || self.part(hs.start..mid, ts.clone(), oa, sa, qa, left),
-                || self.part(mid..hs.end, ts.clone(), ob, sb, qb_, parts - left),
+                || self.part(mid..hs.end, ts.clone(), ob, sb, qb, parts - left),
             );
         } else if let Some(mid) = (parts > 1)
             .then(|| self.split_queries(ts.clone(), left, parts))
@@ -155,7 +155,7 @@ impl CausalAttention<'_> {
             let (oa, ob) = out.split_tokens(mid - ts.start);
             rayon::join(
                 || self.part(hs.clone(), ts.start..mid, oa, sa, qa, left),
-                || self.part(hs.clone(), mid..ts.end, ob, sb, qb_, parts - left),
+                || self.part(hs.clone(), mid..ts.end, ob, sb, qb, parts - left),
             );
         } else {
             for (i, h) in hs.enumerate() {
@@ -165,7 +165,7 @@ impl CausalAttention<'_> {
                     &mut out,
                     i * hd,
                     &mut scores[..slot],
-                    &mut qq[..qb],
+                    &mut qq[..blocks],
                 );
             }
         }
@@ -176,14 +176,12 @@ impl CausalAttention<'_> {
     fn split_queries(&self, ts: Range<usize>, left: usize, parts: usize) -> Option<usize> {
         let seen = |t: usize| self.pos0 + t + 1 - self.first_key(self.pos0 + t);
         let total: usize = ts.clone().map(seen).sum();
-        let (mut done, qb) = (0, self.query_block.max(1));
-        let mut t = ts.start;
+        let (mut done, mut t) = (0, ts.start);
         while t < ts.end && done * parts < total * left {
-            let end = (t.next_multiple_of(qb).max(t + 1).next_multiple_of(qb)).min(ts.end);
+            let end = (t + 1).next_multiple_of(self.query_block.max(1)).min(ts.end);
             done += (t..end).map(seen).sum::<usize>();
             t = end;
         }
-        let t = t.clamp(ts.start, ts.end);
         (t > ts.start && t < ts.end).then_some(t)
     }
 
