@@ -5,16 +5,14 @@ benches/compare-llamacpp.sh (benches/results/compare-*.json) or benches/device-s
 
     python3 benches/plot_compare.py benches/results/compare-X.json docs/img/smollm2-2core.png
     python3 benches/plot_compare.py DEVICE_OUT_DIR docs/img/scaling-16core.png
-Needs matplotlib."""
+    python3 benches/plot_compare.py DEVICE_OUT_DIR --table   # the ratios as a Markdown table
+Needs matplotlib (not for --table)."""
 import json
 import pathlib
+import re
 import sys
 from collections import defaultdict
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 def from_compare(path):
@@ -28,23 +26,53 @@ def from_compare(path):
 
 
 def from_device(folder):
-    """The same from device-scaling.sh's llama-<model>.json / edgelm-<model>.json pairs."""
-    out = defaultdict(lambda: defaultdict(dict))
+    """The same from device-scaling.sh's llama-<model>-r<round>.json / edgelm-<model>-r<round>.json
+    files (older sittings: one file per program and model, no round): the mean of every sample
+    of every round."""
+    samples = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     folder = pathlib.Path(folder)
-    for f in sorted(folder.glob("llama-*.json")):
-        model = f.stem[len("llama-"):]
-        for r in json.loads(f.read_text()):
-            test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
-            out[(model, test)]["llama.cpp"][r["n_threads"]] = r["avg_ts"]
-        edgelm = json.loads((folder / f"edgelm-{model}.json").read_text())
-        for r in edgelm["results"]:
-            out[(model, r["test"])]["edgelm"][r["threads"]] = r["avg_ts"]
+    for f in sorted(folder.glob("llama-*.json")) + sorted(folder.glob("edgelm-*.json")):
+        program, name = f.stem.split("-", 1)
+        model = re.sub(r"-r\d+$", "", name)
+        data = json.loads(f.read_text())
+        if program == "llama":
+            for r in data:
+                test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
+                samples[(model, test)]["llama.cpp"][r["n_threads"]] += r["samples_ts"]
+        else:
+            for r in data["results"]:
+                samples[(model, r["test"])]["edgelm"][r["threads"]] += r["samples_ts"]
+    out = defaultdict(lambda: defaultdict(dict))
+    for key, tools in samples.items():
+        for tool, by_threads in tools.items():
+            for threads, ts in by_threads.items():
+                out[key][tool][threads] = sum(ts) / len(ts)
     machine = (folder / "machine.txt").read_text().splitlines()[0] if (folder / "machine.txt").exists() else ""
     return out, machine
 
 
+def ratio_table(data):
+    """Markdown rows of edgelm ÷ llama.cpp by thread count."""
+    threads = sorted({t for tools in data.values() for t in tools.get("edgelm", {})})
+    lines = ["| model | test | " + " | ".join(map(str, threads)) + " threads |",
+             "|---|---|" + "---:|" * len(threads)]
+    for (model, test), tools in sorted(data.items()):
+        cells = [f"{tools['edgelm'][t] / tools['llama.cpp'][t]:.2f}" if t in tools.get("llama.cpp", {}) else "–"
+                 for t in threads]
+        lines.append(f"| {model} | {test} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(src, dst):
     data, subtitle = from_compare(src) if src.endswith(".json") else from_device(src)
+    if dst == "--table":
+        print(ratio_table(data))
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     keys = sorted(data)
     cols = 2
     rows = (len(keys) + cols - 1) // cols
