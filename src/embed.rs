@@ -29,7 +29,7 @@ use crate::batch::filled;
 use crate::engine::Engine;
 use crate::format::meta::{Activation, Pooling, PoolingMode};
 use crate::model::{EncoderWeights, LayerNorm, Model, ModelError};
-use crate::nn::{PAR_MIN_VALUES, bidirectional};
+use crate::nn::{bidirectional, par_rows};
 use crate::tokenizer::{EncodeOptions, TokenizerError};
 
 pub use index::{CacheStatus, CorpusIndex, Hit, IndexError, model_fingerprint};
@@ -453,7 +453,7 @@ fn forward(model: &Model, w: &EncoderWeights<'_>, k: &Kernels, s: &mut Scratch) 
         layer.attn_out.apply(k, &attn[..n * q_dim], xq, n, tmp, chunks);
         residual_norm(k, layer.attn_norm, eps, &mut tmp[..nh], &mut x[..nh], chunks);
         layer.up.apply(k, &x[..nh], xq, n, ffn, chunks);
-        par_rows(&mut ffn[..n * ff], ff, &mut [], 0, chunks, &|a, _| gelu(a));
+        par_rows(&mut ffn[..n * ff], ff, (), 0, chunks, &|a, ()| gelu(a));
         layer.down.apply(k, &ffn[..n * ff], xq, n, tmp, chunks);
         residual_norm(k, layer.out_norm, eps, &mut tmp[..nh], &mut x[..nh], chunks);
     }
@@ -468,29 +468,6 @@ fn residual_norm(k: &Kernels, norm: LayerNorm<'_>, eps: f32, sum: &mut [f32], x:
             (k.layer_norm)(s, norm.weight, norm.bias, eps, x);
         }
     });
-}
-
-/// Calls `f` on consecutive row ranges of `a` (rows of `wa` values) and the same rows of `b`
-/// (rows of `wb`, possibly 0), split into up to `chunks` parallel pieces when large enough.
-pub(crate) fn par_rows<F: Fn(&mut [f32], &mut [f32]) + Sync>(
-    a: &mut [f32],
-    wa: usize,
-    b: &mut [f32],
-    wb: usize,
-    chunks: usize,
-    f: &F,
-) {
-    let rows = a.len() / wa.max(1);
-    if chunks <= 1 || rows < 2 || a.len() + b.len() < PAR_MIN_VALUES {
-        return f(a, b);
-    }
-    let left = (rows * (chunks / 2) / chunks).max(1);
-    let (a0, a1) = a.split_at_mut(left * wa);
-    let (b0, b1) = b.split_at_mut(left * wb);
-    rayon::join(
-        || par_rows(a0, wa, b0, wb, chunks / 2, f),
-        || par_rows(a1, wa, b1, wb, chunks - chunks / 2, f),
-    );
 }
 
 /// Pools one sentence's token states (`states`: its rows, in order) into `out`.
@@ -550,27 +527,6 @@ mod tests {
         pool_sentence(p, &[0.0; 6], &mut out);
         assert_eq!(out, [0.0; 3]);
         assert_eq!(cosine(&out, &[1.0, 2.0, 3.0]), 0.0);
-    }
-
-    #[test]
-    fn row_splits_cover_every_row_once() {
-        let pool = crate::threads::pool(Some(3)).unwrap();
-        for (rows, chunks) in [(1, 3), (2, 3), (5, 2), (4096, 3), (4097, 4)] {
-            let (wa, wb) = (8, 3);
-            let mut a = vec![0.0f32; rows * wa];
-            let mut b = vec![0.0f32; rows * wb];
-            pool.install(|| {
-                par_rows(&mut a, wa, &mut b, wb, chunks, &|a, b| {
-                    assert_eq!(a.len() / wa, b.len() / wb, "a and b get the same rows");
-                    a.iter_mut().for_each(|v| *v += 1.0);
-                    b.iter_mut().for_each(|v| *v += 2.0);
-                })
-            });
-            assert!(
-                a.iter().all(|&v| v == 1.0) && b.iter().all(|&v| v == 2.0),
-                "{rows} rows"
-            );
-        }
     }
 
     #[test]

@@ -439,7 +439,7 @@ pub(crate) mod tests {
         f.extend_from_slice(&tag.to_le_bytes());
         f.extend_from_slice(&channels.to_le_bytes());
         f.extend_from_slice(&rate.to_le_bytes());
-        f.extend_from_slice(&(rate * u32::from(align)).to_le_bytes());
+        f.extend_from_slice(&rate.wrapping_mul(u32::from(align)).to_le_bytes());
         f.extend_from_slice(&align.to_le_bytes());
         f.extend_from_slice(&bits.to_le_bytes());
         f

@@ -291,7 +291,7 @@ impl<'a> Linear<'a> {
         let q8: &[BlockQ8Act] = if self.needs_q8() {
             let blocks = &mut xq[..x.len() / QK];
             let cols = self.in_dim();
-            par_rows(x, cols, blocks, cols / QK, pieces(chunks), &|x, q| {
+            par_rows(x, cols, &mut *blocks, cols / QK, pieces(chunks), &|x, q| {
                 (k.quantize_q8_act)(x, q)
             });
             blocks

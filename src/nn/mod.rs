@@ -32,28 +32,65 @@ pub const PAR_MIN_VALUES: usize = 1 << 14;
 /// which neither allocates nor leaves the current thread pool), each with at least
 /// [`PAR_MIN_VALUES`] of `x` where there are several: `x` holds rows of `x_row` values, `out`
 /// as many rows of `out_row`. The steps between matrix products (norms, residual adds,
-/// activation quantization, gated activations) are per row, so they split like the products do.
-pub fn par_rows<A: Sync, B: Send>(
-    x: &[A],
+/// activation quantization, gated and GELU activations) are per row, so they split like the
+/// products do. Either side may be shared or exclusive ([`Halves`]); `()` is no `out`.
+pub fn par_rows<A: Halves, B: Halves>(
+    x: A,
     x_row: usize,
-    out: &mut [B],
+    out: B,
     out_row: usize,
     parts: usize,
-    f: &(impl Fn(&[A], &mut [B]) + Sync),
+    f: &(impl Fn(A, B) + Sync),
 ) {
-    let rows = x.len() / x_row.max(1);
-    let parts = parts.min(x.len() / PAR_MIN_VALUES);
+    let values = x.values();
+    let rows = values / x_row.max(1);
+    let parts = parts.min(values / PAR_MIN_VALUES);
     if parts <= 1 || rows < 2 {
         return f(x, out);
     }
     let left = parts / 2;
     let split = (rows * left / parts).max(1);
-    let (xa, xb) = x.split_at(split * x_row);
-    let (oa, ob) = out.split_at_mut(split * out_row);
+    let (xa, xb) = x.halves(split * x_row);
+    let (oa, ob) = out.halves(split * out_row);
     rayon::join(
         || par_rows(xa, x_row, oa, out_row, left, f),
         || par_rows(xb, x_row, ob, out_row, parts - left, f),
     );
+}
+
+/// What [`par_rows`] cuts into pieces: a shared or an exclusive slice, or `()` (nothing).
+pub trait Halves: Send + Sized {
+    /// Values held.
+    fn values(&self) -> usize;
+    /// The first `at` values and the rest.
+    fn halves(self, at: usize) -> (Self, Self);
+}
+
+impl<T: Sync> Halves for &[T] {
+    fn values(&self) -> usize {
+        self.len()
+    }
+    fn halves(self, at: usize) -> (Self, Self) {
+        self.split_at(at)
+    }
+}
+
+impl<T: Send> Halves for &mut [T] {
+    fn values(&self) -> usize {
+        self.len()
+    }
+    fn halves(self, at: usize) -> (Self, Self) {
+        self.split_at_mut(at)
+    }
+}
+
+impl Halves for () {
+    fn values(&self) -> usize {
+        0
+    }
+    fn halves(self, _: usize) -> (Self, Self) {
+        ((), ())
+    }
 }
 
 #[cfg(test)]
@@ -73,7 +110,7 @@ mod tests {
         for parts in [1, 2, 3, 7, 8, 32] {
             let mut out = vec![0u32; 7 * 2];
             let pieces = AtomicUsize::new(0);
-            super::par_rows(&x, w, &mut out, 2, parts, &|x, o| {
+            super::par_rows(&x[..], w, &mut out[..], 2, parts, &|x, o| {
                 assert_eq!(
                     x.len() / w,
                     o.len() / 2,
@@ -95,9 +132,30 @@ mod tests {
         let x = vec![1.0f32; PAR_MIN_VALUES + 100];
         let mut out = vec![0.0f32; x.len() / 100];
         let pieces = AtomicUsize::new(0);
-        super::par_rows(&x, 100, &mut out, 1, 8, &|_, _| {
+        super::par_rows(&x[..], 100, &mut out[..], 1, 8, &|_, _| {
             pieces.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(pieces.into_inner(), 1);
+    }
+
+    #[test]
+    fn par_rows_splits_two_exclusive_sides_alike() {
+        let pool = crate::threads::pool(Some(3)).unwrap();
+        let (wa, wb) = (PAR_MIN_VALUES / 4, 3);
+        for (rows, parts) in [(1, 3), (2, 3), (5, 2), (17, 3), (64, 12)] {
+            let mut a = vec![0.0f32; rows * wa];
+            let mut b = vec![0.0f32; rows * wb];
+            pool.install(|| {
+                super::par_rows(&mut a[..], wa, &mut b[..], wb, parts, &|a, b| {
+                    assert_eq!(a.len() / wa, b.len() / wb, "a and b get the same rows");
+                    a.iter_mut().for_each(|v| *v += 1.0);
+                    b.iter_mut().for_each(|v| *v += 2.0);
+                })
+            });
+            assert!(
+                a.iter().all(|&v| v == 1.0) && b.iter().all(|&v| v == 2.0),
+                "{rows} rows"
+            );
+        }
     }
 }

@@ -6,12 +6,12 @@
 use edgelm_kernels::{BlockQ8Act, Kernels};
 
 use super::EncoderScratch;
-use crate::embed::par_rows;
 use crate::format::meta::ModelConfig;
 use crate::kv_cache::KvCache;
 use crate::model::{LayerNorm, WhisperWeights};
 use crate::nn::bidirectional::SelfAttention;
 use crate::nn::norm;
+use crate::nn::par_rows;
 
 /// Writes the im2col rows of a kernel-3 convolution with padding 1: output row `t` holds, for
 /// each input channel `c`, the inputs at times `stride·t − 1`, `stride·t`, `stride·t + 1`
@@ -59,7 +59,7 @@ pub(super) fn forward(
     let stride = 2 * audio.audio_ctx;
     let (ah, q_dim) = (a * h, c.num_heads * c.head_dim);
     let gelu =
-        |rows: &mut [f32], width: usize| par_rows(rows, width, &mut [], 0, chunks, &|r, _| (k.gelu_erf)(r));
+        |rows: &mut [f32], width: usize| par_rows(rows, width, (), 0, chunks, &|r, ()| (k.gelu_erf)(r));
 
     // Stem: conv1 over the mel frames, conv2 at stride 2, GELU after each, plus positions.
     im2col(&mut s.cols, frames, mels, frames, 1, |ch, t| mel[ch * stride + t]);
