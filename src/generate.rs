@@ -2,6 +2,8 @@
 //! and never shows the start of a stop string, stop on end-of-turn tokens and stop strings.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sampling::Sampler;
@@ -20,6 +22,9 @@ pub struct GenerateOptions {
     pub sliding_window: Option<usize>,
     /// Stop when the answer's end repeats itself (`None`: never).
     pub loop_guard: Option<LoopGuard>,
+    /// Set from another thread to stop: checked before each batch of the prompt and each
+    /// generated token, so a long prompt stops within one batch ([`StopReason::Cancelled`]).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// When to stop an answer that repeats itself. Two kinds of repetition are watched:
@@ -165,7 +170,7 @@ pub enum StopReason {
     MaxTokens,
     /// A stop string appeared.
     StopString,
-    /// The callback asked to stop.
+    /// The callback asked to stop, or [`GenerateOptions::cancel`] was set.
     Cancelled,
     /// The answer repeated itself (see [`LoopGuard`]).
     Repetition,
@@ -216,14 +221,34 @@ fn generate_in_pool(
             stop: StopReason::MaxTokens,
         });
     }
+    let cancelled = || opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
     let mut answer = Answer::new(s.model().tokenizer(), opts);
     make_room(s, prompt.len(), opts)?;
-    let mut next = s.feed_and_sample(prompt, sampler)?;
+    // The prompt goes in one batch at a time, so that a cancel lands between two.
+    let mut rest = prompt;
+    while rest.len() > s.batch() && !cancelled() {
+        let (now, later) = rest.split_at(s.batch());
+        s.feed(now)?;
+        rest = later;
+    }
+    if cancelled() {
+        return Ok(GenerationStats {
+            prompt_tokens: prompt.len() - rest.len(),
+            prompt_time: t0.elapsed(),
+            generated_tokens: 0,
+            generation_time: Duration::ZERO,
+            stop: StopReason::Cancelled,
+        });
+    }
+    let mut next = s.feed_and_sample(rest, sampler)?;
     let prompt_time = t0.elapsed();
     let t1 = Instant::now();
     let stop = loop {
         if let Some(stop) = answer.push(next, &mut on_text) {
             break stop;
+        }
+        if cancelled() {
+            break StopReason::Cancelled;
         }
         make_room(s, 1, opts)?;
         next = s.feed_and_sample(&[next], sampler)?;

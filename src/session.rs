@@ -154,6 +154,11 @@ impl<'m> Session<'m> {
         self.seq.load_prompt_cache(self.dec.model(), path)
     }
 
+    /// Most tokens one forward pass takes (longer inputs go in several).
+    pub fn batch(&self) -> usize {
+        self.dec.batch()
+    }
+
     /// Runs `f` on one of the session's threads, so that every forward pass inside it
     /// starts its parallel work without a cross-thread hand-off (generation loops use this).
     pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {

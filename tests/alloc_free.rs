@@ -60,6 +60,7 @@ fn generated_tokens_cost_no_allocations() {
                 stop: vec!["\u{1}never".into()],
                 sliding_window: None,
                 loop_guard,
+                cancel: None,
             };
             let before = counting_alloc::allocations();
             let stats = generate(&mut session, &mut sampler, &prompt, &opts, |_| {

@@ -283,3 +283,48 @@ fn sequences_decoded_together_match_each_alone() {
         assert_eq!(seqs[0].position(), before);
     }
 }
+
+#[test]
+fn cancel_stops_before_the_next_prompt_batch_or_token() {
+    use std::ops::ControlFlow;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use edgelm::generate::{GenerateOptions, StopReason, generate};
+    use edgelm::sampling::{Sampler, SamplingParams};
+
+    let model = Tiny::default().model(6);
+    let mut s = Session::new(&model, &opts(4, 1)).unwrap();
+    let mut sampler = Sampler::new(SamplingParams::greedy(), &model);
+    let cancel = Arc::new(AtomicBool::new(true));
+    let o = GenerateOptions {
+        max_tokens: 20,
+        stop: vec!["\u{1}never".into()],
+        cancel: Some(cancel.clone()),
+        ..Default::default()
+    };
+    // Set before: no batch of the prompt runs.
+    let stats = generate(&mut s, &mut sampler, &PROMPT[..10], &o, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(
+        (stats.stop, stats.prompt_tokens, stats.generated_tokens),
+        (StopReason::Cancelled, 0, 0)
+    );
+    assert_eq!(s.position(), 0, "nothing was fed");
+    // Set while the first piece of text is shown: nothing more is fed.
+    cancel.store(false, Ordering::Relaxed);
+    let stats = generate(&mut s, &mut sampler, &PROMPT[..10], &o, |_| {
+        cancel.store(true, Ordering::Relaxed);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(stats.stop, StopReason::Cancelled);
+    assert!(stats.generated_tokens < o.max_tokens, "{stats:?}");
+    assert_eq!(
+        s.position(),
+        10 + stats.generated_tokens - 1,
+        "the last sampled token is not fed"
+    );
+}

@@ -517,6 +517,7 @@ pub unsafe extern "C" fn edgelm_generate(
             stop,
             sliding_window: usize::try_from(o.keep).ok(),
             loop_guard: (o.loop_guard != 0).then(LoopGuard::default),
+            cancel: None,
         };
         let user = UserData(user_data);
         let result = s.session.with(|s| {

@@ -387,7 +387,7 @@ enum Piece {
     End(Result<GenerationStats, CError>),
 }
 
-fn run_generation(inner: &Inner, ids: &[u32], s: Settings, cancelled: &AtomicBool, tx: &SyncSender<Piece>) {
+fn run_generation(inner: &Inner, ids: &[u32], s: Settings, cancelled: &Arc<AtomicBool>, tx: &SyncSender<Piece>) {
     let result = inner.session().and_then(|mut session| {
         let mut sampler = Sampler::new(s.sampling, &inner.model);
         let opts = GenerateOptions {
@@ -395,6 +395,8 @@ fn run_generation(inner: &Inner, ids: &[u32], s: Settings, cancelled: &AtomicBoo
             stop: s.stop,
             sliding_window: None,
             loop_guard: s.loop_guard.then(LoopGuard::default),
+            // Stops a long prompt too, not only the tokens after it.
+            cancel: Some(cancelled.clone()),
         };
         let result = session.with(|session| {
             generate(session, &mut sampler, ids, &opts, |piece| {

@@ -151,6 +151,7 @@ impl<'m> Conversation<'m> {
             stop: Vec::new(),
             sliding_window: t.keep,
             loop_guard: t.loop_guard,
+            cancel: None,
         };
         let mut answer = String::new();
         let result = generate(

@@ -83,6 +83,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         stop: args.stop.clone(),
         sliding_window: args.keep,
         loop_guard: args.loop_guard.guard(false)?,
+        cancel: None,
     };
     let cache = args.prompt_cache.as_deref();
     let reused = cache.map_or(0, |path| restore_prompt_cache(&mut session, path, &prompt));

@@ -347,6 +347,7 @@ fn settings(s: &Sampling, limits: &Limits) -> Result<(SamplingParams, GenerateOp
         stop,
         sliding_window: None,
         loop_guard: Some(LoopGuard::default()),
+        cancel: None,
     };
     Ok((sampling, options))
 }
