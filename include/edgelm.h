@@ -21,7 +21,7 @@
 #define EDGELM_API_VERSION_MAJOR 0
 
 // Minor version: additions.
-#define EDGELM_API_VERSION_MINOR 1
+#define EDGELM_API_VERSION_MINOR 2
 
 // Patch version.
 #define EDGELM_API_VERSION_PATCH 0
@@ -80,7 +80,7 @@ typedef enum EdgelmStopReason {
   EDGELM_STOP_REASON_MAX_TOKENS = 1,
   // A stop string appeared.
   EDGELM_STOP_REASON_STOP_STRING = 2,
-  // The callback returned nonzero.
+  // The callback returned nonzero, or `edgelm_session_cancel` was called.
   EDGELM_STOP_REASON_CANCELLED = 3,
   // The answer repeated itself (loop guard).
   EDGELM_STOP_REASON_REPETITION = 4,
@@ -403,6 +403,18 @@ enum EdgelmStatus edgelm_session_sample(struct EdgelmSession *session,
                                         size_t n,
                                         uint32_t *token);
 
+// Makes the `edgelm_generate` running on `session` stop before its next batch of prompt
+// tokens or its next token (then `EDGELM_STATUS_OK` with stop reason `CANCELLED`); no effect
+// on a generation that starts later. For a voice loop whose user talks over the answer, or
+// an application shutting down during a long prompt.
+//
+// Thread safety: any thread, also from inside the generation's callback, while the session
+// is generating; not concurrently with or after `edgelm_session_free`.
+//
+// # Safety
+// `session` is NULL or a session handle.
+enum EdgelmStatus edgelm_session_cancel(const struct EdgelmSession *session);
+
 // Forgets the session's context (position 0); the cache is kept for reuse.
 //
 // Thread safety: one call at a time per session.
@@ -454,8 +466,9 @@ enum EdgelmStatus edgelm_sampler_free(struct EdgelmSampler *sampler);
 struct EdgelmGenerateOptions edgelm_generate_options_default(void);
 
 // Feeds the `n` prompt tokens, then samples, feeds back and streams text to `callback` until
-// the model ends its turn, `max_tokens` are generated, a stop string appears or the callback
-// returns nonzero (then `EDGELM_STATUS_OK` with stop reason `CANCELLED`). `opts` NULL:
+// the model ends its turn, `max_tokens` are generated, a stop string appears, or the callback
+// returns nonzero or `edgelm_session_cancel` is called (then `EDGELM_STATUS_OK` with stop
+// reason `CANCELLED`). `opts` NULL:
 // defaults; `stats` may be NULL. No heap allocation per generated token.
 //
 // Thread safety: one call at a time per session and per sampler; the callback runs on a

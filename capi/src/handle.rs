@@ -2,10 +2,12 @@
 //! null, foreign or freed-and-zeroed pointers are reported instead of dereferenced as the
 //! wrong thing) and a busy flag (so that two calls on one mutable handle at once, or a call
 //! from inside a generation callback on the handle being generated with, fail with
-//! `EDGELM_STATUS_BUSY` instead of aliasing it).
+//! `EDGELM_STATUS_BUSY` instead of aliasing it), and a cancel flag that another thread may set
+//! while a call holds the handle.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind};
@@ -25,6 +27,8 @@ pub(crate) struct Handle<T> {
     magic: AtomicU64,
     busy: AtomicBool,
     value: UnsafeCell<T>,
+    /// Asks the call in progress to stop early (read by the calls that look at it).
+    cancel: Arc<AtomicBool>,
 }
 
 /// Exclusive access to a handle's value until dropped.
@@ -47,6 +51,14 @@ impl<T> DerefMut for Guard<'_, T> {
     }
 }
 
+impl<T> Guard<'_, T> {
+    /// The handle's cancel flag, cleared: a call that honours it starts with this.
+    pub(crate) fn fresh_cancel_flag(&self) -> Arc<AtomicBool> {
+        self.handle.cancel.store(false, Ordering::Relaxed);
+        Arc::clone(&self.handle.cancel)
+    }
+}
+
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
         self.handle.busy.store(false, Ordering::Release);
@@ -60,6 +72,7 @@ impl<T: Kind> Handle<T> {
             magic: AtomicU64::new(T::MAGIC),
             busy: AtomicBool::new(false),
             value: UnsafeCell::new(value),
+            cancel: Arc::default(),
         });
         Box::into_raw(handle).cast()
     }
@@ -115,6 +128,18 @@ impl<T: Kind> Handle<T> {
             ));
         }
         Ok(Guard { handle })
+    }
+
+    /// Sets the handle's cancel flag; it needs no lock, so any thread may call it while
+    /// another call holds the handle.
+    ///
+    /// # Safety
+    /// As [`Handle::check`].
+    pub(crate) unsafe fn cancel(ptr: *const T::C) -> Result<(), Error> {
+        // SAFETY: forwarded contract.
+        let handle = unsafe { Handle::<T>::check(ptr)? };
+        handle.cancel.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Frees the handle: NULL is accepted (nothing to do), a busy handle is not freed.

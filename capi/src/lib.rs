@@ -21,7 +21,7 @@ use error::{Error, ErrorKind};
 /// Major version of the C API: changes break source or binary compatibility.
 pub const EDGELM_API_VERSION_MAJOR: u32 = 0;
 /// Minor version: additions.
-pub const EDGELM_API_VERSION_MINOR: u32 = 1;
+pub const EDGELM_API_VERSION_MINOR: u32 = 2;
 /// Patch version.
 pub const EDGELM_API_VERSION_PATCH: u32 = 0;
 /// `major * 10000 + minor * 100 + patch`, what `edgelm_api_version()` returns.

@@ -228,6 +228,22 @@ pub unsafe extern "C" fn edgelm_session_sample(
     })
 }
 
+/// Makes the `edgelm_generate` running on `session` stop before its next batch of prompt
+/// tokens or its next token (then `EDGELM_STATUS_OK` with stop reason `CANCELLED`); no effect
+/// on a generation that starts later. For a voice loop whose user talks over the answer, or
+/// an application shutting down during a long prompt.
+///
+/// Thread safety: any thread, also from inside the generation's callback, while the session
+/// is generating; not concurrently with or after `edgelm_session_free`.
+///
+/// # Safety
+/// `session` is NULL or a session handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn edgelm_session_cancel(session: *const EdgelmSession) -> EdgelmStatus {
+    // SAFETY: forwarded contract.
+    run(|| unsafe { Handle::<SessionData>::cancel(session) })
+}
+
 /// Forgets the session's context (position 0); the cache is kept for reuse.
 ///
 /// Thread safety: one call at a time per session.
@@ -445,7 +461,7 @@ pub enum EdgelmStopReason {
     MaxTokens = 1,
     /// A stop string appeared.
     StopString = 2,
-    /// The callback returned nonzero.
+    /// The callback returned nonzero, or `edgelm_session_cancel` was called.
     Cancelled = 3,
     /// The answer repeated itself (loop guard).
     Repetition = 4,
@@ -472,8 +488,9 @@ struct UserData(*mut c_void);
 unsafe impl Send for UserData {}
 
 /// Feeds the `n` prompt tokens, then samples, feeds back and streams text to `callback` until
-/// the model ends its turn, `max_tokens` are generated, a stop string appears or the callback
-/// returns nonzero (then `EDGELM_STATUS_OK` with stop reason `CANCELLED`). `opts` NULL:
+/// the model ends its turn, `max_tokens` are generated, a stop string appears, or the callback
+/// returns nonzero or `edgelm_session_cancel` is called (then `EDGELM_STATUS_OK` with stop
+/// reason `CANCELLED`). `opts` NULL:
 /// defaults; `stats` may be NULL. No heap allocation per generated token.
 ///
 /// Thread safety: one call at a time per session and per sampler; the callback runs on a
@@ -517,7 +534,7 @@ pub unsafe extern "C" fn edgelm_generate(
             stop,
             sliding_window: usize::try_from(o.keep).ok(),
             loop_guard: (o.loop_guard != 0).then(LoopGuard::default),
-            cancel: None,
+            cancel: Some(s.fresh_cancel_flag()),
         };
         let user = UserData(user_data);
         let result = s.session.with(|s| {

@@ -49,6 +49,16 @@ static int stop_after_three(const char *text, size_t len, void *user_data) {
   return ++pieces_seen >= 3;
 }
 
+/* Cancels its session (the user data) at the second piece and goes on: nothing more is fed. */
+static int cancel_pieces = 0;
+static EdgelmStatus cancel_status = EDGELM_STATUS_INVALID_HANDLE;
+static int cancel_at_second(const char *text, size_t len, void *user_data) {
+  (void)text;
+  (void)len;
+  if (++cancel_pieces == 2) cancel_status = edgelm_session_cancel((const EdgelmSession *)user_data);
+  return 0;
+}
+
 static EdgelmStatus reentry_status = EDGELM_STATUS_OK;
 static int reenter(const char *text, size_t len, void *user_data) {
   (void)text;
@@ -106,6 +116,8 @@ static void null_and_foreign_handles(void) {
   EXPECT(edgelm_session_sample(fake_session, fake_sampler, ids, 1, &token), BAD_HANDLE);
   EXPECT(edgelm_session_reset(NULL), NULL_ARG);
   EXPECT(edgelm_session_reset(fake_session), BAD_HANDLE);
+  EXPECT(edgelm_session_cancel(NULL), NULL_ARG);
+  EXPECT(edgelm_session_cancel(fake_session), BAD_HANDLE);
   EXPECT(edgelm_session_position(NULL, &pos, NULL), NULL_ARG);
   EXPECT(edgelm_session_position(fake_session, &pos, NULL), BAD_HANDLE);
 
@@ -266,6 +278,17 @@ static void decoder(const char *path) {
   EXPECT(edgelm_session_reset(session), EDGELM_STATUS_OK);
   EXPECT(edgelm_generate(session, sampler, ids, needed, &go, reenter, session, &stats), EDGELM_STATUS_OK);
   CHECK(reentry_status == EDGELM_STATUS_BUSY);
+  /* A cancel from the callback's thread (any thread may call it) stops the generation; one
+     before a generation starts does not carry over into it. */
+  EXPECT(edgelm_session_reset(session), EDGELM_STATUS_OK);
+  EXPECT(edgelm_session_cancel(session), EDGELM_STATUS_OK);
+  EXPECT(edgelm_generate(session, sampler, ids, needed, &go, cancel_at_second, session, &stats),
+         EDGELM_STATUS_OK);
+  CHECK(cancel_status == EDGELM_STATUS_OK && stats.stop == EDGELM_STOP_REASON_CANCELLED);
+  CHECK(cancel_pieces == 2 && stats.generated_tokens <= 4);
+  size_t after_cancel = 0;
+  EXPECT(edgelm_session_position(session, &after_cancel, NULL), EDGELM_STATUS_OK);
+  CHECK(after_cancel == needed + stats.generated_tokens - 1);
   EXPECT(edgelm_session_reset(session), EDGELM_STATUS_OK);
   go.n_stop = 1;
   EXPECT(edgelm_generate(session, sampler, ids, needed, &go, stop_after_three, NULL, &stats), NULL_ARG);
