@@ -216,3 +216,16 @@ def test_ctrl_c_during_a_long_prompt_is_not_held_up():
     waited = time.perf_counter() - start
     timer.join()
     assert waited < 0.1 + prefill / 2, (waited, prefill)
+
+
+def test_closing_during_a_long_prompt_stops_the_prompt():
+    """close() stops the background prompt within one batch, not after the whole prompt."""
+    model = edgelm.Model(os.environ["EDGELM_SMOLLM"], context=4096, threads=1)
+    prompt = " ".join(f"w{i}" for i in range(1000))
+    n = len(model.tokenize(prompt))
+    assert n > 2000, n  # several batches
+    stream = model.generate(prompt, max_tokens=1)
+    stream.close()
+    assert list(stream) == []
+    stats = stream.stats
+    assert stats["stop"] == "Cancelled" and stats["prompt_tokens"] < n, (stats, n)

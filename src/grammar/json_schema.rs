@@ -5,8 +5,8 @@
 //! `pattern` (anchored `^...$`, literals, classes, `.`, `\d \w \s`, groups, `|`,
 //! quantifiers), `format` (`date`, `time`, `date-time`, `uuid`; others are plain strings),
 //! `enum`, `const`, `anyOf`/`oneOf`, `$ref` to `#/$defs/...` or `#/definitions/...`
-//! (recursion included), integer bounds (minimum 0 or 1, or a range of at most 1000 values),
-//! number minimum 0. Annotations (`title`, `description`, `default`, `examples`, ...) are
+//! (recursion included), integer bounds (`minimum`, `maximum`, `exclusiveMinimum`,
+//! `exclusiveMaximum`, any integers), number minimum 0. Annotations (`title`, `description`, `default`, `examples`, ...) are
 //! ignored; any other keyword is an error naming it, as is a constraint that would be dropped
 //! (a sibling of `$ref`, `anyOf`, `oneOf`, `enum`, `const`; `format` with `pattern`).
 //!
@@ -24,8 +24,6 @@ use super::GrammarError;
 
 /// Deepest nesting of schemas followed.
 const MAX_DEPTH: usize = 64;
-/// Largest integer range spelled out as alternatives.
-const MAX_INT_RANGE: i64 = 1000;
 
 /// Rules every converted schema may use.
 const PRIMITIVES: &str = r#"space ::= | " " | "\n" [ \t]{0,20}
@@ -483,21 +481,105 @@ fn bound(
 fn integer(s: &serde_json::Map<String, Value>, path: &str) -> Result<String, GrammarError> {
     let min = bound(s, "minimum", "exclusiveMinimum", 1, path)?;
     let max = bound(s, "maximum", "exclusiveMaximum", -1, path)?;
-    match (min, max) {
-        (None, None) => Ok("integer".into()),
-        (Some(lo), Some(hi)) if lo <= hi && hi - lo < MAX_INT_RANGE => {
-            let alts: Vec<String> = (lo..=hi).map(|n| literal(&n.to_string())).collect();
-            Ok(format!("({}) space", alts.join(" | ")))
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        return Err(error(path, "maximum is below minimum"));
+    }
+    if (min, max) == (None, None) {
+        return Ok("integer".into());
+    }
+    // Negative values are "-" and a magnitude; the magnitudes and the rest are digit ranges.
+    let mut alts = Vec::new();
+    if min.is_none_or(|lo| lo < 0) {
+        let from = max.map_or(1, |hi| hi.saturating_neg().max(1)).unsigned_abs();
+        let to = min.map(i64::unsigned_abs);
+        alts.push(format!("\"-\" {}", paren(&digits_between(from, to))));
+    }
+    if max.is_none_or(|hi| hi >= 0) {
+        let from = min.map_or(0, |lo| lo.max(0)).unsigned_abs();
+        alts.push(digits_between(from, max.map(i64::unsigned_abs)));
+    }
+    Ok(format!("{} space", paren(&alts.join(" | "))))
+}
+
+/// Longest integer spelled (as `integral-part`: 16 digits).
+const MAX_DIGITS: usize = 16;
+
+/// GBNF for the decimal spellings (no sign, no leading zero) of the integers from `lo` to `hi`
+/// (`None`: any of up to [`MAX_DIGITS`] digits), digit by digit, as llama.cpp's
+/// `_generate_min_max_int` does.
+fn digits_between(lo: u64, hi: Option<u64>) -> String {
+    let (lo_s, hi_s) = (lo.to_string(), hi.map(|h| h.to_string()));
+    let top = hi_s.as_ref().map_or(MAX_DIGITS, String::len);
+    let mut alts = Vec::new();
+    for len in lo_s.len()..=top {
+        if hi.is_none() && len > lo_s.len() {
+            // Every longer spelling at once.
+            alts.push(format!("[1-9] [0-9]{{{},{}}}", len - 1, MAX_DIGITS - 1));
+            break;
         }
-        (Some(lo), Some(hi)) if lo > hi => Err(error(path, "maximum is below minimum")),
-        (Some(0), None) => Ok("integral-part space".into()),
-        (Some(1), None) => Ok("[1-9] [0-9]{0,15} space".into()),
-        _ => Err(error(
-            path,
-            format!(
-                "integer bounds: only minimum 0 or 1, or a range of at most {MAX_INT_RANGE} values, are supported"
-            ),
-        )),
+        let from = if len == lo_s.len() {
+            lo_s.clone()
+        } else {
+            format!("1{}", "0".repeat(len - 1))
+        };
+        let to = match &hi_s {
+            Some(h) if h.len() == len => h.clone(),
+            _ => "9".repeat(len),
+        };
+        alts.push(same_length(from.as_bytes(), to.as_bytes()));
+    }
+    alts.join(" | ")
+}
+
+/// GBNF for the digit strings of `a`'s length from `a` to `b` (`a <= b`).
+fn same_length(a: &[u8], b: &[u8]) -> String {
+    let Some((&a0, a_rest)) = a.split_first() else {
+        return String::new();
+    };
+    let (b0, b_rest) = (b[0], &b[1..]);
+    let n = a_rest.len();
+    let any = |n: usize| {
+        if n == 0 {
+            String::new()
+        } else {
+            format!(" [0-9]{{{n}}}")
+        }
+    };
+    if a0 == b0 {
+        let rest = same_length(a_rest, b_rest);
+        return format!("\"{}\" {}", a0 as char, paren(&rest))
+            .trim_end()
+            .to_owned();
+    }
+    if a_rest.iter().all(|&c| c == b'0') && b_rest.iter().all(|&c| c == b'9') {
+        return format!("[{}-{}]{}", a0 as char, b0 as char, any(n));
+    }
+    let mut alts = vec![format!(
+        "\"{}\" {}",
+        a0 as char,
+        paren(&same_length(a_rest, "9".repeat(n).as_bytes()))
+    )];
+    if a0 + 2 == b0 {
+        alts.push(format!("\"{}\"{}", (a0 + 1) as char, any(n)));
+    } else if a0 + 2 < b0 {
+        alts.push(format!("[{}-{}]{}", (a0 + 1) as char, (b0 - 1) as char, any(n)));
+    }
+    alts.push(format!(
+        "\"{}\" {}",
+        b0 as char,
+        paren(&same_length("0".repeat(n).as_bytes(), b_rest))
+    ));
+    alts.join(" | ")
+}
+
+/// `e` in parentheses where it has alternatives.
+fn paren(e: &str) -> String {
+    if e.contains(" | ") {
+        format!("({e})")
+    } else {
+        e.to_owned()
     }
 }
 

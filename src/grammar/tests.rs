@@ -402,7 +402,8 @@ fn json_schema_errors_name_the_keyword_and_path() {
     assert!(e(json!({"type": "string", "pattern": "abc"})).contains("anchored"));
     assert!(e(json!({"type": "string", "pattern": "^(?=a)$"})).contains("lookaround"));
     assert!(e(json!({"$ref": "http://example.com/s.json"})).contains("$ref"));
-    assert!(e(json!({"type": "integer", "minimum": 5})).contains("integer bounds"));
+    assert!(e(json!({"type": "integer", "minimum": 5, "maximum": 4})).contains("maximum is below minimum"));
+    assert!(e(json!({"type": "integer", "minimum": 0.5})).contains("only integer bounds"));
     assert!(e(json!({"type": "object", "required": ["x"]})).contains("\"x\" is not in properties"));
     assert!(e(json!({"type": "frob"})).contains("unknown type"));
     // A keyword that replaces the schema would silently drop its constraining siblings.
@@ -459,4 +460,65 @@ fn shared_parts_are_send_and_sync() {
     shareable::<Grammar>();
     shareable::<TokenTable>();
     shareable::<GrammarMatcher>();
+}
+
+#[test]
+fn json_schema_integer_bounds_accept_exactly_their_range() {
+    let cases = [
+        (Some(0), None),
+        (Some(1), None),
+        (Some(5), None),
+        (Some(-37), None),
+        (None, Some(0)),
+        (None, Some(-1)),
+        (None, Some(250)),
+        (Some(-1000), Some(1000)),
+        (Some(7), Some(7)),
+        (Some(-19), Some(-3)),
+        (Some(-5), Some(12)),
+        (Some(99), Some(1001)),
+        (Some(120), Some(4599)),
+        (Some(1_000_000), None),
+    ];
+    let probes: Vec<i64> = (-1100..=1100)
+        .chain([
+            4598,
+            4599,
+            4600,
+            9999,
+            10_000,
+            999_999,
+            1_000_000,
+            123_456_789,
+            -123_456_789,
+        ])
+        .chain([10i64.pow(15), 9_999_999_999_999_999, -9_999_999_999_999_999])
+        .collect();
+    for (lo, hi) in cases {
+        let mut schema = json!({"type": "integer"});
+        // The exclusive spellings of the same bounds must give the same grammar.
+        let mut exclusive = schema.clone();
+        if let Some(lo) = lo {
+            schema["minimum"] = json!(lo);
+            exclusive["exclusiveMinimum"] = json!(lo - 1);
+        }
+        if let Some(hi) = hi {
+            schema["maximum"] = json!(hi);
+            exclusive["exclusiveMaximum"] = json!(hi + 1);
+        }
+        let gbnf = json_schema::to_gbnf(&schema).unwrap();
+        assert_eq!(gbnf, json_schema::to_gbnf(&exclusive).unwrap());
+        let mut m = matcher(&gbnf);
+        for &n in &probes {
+            let want = lo.is_none_or(|lo| n >= lo) && hi.is_none_or(|hi| n <= hi);
+            assert_eq!(
+                matches(&mut m, &n.to_string()),
+                want,
+                "{n} in {lo:?}..={hi:?}\n{gbnf}"
+            );
+        }
+        for bad in ["007", "-0", "00", "-", "", "1.0", "+5"] {
+            assert!(!matches(&mut m, bad), "{bad:?} in {lo:?}..={hi:?}");
+        }
+    }
 }
