@@ -4,7 +4,7 @@
 //! `additionalProperties`, `items`, `minItems`/`maxItems`, `minLength`/`maxLength`,
 //! `pattern` (anchored `^...$`, literals, classes, `.`, `\d \w \s`, groups, `|`,
 //! quantifiers), `format` (`date`, `time`, `date-time`, `uuid`; others are plain strings),
-//! `enum`, `const`, `anyOf`/`oneOf`, `$ref` to `#/$defs/...` or `#/definitions/...`
+//! `enum`, `const`, `anyOf`/`oneOf`, `allOf` (one schema, or object schemas merged), `$ref` to `#/$defs/...` or `#/definitions/...`
 //! (recursion included), integer bounds (`minimum`, `maximum`, `exclusiveMinimum`,
 //! `exclusiveMaximum`, any integers), number minimum 0. Annotations (`title`, `description`, `default`, `examples`, ...) are
 //! ignored; any other keyword is an error naming it, as is a constraint that would be dropped
@@ -60,7 +60,7 @@ const ANNOTATIONS: [&str; 10] = [
 ];
 
 /// Keywords the converter understands.
-const KEYWORDS: [&str; 22] = [
+const KEYWORDS: [&str; 23] = [
     "type",
     "properties",
     "required",
@@ -76,6 +76,7 @@ const KEYWORDS: [&str; 22] = [
     "const",
     "anyOf",
     "oneOf",
+    "allOf",
     "$ref",
     "$defs",
     "definitions",
@@ -161,9 +162,9 @@ fn bounds(min: u32, max: Option<u32>) -> String {
 }
 
 /// Why `s` cannot be converted faithfully, when a keyword that replaces the schema (`$ref`,
-/// `anyOf`, `oneOf`, `const`, `enum`) has a constraining sibling that would be dropped.
+/// `anyOf`, `oneOf`, `allOf`, `const`, `enum`) has a constraining sibling that would be dropped.
 fn dropped_sibling(s: &serde_json::Map<String, Value>) -> Option<String> {
-    let whole = ["$ref", "anyOf", "oneOf", "const", "enum"];
+    let whole = ["$ref", "anyOf", "oneOf", "allOf", "const", "enum"];
     let key = whole.into_iter().find(|k| s.contains_key(*k))?;
     // `type` beside `const`/`enum` is the usual spelling and adds nothing the values do not say.
     let harmless = |k: &str| {
@@ -177,7 +178,7 @@ fn dropped_sibling(s: &serde_json::Map<String, Value>) -> Option<String> {
     Some(format!("{key} together with {other:?} is not supported"))
 }
 
-impl Converter<'_> {
+impl<'a> Converter<'a> {
     /// A new rule named after `base` (made unique), returning its name.
     fn rule(&mut self, base: &str, body: String) -> String {
         let base: String = base
@@ -233,6 +234,9 @@ impl Converter<'_> {
                 return Ok(format!("({})", alts.join(" | ")));
             }
         }
+        if let Some(v) = s.get("allOf") {
+            return self.all_of(v, path, depth);
+        }
         match s.get("type") {
             Some(Value::String(t)) => self.typed(t, s, path, depth),
             Some(Value::Array(types)) if !types.is_empty() => {
@@ -252,14 +256,73 @@ impl Converter<'_> {
         }
     }
 
-    fn reference(&mut self, r: &Value, path: &str, depth: usize) -> Result<String, GrammarError> {
+    /// `allOf`: one schema is that schema (pydantic writes `{"allOf": [{"$ref": ...}]}` to
+    /// annotate a reference); several must be object schemas (or `$ref`s to them), merged as
+    /// llama.cpp does: their properties and required names together.
+    fn all_of(&mut self, v: &Value, path: &str, depth: usize) -> Result<String, GrammarError> {
+        let Some(subs) = v.as_array().filter(|a| !a.is_empty()) else {
+            return Err(error(path, "allOf must be a non-empty array"));
+        };
+        if let [only] = subs.as_slice() {
+            return self.visit(only, &format!("{path}/allOf/0"), depth + 1);
+        }
+        let (mut props, mut required) = (serde_json::Map::new(), Vec::<Value>::new());
+        for (i, sub) in subs.iter().enumerate() {
+            let at = format!("{path}/allOf/{i}");
+            let sub = match sub.get("$ref") {
+                Some(r) => self.target(r, &at)?,
+                None => sub,
+            };
+            let merge = |k: &String| {
+                matches!(k.as_str(), "properties" | "required" | "type") || ANNOTATIONS.contains(&k.as_str())
+            };
+            let Some(s) = sub
+                .as_object()
+                .filter(|s| s.keys().all(merge) && s.get("type").is_none_or(|t| t == "object"))
+            else {
+                return Err(error(
+                    &at,
+                    "allOf of several schemas: each must be an object schema (type, properties, required) or a $ref to one",
+                ));
+            };
+            if let Some(p) = s.get("properties") {
+                let p = p
+                    .as_object()
+                    .ok_or_else(|| error(&at, "properties must be an object"))?;
+                for (name, schema) in p {
+                    if props.get(name).is_some_and(|had| had != schema) {
+                        return Err(error(
+                            &at,
+                            format!("allOf: property {name:?} is defined twice, differently"),
+                        ));
+                    }
+                    props.insert(name.clone(), schema.clone());
+                }
+            }
+            if let Some(r) = s.get("required") {
+                let r = r
+                    .as_array()
+                    .ok_or_else(|| error(&at, "required must be an array"))?;
+                for name in r {
+                    if !required.contains(name) {
+                        required.push(name.clone());
+                    }
+                }
+            }
+        }
+        let merged = serde_json::Map::from_iter([
+            ("properties".to_string(), Value::Object(props)),
+            ("required".to_string(), Value::Array(required)),
+        ]);
+        self.object(&merged, path, depth)
+    }
+
+    /// The schema a local `$ref` names.
+    fn target(&self, r: &Value, path: &str) -> Result<&'a Value, GrammarError> {
         let Some(r) = r.as_str() else {
             return Err(error(path, "$ref must be a string"));
         };
-        if let Some(name) = self.refs.get(r) {
-            return Ok(name.clone());
-        }
-        let target = ["#/$defs/", "#/definitions/"]
+        ["#/$defs/", "#/definitions/"]
             .iter()
             .any(|p| r.starts_with(p))
             .then(|| self.root.pointer(&r[1..]))
@@ -271,7 +334,15 @@ impl Converter<'_> {
                         "$ref {r:?}: only #/$defs/NAME and #/definitions/NAME of this schema are supported"
                     ),
                 )
-            })?;
+            })
+    }
+
+    fn reference(&mut self, r: &Value, path: &str, depth: usize) -> Result<String, GrammarError> {
+        let target = self.target(r, path)?;
+        let r = r.as_str().unwrap_or_default();
+        if let Some(name) = self.refs.get(r) {
+            return Ok(name.clone());
+        }
         let base = format!("ref{}", r.rsplit('/').next().unwrap_or_default());
         // Named before its body is made, so that a recursive reference finds it.
         let name = self.rule(&base, String::new());

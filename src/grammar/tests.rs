@@ -398,7 +398,8 @@ fn json_schema_errors_name_the_keyword_and_path() {
         e(json!({"properties": {"a": {"type": "string", "contentEncoding": "base64"}}})),
         "JSON schema at #/properties/a: unsupported keyword \"contentEncoding\""
     );
-    assert!(e(json!({"allOf": []})).contains("unsupported keyword \"allOf\""));
+    assert!(e(json!({"allOf": []})).contains("allOf must be a non-empty array"));
+    assert!(e(json!({"not": {}})).contains("unsupported keyword \"not\""));
     assert!(e(json!({"type": "string", "pattern": "abc"})).contains("anchored"));
     assert!(e(json!({"type": "string", "pattern": "^(?=a)$"})).contains("lookaround"));
     assert!(e(json!({"$ref": "http://example.com/s.json"})).contains("$ref"));
@@ -521,4 +522,55 @@ fn json_schema_integer_bounds_accept_exactly_their_range() {
             assert!(!matches(&mut m, bad), "{bad:?} in {lo:?}..={hi:?}");
         }
     }
+}
+
+#[test]
+fn json_schema_all_of_is_one_schema_or_merged_objects() {
+    // Pydantic's spelling of an annotated reference.
+    let pet = json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]});
+    let schema = json!({
+        "type": "object",
+        "properties": {"pet": {"allOf": [{"$ref": "#/$defs/Pet"}], "description": "the pet"}},
+        "required": ["pet"],
+        "$defs": {"Pet": pet}
+    });
+    check(
+        &json_schema::to_gbnf(&schema).unwrap(),
+        &[r#"{"pet": {"name": "Rex"}}"#],
+        &[r#"{"pet": {}}"#, r#"{"pet": "Rex"}"#],
+    );
+    // Several object schemas: properties and required names together.
+    let merged = json!({
+        "allOf": [
+            {"$ref": "#/$defs/Pet"},
+            {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}, "required": ["age"]},
+            {"properties": {"name": {"type": "string"}, "tag": {"type": "string"}}}
+        ],
+        "$defs": {"Pet": pet}
+    });
+    check(
+        &json_schema::to_gbnf(&merged).unwrap(),
+        &[
+            r#"{"name": "Rex", "age": 3}"#,
+            r#"{"name": "Rex", "age": 3, "tag": "x"}"#,
+        ],
+        &[
+            r#"{"name": "Rex"}"#,
+            r#"{"age": 3}"#,
+            r#"{"name": "Rex", "age": -1}"#,
+            r#"{"name": "R", "age": 1, "x": 1}"#,
+        ],
+    );
+    let e = |s: serde_json::Value| json_schema::to_gbnf(&s).unwrap_err().to_string();
+    let not_object = json!({"allOf": [{"type": "string"}, {"type": "object"}]});
+    assert!(e(not_object).contains("#/allOf/0: allOf of several schemas"));
+    let twice = json!({"allOf": [
+        {"properties": {"a": {"type": "string"}}},
+        {"properties": {"a": {"type": "integer"}}}
+    ]});
+    assert!(e(twice).contains("property \"a\" is defined twice"));
+    let beside = json!({"allOf": [{"type": "object"}], "properties": {"a": {}}});
+    assert!(e(beside).contains("allOf together with \"properties\""));
+    let missing = json!({"allOf": [{"properties": {"a": {}}}, {"required": ["b"]}]});
+    assert!(e(missing).contains("required property \"b\" is not in properties"));
 }

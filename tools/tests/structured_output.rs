@@ -131,7 +131,7 @@ fn smollm2_answers_parse_and_satisfy_their_schemas() {
                 "type": "object",
                 "properties": {
                     "name": {"type": "string", "minLength": 1, "maxLength": 20},
-                    "age": {"type": "integer", "minimum": 0},
+                    "age": {"type": "integer", "minimum": 18, "maximum": 120},
                     "city": {"enum": ["Paris", "London", "Tokyo"]}
                 },
                 "required": ["name", "age", "city"]
