@@ -122,6 +122,19 @@ def test_greedy_chat_matches_the_command_line(server):
     assert r.choices[0].finish_reason in ("stop", "length")
 
 
+def test_llama_cpp_sampling_fields_and_sdk_metadata_are_taken(server):
+    """top_k 1 leaves one candidate, so different seeds at temperature 1 give one answer; the
+    SDK's bookkeeping fields are accepted."""
+    answers = set()
+    for seed in (1, 2, 3):
+        r = server.client().chat.completions.create(
+            model=CHAT_NAME, messages=[{"role": "user", "content": "Tell me a story."}], max_tokens=12,
+            temperature=1.0, seed=seed, store=False, metadata={"run": "test"}, service_tier="auto",
+            modalities=["text"], extra_body={"top_k": 1, "min_p": 0.05, "repeat_penalty": 1.0})
+        answers.add(r.choices[0].message.content)
+    assert len(answers) == 1, answers
+
+
 def test_streaming_gives_the_same_text(server):
     client = server.client()
     prompt = "Give me two tips for driving in snow."
@@ -289,6 +302,11 @@ def test_bad_requests_get_openai_errors(server):
         ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**9}, "max_tokens"),
         ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "temperature": -1}, "temperature"),
         ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "n": 3}, "n"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "store": True}, "store"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "modalities": ["audio"]}, "modalities"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, "logprobs"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "min_p": 2}, "min_p"),
+        ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "repeat_penalty": 0}, "repeat_penalty"),
         ({"model": CHAT_NAME, "messages": [{"role": "wizard", "content": "hi"}]}, "role"),
         ({"model": EMBED_NAME, "messages": [{"role": "user", "content": "hi"}]}, "cannot generate"),
         ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "x " * 5000}]}, "context"),

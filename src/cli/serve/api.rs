@@ -141,9 +141,23 @@ pub struct Sampling {
     pub frequency_penalty: Option<f32>,
     pub n: Option<usize>,
     pub logprobs: Option<bool>,
+    pub top_logprobs: Option<u32>,
+    /// Only `false`: no completion is stored.
+    pub store: Option<bool>,
+    /// Only `["text"]`.
+    pub modalities: Option<Vec<String>>,
+    /// llama.cpp's server extensions, as local clients send them.
+    pub top_k: Option<usize>,
+    pub min_p: Option<f32>,
+    pub repeat_penalty: Option<f32>,
     /// Accepted, not used.
     #[serde(rename = "user", default)]
     _user: Option<IgnoredAny>,
+    /// Accepted, not used (they describe stored completions and billing).
+    #[serde(rename = "metadata", default)]
+    _metadata: Option<IgnoredAny>,
+    #[serde(rename = "service_tier", default)]
+    _service_tier: Option<IgnoredAny>,
 }
 
 /// Fields of [`Sampling`]: with `#[serde(flatten)]` serde cannot refuse unknown fields
@@ -160,6 +174,14 @@ const SAMPLING_FIELDS: &[&str] = &[
     "n",
     "user",
     "logprobs",
+    "top_logprobs",
+    "store",
+    "modalities",
+    "top_k",
+    "min_p",
+    "repeat_penalty",
+    "metadata",
+    "service_tier",
 ];
 pub const CHAT_FIELDS: &[&str] = &[
     "model",

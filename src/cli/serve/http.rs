@@ -304,8 +304,17 @@ fn settings(s: &Sampling, limits: &Limits) -> Result<(SamplingParams, GenerateOp
     if s.n.is_some_and(|n| n != 1) {
         return Err(ApiError::bad("n", "only n = 1 is supported"));
     }
-    if s.logprobs == Some(true) {
+    if s.logprobs == Some(true) || s.top_logprobs.is_some_and(|n| n > 0) {
         return Err(ApiError::bad("logprobs", "logprobs are not supported"));
+    }
+    if s.store == Some(true) {
+        return Err(ApiError::bad("store", "stored completions are not supported"));
+    }
+    if let Some(m) = s.modalities.as_ref().filter(|m| m.iter().any(|m| m != "text")) {
+        return Err(ApiError::bad(
+            "modalities",
+            format!("only text output is supported, not {m:?}"),
+        ));
     }
     let max_tokens = s
         .max_completion_tokens
@@ -335,6 +344,9 @@ fn settings(s: &Sampling, limits: &Limits) -> Result<(SamplingParams, GenerateOp
         top_p: s.top_p.unwrap_or(default.top_p),
         presence_penalty: s.presence_penalty.unwrap_or(0.0),
         frequency_penalty: s.frequency_penalty.unwrap_or(0.0),
+        top_k: s.top_k.unwrap_or(default.top_k),
+        min_p: s.min_p.unwrap_or(default.min_p),
+        repeat_penalty: s.repeat_penalty.unwrap_or(default.repeat_penalty),
         seed: s.seed.unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -342,6 +354,10 @@ fn settings(s: &Sampling, limits: &Limits) -> Result<(SamplingParams, GenerateOp
         }),
         ..default
     };
+    // What the checks above leave to the library's own (min_p, repeat_penalty, NaN).
+    sampling
+        .check()
+        .map_err(|e| ApiError::bad(&e.name, e.to_string()))?;
     let options = GenerateOptions {
         max_tokens,
         stop,
