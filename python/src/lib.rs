@@ -387,7 +387,13 @@ enum Piece {
     End(Result<GenerationStats, CError>),
 }
 
-fn run_generation(inner: &Inner, ids: &[u32], s: Settings, cancelled: &Arc<AtomicBool>, tx: &SyncSender<Piece>) {
+fn run_generation(
+    inner: &Inner,
+    ids: &[u32],
+    s: Settings,
+    cancelled: &Arc<AtomicBool>,
+    tx: &SyncSender<Piece>,
+) {
     let result = inner.session().and_then(|mut session| {
         let mut sampler = Sampler::new(s.sampling, &inner.model);
         let opts = GenerateOptions {
