@@ -273,8 +273,12 @@ impl<'a> Converter<'a> {
                 Some(r) => self.target(r, &at)?,
                 None => sub,
             };
+            // `additionalProperties: false` (pydantic's `extra="forbid"`) is the merged object's
+            // own default; any other value would need the other parts' properties to judge.
             let merge = |k: &String| {
-                matches!(k.as_str(), "properties" | "required" | "type") || ANNOTATIONS.contains(&k.as_str())
+                matches!(k.as_str(), "properties" | "required" | "type")
+                    || ANNOTATIONS.contains(&k.as_str())
+                    || (k == "additionalProperties" && sub.get(k) == Some(&Value::Bool(false)))
             };
             let Some(s) = sub
                 .as_object()
@@ -282,7 +286,7 @@ impl<'a> Converter<'a> {
             else {
                 return Err(error(
                     &at,
-                    "allOf of several schemas: each must be an object schema (type, properties, required) or a $ref to one",
+                    "allOf of several schemas: each must be an object schema (type, properties, required, additionalProperties false) or a $ref to one",
                 ));
             };
             if let Some(p) = s.get("properties") {

@@ -544,7 +544,7 @@ fn json_schema_all_of_is_one_schema_or_merged_objects() {
         "allOf": [
             {"$ref": "#/$defs/Pet"},
             {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}, "required": ["age"]},
-            {"properties": {"name": {"type": "string"}, "tag": {"type": "string"}}}
+            {"properties": {"name": {"type": "string"}, "tag": {"type": "string"}}, "additionalProperties": false}
         ],
         "$defs": {"Pet": pet}
     });
@@ -569,6 +569,8 @@ fn json_schema_all_of_is_one_schema_or_merged_objects() {
         {"properties": {"a": {"type": "integer"}}}
     ]});
     assert!(e(twice).contains("property \"a\" is defined twice"));
+    let open = json!({"allOf": [{"properties": {"a": {}}}, {"additionalProperties": true}]});
+    assert!(e(open).contains("#/allOf/1: allOf of several schemas"));
     let beside = json!({"allOf": [{"type": "object"}], "properties": {"a": {}}});
     assert!(e(beside).contains("allOf together with \"properties\""));
     let missing = json!({"allOf": [{"properties": {"a": {}}}, {"required": ["b"]}]});
