@@ -549,7 +549,10 @@ fn bound(
             format!("{key} together with {exclusive} is not supported"),
         )),
         (b, None) => Ok(b),
-        (None, Some(e)) => Ok(Some(e + step)),
+        (None, Some(e)) => e
+            .checked_add(step)
+            .map(Some)
+            .ok_or_else(|| error(path, format!("{exclusive} {e} leaves no integer"))),
     }
 }
 
@@ -582,16 +585,17 @@ fn integer(s: &serde_json::Map<String, Value>, path: &str) -> Result<String, Gra
 const MAX_DIGITS: usize = 16;
 
 /// GBNF for the decimal spellings (no sign, no leading zero) of the integers from `lo` to `hi`
-/// (`None`: any of up to [`MAX_DIGITS`] digits), digit by digit, as llama.cpp's
+/// (`None`: any of up to [`MAX_DIGITS`] digits, or `lo`'s), digit by digit, as llama.cpp's
 /// `_generate_min_max_int` does.
 fn digits_between(lo: u64, hi: Option<u64>) -> String {
     let (lo_s, hi_s) = (lo.to_string(), hi.map(|h| h.to_string()));
-    let top = hi_s.as_ref().map_or(MAX_DIGITS, String::len);
+    // Without an upper bound, as long as `integral-part` spells, or `lo` if that is longer.
+    let top = hi_s.as_ref().map_or(MAX_DIGITS.max(lo_s.len()), String::len);
     let mut alts = Vec::new();
     for len in lo_s.len()..=top {
         if hi.is_none() && len > lo_s.len() {
             // Every longer spelling at once.
-            alts.push(format!("[1-9] [0-9]{{{},{}}}", len - 1, MAX_DIGITS - 1));
+            alts.push(format!("[1-9] [0-9]{{{},{}}}", len - 1, top - 1));
             break;
         }
         let from = if len == lo_s.len() {

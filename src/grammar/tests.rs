@@ -522,6 +522,15 @@ fn json_schema_integer_bounds_accept_exactly_their_range() {
             assert!(!matches(&mut m, bad), "{bad:?} in {lo:?}..={hi:?}");
         }
     }
+    // Bounds past integral-part's 16 digits: the bound's own length.
+    let big = 10i64.pow(17);
+    let mut m = matcher(&json_schema::to_gbnf(&json!({"type": "integer", "minimum": big})).unwrap());
+    assert!(matches(&mut m, &big.to_string()) && matches(&mut m, &(10 * big - 1).to_string()));
+    assert!(!matches(&mut m, &(big - 1).to_string()) && !matches(&mut m, "5"));
+    let mut m = matcher(&json_schema::to_gbnf(&json!({"type": "integer", "maximum": i64::MIN + 1})).unwrap());
+    assert!(matches(&mut m, &(i64::MIN + 1).to_string()) && !matches(&mut m, "-5"));
+    let e = json_schema::to_gbnf(&json!({"type": "integer", "exclusiveMinimum": i64::MAX})).unwrap_err();
+    assert!(e.to_string().contains("leaves no integer"), "{e}");
 }
 
 #[test]
