@@ -135,6 +135,28 @@ def test_llama_cpp_sampling_fields_and_sdk_metadata_are_taken(server):
     assert len(answers) == 1, answers
 
 
+def test_an_echoed_answer_object_is_a_valid_turn(server):
+    """An answer as the SDK returns it, appended to the conversation (refusal and annotations
+    included), is taken; a refusal stands for the turn's text."""
+    client = server.client()
+    first = ask(client, "Name a colour.", 8)
+    turn = first.choices[0].message.model_dump()
+    turn["refusal"], turn["annotations"] = None, []
+    r = client.chat.completions.create(
+        model=CHAT_NAME, max_tokens=8, temperature=0,
+        messages=[{"role": "user", "content": "Name a colour."}, turn, {"role": "user", "content": "Another one."}])
+    assert r.choices[0].message.content
+    refused = {"role": "assistant", "content": None, "refusal": "I cannot help with that."}
+    with_refusal = client.chat.completions.create(
+        model=CHAT_NAME, max_tokens=1, temperature=0,
+        messages=[{"role": "user", "content": "Name a colour."}, refused, {"role": "user", "content": "Why?"}])
+    without = client.chat.completions.create(
+        model=CHAT_NAME, max_tokens=1, temperature=0,
+        messages=[{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": ""},
+                  {"role": "user", "content": "Why?"}])
+    assert with_refusal.usage.prompt_tokens > without.usage.prompt_tokens + 4
+
+
 def test_streaming_gives_the_same_text(server):
     client = server.client()
     prompt = "Give me two tips for driving in snow."
@@ -317,6 +339,8 @@ def test_bad_requests_get_openai_errors(server):
          "tool_choice"),
         ({"model": CHAT_NAME, "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER],
           "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope"),
+        ({"model": CHAT_NAME, "messages": [{"role": "assistant", "content": None,
+          "function_call": {"name": "f", "arguments": "{}"}}, {"role": "user", "content": "hi"}]}, "function_call"),
         ({"model": CHAT_NAME, "messages": [{"role": "user", "content": [
             {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
          "\"image_url\" are not supported"),

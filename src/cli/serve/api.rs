@@ -55,6 +55,17 @@ pub struct ChatMessage {
     /// A `tool` turn answers this call.
     #[serde(default)]
     pub tool_call_id: Option<String>,
+    /// An assistant turn's refusal (OpenAI's answers carry it; it is what the assistant said).
+    #[serde(default)]
+    pub refusal: Option<String>,
+    /// Accepted, not used: an echoed answer's citations.
+    #[serde(rename = "annotations", default)]
+    _annotations: Option<IgnoredAny>,
+    /// Only null (an echoed answer has them): audio output and the legacy function call.
+    #[serde(default)]
+    pub audio: Option<Value>,
+    #[serde(default)]
+    pub function_call: Option<Value>,
 }
 
 #[derive(Deserialize, Debug, Clone)]

@@ -621,11 +621,25 @@ fn messages(req: &ChatRequest) -> Result<Vec<Message>, ApiError> {
     req.messages
         .iter()
         .map(|m| {
+            if m.audio.is_some() {
+                return Err(ApiError::bad("messages", "audio in messages is not supported"));
+            }
+            if m.function_call.is_some() {
+                return Err(ApiError::bad(
+                    "messages",
+                    "function_call (the legacy form) is not supported: use tool_calls",
+                ));
+            }
             let mut text = content_text(&m.content)?;
             match m.role.as_str() {
                 "system" | "developer" => Ok(Message::new("system", text)),
                 "user" => Ok(Message::new("user", text)),
                 "assistant" => {
+                    if text.is_empty()
+                        && let Some(refusal) = &m.refusal
+                    {
+                        text.clone_from(refusal);
+                    }
                     for call in m.tool_calls.iter().flatten() {
                         let v = json!({"name": call.function.name, "arguments": serde_json::from_str::<Value>(&call.function.arguments).unwrap_or(Value::String(call.function.arguments.clone()))});
                         text.push_str(&v.to_string());
