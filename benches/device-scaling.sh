@@ -5,7 +5,8 @@
 #
 # Everything it runs is carried in $CARRY (built elsewhere): edgelm, edgelm-convert,
 # llama-bench (+ libgomp.so.1), and a wheel of the `gguf` Python package; numpy must be
-# installed there. Results (llama-<model>-r<round>.json, edgelm-<model>-r<round>.json, machine.txt) go to $OUT.
+# installed there. Results (llama-<model>-r<round>.json, edgelm-<model>-r<round>.json,
+# machine.txt) go to $OUT.
 #
 #   CARRY=.device OUT=/tmp/out benches/device-scaling.sh
 # Env: THREADS=1,2,4,8,16  MODELS="smollm2-135m:q4_0 smollm2-135m:q8_0 tinyllama-1.1b:q4_0"  REPS=3

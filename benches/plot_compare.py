@@ -57,8 +57,8 @@ def ratio_table(data):
     lines = ["| model | test | " + " | ".join(map(str, threads)) + " threads |",
              "|---|---|" + "---:|" * len(threads)]
     for (model, test), tools in sorted(data.items()):
-        cells = [f"{tools['edgelm'][t] / tools['llama.cpp'][t]:.2f}" if t in tools.get("llama.cpp", {}) else "–"
-                 for t in threads]
+        ours, theirs = tools.get("edgelm", {}), tools.get("llama.cpp", {})
+        cells = [f"{ours[t] / theirs[t]:.2f}" if t in ours and t in theirs else "–" for t in threads]
         lines.append(f"| {model} | {test} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
