@@ -4,11 +4,12 @@
 //! `additionalProperties`, `items`, `minItems`/`maxItems`, `minLength`/`maxLength`,
 //! `pattern` (anchored `^...$`, literals, classes, `.`, `\d \w \s`, groups, `|`,
 //! quantifiers), `format` (`date`, `time`, `date-time`, `uuid`; others are plain strings),
-//! `enum`, `const`, `anyOf`/`oneOf`, `allOf` (one schema, or object schemas merged), `$ref` to `#/$defs/...` or `#/definitions/...`
-//! (recursion included), integer bounds (`minimum`, `maximum`, `exclusiveMinimum`,
-//! `exclusiveMaximum`, any integers), number minimum 0. Annotations (`title`, `description`, `default`, `examples`, ...) are
-//! ignored; any other keyword is an error naming it, as is a constraint that would be dropped
-//! (a sibling of `$ref`, `anyOf`, `oneOf`, `enum`, `const`; `format` with `pattern`).
+//! `enum`, `const`, `anyOf`/`oneOf`, `allOf` (one schema, or object schemas merged), `$ref`
+//! to `#/$defs/...` or `#/definitions/...` (recursion included), integer bounds (`minimum`,
+//! `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, any integers), number minimum 0.
+//! Annotations (`title`, `description`, `default`, `examples`, ...) are ignored; any other
+//! keyword is an error naming it, as is a constraint that would be dropped (a sibling of
+//! `$ref`, `anyOf`, `oneOf`, `allOf`, `enum`, `const`; `format` with `pattern`).
 //!
 //! Choices: properties come in the order of `required`, then the optional ones in name order;
 //! `additionalProperties` defaults to false when `properties` is given (an object schema
