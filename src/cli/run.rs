@@ -99,11 +99,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // A closed stdout ends the run (quietly, see main).
     written?;
     writeln!(stdout)?;
-    // An answer shorter than the weights' background check is not left unchecked.
-    model
-        .file()
-        .wait_for_check()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    // An answer shorter than the weights' background check is not left unchecked (the error
+    // names the file already).
+    model.file().wait_for_check()?;
     // Unless the cache held the prompt already, or a sliding window moved it.
     if let Some(path) = cache
         && !args.prompt_cache_ro
