@@ -26,6 +26,7 @@ use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
 use crate::nn::attention::{self, CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
 use crate::nn::{PAR_MIN_VALUES, mlp, norm, pieces};
+use crate::pool::Pieces;
 use crate::prompt_cache::{self, CacheError};
 use crate::session::{SessionError, SessionOptions};
 
@@ -501,7 +502,7 @@ and a context of {ctx} tokens; a smaller batch (-b) or context (-c) needs less, 
         let k = engine.kernels;
         let n = tokens.len();
         engine.install(|| {
-            let chunks = rayon::current_num_threads();
+            let chunks = crate::pool::threads();
             let h = c.hidden_size;
             for (t, &id) in tokens.iter().enumerate() {
                 w.embed.dequantize_row(id as usize, &mut s.x[t * h..(t + 1) * h]);
@@ -721,7 +722,7 @@ impl Block<'_> {
         let qkv_dim = layer.qkv.out_dim();
         let pieces = pieces(self.chunks);
         let rows = &mut s.qkv[..self.n * qkv_dim];
-        self.rotate_rows(l, layer, (rows, 0), (&s.cos, &s.sin), &mut s.head, pieces);
+        self.rotate_rows(l, layer, rows, (&s.cos, &s.sin), &mut s.head, pieces);
         for seg in self.segments {
             let kv = &mut seqs[seg.seq].kv;
             let ctx = kv.context();
@@ -744,28 +745,40 @@ impl Block<'_> {
         &self,
         l: usize,
         layer: &DecoderLayer<'_>,
-        (rows, t0): (&mut [f32], usize),
-        angles @ (cos, sin): (&[f32], &[f32]),
+        rows: &mut [f32],
+        angles: (&[f32], &[f32]),
         tmp: &mut [f32],
         parts: usize,
+    ) {
+        let (hd, qkv_dim) = (self.c.head_dim, layer.qkv.out_dim());
+        let n = rows.len() / qkv_dim;
+        let parts = parts.min(rows.len() / PAR_MIN_VALUES).min(n).max(1);
+        let piece = |(rows, t0, tmp)| self.rotate_piece(l, layer, (rows, t0), angles, tmp);
+        let mut pieces = Pieces::new(&piece);
+        let (mut rows, mut tmp, mut t0) = (rows, tmp, 0);
+        for i in 1..=parts {
+            let t1 = n * i / parts;
+            let ((mine, rest), (head, tmp_rest)) =
+                (rows.split_at_mut((t1 - t0) * qkv_dim), tmp.split_at_mut(hd));
+            pieces.push((mine, t0, head));
+            (rows, tmp, t0) = (rest, tmp_rest, t1);
+        }
+        pieces.run();
+    }
+
+    /// [`Self::rotate_rows`] on rows `t0..` of the batch, on this thread.
+    fn rotate_piece(
+        &self,
+        l: usize,
+        layer: &DecoderLayer<'_>,
+        (rows, t0): (&mut [f32], usize),
+        (cos, sin): (&[f32], &[f32]),
+        tmp: &mut [f32],
     ) {
         let (k, c, p) = (self.k, self.c, self.positions);
         let hd = c.head_dim;
         let (q_dim, kv_dim) = (c.num_heads * hd, c.num_kv_heads * hd);
         let qkv_dim = layer.qkv.out_dim();
-        let n = rows.len() / qkv_dim;
-        let parts = parts.min(rows.len() / PAR_MIN_VALUES);
-        if parts > 1 && n > 1 {
-            let left = parts / 2;
-            let split = (n * left / parts).max(1);
-            let (a, b) = rows.split_at_mut(split * qkv_dim);
-            let (ta, tb) = tmp.split_at_mut(left * hd);
-            rayon::join(
-                || self.rotate_rows(l, layer, (a, t0), angles, ta, left),
-                || self.rotate_rows(l, layer, (b, t0 + split), angles, tb, parts - left),
-            );
-            return;
-        }
         let table = p.of_layer[l];
         let pairs = p.tables[table].pairs();
         let tmp = &mut tmp[..hd];

@@ -297,9 +297,9 @@ batch (-b) needs less",
         self.pooling
     }
 
-    /// Runs `f` on one of the embedder's threads, so that every batch inside it starts its
-    /// parallel work without a cross-thread hand-off.
-    pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
+    /// Runs `f` with the embedder's thread pool installed on this thread once for all the work
+    /// inside (see [`crate::engine::Engine::install`]).
+    pub fn run_in_pool<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let engine = self.engine.clone();
         engine.install(|| f(self))
     }
@@ -405,7 +405,7 @@ batch (-b) needs less",
 /// states in `s.x`.
 fn forward(model: &Model, w: &EncoderWeights<'_>, k: &Kernels, s: &mut Scratch) {
     let c = model.config();
-    let chunks = rayon::current_num_threads();
+    let chunks = crate::pool::threads();
     let Scratch {
         ids,
         spans,

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use edgelm_kernels::Kernels;
 
+use crate::pool::Pool;
+
 /// Kernels and threads.
 #[derive(Clone)]
 pub struct Engine {
     /// The kernel path in use.
     pub kernels: &'static Kernels,
-    pool: Arc<rayon::ThreadPool>,
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -29,18 +31,20 @@ impl Engine {
     pub fn new(isa: Option<&str>, threads: Option<usize>) -> Result<Engine, String> {
         let env = std::env::var("EDGELM_ISA").ok();
         let kernels = Kernels::select(isa.or(env.as_deref())).map_err(|e| e.to_string())?;
-        let pool = crate::threads::pool(threads)?;
-        Ok(Engine { kernels, pool })
+        let pool = Pool::new(threads.unwrap_or_else(crate::threads::default_threads))?;
+        Ok(Engine {
+            kernels,
+            pool: Arc::new(pool),
+        })
     }
 
     /// Worker threads.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pool.threads()
     }
 
-    /// Runs `f` on one of the engine's threads, so that the parallel work inside starts
-    /// without a cross-thread hand-off.
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    /// Runs `f` on this thread with the engine's workers serving its parallel steps.
+    pub fn install<R>(&self, f: impl FnOnce() -> R) -> R {
         self.pool.install(f)
     }
 }

@@ -16,6 +16,7 @@ pub mod kv_cache;
 pub mod model;
 pub mod nn;
 pub mod perplexity;
+pub mod pool;
 pub mod prompt_cache;
 pub mod sampling;
 pub mod session;

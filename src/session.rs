@@ -159,9 +159,9 @@ impl<'m> Session<'m> {
         self.dec.batch()
     }
 
-    /// Runs `f` on one of the session's threads, so that every forward pass inside it
-    /// starts its parallel work without a cross-thread hand-off (generation loops use this).
-    pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
+    /// Runs `f` with the session's thread pool installed on this thread once for all the work
+    /// inside (see [`crate::engine::Engine::install`]).
+    pub fn run_in_pool<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let engine = self.dec.engine().clone();
         engine.install(|| f(self))
     }

@@ -3,23 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::sync::Arc;
-
-/// A pool of `threads` workers (default: [`default_threads`]) named `edgelm-N`, shared by
-/// the parallel work of one session or embedder.
-pub fn pool(threads: Option<usize>) -> Result<Arc<rayon::ThreadPool>, String> {
-    let threads = threads.unwrap_or_else(default_threads).max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("edgelm-{i}"))
-        .build()
-        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
-    // The threads start on their own time and allocate (deque, injector block, epoch handle)
-    // as they do; on a busy machine that could fall in the middle of the first batches. Have
-    // every thread run once now, so that the pool is complete when this returns.
-    pool.broadcast(|_| ());
-    Ok(Arc::new(pool))
-}
 
 /// Physical performance cores of this machine (at least 1).
 pub fn default_threads() -> usize {

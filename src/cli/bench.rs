@@ -3,6 +3,7 @@
 //! llama-bench's; also time to first token and peak resident memory.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use edgelm::kv_cache::KvType;
@@ -285,14 +286,15 @@ fn bytes_per_generated_token(
 
 /// Bytes per second of a parallel sum over `words` on the session's threads (best of 5).
 fn read_bandwidth(session: &mut Session<'_>, words: &[u64]) -> f64 {
-    use rayon::prelude::*;
     session.run_in_pool(|s| {
         let part = words.len().div_ceil(s.threads());
         let pass = || {
-            words
-                .par_chunks(part)
-                .map(|c| c.iter().fold(0u64, |a, &w| a.wrapping_add(w)))
-                .sum::<u64>()
+            let total = AtomicU64::new(0);
+            edgelm::pool::each(words.chunks(part), &|c: &[u64]| {
+                let sum = c.iter().fold(0u64, |a, &w| a.wrapping_add(w));
+                total.fetch_add(sum, Ordering::Relaxed);
+            });
+            total.into_inner()
         };
         std::hint::black_box(pass());
         (0..5)

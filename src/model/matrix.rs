@@ -8,6 +8,7 @@ use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, Tiled};
 
 use crate::format::{DType, FormatError, Layout, TensorView};
 use crate::nn::{par_rows, pieces};
+use crate::pool::Pieces;
 
 /// `$body` with `$t` bound to the tiled view of any quantized variant of `$m` (float variants
 /// must be matched before).
@@ -201,21 +202,24 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    /// The product split by rows into `chunks` pieces run in parallel (rayon `join`, which
-    /// neither allocates nor leaves the current thread pool).
+    /// The product split by rows into `chunks` pieces of whole tiles, run in parallel on the
+    /// current [`crate::pool`].
     pub fn matmul_par(&self, k: &Kernels, x: Input<'_>, out: OutCols<'_>, chunks: usize) {
         let tiles = self.rows().div_ceil(TILE_ROWS);
-        if chunks <= 1 || tiles < 2 {
+        let chunks = chunks.min(tiles);
+        if chunks <= 1 {
             return self.matmul(k, x, out);
         }
-        let left = chunks / 2;
-        let split = (tiles * left / chunks).max(1) * TILE_ROWS;
-        let (a, b) = (self.row_range(0, split), self.row_range(split, self.rows()));
-        let (oa, ob) = out.split_at(split);
-        rayon::join(
-            || a.matmul_par(k, x, oa, left),
-            || b.matmul_par(k, x, ob, chunks - left),
-        );
+        let piece = |(m, out): (Matrix<'_>, OutCols<'_>)| m.matmul(k, x, out);
+        let mut pieces = Pieces::new(&piece);
+        let (mut rest, mut r0) = (out, 0);
+        for i in 1..=chunks {
+            let r1 = (tiles * i / chunks * TILE_ROWS).min(self.rows());
+            let (mine, tail) = rest.split_at(r1 - r0);
+            pieces.push((self.row_range(r0, r1), mine));
+            (rest, r0) = (tail, r1);
+        }
+        pieces.run();
     }
 
     /// Writes row `row` as f32 values (embedding lookup).

@@ -8,6 +8,7 @@ use edgelm_kernels::layout::QK;
 use edgelm_kernels::{BlockQ8Act, Kernels, OutCols};
 
 use crate::kv_cache::LayerKv;
+use crate::pool::{self, Pieces};
 
 /// Queries whose attention scores one matrix product computes in prompt processing (each
 /// block reads the keys once for all of them).
@@ -17,6 +18,16 @@ pub const QUERY_BLOCK: usize = 16;
 /// tile's tokens in the float matmul): the scores it computes and discards are those above
 /// the diagonal within each group.
 const TRIANGLE_GROUP: usize = 4;
+
+/// A prompt task of [`CausalAttention::part`]: heads, tokens, their output columns, and a
+/// slot of scratch (scores, quantized query).
+type Task<'a> = (
+    Range<usize>,
+    Range<usize>,
+    OutCols<'a>,
+    &'a mut [f32],
+    &'a mut [BlockQ8Act],
+);
 
 /// The fewest cached positions one generation task attends ([`CausalAttention::decode`]).
 const MIN_BLOCK_KEYS: usize = 64;
@@ -123,51 +134,50 @@ impl CausalAttention<'_> {
     ) {
         let slots = (scores.len() / self.slot()).min(qq.len() / (self.shape.head_dim / QK).max(1));
         let tasks = chunks.min(slots).max(1);
-        self.part(h0..h1, 0..self.n, out, scores, qq, tasks);
+        let task = |task| self.task(task);
+        let mut pieces = Pieces::new(&task);
+        self.part(h0..h1, 0..self.n, out, scores, qq, tasks, &mut pieces);
+        pieces.run();
     }
 
     /// Heads `hs` over tokens `ts` (all tokens where `hs` is several heads) into `out` (their
-    /// columns, rows from `ts.start`), in `parts` parallel tasks with a slot of scratch each.
-    fn part(
+    /// columns, rows from `ts.start`), cut into `parts` tasks with a slot of scratch each.
+    #[allow(clippy::too_many_arguments)]
+    fn part<'a>(
         &self,
         hs: Range<usize>,
         ts: Range<usize>,
-        mut out: OutCols<'_>,
-        scores: &mut [f32],
-        qq: &mut [BlockQ8Act],
+        out: OutCols<'a>,
+        scores: &'a mut [f32],
+        qq: &'a mut [BlockQ8Act],
         parts: usize,
+        tasks: &mut Pieces<'_, Task<'a>, impl Fn(Task<'a>) + Sync>,
     ) {
         let (hd, slot, blocks) = (self.shape.head_dim, self.slot(), self.shape.head_dim / QK);
         let left = parts / 2;
-        let (sa, sb) = scores.split_at_mut(left * slot);
-        let (qa, qb) = qq.split_at_mut(left * blocks);
         if parts > 1 && hs.len() > 1 {
             let mid = (hs.start + hs.len() * left / parts).clamp(hs.start + 1, hs.end - 1);
             let (oa, ob) = out.split_at((mid - hs.start) * hd);
-            rayon::join(
-                || self.part(hs.start..mid, ts.clone(), oa, sa, qa, left),
-                || self.part(mid..hs.end, ts.clone(), ob, sb, qb, parts - left),
-            );
+            let ((sa, sb), (qa, qb)) = (scores.split_at_mut(left * slot), qq.split_at_mut(left * blocks));
+            self.part(hs.start..mid, ts.clone(), oa, sa, qa, left, tasks);
+            self.part(mid..hs.end, ts, ob, sb, qb, parts - left, tasks);
         } else if let Some(mid) = (parts > 1)
             .then(|| self.split_queries(ts.clone(), left, parts))
             .flatten()
         {
             let (oa, ob) = out.split_tokens(mid - ts.start);
-            rayon::join(
-                || self.part(hs.clone(), ts.start..mid, oa, sa, qa, left),
-                || self.part(hs.clone(), mid..ts.end, ob, sb, qb, parts - left),
-            );
+            let ((sa, sb), (qa, qb)) = (scores.split_at_mut(left * slot), qq.split_at_mut(left * blocks));
+            self.part(hs.clone(), ts.start..mid, oa, sa, qa, left, tasks);
+            self.part(hs, mid..ts.end, ob, sb, qb, parts - left, tasks);
         } else {
-            for (i, h) in hs.enumerate() {
-                self.head(
-                    h,
-                    ts.clone(),
-                    &mut out,
-                    i * hd,
-                    &mut scores[..slot],
-                    &mut qq[..blocks],
-                );
-            }
+            tasks.push((hs, ts, out, &mut scores[..slot], &mut qq[..blocks]));
+        }
+    }
+
+    /// One task of [`CausalAttention::part`]: its heads one after the other.
+    fn task(&self, (hs, ts, mut out, scores, qq): Task<'_>) {
+        for (i, h) in hs.enumerate() {
+            self.head(h, ts.clone(), &mut out, i * self.shape.head_dim, scores, qq);
         }
     }
 
@@ -271,7 +281,6 @@ impl CausalAttention<'_> {
     /// So a long context splits across threads however few heads the model has. `scratch`
     /// holds at least [`scratch_len`] floats, `qq` `heads · head_dim / QK` blocks.
     pub fn decode(&self, mut out: OutCols<'_>, scratch: &mut [f32], qq: &mut [BlockQ8Act], threads: usize) {
-        use rayon::prelude::*;
         debug_assert_eq!(self.n, 1);
         let (hd, heads, kv_heads) = (self.shape.head_dim, self.shape.heads, self.shape.kv_heads);
         let (group, qb) = (heads / kv_heads, hd / QK);
@@ -291,7 +300,10 @@ impl CausalAttention<'_> {
         }
         let qq = &*qq;
         let scratch = &mut scratch[..kv_heads * blocks * part];
-        scratch.par_chunks_mut(part).enumerate().for_each(|(task, buf)| {
+        pool::each(scratch.chunks_mut(part).enumerate(), &|(task, buf): (
+            usize,
+            &mut [f32],
+        )| {
             let (g, b) = (task / blocks, task % blocks);
             let start = keys.start + b * width;
             let range = start..(start + width).min(keys.end);
@@ -510,7 +522,7 @@ mod tests {
     fn prompt_tasks_split_by_query_blocks_match_one_task() {
         let (shape @ (heads, kv_heads, hd), ctx, n, pos0) = ((3, 1, 64), 160, 70, 50);
         let mut rng = StdRng::seed_from_u64(11);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let pool = crate::pool::Pool::new(4).unwrap();
         for kind in [KvType::F32, KvType::F16, KvType::Q8] {
             let cache = random_cache(kind, shape, ctx, pos0 + n, &mut rng);
             let qkv_dim = (heads + 2 * kv_heads) * hd;
@@ -543,7 +555,7 @@ mod tests {
     fn key_blocks_merge_to_the_single_pass() {
         let (shape @ (heads, kv_heads, hd), ctx) = ((6, 2, 64), 700);
         let mut rng = StdRng::seed_from_u64(7);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let pool = crate::pool::Pool::new(4).unwrap();
         for kind in [KvType::F32, KvType::F16, KvType::Q8] {
             let cache = random_cache(kind, shape, ctx, ctx, &mut rng);
             let qkv: Vec<f32> = (0..heads * hd + 2 * kv_heads * hd)

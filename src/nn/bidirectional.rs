@@ -6,6 +6,8 @@ use std::ops::Range;
 
 use edgelm_kernels::{Kernels, OutCols};
 
+use crate::pool::Pieces;
+
 /// Queries per block: a block's scores (`QUERY_BLOCK × len`) stay in cache from the score
 /// product through the softmax to the value product, instead of a `len × len` matrix going
 /// through memory.
@@ -61,27 +63,23 @@ impl SelfAttention<'_> {
         let width = self.heads * self.head_dim;
         let n = out.len() / width;
         let out = OutCols::new(out, n, width);
-        self.split(0, self.heads, out, scratch, chunks.min(scratch.len()).max(1));
-    }
-
-    /// Heads `[h0, h1)`; `out` covers their columns.
-    fn split(&self, h0: usize, h1: usize, mut out: OutCols<'_>, scratch: &mut [HeadScratch], chunks: usize) {
-        if chunks <= 1 || h1 - h0 <= 1 {
-            for h in h0..h1 {
+        let chunks = chunks.min(scratch.len()).min(self.heads).max(1);
+        let task = |(hs, mut out, s): (Range<usize>, OutCols<'_>, &mut HeadScratch)| {
+            for h in hs {
                 let (mut mine, rest) = out.split_at(self.head_dim);
-                self.head(h, &mut mine, &mut scratch[0]);
+                self.head(h, &mut mine, s);
                 out = rest;
             }
-            return;
+        };
+        let mut tasks = Pieces::new(&task);
+        let (mut out, mut h0) = (out, 0);
+        for (i, s) in scratch[..chunks].iter_mut().enumerate() {
+            let h1 = self.heads * (i + 1) / chunks;
+            let (mine, rest) = out.split_at((h1 - h0) * self.head_dim);
+            tasks.push((h0..h1, mine, s));
+            (out, h0) = (rest, h1);
         }
-        let left = chunks / 2;
-        let mid = (h0 + (h1 - h0) * left / chunks).clamp(h0 + 1, h1 - 1);
-        let (oa, ob) = out.split_at((mid - h0) * self.head_dim);
-        let (sa, sb) = scratch.split_at_mut(left);
-        rayon::join(
-            || self.split(h0, mid, oa, sa, left),
-            || self.split(mid, h1, ob, sb, chunks - left),
-        );
+        tasks.run();
     }
 
     /// Head `h` of every sentence; `out` is that head's `head_dim` columns.

@@ -8,10 +8,11 @@ pub mod mlp;
 pub mod norm;
 pub mod rope;
 
+use crate::pool::Pieces;
+
 /// Pieces per thread that the work of a pass over several tokens is cut into. With one piece
 /// per thread, a thread that starts late (woken from sleep, or preempted on a busy machine)
-/// finds its half already taken back by the thread that ran the other one, which then does
-/// both; smaller pieces are stolen as they come.
+/// leaves the others waiting for its piece; with smaller ones, it takes fewer.
 pub const PIECES_PER_THREAD: usize = 4;
 
 /// Pieces the per-token work of a pass is cut into on `threads` threads: [`PIECES_PER_THREAD`]
@@ -24,16 +25,16 @@ pub fn pieces(threads: usize) -> usize {
     }
 }
 
-/// Values of input a piece of per-row work has at least: with fewer, a fork costs about what
-/// it saves, so the few rows of a batched generation step stay on one thread.
+/// Values of input a piece of per-row work has at least: with fewer, a parallel step costs
+/// about what it saves, so the few rows of a batched generation step stay on one thread.
 pub const PAR_MIN_VALUES: usize = 1 << 14;
 
-/// `f(x_part, out_part)` on up to `parts` pieces of whole rows run in parallel (rayon `join`,
-/// which neither allocates nor leaves the current thread pool), each with at least
-/// [`PAR_MIN_VALUES`] of `x` where there are several: `x` holds rows of `x_row` values, `out`
-/// as many rows of `out_row`. The steps between matrix products (norms, residual adds,
-/// activation quantization, gated and GELU activations) are per row, so they split like the
-/// products do. Either side may be shared or exclusive ([`Halves`]); `()` is no `out`.
+/// `f(x_part, out_part)` on up to `parts` pieces of whole rows run in parallel on the current
+/// [`crate::pool`], each with at least [`PAR_MIN_VALUES`] of `x` where there are several: `x`
+/// holds rows of `x_row` values, `out` as many rows of `out_row`. The steps between matrix
+/// products (norms, residual adds, activation quantization, gated and GELU activations) are
+/// per row, so they split like the products do. Either side may be shared or exclusive
+/// ([`Halves`]); `()` is no `out`.
 pub fn par_rows<A: Halves, B: Halves>(
     x: A,
     x_row: usize,
@@ -44,18 +45,20 @@ pub fn par_rows<A: Halves, B: Halves>(
 ) {
     let values = x.values();
     let rows = values / x_row.max(1);
-    let parts = parts.min(values / PAR_MIN_VALUES);
-    if parts <= 1 || rows < 2 {
+    let parts = parts.min(values / PAR_MIN_VALUES).min(rows);
+    if parts <= 1 {
         return f(x, out);
     }
-    let left = parts / 2;
-    let split = (rows * left / parts).max(1);
-    let (xa, xb) = x.halves(split * x_row);
-    let (oa, ob) = out.halves(split * out_row);
-    rayon::join(
-        || par_rows(xa, x_row, oa, out_row, left, f),
-        || par_rows(xb, x_row, ob, out_row, parts - left, f),
-    );
+    let piece = |(x, out)| f(x, out);
+    let mut pieces = Pieces::new(&piece);
+    let (mut x, mut out, mut r0) = (x, out, 0);
+    for i in 1..=parts {
+        let r1 = rows * i / parts;
+        let ((xa, xb), (oa, ob)) = (x.halves((r1 - r0) * x_row), out.halves((r1 - r0) * out_row));
+        pieces.push((xa, oa));
+        (x, out, r0) = (xb, ob, r1);
+    }
+    pieces.run();
 }
 
 /// What [`par_rows`] cuts into pieces: a shared or an exclusive slice, or `()` (nothing).
@@ -140,7 +143,7 @@ mod tests {
 
     #[test]
     fn par_rows_splits_two_exclusive_sides_alike() {
-        let pool = crate::threads::pool(Some(3)).unwrap();
+        let pool = crate::pool::Pool::new(3).unwrap();
         let (wa, wb) = (PAR_MIN_VALUES / 4, 3);
         for (rows, parts) in [(1, 3), (2, 3), (5, 2), (17, 3), (64, 12)] {
             let mut a = vec![0.0f32; rows * wa];

@@ -52,7 +52,7 @@ pub(super) fn forward(
     s: &mut EncoderScratch,
     xq: &mut [BlockQ8Act],
 ) {
-    let chunks = rayon::current_num_threads();
+    let chunks = crate::pool::threads();
     let audio = c.whisper.as_ref().expect("whisper config");
     let (h, ff, eps) = (c.hidden_size, c.intermediate_size, c.norm_eps);
     let (a, frames, mels) = (positions, 2 * positions, audio.n_mels);
@@ -114,7 +114,7 @@ pub(super) fn fill_cross(
     xq: &mut [BlockQ8Act],
     cache: &mut KvCache,
 ) {
-    let chunks = rayon::current_num_threads();
+    let chunks = crate::pool::threads();
     let (h, hd) = (c.hidden_size, c.head_dim);
     for (l, layer) in w.decoder.iter().enumerate() {
         layer.cross_kv.apply(k, &x[..a * h], xq, a, kv, chunks);

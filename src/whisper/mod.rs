@@ -224,9 +224,9 @@ impl<'m> Whisper<'m> {
         self.model
     }
 
-    /// Runs `f` on one of the runner's threads, so that the work inside starts without a
-    /// hand-off per call (a whole transcription; the allocation tests).
-    pub fn run_in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
+    /// Runs `f` with the runner's thread pool installed on this thread once for all the work
+    /// inside (see [`crate::engine::Engine::install`]).
+    pub fn run_in_pool<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let engine = self.engine.clone();
         engine.install(|| f(self))
     }
@@ -396,11 +396,7 @@ impl<'m> Whisper<'m> {
         for r0 in (0..n).step_by(rows) {
             let m = rows.min(n - r0);
             let (xn, out) = (&dec.xn[r0 * h..(r0 + m) * h], &mut logits[..m * vocab]);
-            engine.install(|| {
-                weights
-                    .output
-                    .apply(k, xn, xq, m, out, rayon::current_num_threads())
-            });
+            engine.install(|| weights.output.apply(k, xn, xq, m, out, crate::pool::threads()));
             for (i, row) in out.chunks_exact(vocab).enumerate() {
                 row_logits(r0 + i, row);
             }
@@ -525,7 +521,7 @@ fn decoder_forward(
     (cross_kv, audio_ctx): (&KvCache, usize),
     mut capture: Option<Capture<'_>>,
 ) {
-    let chunks = rayon::current_num_threads();
+    let chunks = crate::pool::threads();
     let (n, h, ff, hd, eps) = (
         tokens.len(),
         c.hidden_size,

@@ -1,5 +1,4 @@
-//! A global allocator that counts allocations, for tests that prove a loop allocates nothing,
-//! and a way to wait for a dropped thread pool's threads (their exit allocates and frees).
+//! A global allocator that counts allocations, for tests that prove a loop allocates nothing.
 //! Include it with `#[path]` in a test binary (it installs itself as the global allocator).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -33,17 +32,4 @@ static GLOBAL: Counting = Counting;
 /// Allocations (and reallocations) so far, on every thread.
 pub fn allocations() -> usize {
     ALLOCS.load(Ordering::SeqCst)
-}
-
-/// Threads of this process (Linux).
-pub fn live_threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
-}
-
-/// Waits (up to 10 s) until at most `n` threads are alive.
-pub fn wait_for_threads(n: usize) {
-    let t = std::time::Instant::now();
-    while live_threads() > n && t.elapsed() < std::time::Duration::from_secs(10) {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
 }
