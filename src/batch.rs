@@ -26,7 +26,7 @@ use crate::model::{DecoderLayer, DecoderWeights, Model, ModelError};
 use crate::nn::attention::{self, CausalAttention, Heads, QUERY_BLOCK};
 use crate::nn::rope::RopeTable;
 use crate::nn::{PAR_MIN_VALUES, mlp, norm, pieces};
-use crate::pool::Pieces;
+use crate::pool::{Pieces, even_ranges};
 use crate::prompt_cache::{self, CacheError};
 use crate::session::{SessionError, SessionOptions};
 
@@ -755,13 +755,12 @@ impl Block<'_> {
         let parts = parts.min(rows.len() / PAR_MIN_VALUES).min(n).max(1);
         let piece = |(rows, t0, tmp)| self.rotate_piece(l, layer, (rows, t0), angles, tmp);
         let mut pieces = Pieces::new(&piece);
-        let (mut rows, mut tmp, mut t0) = (rows, tmp, 0);
-        for i in 1..=parts {
-            let t1 = n * i / parts;
+        let (mut rows, mut tmp) = (rows, tmp);
+        for r in even_ranges(n, parts) {
             let ((mine, rest), (head, tmp_rest)) =
-                (rows.split_at_mut((t1 - t0) * qkv_dim), tmp.split_at_mut(hd));
-            pieces.push((mine, t0, head));
-            (rows, tmp, t0) = (rest, tmp_rest, t1);
+                (rows.split_at_mut(r.len() * qkv_dim), tmp.split_at_mut(hd));
+            pieces.push((mine, r.start, head));
+            (rows, tmp) = (rest, tmp_rest);
         }
         pieces.run();
     }

@@ -17,6 +17,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::hint::spin_loop;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -192,6 +193,12 @@ pub fn each<T: Send>(items: impl IntoIterator<Item = T>, f: &(impl Fn(T) + Sync)
     pieces.run();
 }
 
+/// `0..n` cut into `parts` consecutive ranges whose lengths differ by at most one (the `i`th
+/// ends at `n * (i + 1) / parts`): how a step's rows, tiles or heads are shared out.
+pub fn even_ranges(n: usize, parts: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..parts).map(move |i| n * i / parts..n * (i + 1) / parts)
+}
+
 /// The pieces of a step, gathered on the stack (up to [`MAX_PIECES`]; more run as several
 /// steps) and handed to `f` in parallel by [`Pieces::run`].
 pub struct Pieces<'f, T, F> {
@@ -352,6 +359,21 @@ impl Job<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn even_ranges_cover_in_order_and_differ_by_at_most_one() {
+        for (n, parts) in [(0, 1), (1, 3), (9, 8), (16, 4), (100, 7)] {
+            let ranges: Vec<_> = even_ranges(n, parts).collect();
+            assert_eq!(ranges.len(), parts);
+            assert!(ranges.windows(2).all(|w| w[0].end == w[1].start), "{ranges:?}");
+            assert_eq!((ranges[0].start, ranges[parts - 1].end), (0, n));
+            let lens = ranges.iter().map(Range::len);
+            assert!(
+                lens.clone().max().unwrap() - lens.min().unwrap() <= 1,
+                "{ranges:?}"
+            );
+        }
+    }
 
     #[test]
     fn every_piece_runs_once() {

@@ -8,7 +8,7 @@ use edgelm_kernels::{BlockQ8Act, Kernels, OutCols, Tiled};
 
 use crate::format::{DType, FormatError, Layout, TensorView};
 use crate::nn::{par_rows, pieces};
-use crate::pool::Pieces;
+use crate::pool::{Pieces, even_ranges};
 
 /// `$body` with `$t` bound to the tiled view of any quantized variant of `$m` (float variants
 /// must be matched before).
@@ -212,12 +212,12 @@ impl<'a> Matrix<'a> {
         }
         let piece = |(m, out): (Matrix<'_>, OutCols<'_>)| m.matmul(k, x, out);
         let mut pieces = Pieces::new(&piece);
-        let (mut rest, mut r0) = (out, 0);
-        for i in 1..=chunks {
-            let r1 = (tiles * i / chunks * TILE_ROWS).min(self.rows());
+        let mut rest = out;
+        for tiles in even_ranges(tiles, chunks) {
+            let (r0, r1) = (tiles.start * TILE_ROWS, (tiles.end * TILE_ROWS).min(self.rows()));
             let (mine, tail) = rest.split_at(r1 - r0);
             pieces.push((self.row_range(r0, r1), mine));
-            (rest, r0) = (tail, r1);
+            rest = tail;
         }
         pieces.run();
     }

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use edgelm_kernels::{Kernels, OutCols};
 
-use crate::pool::Pieces;
+use crate::pool::{Pieces, even_ranges};
 
 /// Queries per block: a block's scores (`QUERY_BLOCK × len`) stay in cache from the score
 /// product through the softmax to the value product, instead of a `len × len` matrix going
@@ -72,12 +72,11 @@ impl SelfAttention<'_> {
             }
         };
         let mut tasks = Pieces::new(&task);
-        let (mut out, mut h0) = (out, 0);
-        for (i, s) in scratch[..chunks].iter_mut().enumerate() {
-            let h1 = self.heads * (i + 1) / chunks;
-            let (mine, rest) = out.split_at((h1 - h0) * self.head_dim);
-            tasks.push((h0..h1, mine, s));
-            (out, h0) = (rest, h1);
+        let mut out = out;
+        for (heads, s) in even_ranges(self.heads, chunks).zip(&mut scratch[..chunks]) {
+            let (mine, rest) = out.split_at(heads.len() * self.head_dim);
+            tasks.push((heads, mine, s));
+            out = rest;
         }
         tasks.run();
     }

@@ -8,7 +8,7 @@ pub mod mlp;
 pub mod norm;
 pub mod rope;
 
-use crate::pool::Pieces;
+use crate::pool::{Pieces, even_ranges};
 
 /// Pieces per thread that the work of a pass over several tokens is cut into. With one piece
 /// per thread, a thread that starts late (woken from sleep, or preempted on a busy machine)
@@ -51,12 +51,11 @@ pub fn par_rows<A: Halves, B: Halves>(
     }
     let piece = |(x, out)| f(x, out);
     let mut pieces = Pieces::new(&piece);
-    let (mut x, mut out, mut r0) = (x, out, 0);
-    for i in 1..=parts {
-        let r1 = rows * i / parts;
-        let ((xa, xb), (oa, ob)) = (x.halves((r1 - r0) * x_row), out.halves((r1 - r0) * out_row));
+    let (mut x, mut out) = (x, out);
+    for r in even_ranges(rows, parts) {
+        let ((xa, xb), (oa, ob)) = (x.halves(r.len() * x_row), out.halves(r.len() * out_row));
         pieces.push((xa, oa));
-        (x, out, r0) = (xb, ob, r1);
+        (x, out) = (xb, ob);
     }
     pieces.run();
 }
