@@ -321,6 +321,27 @@ fn a_closed_stdout_ends_quietly() {
 }
 
 #[test]
+fn default_threads_stay_on_the_allowed_cores() {
+    // A container's CPU set, or taskset: one thread per host core would take turns on the one
+    // allowed here.
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), Tiny::default());
+    let edgelm = command();
+    let out = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(edgelm.get_program())
+        .args(edgelm.get_args())
+        .arg("run")
+        .arg(&model)
+        .args(["-p", "hi", "-n", "2"])
+        .output()
+        .expect("taskset (util-linux)");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(" kernels, 1 threads |"), "{err}");
+}
+
+#[test]
 fn wrong_model_paths_are_named_once_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();

@@ -16,7 +16,7 @@ use edgelm::session::{Session, SessionOptions};
 /// Session options on the command line.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SessionArgs {
-    /// Worker threads (default: physical performance cores).
+    /// Worker threads (default: the physical performance cores this process may use).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// Context size in tokens (default: the model's, at most 4096).

@@ -17,7 +17,7 @@ pub struct EncoderArgs {
     /// (default: the model's, e.g. sentence-transformers' max_seq_length).
     #[arg(long)]
     pub max_length: Option<usize>,
-    /// Worker threads (default: physical performance cores).
+    /// Worker threads (default: the physical performance cores this process may use).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// Tokens per forward pass (several sentences are packed into one).

@@ -48,7 +48,7 @@ pub struct TranscribeArgs {
     pub stream: bool,
     #[command(flatten)]
     pub raw: RawArgs,
-    /// Worker threads (default: physical performance cores).
+    /// Worker threads (default: the physical performance cores this process may use).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// Use the -t given even when it is more than the available cores (otherwise capped).

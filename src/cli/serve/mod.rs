@@ -50,7 +50,7 @@ pub struct ServeArgs {
     /// Tokens per forward pass (shared by generating slots and prompt chunks).
     #[arg(short = 'b', long = "batch-size", default_value_t = 64)]
     pub batch: usize,
-    /// Worker threads (default: physical performance cores).
+    /// Worker threads (default: the physical performance cores this process may use).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// Use the -t given even when it is more than the available cores.
