@@ -268,11 +268,13 @@ impl<'a> Converter<'a> {
             return self.visit(only, &format!("{path}/allOf/0"), depth + 1);
         }
         let (mut props, mut required) = (serde_json::Map::new(), Vec::<Value>::new());
+        // Where each property's schema was written, for the paths in errors.
+        let mut origins = HashMap::new();
         for (i, sub) in subs.iter().enumerate() {
             let at = format!("{path}/allOf/{i}");
-            let sub = match sub.get("$ref") {
-                Some(r) => self.target(r, &at)?,
-                None => sub,
+            let (sub, origin) = match sub.get("$ref") {
+                Some(r) => (self.target(r, &at)?, r.as_str().unwrap_or_default().to_string()),
+                None => (sub, at.clone()),
             };
             // `additionalProperties: false` (pydantic's `extra="forbid"`) is the merged object's
             // own default; any other value would need the other parts' properties to judge.
@@ -302,6 +304,7 @@ impl<'a> Converter<'a> {
                         ));
                     }
                     props.insert(name.clone(), schema.clone());
+                    origins.insert(name.clone(), format!("{origin}/properties/{name}"));
                 }
             }
             if let Some(r) = s.get("required") {
@@ -319,7 +322,7 @@ impl<'a> Converter<'a> {
             ("properties".to_string(), Value::Object(props)),
             ("required".to_string(), Value::Array(required)),
         ]);
-        self.object(&merged, path, depth)
+        self.object(&merged, (path, &|name| origins[name].clone()), depth)
     }
 
     /// The schema a local `$ref` names.
@@ -367,7 +370,7 @@ impl<'a> Converter<'a> {
         depth: usize,
     ) -> Result<String, GrammarError> {
         match t {
-            "object" => self.object(s, path, depth),
+            "object" => self.object(s, (path, &|name| format!("{path}/properties/{name}")), depth),
             "array" => self.array(s, path, depth),
             "string" => string(s, path),
             "integer" => integer(s, path),
@@ -378,10 +381,11 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// An object schema at `path`, whose property `name`'s schema is at `property_path(name)`.
     fn object(
         &mut self,
         s: &serde_json::Map<String, Value>,
-        path: &str,
+        (path, property_path): (&str, &dyn Fn(&str) -> String),
         depth: usize,
     ) -> Result<String, GrammarError> {
         let empty = serde_json::Map::new();
@@ -413,7 +417,7 @@ impl<'a> Converter<'a> {
             Some(v) => Some(self.visit(v, &format!("{path}/additionalProperties"), depth + 1)?),
         };
         let kv = |this: &mut Self, name: &str| -> Result<String, GrammarError> {
-            let value = this.visit(&props[name], &format!("{path}/properties/{name}"), depth + 1)?;
+            let value = this.visit(&props[name], &property_path(name), depth + 1)?;
             let key = literal(&Value::String(name.into()).to_string());
             Ok(format!("{key} space \":\" space {value}"))
         };

@@ -584,4 +584,13 @@ fn json_schema_all_of_is_one_schema_or_merged_objects() {
     assert!(e(beside).contains("allOf together with \"properties\""));
     let missing = json!({"allOf": [{"properties": {"a": {}}}, {"required": ["b"]}]});
     assert!(e(missing).contains("required property \"b\" is not in properties"));
+    // A merged property's error names where it was written.
+    let bad = json!({"not": {}});
+    let inline = e(json!({"allOf": [{"properties": {"a": {}}}, {"properties": {"b": bad}}]}));
+    assert!(inline.contains("#/allOf/1/properties/b:"), "{inline}");
+    let referred = e(json!({
+        "allOf": [{"properties": {"a": {}}}, {"$ref": "#/$defs/B"}],
+        "$defs": {"B": {"properties": {"b": bad}}}
+    }));
+    assert!(referred.contains("#/$defs/B/properties/b:"), "{referred}");
 }
