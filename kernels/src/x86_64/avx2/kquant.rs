@@ -431,13 +431,28 @@ pub(crate) fn block_q6_k_with<const NT: usize>(
     acc: &mut [__m256; NT],
     half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
-    let d = scales(&tile.d);
-    let sc = tile.sc.as_chunks::<16>().0;
+    let chunks = |j| q6_chunks(tile, j);
+    block_offset::<5, _, NT>(tile, (&tile.d, &tile.sc), chunks, (a, acc), half_dots);
+}
+
+/// `acc[t] +=` a tile with signed scales `sc` per 16 values, super-block scales `d` and quants
+/// offset by `2^SHIFT` (Q6_K: 32, Q3_K: 4), sub-block `j`'s quants unpacked by `chunks(j)`,
+/// times `NT` tokens' super-blocks `a` (see [`offset_sub`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn block_offset<const SHIFT: i32, T, const NT: usize>(
+    tile: &T,
+    (d, sc): (&[u16; 8], &[i8; 128]),
+    chunks: impl Fn(usize) -> QuantChunks,
+    (a, acc): ([&[BlockQ8Act; SUB_BLOCKS]; NT], &mut [__m256; NT]),
+    half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
+) {
+    let d = scales(d);
     let pairs = half_sums_of(a);
-    for j in 0..SUB_BLOCKS {
+    for (j, sc) in sc.as_chunks::<16>().0.iter().enumerate() {
         decode_prefetch::<_, NT>(tile, j);
         let aj = (a.map(|x| &x[j]), pairs.map(|p| p[j]));
-        offset_sub::<5, NT>(d, &sc[j], &q6_chunks(tile, j), aj, acc, &half_dots);
+        offset_sub::<SHIFT, NT>(d, sc, &chunks(j), aj, acc, &half_dots);
     }
 }
 
@@ -528,14 +543,8 @@ pub(crate) fn block_q3_k_with<const NT: usize>(
     acc: &mut [__m256; NT],
     half_dots: impl Fn(&QuantChunks, __m256i, [&BlockQ8Act; NT]) -> [__m256i; NT],
 ) {
-    let d = scales(&tile.d);
-    let sc = tile.sc.as_chunks::<16>().0;
-    let pairs = half_sums_of(a);
-    for j in 0..SUB_BLOCKS {
-        decode_prefetch::<_, NT>(tile, j);
-        let aj = (a.map(|x| &x[j]), pairs.map(|p| p[j]));
-        offset_sub::<2, NT>(d, &sc[j], &q3_chunks(tile, j), aj, acc, &half_dots);
-    }
+    let chunks = |j| q3_chunks(tile, j);
+    block_offset::<2, _, NT>(tile, (&tile.d, &tile.sc), chunks, (a, acc), half_dots);
 }
 
 /// Sub-block `j` of a Q3_K tile as quant chunks (0..=7): the plane's two bits with the third
