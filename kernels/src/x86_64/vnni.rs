@@ -56,18 +56,22 @@ macro_rules! vnni_path {
             }
 
             /// Per token, eight i32 lanes: row `r`'s nibbles `q` (0..=15, from `nibble_quants`)
-            /// dotted with the block.
+            /// dotted with the block. The low and high nibbles add into accumulators of their
+            /// own: one chain of eight `vpdpbusd` per token was bound by its latency, and made
+            /// prompts (four tokens at a time) 14 % slower than AVX2's `vpmaddubsw` with i16
+            /// sums on AVX-VNNI (docs/BENCHMARKS.md).
             #[target_feature(enable = $features)]
             #[inline]
             fn nibble_dots_of<const NT: usize>(q: &[__m256i; 8], a: [&[i8; 32]; NT]) -> [__m256i; NT] {
-                let mut acc = [_mm256_setzero_si256(); NT];
+                let mut lo = [_mm256_setzero_si256(); NT];
+                let mut hi = [_mm256_setzero_si256(); NT];
                 for c in 0..4 {
-                    for (s, at) in acc.iter_mut().zip(a) {
-                        *s = dot_u8_i8(*s, q[2 * c], group4(at, c));
-                        *s = dot_u8_i8(*s, q[2 * c + 1], group4(at, 4 + c));
+                    for ((l, h), at) in lo.iter_mut().zip(hi.iter_mut()).zip(a) {
+                        *l = dot_u8_i8(*l, q[2 * c], group4(at, c));
+                        *h = dot_u8_i8(*h, q[2 * c + 1], group4(at, 4 + c));
                     }
                 }
-                acc
+                core::array::from_fn(|t| _mm256_add_epi32(lo[t], hi[t]))
             }
 
             /// Per token, eight i32 lanes: row `r`'s nibbles (0..=15) dotted with the block.
@@ -265,7 +269,12 @@ macro_rules! vnni_path {
                     // SAFETY: this entry runs with AVX2 enabled.
                     unsafe { groups::matmul(w, x, out, group, (tile_kernel!(block_q3_k), super_blocks)) }
                 }
+                // Q2_K prompts (whole groups of four tokens) take AVX2's group kernel: this
+                // tile kernel ran them 5-14 % slower. Single tokens keep it (17-21 % faster).
                 fn matmul_q2_k_vnni(w: Tiled<'_, TileQ2K>, x: &[BlockQ8Act], out: OutCols<'_>) {
+                    if out.n() >= GROUP {
+                        return (AVX2_KERNELS.matmul_q2_k)(w, x, out);
+                    }
                     matmul(w, super_blocks(x), out, tile_kernel!(block_q2_k))
                 }
             }
